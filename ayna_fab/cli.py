@@ -1,0 +1,37 @@
+"""Fabric tasks' one entry point for errors: ayna-fab exceptions become exit codes here.
+
+Every task is declared with `ayna_fab.cli.task`, so a failure prints one clear
+message (no traceback) and exits with the code DESIGN.md promises.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from fabric import task as fabric_task
+from invoke.exceptions import Exit
+
+from ayna_fab import output
+from ayna_fab.errors import AynaFabError
+
+
+def task(*args, **kwargs):
+    """Like fabric's @task, plus the mapping from AynaFabError to its exit code."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(c, *a, **kw):
+            try:
+                return fn(c, *a, **kw)
+            except AynaFabError as exc:
+                output.error(str(exc))
+                raise Exit(code=exc.exit_code) from None
+            except KeyboardInterrupt:
+                output.error("interrupted")
+                raise Exit(code=130) from None
+
+        return fabric_task(**kwargs)(wrapper)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return decorate(args[0])
+    return decorate

@@ -1,0 +1,25 @@
+"""Run commands on the controller (this machine): the one thin layer for local I/O."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from ayna_fab.errors import OperationFailed
+
+
+def run(argv: Sequence[str], *, step: str, check: bool = True, timeout: float | None = None,
+        hint: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run argv, capture its output, and on failure raise naming the step and stderr's tail."""
+    try:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError as exc:
+        raise OperationFailed(f"{argv[0]} is not installed", step=step, hint=hint) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise OperationFailed(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s",
+                              step=step, hint=hint) from exc
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise OperationFailed(f"`{' '.join(argv)}` exited {proc.returncode}:\n{tail}", step=step, hint=hint)
+    return proc

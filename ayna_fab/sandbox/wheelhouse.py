@@ -1,0 +1,45 @@
+"""The hosts' package index: wheels downloaded on the controller, shown read-only to hosts.
+
+Hosts have no internet, like many production servers behind a private index.
+Rebuilt when the requirement files change (a digest of them is kept beside it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import platform
+import sys
+from collections.abc import Callable
+
+from ayna_fab import local
+
+from . import commands
+from .settings import SandboxSettings
+
+DIGEST = ".requirements.sha256"
+
+
+def digest(settings: SandboxSettings) -> str:
+    h = hashlib.sha256()
+    for req in settings.requirements:
+        h.update(str(req).encode() + b"\0" + req.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def ensure(settings: SandboxSettings, say: Callable[[str], None]) -> bool:
+    """Download what the requirement files name, if not already there; True if it did."""
+    wh = settings.wheelhouse_dir
+    wh.mkdir(parents=True, exist_ok=True)
+    with open(settings.cache_dir / "wheelhouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        want = digest(settings)
+        stamp = wh / DIGEST
+        if stamp.exists() and stamp.read_text().strip() == want:
+            return False
+        say(f"downloading wheels for the hosts into {wh}")
+        local.run(commands.pip_download(sys.executable, wh, list(settings.requirements), platform.machine()),
+                  step="sandbox wheelhouse", timeout=1800,
+                  hint="the controller needs PyPI (or PIP_INDEX_URL) to fill the hosts' wheelhouse")
+        stamp.write_text(want + "\n")
+        return True

@@ -1,0 +1,1 @@
+"""Fabric task collections, one module per area; fabfile.py only assembles them."""

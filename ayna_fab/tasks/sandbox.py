@@ -1,0 +1,71 @@
+"""`fab sandbox.*`: local sandbox hosts to try ayna-fab on and to test it against."""
+
+from __future__ import annotations
+
+import time
+
+from invoke import Collection
+
+from ayna_fab import output
+from ayna_fab.cli import task
+from ayna_fab.errors import UsageError
+from ayna_fab.sandbox import forwarder, manager
+from ayna_fab.sandbox.settings import SandboxSettings
+
+
+@task(help={"count": "how many hosts (sandbox1..N); default 1"})
+def up(c, count=1):
+    """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
+    settings = SandboxSettings.from_env()
+    started = time.monotonic()
+    manager.up(settings, int(count), output.say)
+    _show(settings)
+    output.say(f"ready in {time.monotonic() - started:.1f}s; hosts file: {settings.hosts_file}")
+    output.say(f"try: ssh -i {settings.key_path} -o UserKnownHostsFile={settings.known_hosts_path} "
+               f"-p {settings.ssh_port(1)} root@127.0.0.1")
+
+
+@task
+def down(c):
+    """Stop every sandbox host and remove its processes, namespaces, mounts and files."""
+    settings = SandboxSettings.from_env()
+    names = manager.down(settings, output.say)
+    output.say(f"stopped {', '.join(names)}" if names else "no sandbox hosts were running")
+
+
+@task(help={"json": "print JSON for scripts"})
+def status(c, json=False):
+    """List sandbox hosts: running or not, SSH address, memory in use."""
+    settings = SandboxSettings.from_env()
+    if json:
+        output.emit_json(manager.status(settings))
+    else:
+        _show(settings)
+
+
+@task(help={"name": "the host, e.g. sandbox1", "rtt_ms": "added round-trip time in ms (0 for none)",
+            "cut": "drop every live SSH connection to the host now"})
+def link(c, name="sandbox1", rtt_ms=None, cut=False):
+    """Simulate a far server or a dropped link on one host's SSH forwarder."""
+    settings = SandboxSettings.from_env()
+    state = manager.State.load(settings.state_file)
+    if name not in state.hosts:
+        raise UsageError(f"no sandbox host {name!r}; running: {', '.join(state.hosts) or 'none'}",
+                         step="sandbox link", hint="fab sandbox.up --count N")
+    control = state.hosts[name].control
+    if rtt_ms is not None:
+        output.emit_json(forwarder.request(control, f"rtt {float(rtt_ms)}"))
+    if cut:
+        output.emit_json(forwarder.request(control, "cut"))
+    if rtt_ms is None and not cut:
+        output.emit_json(forwarder.request(control, "stats"))
+
+
+def _show(settings: SandboxSettings) -> None:
+    rows = manager.status(settings)
+    output.table("sandbox hosts", ["host", "running", "ssh", "netns", "memory MiB"],
+                 [[r["name"], "yes" if r["running"] else "NO", r["ssh"], r["netns"], r["memory_mib"]]
+                  for r in rows])
+
+
+collection = Collection("sandbox", up, down, status, link)
