@@ -16,7 +16,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
 import sys
 
 from ayna_fab import local, ssh
@@ -143,7 +142,9 @@ def _start(hs: HostState, settings: SandboxSettings, state: State) -> None:
 
     fwd = [sys.executable, "-m", "ayna_fab.sandbox.forwarder", "--listen", f"127.0.0.1:{hs.ssh_port}",
            "--netns", f"/run/netns/{hs.machine}", "--target", "127.0.0.1:22", "--control", str(hs.control)]
-    rec = procs.start_detached(fwd, hdir / "forwarder.log")
+    # The forwarder must import ayna_fab whatever the caller's working directory.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    rec = procs.start_detached(fwd, hdir / "forwarder.log", env=env)
     hs.forwarder = rec.to_dict()
     state.save(settings.state_file)
     _wait_forwarder(hs)
