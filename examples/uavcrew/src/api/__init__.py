@@ -1,0 +1,1 @@
+"""uavcrew's FastAPI service: ``uvicorn --app-dir src api.main:app``."""

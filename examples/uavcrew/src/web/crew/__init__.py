@@ -1,0 +1,1 @@
+"""Crew roster and service heartbeats."""

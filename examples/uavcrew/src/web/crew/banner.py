@@ -1,0 +1,3 @@
+"""The headline shown on the front page (changed by ``failure_modes.py code-change``)."""
+
+BANNER = "UAV crew roster"
