@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from ayna_fab.tasks import sandbox
+from ayna_fab.tasks import host, sandbox
 
-ns = Collection()
+ns = Collection(host.trust, host.setup, host.validate, host.env_check)
 ns.add_collection(sandbox.collection)

@@ -15,7 +15,8 @@ Schema (DESIGN.md section 1, extended; keep README.md's key list in step):
   [defaults]        user, admin_user, base_dir, keep_releases, identity_file,
                     known_hosts, connect_timeout, default_target
   [projects.NAME]   source, port_base, services, env, env_file, health,
-                    migrate_host, create_database
+                    migrate_host, create_database, django_dir, wsgi_app, asgi_dir,
+                    asgi_app, celery_app
   [hosts.NAME]      hostname, port, user, admin_user, identity_file,
                     known_hosts, projects
   [groups]          NAME = [host or group names]
@@ -49,7 +50,15 @@ TOP_KEYS = ("defaults", "projects", "hosts", "groups")
 DEFAULTS_KEYS = ("user", "admin_user", "base_dir", "keep_releases", "identity_file",
                  "known_hosts", "connect_timeout", "default_target")
 PROJECT_KEYS = ("source", "port_base", "services", "env", "env_file", "health",
-                "migrate_host", "create_database")
+                "migrate_host", "create_database", "django_dir", "wsgi_app", "asgi_dir",
+                "asgi_app", "celery_app")
+# Where the code sits inside a release: the standard's src/web (Django) and src/api (FastAPI).
+APP_DEFAULTS: Mapping[str, str] = MappingProxyType({
+    "django_dir": "src/web", "wsgi_app": "config.wsgi:application",
+    "asgi_dir": "src", "asgi_app": "api.main:app", "celery_app": "config"})
+REL_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+APP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 HOST_KEYS = ("hostname", "port", "user", "admin_user", "identity_file", "known_hosts",
              "projects")
 
@@ -89,6 +98,11 @@ class Project:
     health: Mapping[str, str] = field(default_factory=dict, hash=False)
     migrate_host: str | None = None
     create_database: bool = False
+    django_dir: str = APP_DEFAULTS["django_dir"]   # manage.py and the settings package
+    wsgi_app: str = APP_DEFAULTS["wsgi_app"]
+    asgi_dir: str = APP_DEFAULTS["asgi_dir"]       # the directory uvicorn imports asgi_app from
+    asgi_app: str = APP_DEFAULTS["asgi_app"]
+    celery_app: str = APP_DEFAULTS["celery_app"]   # celery -A, imported from django_dir
 
     @property
     def ports(self) -> registry.PortRange:
@@ -435,6 +449,7 @@ class _Loader:
                     f"{k}.migrate_host", migrate, "migrate_host"),
                 create_database=self.typed(tbl, k, "create_database", bool, "true or false",
                                            False, "false"),
+                **self.app_paths(tbl, k),
             )
         return projects, ports
 
@@ -451,6 +466,22 @@ class _Loader:
             return registry.claim(ports, name, base)
         except registry.RegistryError as exc:
             self.fail(f"{k}.port_base", str(exc), exc.fix)
+
+    def app_paths(self, tbl, k) -> dict[str, str]:
+        """Where the code sits in a release; these reach unit files, so allowlists only."""
+        rules = {"django_dir": (REL_PATH_RE, "a relative path such as src/web"),
+                 "asgi_dir": (REL_PATH_RE, "a relative path such as src"),
+                 "wsgi_app": (APP_RE, "module:attribute, such as config.wsgi:application"),
+                 "asgi_app": (APP_RE, "module:attribute, such as api.main:app"),
+                 "celery_app": (MODULE_RE, "a module such as config")}
+        out = {}
+        for name, (pattern, want) in rules.items():
+            value = self.string(tbl, k, name, APP_DEFAULTS[name], f'"{APP_DEFAULTS[name]}"')
+            if not pattern.fullmatch(value) or ".." in value.split("/"):
+                self.fail(f"{k}.{name}", f"{value!r} is not {want}",
+                          f'write {name} = "{APP_DEFAULTS[name]}"')
+            out[name] = value
+        return out
 
     def health(self, tbl, k, services) -> Mapping[str, str]:
         given = self.table(tbl.get("health", {}), f"{k}.health", HTTP_SERVICES)

@@ -26,6 +26,25 @@ def say(message: str) -> None:
         print(message, flush=True)
 
 
+def warn(message: str) -> None:
+    if is_terminal():
+        _console(sys.stdout).print(f"[bold yellow]warning:[/bold yellow] {message}", markup=True)
+    else:
+        print(f"warning: {message}", flush=True)
+
+
+def check(ok: bool, title: str, problems: Sequence[str] = ()) -> None:
+    """One conformance line, ✓ or ✗, with each problem indented under it."""
+    mark = "✓" if ok else "✗"
+    if is_terminal():
+        colour = "green" if ok else "red"
+        _console(sys.stdout).print(f"[{colour}]{mark}[/{colour}] {title}", markup=True)
+    else:
+        print(f"{mark} {title}", flush=True)
+    for problem in problems:
+        print(f"    {problem}", flush=True)
+
+
 def error(message: str) -> None:
     if sys.stderr.isatty():
         _console(sys.stderr).print(f"[bold red]error:[/bold red] {message}", markup=True)

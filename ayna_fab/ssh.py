@@ -7,6 +7,8 @@ through here instead: known_hosts loaded, unknown keys rejected.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import socket
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+from fabric import Connection
 
 from ayna_fab.errors import OperationFailed, UsageError
 
@@ -43,14 +46,17 @@ class Endpoint:
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
 
-def strict_client(ep: Endpoint) -> paramiko.SSHClient:
-    """A client that trusts only the keys in ep.known_hosts (not yet connected)."""
-    client = paramiko.SSHClient()
+def connection(ep: Endpoint) -> Connection:
+    """A Fabric Connection (not yet open) that trusts only the keys in ep.known_hosts."""
+    kwargs = connect_kwargs(ep)
+    timeout = kwargs.pop("timeout")
+    conn = Connection(host=ep.hostname, user=ep.user, port=ep.port, connect_timeout=timeout,
+                      connect_kwargs=kwargs)
+    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     path = ep.known_hosts_path
     if path.exists():
-        client.load_system_host_keys(str(path))  # read-only: never written back
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    return client
+        conn.client.load_system_host_keys(str(path))  # read-only: never written back
+    return conn
 
 
 def connect_kwargs(ep: Endpoint) -> dict:
@@ -61,40 +67,47 @@ def connect_kwargs(ep: Endpoint) -> dict:
     return kw
 
 
-def connect(ep: Endpoint, **extra) -> paramiko.SSHClient:
+def connect(ep: Endpoint) -> Connection:
     """Open a strict connection, turning paramiko's exceptions into messages that say what to do."""
-    client = strict_client(ep)
+    conn = connection(ep)
     try:
-        client.connect(ep.hostname, port=ep.port, username=ep.user, **{**connect_kwargs(ep), **extra})
+        conn.open()
     except paramiko.BadHostKeyException as exc:
-        client.close()
+        conn.close()
         raise UsageError(
             f"HOST KEY CHANGED for {ep.key_name}: it offered {exc.key.get_name()} "
-            f"{exc.key.get_fingerprint().hex()}, known_hosts ({ep.known_hosts_path}) has another key. "
+            f"{fingerprint(exc.key)}, but known_hosts ({ep.known_hosts_path}) has another key. "
             "Someone may be intercepting the connection, or the server was rebuilt. Nothing was run.",
             host=ep.name, step="connect",
             hint=f"if the server really was rebuilt: ssh-keygen -R '{ep.key_name}' -f {ep.known_hosts_path}, "
-                 "then trust the new key") from exc
+                 f"then: fab -H {ep.name} trust") from exc
+    except paramiko.AuthenticationException as exc:
+        conn.close()
+        raise UsageError(f"{ep.user}@{ep.key_name} refused our key: {exc}", host=ep.name, step="connect",
+                         hint="check identity_file in hosts.toml and the user's authorized_keys") from exc
     except paramiko.SSHException as exc:
-        client.close()
+        conn.close()
         if "not found in known_hosts" in str(exc):
             raise UsageError(
                 f"{ep.key_name} is not in {ep.known_hosts_path}; refusing an unknown host key",
                 host=ep.name, step="connect",
-                hint=f"check the fingerprint, then record it: ssh-keyscan -p {ep.port} {ep.hostname} "
-                     f">> {ep.known_hosts_path}") from exc
+                hint=f"check and record its key with: fab -H {ep.name} trust") from exc
         raise OperationFailed(f"SSH to {ep.user}@{ep.key_name} failed: {exc}", host=ep.name,
                               step="connect") from exc
-    except (OSError, socket.timeout) as exc:
-        client.close()
+    except (OSError, EOFError, socket.timeout) as exc:
+        conn.close()
         raise OperationFailed(f"cannot reach {ep.key_name}: {exc}", host=ep.name, step="connect",
                               hint="is the host up and the port right?") from exc
-    return client
+    return conn
 
 
-def run(client: paramiko.SSHClient, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
+def fingerprint(key: paramiko.PKey) -> str:
+    """SHA256:... as OpenSSH prints it, so people can compare with ssh-keygen -lf."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def run(conn: Connection, command: str, timeout: float | None = 60.0) -> tuple[int, str, str]:
     """Run one shell command; return (exit status, stdout, stderr)."""
-    _, out, err = client.exec_command(command, timeout=timeout)
-    stdout = out.read().decode(errors="replace")
-    stderr = err.read().decode(errors="replace")
-    return out.channel.recv_exit_status(), stdout, stderr
+    result = conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
+    return result.exited, result.stdout, result.stderr

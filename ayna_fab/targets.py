@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
+from . import ssh
 from .config import Config, Host, Project
 from .errors import ConfigError, UsageError
 
@@ -69,6 +70,9 @@ def target_or_default(config: Config, target: str | None) -> str:
 def project_for(config: Config, host: Host, project: str | None) -> Project:
     """The project to act on for `host`: implied when it carries one, else --project."""
     if project is None:
+        if not host.projects:
+            raise UsageError("host carries no project", host=host.name,
+                             hint="add the project to the host's projects in hosts.toml")
         if len(host.projects) == 1:
             return config.projects[host.projects[0]]
         raise UsageError(f"host carries several projects: {', '.join(host.projects)}",
@@ -78,3 +82,11 @@ def project_for(config: Config, host: Host, project: str | None) -> Project:
                          + ", ".join(host.projects), host=host.name,
                          hint="pass --project with one of them, or choose another -H")
     return config.projects[project]
+
+
+def endpoint(config: Config, host: Host, *, admin: bool = False) -> ssh.Endpoint:
+    """How to log in to host: as the deploy user, or (for setup) as the admin user."""
+    return ssh.Endpoint(name=host.name, hostname=host.hostname, port=host.port,
+                        user=host.admin_user if admin else host.user,
+                        identity_file=host.identity_file, known_hosts=host.known_hosts,
+                        timeout=config.defaults.connect_timeout)

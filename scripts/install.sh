@@ -30,4 +30,4 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 # The lock pins fabric, invoke, paramiko, rich, python-dotenv and the test tools.
 .venv/bin/uv sync --quiet --frozen --extra dev --python .venv/bin/python
-echo "install.sh: ready ($(.venv/bin/fab --version | head -1))"
+echo "install.sh: ready"

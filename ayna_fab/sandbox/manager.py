@@ -21,7 +21,7 @@ import sys
 from ayna_fab import local, ssh
 from ayna_fab.errors import OperationFailed, UsageError
 
-from . import commands, forwarder, hostsfile, keys, preflight, procs, rootfs, wheelhouse
+from . import cgroups, commands, forwarder, hostsfile, keys, preflight, procs, rootfs, wheelhouse
 from .settings import SandboxSettings
 
 Say = Callable[[str], None]
@@ -135,8 +135,9 @@ def _start(hs: HostState, settings: SandboxSettings, state: State) -> None:
     state.save(settings.state_file)
     local.run(commands.netns_loopback_up(hs.machine), step=f"{hs.name}: network namespace")
 
+    groups = cgroups.create(hs.machine)
     rec = procs.start_detached(commands.nspawn_boot(hs.merged, hs.machine, hs.name, settings.wheelhouse_dir),
-                               hdir / "console.log")
+                               hdir / "console.log", before_exec=lambda: cgroups.enter(groups))
     hs.nspawn = rec.to_dict()
     state.save(settings.state_file)
 
@@ -254,6 +255,7 @@ def _teardown(hs: HostState, settings: SandboxSettings, say: Say) -> None:
     if hs.nspawn:
         if procs.stop(_proc(hs.nspawn), grace=30):  # SIGTERM: systemd in the container powers off
             say(f"{hs.name}: did not power off within 30s; killed")
+    cgroups.remove(hs.machine)
     if hs.mounted and is_mounted(hs.merged):
         local.run(commands.umount(hs.merged), step=f"{hs.name}: unmount")
     if hs.netns and Path(f"/run/netns/{hs.machine}").exists():

@@ -43,12 +43,13 @@ def is_alive(rec: ProcRecord) -> bool:
     return start_time_of(rec.pid) == rec.start_time
 
 
-def start_detached(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> ProcRecord:
+def start_detached(argv: list[str], log_path: Path, env: dict[str, str] | None = None,
+                   before_exec=None) -> ProcRecord:
     """Start argv in its own session so it outlives the fab process that started it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True, env=env)
+                                start_new_session=True, env=env, preexec_fn=before_exec)
     st = start_time_of(proc.pid)
     if st is None:
         proc.wait()

@@ -1,0 +1,140 @@
+"""Commands that bootstrap a host for a project. Each is idempotent and reports changes."""
+
+from __future__ import annotations
+
+from ayna_fab.remote import Command
+
+from . import heredoc, q
+
+UNIT_DIR = "/etc/systemd/system"
+UV_HOME = "/usr/local/lib/ayna-fab/uv"
+
+
+def host_facts() -> Command:
+    """What the host is: checked before anything changes."""
+    return Command("set -eu; . /etc/os-release; echo \"$ID $VERSION_ID\"; id -un; "
+                   "command -v systemctl >/dev/null && echo systemd || echo no-systemd",
+                   "inspect host", changes=False)
+
+
+def ensure_user(user: str, pubkey: str | None) -> Command:
+    """The deploy user (the units' User=), allowed to read its units' journal, with our key."""
+    u = q(user)
+    lines = [
+        "set -eu",
+        f"if ! id -u {u} >/dev/null 2>&1; then",
+        f"  useradd --create-home --shell /bin/bash --user-group {u}",
+        f"  echo {q(f'changed: created user {user}')}",
+        "fi",
+        # journal access without root: logs need no sudo rule at all
+        f"if ! id -nG {u} | tr ' ' '\\n' | grep -qx systemd-journal; then",
+        f"  usermod -aG systemd-journal {u}",
+        f"  echo {q(f'changed: added {user} to systemd-journal (reads logs without root)')}",
+        "fi",
+    ]
+    if pubkey:
+        key = pubkey.strip()
+        lines += [
+            f"home=$(getent passwd {u} | cut -d: -f6)",
+            f"install -d -m 700 -o {u} -g {u} \"$home/.ssh\"",
+            "auth=\"$home/.ssh/authorized_keys\"",
+            f"if ! grep -qxF {q(key)} \"$auth\" 2>/dev/null; then",
+            f"  printf '%s\\n' {q(key)} >> \"$auth\"",
+            f"  echo {q(f'changed: authorized the deploy key for {user}')}",
+            "fi",
+            f"chown {u}:{u} \"$auth\"; chmod 600 \"$auth\"",
+        ]
+    return Command("\n".join(lines), "deploy user")
+
+
+def project_dirs(dirs: list[tuple[str, str, str]]) -> Command:
+    """Create the layout's directories, or fix their owner and mode; secrets stay private."""
+    lines = ["set -eu"]
+    for path, owner, mode in dirs:
+        p, o = q(path), q(f"{owner}:{owner}")
+        lines += [
+            f"if [ ! -d {p} ]; then install -d -o {q(owner)} -g {q(owner)} -m {mode} {p}; "
+            f"echo {q(f'changed: created {path}')}; "
+            f"elif [ \"$(stat -c '%U:%G %a' {p})\" != {q(f'{owner}:{owner} {mode}')} ]; then "
+            f"chown {o} {p}; chmod {mode} {p}; echo {q(f'changed: fixed owner/mode of {path}')}; fi",
+        ]
+    return Command("\n".join(lines), "directories")
+
+
+def install_uv() -> Command:
+    """uv from the host's configured package index (pip.conf / PIP_INDEX_URL), if missing."""
+    return Command("\n".join([
+        "set -eu",
+        "if ! command -v uv >/dev/null 2>&1; then",
+        f"  rm -rf {UV_HOME}",
+        f"  python3 -m venv {UV_HOME}",
+        f"  {UV_HOME}/bin/pip install --quiet --disable-pip-version-check uv",
+        f"  ln -sf {UV_HOME}/bin/uv /usr/local/bin/uv",
+        "  echo \"changed: installed $(/usr/local/bin/uv --version)\"",
+        "fi",
+    ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links)")
+
+
+def install_units(units: dict[str, str]) -> Command:
+    """Install unit files that differ, reload systemd once, enable all; verify the result.
+
+    Units are not started here: there is no release to run yet.
+    """
+    names = sorted(units)
+    lines = ["set -eu", "stage=$(mktemp -d)", "trap 'rm -rf \"$stage\"' EXIT", "reload=0"]
+    for name in names:
+        staged = f'"$stage"/{q(name)}'
+        lines.append(heredoc(staged, units[name]))
+        dest = q(f"{UNIT_DIR}/{name}")
+        lines += [
+            f"if ! cmp -s {staged} {dest}; then",
+            f"  install -m 644 {staged} {dest}; reload=1",
+            f"  echo {q(f'changed: installed {name}')}",
+            "fi",
+        ]
+    quoted = " ".join(q(n) for n in names)
+    lines += [
+        "if [ $reload = 1 ]; then systemctl daemon-reload; fi",
+        f"for u in {quoted}; do",
+        "  if [ \"$(systemctl is-enabled \"$u\" 2>/dev/null || true)\" != enabled ]; then",
+        "    systemctl enable --quiet \"$u\"; echo \"changed: enabled $u\"",
+        "  fi",
+        "done",
+        f"cd {UNIT_DIR} && systemd-analyze verify {quoted}",
+    ]
+    return Command("\n".join(lines), "systemd units")
+
+
+def install_sudoers(path: str, text: str) -> Command:
+    """A sudoers drop-in, checked by visudo before it is put in place (a broken one locks sudo)."""
+    return Command("\n".join([
+        "set -eu",
+        "stage=$(mktemp)",
+        "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        "visudo -cq -f \"$stage\"",
+        f"if ! cmp -s \"$stage\" {q(path)}; then",
+        f"  install -m 440 -o root -g root \"$stage\" {q(path)}",
+        f"  echo {q(f'changed: installed {path}')}",
+        "fi",
+        "visudo -cq",
+    ]), "sudoers")
+
+
+def env_file_state(path: str) -> Command:
+    return Command(f"if [ -e {q(path)} ]; then stat -c '%U %a' {q(path)}; else echo missing; fi",
+                   "env file", changes=False)
+
+
+def fix_env_file_mode(path: str, user: str) -> Command:
+    u = q(f"{user}:{user}")
+    return Command(
+        f"set -eu; if [ \"$(stat -c '%U:%G %a' {q(path)})\" != {q(f'{user}:{user} 600')} ]; then "
+        f"chown {u} {q(path)}; chmod 600 {q(path)}; echo {q(f'changed: fixed owner/mode of {path}')}; fi",
+        "env file")
+
+
+def create_database() -> Command:
+    """Run SQL (given on stdin, never in argv: it holds a password) as the postgres superuser."""
+    return Command("cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres -f -",
+                   "database", hint="is PostgreSQL installed and running on the host?")

@@ -1,0 +1,101 @@
+"""Gather a host's facts for one project as JSON on stdout. Runs on the host; stdlib only.
+
+argv[1]: JSON {"user", "dirs": [...], "units": [...], "env": path, "sudoers": path}
+"""
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+
+
+def stat_of(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"owner": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid),
+            "mode": format(stat.S_IMODE(st.st_mode), "o"), "dir": stat.S_ISDIR(st.st_mode)}
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def run(*argv):
+    p = subprocess.run(argv, capture_output=True, text=True)
+    return p.returncode, p.stdout.strip()
+
+
+def unit(name):
+    path = "/etc/systemd/system/" + name
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        digest = None
+    return {"sha256": digest, "enabled": run("systemctl", "is-enabled", name)[1],
+            "active": run("systemctl", "is-active", name)[1]}
+
+
+def listening():
+    """TCP sockets in LISTEN state: (address, port), from /proc (no ss needed)."""
+    out = []
+    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] != "0A":
+                continue
+            addr_hex, port_hex = fields[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            if v6:
+                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                import ipaddress
+                addr = str(ipaddress.IPv6Address(b"".join(words)))
+            else:
+                addr = ".".join(str(b) for b in raw[::-1])
+            out.append([addr, int(port_hex, 16)])
+    return out
+
+
+def main():
+    want = json.loads(sys.argv[1])
+    user = want["user"]
+    try:
+        pw = pwd.getpwnam(user)
+        groups = [g.gr_name for g in grp.getgrall() if user in g.gr_mem]
+        user_facts = {"exists": True, "home": pw.pw_dir, "groups": groups}
+    except KeyError:
+        user_facts = {"exists": False}
+    env = stat_of(want["env"])
+    env_text = None
+    if env:
+        try:
+            env_text = open(want["env"]).read()
+        except OSError:
+            env_text = None
+    code, sudo = run("sudo", "-n", "-l")
+    facts = {
+        "whoami": pwd.getpwuid(os.getuid())[0],
+        "user": user_facts,
+        "dirs": {d: stat_of(d) for d in want["dirs"]},
+        "units": {u: unit(u) for u in want["units"]},
+        "env": {"stat": env, "text": env_text},
+        "sudo": sudo if code == 0 else None,
+        "listening": listening(),
+    }
+    json.dump(facts, sys.stdout)
+
+
+main()

@@ -1,0 +1,144 @@
+"""Host tasks: trust, setup, validate, env-check."""
+
+from __future__ import annotations
+
+import json as jsonlib
+
+import paramiko
+
+from ayna_fab import conformance, envfile, hostsetup, output, ssh, targets
+from ayna_fab.cli import task
+from ayna_fab.commands import inspect
+from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.layout import Layout
+from ayna_fab.remote import Remote
+from ayna_fab.tasks import common
+from ayna_fab import units
+
+
+@task(help={"yes": "record the key without asking (only when you checked it another way)"})
+def trust(c, yes=False):
+    """Show a host's SSH key fingerprint and record it in known_hosts once you confirm it."""
+    cfg = common.load()
+    for host in common.hosts(c, cfg):
+        ep = targets.endpoint(cfg, host)
+        key = _fetch_host_key(ep)
+        known = paramiko.HostKeys()
+        if ep.known_hosts_path.exists():
+            known.load(str(ep.known_hosts_path))
+        recorded = known.lookup(ep.key_name) or {}
+        fp = ssh.fingerprint(key)
+        if key.get_name() in recorded:
+            if recorded[key.get_name()] == key:
+                output.say(f"[{host.name}] {ep.key_name} is already trusted ({key.get_name()} {fp})")
+                continue
+            raise UsageError(f"HOST KEY CHANGED: {ep.key_name} now offers {key.get_name()} {fp}, "
+                             f"which differs from the key in {ep.known_hosts_path}", host=host.name,
+                             step="trust", hint=f"only if the server was rebuilt: ssh-keygen -R "
+                                                f"'{ep.key_name}' -f {ep.known_hosts_path}, then trust again")
+        output.say(f"[{host.name}] {ep.key_name} offers {key.get_name()} {fp}")
+        if not yes:
+            answer = input("Is this the server's key (compare with ssh-keygen -lf on the server)? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                raise UsageError("not trusted; nothing recorded", host=host.name, step="trust")
+        ep.known_hosts_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(ep.known_hosts_path, "a") as f:
+            f.write(f"{ep.key_name} {key.get_name()} {key.get_base64()}\n")
+        output.say(f"[{host.name}] recorded in {ep.known_hosts_path}")
+
+
+def _fetch_host_key(ep: ssh.Endpoint) -> paramiko.PKey:
+    try:
+        transport = paramiko.Transport((ep.hostname, ep.port))
+        try:
+            transport.start_client(timeout=ep.timeout)
+            return transport.get_remote_server_key()
+        finally:
+            transport.close()
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        raise OperationFailed(f"cannot read the host key of {ep.key_name}: {exc}", host=ep.name,
+                              step="trust", hint="is the host up and the port right?") from exc
+
+
+@task(help={"project": "the project to set up (default: every project the host carries)",
+            "force_env": "overwrite a remote .env that differs from env_file (shows the keys that change)"})
+def setup(c, project=None, force_env=False):
+    """Bootstrap a host: deploy user, directories, uv, .env, database, systemd units, sudoers."""
+    cfg = common.load()
+    plans = [hostsetup.prepare(cfg, h, p, force_env) for h in common.hosts(c, cfg)
+             for p in common.projects_on(cfg, h, project)]
+    if not plans:
+        raise UsageError("the target's hosts carry no project", step="setup",
+                         hint="add projects to the hosts in hosts.toml, or pass --project")
+    for plan in plans:  # every plan is checked locally before the first connection
+        with Remote.open(targets.endpoint(cfg, plan.host, admin=True)) as remote:
+            hostsetup.run(plan, remote, output.say)
+        for warning in plan.warnings:
+            output.warn(f"[{plan.host.name}] {warning}")
+        summary = f"{len(plan.changes)} change(s)" if plan.changes else "nothing changed"
+        output.say(f"[{plan.host.name}] setup of {plan.project.name}: {summary}")
+
+
+@task(help={"project": "only this project", "json": "print JSON for scripts"})
+def validate(c, project=None, json=False):
+    """Conformance with the standard's seven checks: of the local project(s), or with -H of hosts."""
+    cfg = common.load()
+    reports = []
+    if common.given_target(c) is None:
+        names = [project] if project else list(cfg.projects)
+        for name in names:
+            if name not in cfg.projects:
+                raise UsageError(f"unknown project {name!r}; known: {', '.join(cfg.projects)}", step="validate")
+            p = cfg.projects[name]
+            reports.append({"host": None, "project": name,
+                            "checks": conformance.local_checks(cfg, p)})
+    else:
+        for host in common.hosts(c, cfg):
+            projects = common.projects_on(cfg, host, project)
+            with Remote.open(targets.endpoint(cfg, host)) as remote:
+                for p in projects:
+                    facts = _facts(remote, cfg, host, p)
+                    reports.append({"host": host.name, "project": p.name,
+                                    "checks": conformance.host_checks(cfg, host, p, facts)})
+    failed = sum(1 for r in reports for ch in r["checks"] if not ch.ok)
+    if json:
+        output.emit_json([{**r, "checks": [ch.to_dict() for ch in r["checks"]]} for r in reports])
+    else:
+        for r in reports:
+            output.say(f"{r['project']}" + (f" on {r['host']}" if r["host"] else f" ({cfg.projects[r['project']].source})"))
+            for ch in r["checks"]:
+                output.check(ch.ok, f"{ch.number}. {ch.title}", ch.problems)
+    if failed:
+        raise OperationFailed(f"{failed} check(s) failed", step="validate",
+                              hint="fix what the ✗ lines say (fab -H HOST setup fixes most host problems)")
+
+
+def _facts(remote: Remote, cfg, host, project) -> dict:
+    lay = Layout.of(cfg, project)
+    cmd = inspect.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.unit_names(project),
+                        lay.env_file)
+    return jsonlib.loads(remote.run(cmd).stdout)
+
+
+@task(name="env-check", help={"project": "only this project"})
+def env_check(c, project=None):
+    """Check a host's .env: every variable the standard requires, ports as in the registry. Never shows values."""
+    cfg = common.load()
+    failed = 0
+    for host in common.hosts(c, cfg):
+        projects = common.projects_on(cfg, host, project)
+        with Remote.open(targets.endpoint(cfg, host)) as remote:
+            for p in projects:
+                path = Layout.of(cfg, p).env_file
+                text = remote.read_text(path, step="env-check")
+                problems = [f"{path} does not exist"] if text is None else envfile.problems(
+                    envfile.parse(text), p.name, p.port("web"), p.port("api"))
+                if text is not None and p.env_file and p.env_file.exists():
+                    d = envfile.diff(envfile.parse(p.env_file.read_text()), envfile.parse(text))
+                    if not d.empty:
+                        output.say(f"[{host.name}] {path} vs {p.env_file}: {d.describe()}")
+                output.check(not problems, f"[{host.name}] {p.name}: {path}", problems)
+                failed += bool(problems)
+    if failed:
+        raise OperationFailed(f"{failed} env file(s) incomplete", step="env-check",
+                              hint="edit the file on the host, or set env_file and run setup --force-env")
