@@ -122,7 +122,8 @@ def step_database(s: Setup, r: Remote) -> None:
 
 
 def step_units(s: Setup, r: Remote) -> None:
-    _apply(s, r.run(cmd.install_units(units.render_all(s.config, s.host, s.project))).stdout)
+    rendered = units.render_all(s.config, s.host, s.project)
+    _apply(s, r.run(cmd.install_units(rendered, f"{s.layout.venv}/bin")).stdout)
 
 
 def step_sudoers(s: Setup, r: Remote) -> None:

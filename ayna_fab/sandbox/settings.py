@@ -25,7 +25,7 @@ PACKAGES = (
 )
 
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
-_BASE_REQUIREMENTS = Path(__file__).with_name("wheelhouse-base.txt")
+BASE_REQUIREMENTS = Path(__file__).with_name("wheelhouse-base.txt")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 
 
@@ -38,7 +38,7 @@ class SandboxSettings:
     prefix: str = "aynasbx"          # netns and machine names: aynasbx1, aynasbx2, ...
     ssh_port_base: int = 2200        # host i answers SSH on 127.0.0.1:(base + i)
     mirror: str = DEFAULT_MIRROR
-    requirements: tuple[Path, ...] = field(default=(_BASE_REQUIREMENTS,))
+    requirements: tuple[Path, ...] = field(default=(BASE_REQUIREMENTS,))
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):

@@ -11,13 +11,25 @@ import hashlib
 import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ayna_fab import local
 
 from . import commands
-from .settings import SandboxSettings
+from .settings import BASE_REQUIREMENTS, SandboxSettings
 
 DIGEST = ".requirements.sha256"
+PROJECT_FILE = "wheelhouse-requirements.txt"
+
+
+def requirements_for(projects) -> tuple[Path, ...]:
+    """The base tools plus each project's wheelhouse-requirements.txt, where it ships one.
+
+    Hosts cannot reach PyPI, so a project that wants to be deployed to the sandbox
+    lists its locked runtime wheels there (uv export --no-hashes of its uv.lock).
+    """
+    extra = [Path(p.source) / PROJECT_FILE for p in projects if (Path(p.source) / PROJECT_FILE).is_file()]
+    return (BASE_REQUIREMENTS, *extra)
 
 
 def digest(settings: SandboxSettings) -> str:

@@ -6,17 +6,17 @@ import time
 
 from invoke import Collection
 
-from ayna_fab import output
+from ayna_fab import config, output
 from ayna_fab.cli import task
-from ayna_fab.errors import UsageError
-from ayna_fab.sandbox import forwarder, manager
+from ayna_fab.errors import ConfigError, UsageError
+from ayna_fab.sandbox import forwarder, manager, wheelhouse
 from ayna_fab.sandbox.settings import SandboxSettings
 
 
 @task(help={"count": "how many hosts (sandbox1..N); default 1"})
 def up(c, count=1):
     """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
-    settings = SandboxSettings.from_env()
+    settings = SandboxSettings.from_env(requirements=wheelhouse.requirements_for(_projects()))
     started = time.monotonic()
     manager.up(settings, int(count), output.say)
     _show(settings)
@@ -59,6 +59,14 @@ def link(c, name="sandbox1", rtt_ms=None, cut=False):
         output.emit_json(forwarder.request(control, "cut"))
     if rtt_ms is None and not cut:
         output.emit_json(forwarder.request(control, "stats"))
+
+
+def _projects():
+    """The projects of ./hosts.toml (if there is a valid one), whose wheels the hosts will need."""
+    try:
+        return list(config.load().projects.values())
+    except ConfigError:
+        return []
 
 
 def _show(settings: SandboxSettings) -> None:

@@ -7,6 +7,8 @@ so it never disturbs a sandbox a person is using on the same machine.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +16,14 @@ import pytest
 
 from ayna_fab import ssh
 from ayna_fab.sandbox import manager
-from ayna_fab.sandbox.settings import SandboxSettings
+from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings
 from tests.prereqs import require_sandbox
 
 E2E_HOSTS = int(os.environ.get("AYNA_FAB_TEST_HOSTS", "2"))
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "examples" / "uavcrew"
+DEMO_ENV = REPO / "examples" / "uavcrew.sandbox.env"
+FAB = Path(sys.executable).with_name("fab")
 
 
 @dataclass
@@ -28,21 +34,47 @@ class Sandbox:
     def endpoint(self, index: int, user: str = "root") -> ssh.Endpoint:
         return manager.endpoint(self.hosts[index], self.settings, user=user)
 
-    def run(self, index: int, command: str, timeout: float = 120) -> tuple[int, str, str]:
-        client = ssh.connect(self.endpoint(index))
+    def run(self, index: int, command: str, timeout: float = 120, user: str = "root") -> tuple[int, str, str]:
+        client = ssh.connect(self.endpoint(index, user=user))
         try:
             return ssh.run(client, command, timeout=timeout)
         finally:
             client.close()
 
-    def check(self, index: int, command: str, timeout: float = 120) -> str:
-        code, out, err = self.run(index, command, timeout)
+    def check(self, index: int, command: str, timeout: float = 120, user: str = "root") -> str:
+        code, out, err = self.run(index, command, timeout, user)
         assert code == 0, f"{command!r} on {self.hosts[index].name} exited {code}: {err or out}"
         return out
 
 
 def sandbox_settings(state_dir: Path, prefix: str, port_base: int) -> SandboxSettings:
-    return SandboxSettings.from_env(state_dir=state_dir, prefix=prefix, ssh_port_base=port_base)
+    return SandboxSettings.from_env(state_dir=state_dir, prefix=prefix, ssh_port_base=port_base,
+                                    requirements=(BASE_REQUIREMENTS, DEMO / "wheelhouse-requirements.txt"))
+
+
+def write_inventory(path: Path, sandbox: Sandbox, *, source: Path = DEMO, env_file: Path | None = DEMO_ENV,
+                    known_hosts: Path | None = None, extra_project: str = "") -> Path:
+    """A hosts.toml for the tests' sandbox: uavcrew on every host, group `sandbox`."""
+    s = sandbox.settings
+    lines = ["[defaults]", f'identity_file = "{s.key_path}"',
+             f'known_hosts = "{known_hosts or s.known_hosts_path}"', "",
+             "[projects.uavcrew]", f'source = "{source}"', 'env = "production"', "create_database = true"]
+    if env_file:
+        lines.append(f'env_file = "{env_file}"')
+    lines += [extra_project, ""]
+    for hs in sandbox.hosts:
+        lines += [f"[hosts.{hs.name}]", 'hostname = "127.0.0.1"', f"port = {hs.ssh_port}",
+                  'projects = ["uavcrew"]', ""]
+    lines += ["[groups]", "sandbox = [" + ", ".join(f'"{h.name}"' for h in sandbox.hosts) + "]", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def fab(*args: str, hosts_file: Path, timeout: float = 900, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ayna-fab's CLI as a person would, from the repository root."""
+    env = {**os.environ, "AYNA_FAB_HOSTS": str(hosts_file)}
+    return subprocess.run([str(FAB), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout, input=input if input is not None else "")
 
 
 @pytest.fixture(scope="session")
