@@ -2,7 +2,8 @@
 
 from invoke import Collection
 
-from ayna_fab.tasks import host, sandbox
+from ayna_fab.tasks import host, release, sandbox
 
-ns = Collection(host.trust, host.setup, host.validate, host.env_check)
+ns = Collection(host.trust, host.setup, host.validate, host.env_check,
+                release.deploy, release.rollback, release.status, release.list_releases, release.unlock)
 ns.add_collection(sandbox.collection)

@@ -28,6 +28,7 @@ class Command:
     step: str
     changes: bool = True          # False: a read, safe to run in a dry run
     hint: str | None = None       # what to do when it fails
+    display: str | None = None    # a short form for dry-run listings (the script may be long)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Remote:
             stdin: str | None = None) -> Result:
         """Run cmd (or, in a dry run, print it if it changes anything)."""
         if self.dry_run and cmd.changes:
-            self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.script))
+            self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
             return Result(0, "", "")
         started = time.monotonic()
         self.round_trips += 1
@@ -105,6 +106,19 @@ class Remote:
             raise OperationFailed(f"cannot write {path}: {exc}", host=self.name, step=step) from exc
         chown = f"chown {shlex.quote(owner)} {shlex.quote(tmp)} && " if owner else ""
         self.run(Command(f"{chown}mv -f {shlex.quote(tmp)} {shlex.quote(path)}", step))
+
+    def put_bytes(self, data: bytes, path: str, *, step: str) -> None:
+        """Upload binary data over SFTP (never through a command's stdin, which corrupts bytes)."""
+        if self.dry_run:
+            self.echo(f"[{self.name}] {step}: upload {len(data)} bytes to {path}")
+            return
+        self.round_trips += 1
+        try:
+            with self.conn.sftp().open(path, "wb") as f:
+                f.set_pipelined(True)
+                f.write(data)
+        except OSError as exc:
+            raise OperationFailed(f"cannot upload {path}: {exc}", host=self.name, step=step) from exc
 
     def read_text(self, path: str, *, step: str) -> str | None:
         """A remote file's text, or None if it does not exist (reads run in dry runs too)."""

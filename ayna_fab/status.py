@@ -1,0 +1,70 @@
+"""Fleet status: one row per host and project, hosts queried in parallel; drift flagged.
+
+An unreachable host is a row with its error, never a crash.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ayna_fab import targets, units
+from ayna_fab.commands import release as cmd
+from ayna_fab.config import Config, Host, Project
+from ayna_fab.deploy import health_checks
+from ayna_fab.errors import AynaFabError
+from ayna_fab.layout import Layout
+from ayna_fab.remote import Remote
+
+MAX_PARALLEL = 16
+
+
+def row(config: Config, host: Host, project: Project, res: dict | None, error: str | None) -> dict:
+    if error:
+        return {"host": host.name, "project": project.name, "error": error}
+    meta = res["meta"] or {}
+    rels = res["releases"]
+    return {
+        "host": host.name, "project": project.name, "error": None,
+        "release": f"v{res['current']}" if res["current"] is not None else None,
+        "revision": meta.get("revision"), "ref": meta.get("ref"),
+        "deployed_at": meta.get("deployed_at"), "deployed_by": meta.get("deployed_by"),
+        "units": res["units"],
+        "health": {k: ("ok" if v["ok"] else f"{v['status'] or 'down'}") for k, v in res["health"].items()},
+        "lock": (f"{res['lock'].get('by')}@{res['lock'].get('from')} since {res['lock'].get('at')}"
+                 if res["lock"] else None),
+        "releases": len(rels),
+        "states": {f"v{r['number']}": (r["meta"] or {}).get("state", "?") for r in rels},
+        "disk_free_gb": round(res["disk_free"] / 2**30, 1) if res["disk_free"] is not None else None,
+    }
+
+
+def query(config: Config, host: Host, projects: list[Project]) -> list[dict]:
+    try:
+        with Remote.open(targets.endpoint(config, host)) as r:
+            rows = []
+            for p in projects:
+                lay = Layout.of(config, p)
+                res = cmd.parse(r.run(cmd.host_program("status", {
+                    "root": lay.root, "units": units.unit_names(p), "health": health_checks(p)})).stdout)
+                rows.append(row(config, host, p, res, None))
+            return rows
+    except AynaFabError as exc:
+        return [row(config, host, p, None, str(exc).splitlines()[0]) for p in projects]
+
+
+def collect(config: Config, jobs: list[tuple[Host, list[Project]]]) -> list[dict]:
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(jobs)))) as pool:
+        results = list(pool.map(lambda job: query(config, *job), jobs))
+    rows = [r for rs in results for r in rs]
+    flag_drift(rows)
+    return rows
+
+
+def flag_drift(rows: list[dict]) -> None:
+    """Hosts of one project on different releases or revisions are marked drift=True."""
+    by_project: dict[str, set] = {}
+    for r in rows:
+        if not r.get("error"):
+            by_project.setdefault(r["project"], set()).add((r["release"], r["revision"]))
+    for r in rows:
+        r["drift"] = len(by_project.get(r["project"], ())) > 1 and not r.get("error")
