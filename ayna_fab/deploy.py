@@ -156,10 +156,11 @@ def step_upload(d: Deploy, r: Remote) -> None:
             "deployed_by": f"{getpass.getuser()}@{socket.gethostname()}", "deployed_at": _now(),
             "lock_blob": d.source.blob(d.revision, "uv.lock"), "project": d.project.name}
     links = {".env": d.layout.env_file, "media": f"{d.layout.shared}/media"}
-    res = cmd.parse(r.run(cmd.host_program("stage", {
+    result = r.run(cmd.host_program("stage", {
         "root": d.layout.root, "number": d.number, "base": base.number if base else None,
-        "archive": archive, "deleted": deleted, "meta": meta, "links": links})).stdout or "{}") \
-        if not r.dry_run else {"unpacked": len(changed) if changed is not None else "all", "linked": "rest"}
+        "archive": archive, "deleted": deleted, "meta": meta, "links": links}))
+    res = {"unpacked": len(changed) if changed is not None else "all", "linked": "the rest"} if r.dry_run \
+        else cmd.parse(result.stdout)
     d.show("upload", time.monotonic() - t,
            note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('linked')} linked"
                 + (f" from {base.name}" if base else ""))
@@ -257,7 +258,8 @@ def step_finish(d: Deploy, r: Remote) -> None:
                                       "meta": {str(d.number): {"steps": d.steps}}, "log": log,
                                       "remove": remove, "unlock": True, "token": d.token}))
     d.locked = False
-    d.show("record", time.monotonic() - t, note=f"removed {', '.join(f'v{n}' for n in remove)}" if remove else "")
+    verb = "would remove" if r.dry_run else "removed"
+    d.show("record", time.monotonic() - t, note=f"{verb} {', '.join(f'v{n}' for n in remove)}" if remove else "")
 
 
 STEPS: list[tuple[str, Callable[[Deploy, Remote], None]]] = [
@@ -285,7 +287,8 @@ def run(d: Deploy, r: Remote) -> Deploy:
 
 def recover(d: Deploy, r: Remote, exc: BaseException) -> AynaFabError:
     """Put the host back in a good state after exc; return the error to report."""
-    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    reason = ("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+              else exc.message if isinstance(exc, AynaFabError) else f"{type(exc).__name__}: {exc}")
     step = getattr(exc, "step", None) or "deploy"
     if not d.locked:  # failed before we held the lock: nothing of ours to undo
         return exc if isinstance(exc, AynaFabError) else OperationFailed(reason, host=d.name, step=step)

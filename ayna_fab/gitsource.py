@@ -67,12 +67,13 @@ class Source:
         return out.stdout.strip() or None
 
     def files(self, revision: str) -> list[str]:
-        out = _git(self.path, "ls-tree", "-r", "-z", "--name-only", self.tree(revision))
+        out = _git(self.toplevel, "ls-tree", "-r", "-z", "--name-only", self.tree(revision))
         return [n for n in out.split("\0") if n]
 
     def changes(self, base: str, revision: str) -> tuple[list[str], list[str]]:
         """(changed or added, deleted) paths between two revisions, relative to the project."""
-        out = _git(self.path, "diff", "--no-renames", "-z", "--name-status", self.tree(base), self.tree(revision))
+        out = _git(self.toplevel, "diff", "--no-renames", "-z", "--name-status", self.tree(base),
+                   self.tree(revision))
         fields = [f for f in out.split("\0") if f]
         changed, deleted = [], []
         for status, name in zip(fields[0::2], fields[1::2]):

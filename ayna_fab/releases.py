@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from ayna_fab.errors import UsageError
 
 GOOD = ("active", "previous", "good")
+# Rolled-back releases were live and healthy once: a person may choose one again (--to),
+# but the default rollback never picks one. Failed releases were never healthy.
+CHOOSABLE = GOOD + ("rolled-back",)
 STATES = ("building", "failed", "active", "previous", "good", "rolled-back")
 RELEASE_RE = re.compile(r"v([1-9][0-9]{0,8})")
 
@@ -39,7 +42,7 @@ class Release:
 
 
 def parse_name(text: str) -> int:
-    m = RELEASE_RE.fullmatch(text.strip())
+    m = RELEASE_RE.fullmatch(text)
     if not m:
         raise UsageError(f"{text!r} is not a release name", hint="name a release like v12")
     return int(m.group(1))
@@ -52,6 +55,7 @@ def active(releases: list[Release], current: int | None) -> Release | None:
 def rollback_target(releases: list[Release], current: int | None, to: int | None) -> Release:
     """vN if asked (it must be a good, complete release), else the previous good one."""
     candidates = [r for r in releases if r.good and r.number != current]
+    choosable = [r for r in releases if r.complete and r.state in CHOOSABLE and r.number != current]
     listing = ", ".join(f"{r.name} ({r.state})" for r in sorted(releases, key=lambda r: -r.number)) or "none"
     if to is not None:
         chosen = next((r for r in releases if r.number == to), None)
@@ -59,10 +63,10 @@ def rollback_target(releases: list[Release], current: int | None, to: int | None
             raise UsageError(f"there is no release v{to}; releases: {listing}", step="rollback")
         if chosen.number == current:
             raise UsageError(f"v{to} is already the active release", step="rollback")
-        if not chosen.good:
+        if chosen not in choosable:
             raise UsageError(f"v{to} is {chosen.state}{'' if chosen.complete else ', incomplete'}: not a "
-                             f"rollback target; good candidates: "
-                             + (", ".join(r.name for r in candidates) or "none"), step="rollback")
+                             f"rollback target; candidates: "
+                             + (", ".join(r.name for r in choosable) or "none"), step="rollback")
         return chosen
     previous = [r for r in candidates if r.state == "previous"]
     pool = previous or sorted(candidates, key=lambda r: -r.number)

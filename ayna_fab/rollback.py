@@ -71,7 +71,8 @@ def run(d: Deploy, r: Remote, to: int | None) -> str:
 
 
 def _recover(d: Deploy, r: Remote, exc: BaseException) -> AynaFabError:
-    reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    reason = ("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
+              else exc.message if isinstance(exc, AynaFabError) else f"{type(exc).__name__}: {exc}")
     if not d.flipped:
         r.run(cmd.host_program("unlock", {"root": d.layout.root, "token": d.token}))
         return exc if isinstance(exc, AynaFabError) else OperationFailed(reason, host=d.name, step="rollback")

@@ -9,6 +9,7 @@ exactly what it saw, with timings. Steps print `@@step NAME SECONDS OK` lines.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import urllib.request
 META = ".ayna-release.json"
 MANIFEST = ".ayna-manifest"
 LOCK = ".deploy-lock"
+STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
 
 
 def out(obj):
@@ -259,13 +261,11 @@ def prepare(a):
             "asgi_app": a.get("asgi_app")})]
         t = time.monotonic()
         p = subprocess.run(argv, cwd=os.path.join(rel, a["django_dir"]), env=env, capture_output=True, text=True)
-        for line in p.stdout.splitlines():
-            if line.startswith("@@step "):
-                _, name, seconds, status = line.split()
-                result["steps"][name] = float(seconds)
-                print(line, flush=True)
-                if status != "ok":
-                    result["failed"] = name
+        for name, seconds, status in STEP_RE.findall(p.stdout):  # output may precede a marker
+            result["steps"][name] = float(seconds)
+            step_line(name, float(seconds), status == "ok")
+            if status != "ok":
+                result["failed"] = name
         if p.returncode != 0:
             result["failed"] = result["failed"] or "check"
             result["output"] = "\n".join((p.stdout + "\n" + p.stderr).strip().splitlines()[-40:])
@@ -285,9 +285,9 @@ def step(name, fn):
         fn()
     except BaseException:
         traceback.print_exc()
-        print(f"@@step {name} {time.monotonic() - t:.3f} failed", flush=True)
+        print(f"\n@@step {name} {time.monotonic() - t:.3f} failed", flush=True)
         sys.exit(1)
-    print(f"@@step {name} {time.monotonic() - t:.3f} ok", flush=True)
+    print(f"\n@@step {name} {time.monotonic() - t:.3f} ok", flush=True)
 def check():
     import django
     django.setup()

@@ -53,11 +53,11 @@ def sandbox_settings(state_dir: Path, prefix: str, port_base: int) -> SandboxSet
 
 
 def write_inventory(path: Path, sandbox: Sandbox, *, source: Path = DEMO, env_file: Path | None = DEMO_ENV,
-                    known_hosts: Path | None = None, extra_project: str = "") -> Path:
+                    known_hosts: Path | None = None, extra_project: str = "", keep_releases: int = 5) -> Path:
     """A hosts.toml for the tests' sandbox: uavcrew on every host, group `sandbox`."""
     s = sandbox.settings
     lines = ["[defaults]", f'identity_file = "{s.key_path}"',
-             f'known_hosts = "{known_hosts or s.known_hosts_path}"', "",
+             f'known_hosts = "{known_hosts or s.known_hosts_path}"', f"keep_releases = {keep_releases}", "",
              "[projects.uavcrew]", f'source = "{source}"', 'env = "production"', "create_database = true"]
     if env_file:
         lines.append(f'env_file = "{env_file}"')
@@ -86,3 +86,10 @@ def sandbox(tmp_path_factory) -> Sandbox:
         yield Sandbox(settings, hosts)
     finally:
         manager.down(settings, print)
+
+
+@pytest.fixture(scope="session")
+def first_setup(sandbox, tmp_path_factory):
+    """`setup` of every bare sandbox host, once, through the CLI; its output is kept for the tests."""
+    inventory = write_inventory(tmp_path_factory.mktemp("setup") / "hosts.toml", sandbox)
+    return [fab("-H", hs.name, "setup", hosts_file=inventory) for hs in sandbox.hosts]

@@ -20,13 +20,6 @@ def inventory(sandbox, tmp_path_factory):
     return write_inventory(tmp_path_factory.mktemp("inv") / "hosts.toml", sandbox)
 
 
-@pytest.fixture(scope="module")
-def first_setup(sandbox, inventory):
-    """`setup` of every bare sandbox host, once; later tests build on the set-up hosts."""
-    results = [fab("-H", hs.name, "setup", hosts_file=inventory) for hs in sandbox.hosts]
-    return results
-
-
 def _all_output(*results) -> str:
     return "\n".join(r.stdout + r.stderr for r in results)
 

@@ -439,7 +439,8 @@ def test_units_apply_the_release_and_reload_rules():
         text = _unit(service)
         assert "User=adonis" in text and "Group=adonis" in text
         assert "WorkingDirectory=/opt/ayna/uavcrew/releases/current\n" in text
-        assert 'Environment="PATH=/opt/ayna/uavcrew/venv/bin"' in text
+        # The venv first; the system's directories after it, for relocatable entry-point shims.
+        assert 'Environment="PATH=/opt/ayna/uavcrew/venv/bin:/usr/local/bin:/usr/bin:/bin"' in text
         assert "EnvironmentFile=/opt/ayna/uavcrew/shared/.env.production" in text
         assert _exec_start(text).startswith("/opt/ayna/uavcrew/venv/bin/")
         assert "0.0.0.0" not in text

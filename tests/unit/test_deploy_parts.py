@@ -1,0 +1,103 @@
+"""Pure parts of deploys: refs, unit actions, health URLs, lock staleness, git sources."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ayna_fab import config
+from ayna_fab.deploy import health_checks, unit_actions
+from ayna_fab.errors import UsageError
+from ayna_fab.gitsource import Source, check_ref
+from ayna_fab.tasks.release import lock_is_stale
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project():
+    return config.load(REPO / "hosts.toml").projects["uavcrew"]
+
+
+@pytest.mark.parametrize("ref", ["main", "v1.2.3", "feature/x-y", "a1b2c3d", "HEAD", "release@2026"])
+def test_ordinary_refs_pass(ref):
+    assert check_ref(ref) == ref
+
+
+@pytest.mark.parametrize("ref", ["", "-x", "--upload-pack=touch /tmp/x", "$(id)", "a;b", "a b", "a..b",
+                                 "x.lock", "a@{1}", "`id`", "a\nb", "ü", "x" * 201])
+def test_hostile_refs_are_refused(ref):
+    with pytest.raises(UsageError, match="is not a ref"):
+        check_ref(ref)
+
+
+def test_gunicorn_reloads_gracefully_only_when_dependencies_are_unchanged(project):
+    assert unit_actions(project, deps_changed=False, restart_all=False) == [
+        ("uavcrew-web.service", "reload-or-restart"), ("uavcrew-api.service", "restart"),
+        ("uavcrew-celery.service", "restart"), ("uavcrew-beat.service", "restart")]
+    assert all(a == "restart" for _, a in unit_actions(project, deps_changed=True, restart_all=False))
+    assert all(a == "restart" for _, a in unit_actions(project, deps_changed=False, restart_all=True))
+
+
+def test_health_is_polled_on_the_registry_ports_from_the_host(project):
+    assert health_checks(project) == [{"name": "web", "url": "http://127.0.0.1:8130/health/"},
+                                      {"name": "api", "url": "http://127.0.0.1:8131/health"}]
+
+
+def test_lock_staleness():
+    now = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    mine = {"from": "laptop", "pid": 42, "at": now.isoformat()}
+    assert lock_is_stale(mine, now, "laptop", pid_alive=lambda p: False)[0] is True
+    assert lock_is_stale(mine, now, "laptop", pid_alive=lambda p: True)[0] is False
+    other = {"from": "elsewhere", "pid": 42, "at": (now - timedelta(minutes=5)).isoformat()}
+    assert lock_is_stale(other, now, "laptop")[0] is False
+    old = {**other, "at": (now - timedelta(hours=7)).isoformat()}
+    assert lock_is_stale(old, now, "laptop") == (True, "taken 7.0 hours ago")
+    assert lock_is_stale({"from": "x"}, now, "laptop")[0] is True
+
+
+def _git(path, *args):
+    subprocess.run(["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                   capture_output=True)
+
+
+def test_a_project_in_a_subdirectory_archives_and_diffs_relative_to_itself(tmp_path):
+    top = tmp_path / "repo"
+    (top / "apps" / "p" / "pkg").mkdir(parents=True)
+    (top / "apps" / "p" / "a.txt").write_text("one")
+    (top / "apps" / "p" / "pkg" / "b.txt").write_text("two")
+    (top / "other.txt").write_text("not ours")
+    _git(top, "init", "-q")
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "1")
+    src = Source.open(top / "apps" / "p")
+    first = src.resolve("HEAD")
+    assert src.prefix == "apps/p" and sorted(src.files(first)) == ["a.txt", "pkg/b.txt"]
+    (top / "apps" / "p" / "a.txt").write_text("changed")
+    (top / "apps" / "p" / "pkg" / "b.txt").unlink()
+    (top / "other.txt").write_text("also changed")
+    _git(top, "add", "-A")
+    _git(top, "commit", "-qm", "2")
+    second = src.resolve("HEAD")
+    assert src.changes(first, second) == (["a.txt"], ["pkg/b.txt"])
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(src.archive(second, ["a.txt"])), mode="r:gz") as tar:
+        assert [m.name for m in tar.getmembers()] == ["a.txt"]
+    assert src.blob(second, "a.txt") and src.blob(second, "missing") is None
+    with pytest.raises(UsageError, match="does not resolve to a commit"):
+        src.resolve("nope")
+
+
+def test_uncommitted_changes_are_noticed(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "f").write_text("x")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "1")
+    src = Source.open(tmp_path)
+    assert not src.dirty()
+    (tmp_path / "f").write_text("y")
+    assert src.dirty()
