@@ -16,7 +16,7 @@ Schema (DESIGN.md section 1, extended; keep README.md's key list in step):
                     known_hosts, connect_timeout, default_target
   [projects.NAME]   source, port_base, services, env, env_file, health,
                     migrate_host, create_database, django_dir, wsgi_app, asgi_dir,
-                    asgi_app, celery_app
+                    asgi_app, celery_app, batch, on_failure
   [hosts.NAME]      hostname, port, user, admin_user, identity_file,
                     known_hosts, projects
   [groups]          NAME = [host or group names]
@@ -51,7 +51,9 @@ DEFAULTS_KEYS = ("user", "admin_user", "base_dir", "keep_releases", "identity_fi
                  "known_hosts", "connect_timeout", "default_target")
 PROJECT_KEYS = ("source", "port_base", "services", "env", "env_file", "health",
                 "migrate_host", "create_database", "django_dir", "wsgi_app", "asgi_dir",
-                "asgi_app", "celery_app")
+                "asgi_app", "celery_app", "batch", "on_failure")
+ON_FAILURE = ("rollback", "stop")
+BATCH_RE = re.compile(r"all|[1-9][0-9]{0,3}|[1-9][0-9]?%|100%")
 # Where the code sits inside a release: the standard's src/web (Django) and src/api (FastAPI).
 APP_DEFAULTS: Mapping[str, str] = MappingProxyType({
     "django_dir": "src/web", "wsgi_app": "config.wsgi:application",
@@ -103,6 +105,8 @@ class Project:
     asgi_dir: str = APP_DEFAULTS["asgi_dir"]       # the directory uvicorn imports asgi_app from
     asgi_app: str = APP_DEFAULTS["asgi_app"]
     celery_app: str = APP_DEFAULTS["celery_app"]   # celery -A, imported from django_dir
+    batch: str = "all"             # fleet flips: "all", a number of hosts, or a percentage "25%"
+    on_failure: str = "rollback"   # a fleet host failing its health gate: roll every flipped host back, or stop
 
     @property
     def ports(self) -> registry.PortRange:
@@ -450,6 +454,7 @@ class _Loader:
                 create_database=self.typed(tbl, k, "create_database", bool, "true or false",
                                            False, "false"),
                 **self.app_paths(tbl, k),
+                **self.fleet_settings(tbl, k),
             )
         return projects, ports
 
@@ -466,6 +471,17 @@ class _Loader:
             return registry.claim(ports, name, base)
         except registry.RegistryError as exc:
             self.fail(f"{k}.port_base", str(exc), exc.fix)
+
+    def fleet_settings(self, tbl, k) -> dict[str, str]:
+        raw = tbl.get("batch", "all")
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not BATCH_RE.fullmatch(str(raw)):
+            self.fail(f"{k}.batch", f"{raw!r} is not a batch size",
+                      'write batch = "all", a number of hosts such as 2, or a percentage such as "25%"')
+        on_failure = self.string(tbl, k, "on_failure", "rollback", '"rollback"')
+        if on_failure not in ON_FAILURE:
+            self.fail(f"{k}.on_failure", f"unknown policy {on_failure!r}",
+                      'write on_failure = "rollback" (flipped hosts go back) or "stop" (they stay)')
+        return {"batch": str(raw), "on_failure": on_failure}
 
     def app_paths(self, tbl, k) -> dict[str, str]:
         """Where the code sits in a release; these reach unit files, so allowlists only."""

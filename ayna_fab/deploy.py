@@ -62,6 +62,7 @@ class Deploy:
     steps: dict[str, float] = field(default_factory=dict)
     flipped: bool = False
     locked: bool = False
+    prepare_steps: tuple[str, ...] = PREPARE_STEPS   # a fleet migrates on one host only
 
     @property
     def layout(self) -> Layout:
@@ -109,7 +110,7 @@ def step_lock_and_plan(d: Deploy, r: Remote) -> None:
     """Take the deploy lock and read the releases in one round trip (a dry run takes no lock)."""
     t = time.monotonic()
     args = {"root": d.layout.root, "env_file": d.layout.env_file, "units": units.unit_names(d.project),
-            "lock": None if d.options.dry_run else lock_info(d), "reserve": True}
+            "lock": None if d.options.dry_run else lock_info(d)}
     res = cmd.parse(r.run(cmd.host_program("plan", args, changes=False)).stdout)
     if res.get("error") == "no-layout":
         raise UsageError(f"{res['detail']}: the host is not set up for {d.project.name}", host=d.name,
@@ -169,14 +170,14 @@ def step_upload(d: Deploy, r: Remote) -> None:
 def step_prepare(d: Deploy, r: Remote) -> None:
     """Install the venv, then check, migrate and collect static files: nothing live changes yet."""
     base_venv = f"{d.layout.release(d.base.number)}/.venv" if d.base and d.base.complete else None
-    args = {"root": d.layout.root, "number": d.number, "steps": list(PREPARE_STEPS), "base_venv": base_venv,
+    args = {"root": d.layout.root, "number": d.number, "steps": list(d.prepare_steps), "base_venv": base_venv,
             "env_file": d.layout.env_file, "uv_cache": d.layout.uv_cache, "django_dir": d.project.django_dir,
             "asgi_dir": d.project.asgi_dir, "asgi_app": d.project.asgi_app if "api" in d.project.services else None}
     result = r.run(cmd.host_program("prepare", args), check=False, timeout=1800)
     if r.dry_run:
         return
     res = _parse_or_fail(d, result, "prepare")
-    for name in PREPARE_STEPS:
+    for name in d.prepare_steps:
         if name in res["steps"]:
             d.show(name, res["steps"][name], ok=res["failed"] != name)
     if res["failed"]:
@@ -294,11 +295,15 @@ def recover(d: Deploy, r: Remote, exc: BaseException) -> AynaFabError:
         return exc if isinstance(exc, AynaFabError) else OperationFailed(reason, host=d.name, step=step)
     try:
         if not d.flipped:
-            _finish_failed(d, r, reason, step, restored=None)
             live = d.base.name if d.base else "nothing (first deploy)"
+            hint = getattr(exc, "hint", None)
+            try:
+                _finish_failed(d, r, reason, step, restored=None)
+            except AynaFabError as lost:  # unreachable now: the site was never touched, the lock stays
+                reason += f"\nthe lock could not be released ({lost.message})"
+                hint = f"once the host answers again: fab -H {d.name} unlock"
             return OperationFailed(f"deploy of v{d.number} failed at {step}; the live site is untouched "
-                                   f"(still {live})\n{_indent(reason)}", host=d.name, step=step,
-                                   hint=getattr(exc, "hint", None))
+                                   f"(still {live})\n{_indent(reason)}", host=d.name, step=step, hint=hint)
         restored = restore(d, r)
         _finish_failed(d, r, reason, step, restored=restored)
         what = f"rolled back to {d.base.name}, which is serving and healthy" if d.base else \

@@ -129,10 +129,6 @@ def plan(a):
     except (OSError, ValueError):
         counter = 0
     nxt = max([counter] + [r["number"] for r in rels]) + 1
-    if a.get("lock") and a.get("reserve"):  # numbers are never reused, even after a release is deleted
-        with open(counter_path + ".tmp", "w") as f:
-            f.write(f"{nxt}\n")
-        os.replace(counter_path + ".tmp", counter_path)
     env_path = a["env_file"]
     st = os.statvfs(root)
     out({"releases": rels, "current": current_number(root), "next": nxt,
@@ -161,6 +157,16 @@ def stage(a):
     root, number = a["root"], a["number"]
     new = release_dir(root, number)
     started = time.monotonic()
+    counter_path = os.path.join(root, "releases", ".counter")
+    try:
+        counter = int(open(counter_path).read().strip() or 0)
+    except (OSError, ValueError):
+        counter = 0
+    if number <= counter:  # numbers are never reused, even after a release is deleted
+        raise SystemExit(f"release number v{number} was used before (counter {counter})")
+    with open(counter_path + ".tmp", "w") as f:
+        f.write(f"{number}\n")
+    os.replace(counter_path + ".tmp", counter_path)
     os.mkdir(new, 0o755)
     meta = dict(a["meta"], state="building")
     write_json(os.path.join(new, META), meta)

@@ -6,8 +6,13 @@ round-trip delay (half each way, without capping throughput) to simulate a far
 server, and cut every live connection to simulate a dropped link. The kernel
 here has no netem, hence a forwarder of our own.
 
+With --listen-unix it listens on a Unix socket instead: the sandbox puts one in
+every host's filesystem, forwarding to the first host's PostgreSQL, so a group
+of hosts shares one database as a fleet does.
+
 Control: a Unix socket taking one line per request: `ping`, `rtt MS`, `cut`,
-`stats`; each answered with one JSON line. Run as
+`block on|off` (cut everything and refuse new connections: the host is
+unreachable), `stats`; each answered with one JSON line. Run as
 `python -m ayna_fab.sandbox.forwarder --listen 127.0.0.1:2201 --netns PATH
 --target 127.0.0.1:22 --control PATH`.
 """
@@ -49,9 +54,13 @@ class Forwarder:
         self.live: set[asyncio.StreamWriter] = set()
         self.accepted = 0
         self.cuts = 0
+        self.blocked = False
 
     async def handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        if self.blocked:  # an unreachable host: connections are dropped at once
+            client_w.transport.abort()
+            return
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
         except OSError:
@@ -131,9 +140,12 @@ class Forwarder:
                 reply = {"ok": True, "rtt_ms": self.rtt_ms}
             elif line[0] == "cut":
                 reply = {"ok": True, "cut": self.cut()}
+            elif line[0] == "block" and len(line) == 2 and line[1] in ("on", "off"):
+                self.blocked = line[1] == "on"
+                reply = {"ok": True, "blocked": self.blocked, "cut": self.cut() if self.blocked else 0}
             elif line[0] == "stats":
                 reply = {"ok": True, "rtt_ms": self.rtt_ms, "live": len(self.live) // 2,
-                         "accepted": self.accepted, "cuts": self.cuts}
+                         "accepted": self.accepted, "cuts": self.cuts, "blocked": self.blocked}
             else:
                 reply = {"error": f"unknown request {' '.join(line)!r}"}
         except ValueError as exc:
@@ -144,7 +156,10 @@ class Forwarder:
 
 
 async def serve(listen: socket.socket, control_sock: socket.socket, fwd: Forwarder) -> None:
-    server = await asyncio.start_server(fwd.handle, sock=listen)
+    if listen.family == socket.AF_UNIX:
+        server = await asyncio.start_unix_server(fwd.handle, sock=listen)
+    else:
+        server = await asyncio.start_server(fwd.handle, sock=listen)
     ctl = await asyncio.start_unix_server(fwd.control, sock=control_sock)
     async with server, ctl:
         await asyncio.gather(server.serve_forever(), ctl.serve_forever())
@@ -157,16 +172,25 @@ def _split(addr: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--listen", required=True, help="HOST:PORT in the controller's namespace")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--listen", help="HOST:PORT in the controller's namespace")
+    where.add_argument("--listen-unix", help="a Unix socket path to listen on (mode 0666)")
     p.add_argument("--netns", help="path of the network namespace to connect from")
     p.add_argument("--target", default="127.0.0.1:22", help="HOST:PORT inside that namespace")
     p.add_argument("--control", required=True, help="path of the control Unix socket")
     p.add_argument("--rtt-ms", type=float, default=0.0)
     args = p.parse_args(argv)
 
-    listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listen.bind(_split(args.listen))
+    if args.listen_unix:
+        path = Path(args.listen_unix)
+        path.unlink(missing_ok=True)
+        listen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listen.bind(str(path))
+        os.chmod(path, 0o666)  # any user of the host may connect, as to PostgreSQL's own socket
+    else:
+        listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listen.bind(_split(args.listen))
     listen.listen(128)
     control_path = Path(args.control)
     control_path.unlink(missing_ok=True)

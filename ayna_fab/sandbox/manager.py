@@ -41,6 +41,7 @@ class HostState:
     netns: bool = False
     nspawn: dict | None = None
     forwarder: dict | None = None
+    db_forwarder: dict | None = None  # --shared-db: this host's socket to the first host's PostgreSQL
 
     @property
     def merged(self) -> Path:
@@ -79,8 +80,15 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
-def up(settings: SandboxSettings, count: int, say: Say) -> list[HostState]:
-    """Ensure hosts sandbox1..count are running; return their states."""
+SHARED_DB_DIR = "/srv/ayna-db"
+
+
+def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False) -> list[HostState]:
+    """Ensure hosts sandbox1..count are running; return their states.
+
+    shared_db: every host gets a PostgreSQL socket at /srv/ayna-db/.s.PGSQL.5432 that reaches
+    the first host's server, so a group shares one database (DATABASE_URL ...?host=/srv/ayna-db).
+    """
     if not 1 <= count <= 16:
         raise UsageError(f"--count must be between 1 and 16, not {count}", step="sandbox up")
     preflight.check()
@@ -115,7 +123,26 @@ def up(settings: SandboxSettings, count: int, say: Say) -> list[HostState]:
         say(f"booting {', '.join(h.name for h in started)}")
         with ThreadPoolExecutor(max_workers=len(started)) as pool:
             list(pool.map(lambda h: _wait_ready(h, settings), started))
-    return [state.hosts[settings.host_name(i)] for i in range(1, count + 1)]
+    hosts = [state.hosts[settings.host_name(i)] for i in range(1, count + 1)]
+    if shared_db:
+        for hs in hosts:
+            if not (hs.db_forwarder and procs.is_alive(_proc(hs.db_forwarder))):
+                _start_db_forwarder(hs, hosts[0], state, settings)
+    return hosts
+
+
+def _start_db_forwarder(hs: HostState, db_host: HostState, state: State, settings: SandboxSettings) -> None:
+    """A socket file in hs's filesystem (outside its tmpfs /run), forwarding to db_host's PostgreSQL."""
+    sock_dir = hs.merged / SHARED_DB_DIR.lstrip("/")
+    sock_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(sock_dir, 0o755)
+    fwd = [sys.executable, "-m", "ayna_fab.sandbox.forwarder", "--listen-unix", str(sock_dir / ".s.PGSQL.5432"),
+           "--netns", f"/run/netns/{db_host.machine}", "--target", "127.0.0.1:5432",
+           "--control", str(Path(hs.dir) / "dbforwarder.sock")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    rec = procs.start_detached(fwd, Path(hs.dir) / "dbforwarder.log", env=env)
+    hs.db_forwarder = rec.to_dict()
+    state.save(settings.state_file)
 
 
 def _start(hs: HostState, settings: SandboxSettings, state: State) -> None:
@@ -250,8 +277,9 @@ def down(settings: SandboxSettings, say: Say) -> list[str]:
 
 def _teardown(hs: HostState, settings: SandboxSettings, say: Say) -> None:
     """Undo, in reverse, each piece recorded for this host; safe to run on a half-made host."""
-    if hs.forwarder:
-        procs.stop(_proc(hs.forwarder), grace=3)
+    for rec in (hs.forwarder, hs.db_forwarder):
+        if rec:
+            procs.stop(_proc(rec), grace=3)
     if hs.nspawn:
         if procs.stop(_proc(hs.nspawn), grace=30):  # SIGTERM: systemd in the container powers off
             say(f"{hs.name}: did not power off within 30s; killed")

@@ -6,11 +6,15 @@ import os
 import socket
 from datetime import datetime, timezone
 
+from concurrent.futures import ThreadPoolExecutor
+
+from ayna_fab import config, fleet, output, releases, targets
 from ayna_fab import deploy as pipeline
-from ayna_fab import output, releases, rollback as rollback_pipeline, status as fleet, targets
+from ayna_fab import rollback as rollback_pipeline
+from ayna_fab import status as fleet_status
 from ayna_fab.cli import task
 from ayna_fab.commands import release as cmd
-from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.layout import Layout
 from ayna_fab.remote import Remote
 from ayna_fab.tasks import common
@@ -21,32 +25,72 @@ def _jobs(c, cfg, project):
     return [(h, targets.project_for(cfg, h, project)) for h in common.hosts(c, cfg)]
 
 
+def _connect_all(cfg, hosts, dry_run: bool) -> dict[str, Remote]:
+    """One connection per host, opened in parallel; if any host is unreachable, none is used."""
+    def one(host):
+        return host.name, Remote.open(targets.endpoint(cfg, host), dry_run=dry_run, echo=output.say)
+    with ThreadPoolExecutor(max_workers=min(fleet.MAX_PARALLEL, len(hosts))) as pool:
+        futures = [pool.submit(one, h) for h in hosts]
+    remotes, errors = {}, []
+    for f in futures:
+        if f.exception():
+            errors.append(f.exception())
+        else:
+            name, r = f.result()
+            remotes[name] = r
+    if errors:
+        for r in remotes.values():
+            r.close()
+        first = errors[0]
+        cls = first.__class__ if isinstance(first, (UsageError, OperationFailed)) else OperationFailed
+        raise cls(f"{first}\nno host was changed: every host must be reachable first",
+                  step="connect", hint=getattr(first, "hint", None))
+    return remotes
+
+
 @task(help={"ref": "branch, tag or commit of the project's source (default HEAD)",
             "project": "needed when a host carries several projects",
             "dry_run": "print every remote command that would change the host; change nothing",
-            "message": "a note stored with the lock and the release"})
-def deploy(c, ref="HEAD", project=None, dry_run=False, message=""):
+            "message": "a note stored with the lock and the release",
+            "batch": "fleets: flip all at once (all), N hosts at a time, or a percentage (25%)",
+            "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)"})
+def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None):
     """Deploy REF: upload, install, check, migrate, flip, reload, verify, health; roll back on failure."""
     cfg = common.load()
     options = pipeline.Options(ref=ref, dry_run=dry_run, message=message)
-    jobs = _jobs(c, cfg, project)
-    prepared = []
-    for host, proj in jobs:  # every ref and source is checked before the first connection
-        source, revision = pipeline.resolve(cfg, host, proj, options)
-        prepared.append((host, proj, source, revision))
-    for host, proj, source, revision in prepared:
+    by_project: dict[str, list] = {}
+    for host, proj in _jobs(c, cfg, project):
+        by_project.setdefault(proj.name, []).append(host)
+    plans = []
+    for name, hosts in by_project.items():  # every ref and option is checked before any connection
+        proj = cfg.projects[name]
+        source, revision = pipeline.resolve(cfg, hosts[0], proj, options)
+        fo = fleet.FleetOptions(batch=str(batch) if batch is not None else proj.batch,
+                                on_failure=on_failure or proj.on_failure)
+        if not config.BATCH_RE.fullmatch(fo.batch) or fo.on_failure not in config.ON_FAILURE:
+            raise UsageError(f"--batch {fo.batch!r} / --on-failure {fo.on_failure!r} not understood",
+                             step="deploy", hint='--batch all|N|N% and --on-failure rollback|stop')
+        plans.append((proj, hosts, source, revision, fo))
+    for proj, hosts, source, revision, fo in plans:
         if source.dirty():
             output.warn(f"{proj.source} has uncommitted changes; they are not deployed (committed code only)")
-        d = pipeline.Deploy(cfg, host, proj, source, revision, options, output.say)
-        with Remote.open(targets.endpoint(cfg, host), dry_run=dry_run, echo=output.say) as r:
-            pipeline.run(d, r)
-        total = sum(d.steps.values())
-        if dry_run:
-            output.say(f"[{host.name}] dry run: v{d.number} of {proj.name} at {revision[:12]} would be deployed; "
-                       "nothing was changed")
-        else:
-            output.say(f"[{host.name}] {proj.name} v{d.number} ({revision[:12]}) is live and healthy "
-                       f"({total:.1f}s in steps, {r.round_trips} round trips)")
+        remotes = _connect_all(cfg, hosts, dry_run)
+        try:
+            deploys = [pipeline.Deploy(cfg, h, proj, source, revision, options, output.say) for h in hosts]
+            if len(deploys) == 1:
+                pipeline.run(deploys[0], remotes[hosts[0].name])
+            else:
+                fleet.Fleet(deploys, remotes, fo, output.say).run()
+        finally:
+            for r in remotes.values():
+                r.close()
+        for d in deploys:
+            if dry_run:
+                output.say(f"[{d.name}] dry run: v{d.number} of {proj.name} at {revision[:12]} would be deployed; "
+                           "nothing was changed")
+            else:
+                output.say(f"[{d.name}] {proj.name} v{d.number} ({revision[:12]}) is live and healthy "
+                           f"({sum(d.steps.values()):.1f}s in steps, {remotes[d.name].round_trips} round trips)")
 
 
 @task(help={"to": "the release to go back to, e.g. v3 (default: the previous good one)",
@@ -56,11 +100,39 @@ def rollback(c, to=None, project=None, dry_run=False):
     """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked."""
     cfg = common.load()
     number = releases.parse_name(to) if to else None
-    for host, proj in _jobs(c, cfg, project):
-        d = pipeline.Deploy(cfg, host, proj, None, "", pipeline.Options(dry_run=dry_run), output.say)
-        with Remote.open(targets.endpoint(cfg, host), dry_run=dry_run, echo=output.say) as r:
-            live = rollback_pipeline.run(d, r, number)
-        output.say(f"[{host.name}] {proj.name}: {live} is live and healthy" + (" (dry run)" if dry_run else ""))
+    jobs = _jobs(c, cfg, project)
+    remotes = _connect_all(cfg, [h for h, _ in jobs], dry_run)
+    try:
+        if len(jobs) > 1:  # every host to the same release
+            plans = {}
+            for host, proj in jobs:
+                plans[host.name] = cmd.parse(remotes[host.name].run(cmd.host_program("plan", {
+                    "root": Layout.of(cfg, proj).root, "env_file": Layout.of(cfg, proj).env_file,
+                    "units": [], "lock": None})).stdout)
+            number = fleet.rollback_target_for_fleet(plans, number)
+            output.say(f"fleet: every host to v{number}")
+
+        def one(job):
+            host, proj = job
+            d = pipeline.Deploy(cfg, host, proj, None, "", pipeline.Options(dry_run=dry_run), output.say)
+            return rollback_pipeline.run(d, remotes[host.name], number)
+
+        with ThreadPoolExecutor(max_workers=min(fleet.MAX_PARALLEL, len(jobs))) as pool:
+            futures = {pool.submit(one, job): job for job in jobs}
+        errors = {job[0].name: f.exception() for f, job in futures.items() if f.exception()}
+        for f, (host, proj) in futures.items():
+            if not f.exception():
+                output.say(f"[{host.name}] {proj.name}: {f.result()} is live and healthy"
+                           + (" (dry run)" if dry_run else ""))
+        if errors:
+            worst = next((e for e in errors.values() if isinstance(e, NeedsAttention)), next(iter(errors.values())))
+            if len(errors) == 1 and len(jobs) == 1:
+                raise worst
+            raise worst.__class__(f"rollback failed on {', '.join(errors)}: {worst}", step="rollback") \
+                if isinstance(worst, AynaFabError) else worst
+    finally:
+        for r in remotes.values():
+            r.close()
 
 
 @task(help={"json": "print JSON for scripts", "project": "only this project"})
@@ -72,7 +144,7 @@ def status(c, json=False, project=None):
         projs = common.projects_on(cfg, host, project) if (project is None or host.carries(project)) else []
         if projs:
             jobs.append((host, projs))
-    rows = fleet.collect(cfg, jobs)
+    rows = fleet_status.collect(cfg, jobs)
     if json:
         output.emit_json(rows)
     else:
@@ -100,7 +172,7 @@ def list_releases(c, project=None, json=False):
     cfg = common.load()
     rows = []
     for host, proj in _jobs(c, cfg, project):
-        for r in fleet.collect(cfg, [(host, [proj])]):
+        for r in fleet_status.collect(cfg, [(host, [proj])]):
             if r.get("error"):
                 raise OperationFailed(r["error"], host=host.name, step="releases")
             rows.append(r)

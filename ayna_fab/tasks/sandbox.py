@@ -13,12 +13,13 @@ from ayna_fab.sandbox import forwarder, manager, wheelhouse
 from ayna_fab.sandbox.settings import SandboxSettings
 
 
-@task(help={"count": "how many hosts (sandbox1..N); default 1"})
-def up(c, count=1):
+@task(help={"count": "how many hosts (sandbox1..N); default 1",
+            "shared_db": "every host reaches sandbox1's PostgreSQL at /srv/ayna-db (as a fleet shares one)"})
+def up(c, count=1, shared_db=False):
     """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
     settings = SandboxSettings.from_env(requirements=wheelhouse.requirements_for(_projects()))
     started = time.monotonic()
-    manager.up(settings, int(count), output.say)
+    manager.up(settings, int(count), output.say, shared_db=shared_db)
     _show(settings)
     output.say(f"ready in {time.monotonic() - started:.1f}s; hosts file: {settings.hosts_file}")
     output.say(f"try: ssh -i {settings.key_path} -o UserKnownHostsFile={settings.known_hosts_path} "
@@ -44,8 +45,9 @@ def status(c, json=False):
 
 
 @task(help={"name": "the host, e.g. sandbox1", "rtt_ms": "added round-trip time in ms (0 for none)",
-            "cut": "drop every live SSH connection to the host now"})
-def link(c, name="sandbox1", rtt_ms=None, cut=False):
+            "cut": "drop every live SSH connection to the host now",
+            "block": "on: the host becomes unreachable (cut, and refuse new connections); off: back"})
+def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None):
     """Simulate a far server or a dropped link on one host's SSH forwarder."""
     settings = SandboxSettings.from_env()
     state = manager.State.load(settings.state_file)
@@ -57,7 +59,11 @@ def link(c, name="sandbox1", rtt_ms=None, cut=False):
         output.emit_json(forwarder.request(control, f"rtt {float(rtt_ms)}"))
     if cut:
         output.emit_json(forwarder.request(control, "cut"))
-    if rtt_ms is None and not cut:
+    if block is not None:
+        if block not in ("on", "off"):
+            raise UsageError("--block takes on or off", step="sandbox link")
+        output.emit_json(forwarder.request(control, f"block {block}"))
+    if rtt_ms is None and not cut and block is None:
         output.emit_json(forwarder.request(control, "stats"))
 
 

@@ -20,10 +20,25 @@ from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings
 from tests.prereqs import require_sandbox
 
 E2E_HOSTS = int(os.environ.get("AYNA_FAB_TEST_HOSTS", "2"))
+# Two test runs on one machine must not share names or ports.
+E2E_PREFIX = os.environ.get("AYNA_FAB_TEST_PREFIX", "aynatest")
+E2E_PORT_BASE = int(os.environ.get("AYNA_FAB_TEST_PORT_BASE", "2300"))
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "uavcrew"
 DEMO_ENV = REPO / "examples" / "uavcrew.sandbox.env"
 FAB = Path(sys.executable).with_name("fab")
+
+
+# The session's hosts are shared, so modules run as a story: bare hosts first, then setup,
+# then deploys on set-up hosts.
+MODULE_ORDER = ("test_sandbox", "test_host_setup", "test_deploy", "test_ops", "test_fleet")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.module.__name__.rsplit(".", 1)[-1]
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
+    items.sort(key=rank)  # stable: keeps the order within each module
 
 
 @dataclass
@@ -80,7 +95,7 @@ def fab(*args: str, hosts_file: Path, timeout: float = 900, input: str | None = 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> Sandbox:
     require_sandbox()
-    settings = sandbox_settings(tmp_path_factory.mktemp("sandbox"), "aynatest", 2300)
+    settings = sandbox_settings(tmp_path_factory.mktemp("sandbox"), E2E_PREFIX, E2E_PORT_BASE)
     try:
         hosts = manager.up(settings, E2E_HOSTS, print)
         yield Sandbox(settings, hosts)

@@ -131,14 +131,20 @@ def test_forwarder_adds_the_latency_it_is_asked_for(sandbox):
 
 def test_forwarder_cut_drops_a_live_ssh_session(sandbox):
     control = sandbox.hosts[0].control
-    client = ssh.connect(sandbox.endpoint(0))
+    conn = ssh.connect(sandbox.endpoint(0))
     try:
-        assert ssh.run(client, "echo alive")[1].strip() == "alive"
+        assert ssh.run(conn, "echo alive")[1].strip() == "alive"
+        transport = conn.client.get_transport()
+        channel = transport.open_session()
+        channel.exec_command("sleep 3; echo finished")  # in flight when the link goes
         assert forwarder.request(control, "cut")["cut"] >= 1
-        with pytest.raises((paramiko.SSHException, EOFError, OSError)):
-            ssh.run(client, "echo still-alive", timeout=10)
+        deadline = time.monotonic() + 10
+        while transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not transport.is_active()
+        assert b"finished" not in channel.recv(100)  # the command's result never arrived
     finally:
-        client.close()
+        conn.close()
     assert sandbox.check(0, "echo back").strip() == "back"  # new connections still work
 
 

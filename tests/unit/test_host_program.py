@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -43,9 +44,9 @@ def tgz(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def plan(root, lock=True, reserve=True):
+def plan(root, lock=True):
     return call("plan", {"root": str(root), "env_file": str(root / "shared/.env.production"), "units": [],
-                         "lock": {"token": "t1", "by": "me"} if lock else None, "reserve": reserve})
+                         "lock": {"token": "t1", "by": "me"} if lock else None})
 
 
 def test_the_lock_is_exclusive_and_names_its_holder(root):
@@ -58,13 +59,17 @@ def test_the_lock_is_exclusive_and_names_its_holder(root):
 
 
 def test_release_numbers_are_never_reused(root):
-    assert plan(root)["next"] == 1
-    call("unlock", {"root": str(root), "force": True})
-    assert plan(root)["next"] == 2  # v1 was never built, yet its number is spent
-    call("unlock", {"root": str(root), "force": True})
-    assert plan(root, reserve=False)["next"] == 3  # a rollback's plan reserves nothing
-    call("unlock", {"root": str(root), "force": True})
-    assert plan(root)["next"] == 3
+    assert plan(root, lock=False)["next"] == 1
+    _stage(root, 1, None, {"a.py": "1"})
+    _stage(root, 3, None, {"a.py": "3"})  # a fleet may skip numbers to agree on one
+    shutil.rmtree(root / "releases" / "v3")
+    assert plan(root, lock=False)["next"] == 4  # v3 is gone, yet its number is spent
+    archive = root / "releases" / ".upload-v2.tar.gz"
+    archive.write_bytes(tgz({"a.py": "2"}))
+    p = subprocess.run([sys.executable, "-", "stage", json.dumps({
+        "root": str(root), "number": 2, "base": None, "archive": str(archive), "deleted": [], "meta": {},
+        "links": {}})], input=PROGRAM, capture_output=True, text=True)
+    assert p.returncode != 0 and "was used before" in p.stderr
 
 
 def _stage(root, number, base, files, deleted=()):
