@@ -63,6 +63,7 @@ class Deploy:
     flipped: bool = False
     locked: bool = False
     prepare_steps: tuple[str, ...] = PREPARE_STEPS   # a fleet migrates on one host only
+    progress: object | None = None    # a fleet's live table (output.LiveHosts) on a terminal
 
     @property
     def layout(self) -> Layout:
@@ -74,6 +75,9 @@ class Deploy:
 
     def show(self, step: str, seconds: float, ok: bool = True, note: str = "") -> None:
         self.steps[step] = round(seconds, 3)
+        if self.progress is not None:
+            self.progress.step(self.name, step, seconds, ok, note)
+            return
         mark = "" if ok else "  FAILED"
         self.say(f"[{self.name}] {step:<13} {seconds:6.2f}s{mark}{('  ' + note) if note else ''}")
 

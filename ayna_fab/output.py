@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 
@@ -70,3 +72,47 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 
 def emit_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+class LiveHosts:
+    """One row per host, redrawn as its steps finish: a fleet's progress on a terminal.
+
+    Steps are reported from worker threads, hence the lock. Messages that are not steps
+    print above the table.
+    """
+
+    def __init__(self, hosts: Sequence[str], console: Console | None = None) -> None:
+        self.console = console or _console(sys.stdout)
+        self.rows = {h: {"step": "waiting", "seconds": 0.0, "total": 0.0, "ok": True, "note": ""} for h in hosts}
+        self.lock = threading.Lock()
+        self.live: Live | None = None
+
+    def __enter__(self) -> "LiveHosts":
+        self.live = Live(self.render(), console=self.console, refresh_per_second=8, transient=False)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            self.live.update(self.render())
+            self.live.__exit__(*exc)
+
+    def step(self, host: str, step: str, seconds: float, ok: bool, note: str = "") -> None:
+        with self.lock:
+            row = self.rows[host]
+            row.update(step=step, seconds=seconds, ok=ok, note=note, total=row["total"] + seconds)
+            if self.live:
+                self.live.update(self.render())
+
+    def message(self, text: str) -> None:
+        with self.lock:
+            self.console.print(text, markup=False, highlight=False)
+
+    def render(self) -> Table:
+        t = Table(title="fleet")
+        for col in ("host", "last step", "took", "total", "note"):
+            t.add_column(col)
+        for host, r in self.rows.items():
+            step = r["step"] if r["ok"] else f"[red]{r['step']} FAILED[/red]"
+            t.add_row(host, step, f"{r['seconds']:.2f}s", f"{r['total']:.1f}s", r["note"])
+        return t

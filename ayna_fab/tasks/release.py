@@ -79,6 +79,11 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
             deploys = [pipeline.Deploy(cfg, h, proj, source, revision, options, output.say) for h in hosts]
             if len(deploys) == 1:
                 pipeline.run(deploys[0], remotes[hosts[0].name])
+            elif output.is_terminal() and not dry_run:
+                with output.LiveHosts([h.name for h in hosts]) as live:
+                    for d in deploys:
+                        d.progress = live
+                    fleet.Fleet(deploys, remotes, fo, live.message).run()
             else:
                 fleet.Fleet(deploys, remotes, fo, output.say).run()
         finally:

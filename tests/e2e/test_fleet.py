@@ -181,3 +181,16 @@ def test_a_fleet_rollback_brings_every_host_to_the_same_release(fleet, inv):
     assert "fleet: every host to v1" in r.stdout
     assert serving(fleet) == {h: "v1" for h in HOSTS} and currents(fleet) == {h: "v1" for h in HOSTS}
     assert no_locks(fleet)
+
+
+def test_an_unreachable_host_is_a_status_row_with_its_error(fleet, inv):
+    forwarder.request(fleet.hosts[3].control, "block on")
+    try:
+        r = fab("-H", "fleet", "status", "--json", hosts_file=inv)
+    finally:
+        forwarder.request(fleet.hosts[3].control, "block off")
+    assert r.returncode == 1 and "1 host(s) could not be queried" in r.stderr
+    rows = {row["host"]: row for row in json.loads(r.stdout)}
+    assert set(rows) == set(HOSTS)
+    assert rows["sandbox4"]["error"] and "sandbox4" in rows["sandbox4"]["error"]
+    assert all(rows[h]["error"] is None and rows[h]["release"] == "v1" for h in HOSTS[:3])

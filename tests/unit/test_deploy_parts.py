@@ -101,3 +101,20 @@ def test_uncommitted_changes_are_noticed(tmp_path):
     assert not src.dirty()
     (tmp_path / "f").write_text("y")
     assert src.dirty()
+
+
+def test_a_fleets_live_table_shows_each_hosts_last_step():
+    import io
+
+    from rich.console import Console
+
+    from ayna_fab.output import LiveHosts
+    buf = io.StringIO()
+    table = LiveHosts(["web1", "web2"], Console(file=buf, force_terminal=True, width=100))
+    table.step("web1", "install", 1.25, True)
+    table.step("web1", "check", 0.5, True)
+    table.step("web2", "health", 60.0, False, "status 500")
+    table.console.print(table.render())
+    text = buf.getvalue()
+    assert "web1" in text and "check" in text and "1.8s" in text  # total of its steps
+    assert "health FAILED" in text and "status 500" in text
