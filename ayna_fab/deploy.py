@@ -215,6 +215,7 @@ def health_checks(project: Project) -> list[dict]:
 
 def activate_args(d: Deploy, number: int, actions: list[tuple[str, str]]) -> dict:
     return {"root": d.layout.root, "number": number, "units": actions, "health": health_checks(d.project),
+            "http_units": [units.unit_name(d.project, s) for s in ("web", "api") if s in d.project.services],
             "verify_timeout": d.options.verify_timeout, "health_timeout": d.options.health_timeout}
 
 
@@ -227,11 +228,11 @@ def step_activate(d: Deploy, r: Remote) -> None:
     if r.dry_run:
         return
     res = _parse_or_fail(d, result, "activate")
-    for name in ("flip", "restart", "verify", "health"):
+    for name in ("flip", "restart", "health", "verify"):
         ok = {"restart": not res["unit_errors"], "verify": res["verified"], "health": res["healthy"]}.get(name, True)
         d.show(name, res["steps"][name], ok=ok)
     if not res["ok"]:
-        raise OperationFailed(describe_activation(res), host=d.name, step="health" if res["verified"] else "verify")
+        raise OperationFailed(describe_activation(res), host=d.name, step="verify" if res["healthy"] else "health")
 
 
 def describe_activation(res: dict) -> str:

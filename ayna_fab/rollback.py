@@ -51,7 +51,7 @@ def run(d: Deploy, r: Remote, to: int | None) -> str:
         res = _parse_or_fail(d, r.run(cmd.host_program("activate", activate_args(
             d, target.number, unit_actions(d.project, deps_changed=True, restart_all=True))), check=False),
             "activate")
-        for name in ("flip", "restart", "verify", "health"):
+        for name in ("flip", "restart", "health", "verify"):
             d.show(name, res["steps"][name], ok=res["ok"] or name == "flip")
         if not res["ok"]:
             raise OperationFailed(describe_activation(res), host=d.name, step="verify")

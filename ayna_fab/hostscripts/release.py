@@ -423,13 +423,27 @@ def activate(a):
             action = "restart"  # not running (first deploy, or it died): start it
         procs.append((unit, action, subprocess.Popen(["sudo", "-n", "/usr/bin/systemctl", action, unit],
                                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-    for unit, action, p in procs:
-        output = p.communicate()[0]
-        if p.returncode != 0:
-            errors.append(f"{action} {unit}: {output.strip()}")
-    res["steps"]["restart"] = round(time.monotonic() - t, 3)
-    step_line("restart", time.monotonic() - t, not errors)
+
+    def settle(which):
+        for unit, action, p in which:
+            output = p.communicate()[0]
+            if p.returncode != 0:
+                errors.append(f"{action} {unit}: {output.strip()}")
+
+    # Health needs only the HTTP units: poll it while workers finish their warm shutdowns.
+    http = set(a.get("http_units", []))
+    settle([p for p in procs if p[0] in http])
+    t_health = time.monotonic()
+    healthy, hreport = health(a["health"], f"v{number}", time.monotonic() + a["health_timeout"])
+    health_seconds = time.monotonic() - t_health
+    settle([p for p in procs if p[0] not in http])
+    res["steps"]["restart"] = round(time.monotonic() - t - health_seconds, 3)
+    step_line("restart", res["steps"]["restart"], not errors)
     res["unit_errors"] = errors
+    res["steps"]["health"] = round(health_seconds, 3)
+    step_line("health", health_seconds, healthy)
+    res["health"] = hreport
+    res["healthy"] = healthy
 
     t = time.monotonic()
     ok, report = verify([u for u, _ in a["units"]], rel, time.monotonic() + a["verify_timeout"])
@@ -437,13 +451,6 @@ def activate(a):
     step_line("verify", time.monotonic() - t, ok)
     res["verify"] = report
     res["verified"] = ok and not errors
-
-    t = time.monotonic()
-    healthy, hreport = health(a["health"], f"v{number}", time.monotonic() + a["health_timeout"])
-    res["steps"]["health"] = round(time.monotonic() - t, 3)
-    step_line("health", time.monotonic() - t, healthy)
-    res["health"] = hreport
-    res["healthy"] = healthy
     res["ok"] = res["verified"] and healthy
     out(res)
 
