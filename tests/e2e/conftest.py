@@ -36,6 +36,8 @@ MODULE_ORDER = ("test_sandbox", "test_host_setup", "test_deploy", "test_ops", "t
 
 def pytest_collection_modifyitems(items):
     def rank(item):
+        if "/tests/unit/" in str(item.fspath):
+            return -1  # fast tests first
         name = item.module.__name__.rsplit(".", 1)[-1]
         return MODULE_ORDER.index(name) if name in MODULE_ORDER else len(MODULE_ORDER)
     items.sort(key=rank)  # stable: keeps the order within each module
