@@ -10,8 +10,11 @@ from __future__ import annotations
 import io
 import posixpath
 import shlex
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fabric import Connection
@@ -77,11 +80,14 @@ class Remote:
         started = time.monotonic()
         self.round_trips += 1
         try:
-            r = self.conn.run(cmd.script, hide=True, warn=True, timeout=timeout,
-                              in_stream=io.StringIO(stdin) if stdin is not None else False)
+            with _interrupts_kept() as interrupted:
+                r = self.conn.run(cmd.script, hide=True, warn=True, timeout=timeout,
+                                  in_stream=io.StringIO(stdin) if stdin is not None else False)
         except Exception as exc:  # a dropped link or a timeout: name the host and step
             raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
                                   step=cmd.step, hint=cmd.hint) from exc
+        if interrupted:  # Ctrl-C during the command: it finished; now stop, and put the host back
+            raise KeyboardInterrupt
         result = Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
         if check and not result.ok:
             tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
@@ -130,6 +136,35 @@ class Remote:
             return None
         except OSError as exc:
             raise OperationFailed(f"cannot read {path}: {exc}", host=self.name, step=step) from exc
+
+
+@contextmanager
+def _interrupts_kept() -> Iterator[list]:
+    """Remember a Ctrl-C that arrives while a remote command runs.
+
+    invoke catches KeyboardInterrupt inside a running command, forwards it to the remote
+    stdin and keeps waiting, so the interrupt would be lost and a deploy would carry on.
+    The list yielded is non-empty once SIGINT was seen (main thread only; elsewhere a
+    no-op: a fleet's main thread sees Ctrl-C itself).
+    """
+    seen: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # putting a host back: interrupts stay ignored
+        yield seen
+        return
+
+    def note(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt  # what invoke expects; it keeps waiting for the command
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _indent(text: str) -> str:

@@ -41,3 +41,36 @@ def test_an_unknown_target_in_a_list_is_refused_listing_the_known_ones(tmp_path)
     r = fab("-H", "far,typo", "status", hosts_file=inventory(tmp_path))
     assert r.returncode == 2
     assert "unknown target 'typo'" in r.stderr and "far" in r.stderr and "other" in r.stderr
+
+
+def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
+    """invoke swallows KeyboardInterrupt while a command runs; Remote must not lose it."""
+    import os
+    import signal
+    import threading
+
+    import pytest
+
+    from ayna_fab.remote import Command, Remote
+
+    class SlowConn:
+        def run(self, *a, **kw):
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            try:  # what invoke does: catch the interrupt, keep waiting for the command
+                import time
+                time.sleep(0.3)
+            except KeyboardInterrupt:
+                time.sleep(0.1)
+
+            class R:
+                exited, stdout, stderr = 0, "done", ""
+            return R()
+
+    r = Remote("h", SlowConn())
+    with pytest.raises(KeyboardInterrupt):
+        r.run(Command("true", "step"))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # while a host is being put back, interrupts stay ignored
+        assert r.run(Command("true", "step")).stdout == "done"
+    finally:
+        signal.signal(signal.SIGINT, previous)
