@@ -13,10 +13,11 @@ through shlex.quote.
 
 Schema (DESIGN.md section 1, extended; keep README.md's key list in step):
   [defaults]        user, admin_user, base_dir, keep_releases, identity_file,
-                    known_hosts, connect_timeout, default_target
+                    known_hosts, connect_timeout, default_target, keep_backups
   [projects.NAME]   source, port_base, services, env, env_file, health,
                     migrate_host, create_database, django_dir, wsgi_app, asgi_dir,
-                    asgi_app, celery_app, batch, on_failure
+                    asgi_app, celery_app, batch, on_failure, keep_backups,
+                    backup_before_migrate
   [hosts.NAME]      hostname, port, user, admin_user, identity_file,
                     known_hosts, projects
   [groups]          NAME = [host or group names]
@@ -48,10 +49,10 @@ DEFAULT_HEALTH: Mapping[str, str] = MappingProxyType({"web": "/health/", "api": 
 
 TOP_KEYS = ("defaults", "projects", "hosts", "groups")
 DEFAULTS_KEYS = ("user", "admin_user", "base_dir", "keep_releases", "identity_file",
-                 "known_hosts", "connect_timeout", "default_target")
+                 "known_hosts", "connect_timeout", "default_target", "keep_backups")
 PROJECT_KEYS = ("source", "port_base", "services", "env", "env_file", "health",
                 "migrate_host", "create_database", "django_dir", "wsgi_app", "asgi_dir",
-                "asgi_app", "celery_app", "batch", "on_failure")
+                "asgi_app", "celery_app", "batch", "on_failure", "keep_backups", "backup_before_migrate")
 ON_FAILURE = ("rollback", "stop")
 BATCH_RE = re.compile(r"all|[1-9][0-9]{0,3}|[1-9][0-9]?%|100%")
 # Where the code sits inside a release: the standard's src/web (Django) and src/api (FastAPI).
@@ -85,6 +86,7 @@ class Defaults:
     known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
     connect_timeout: float = 10.0
     default_target: str | None = None  # host or group used when no -H is given
+    keep_backups: int = 10          # backups kept in shared/backups
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class Project:
     celery_app: str = APP_DEFAULTS["celery_app"]   # celery -A, imported from django_dir
     batch: str = "all"             # fleet flips: "all", a number of hosts, or a percentage "25%"
     on_failure: str = "rollback"   # a fleet host failing its health gate: roll every flipped host back, or stop
+    keep_backups: int | None = None      # None: [defaults] keep_backups
+    backup_before_migrate: bool = True   # deploys and `fab migrate` dump the database first
 
     @property
     def ports(self) -> registry.PortRange:
@@ -415,6 +419,7 @@ class _Loader:
             connect_timeout=float(timeout),
             default_target=None if target is None else self.name(
                 "defaults.default_target", target, "default_target"),
+            keep_backups=self.keep_backups(tbl, k, 10),
         )
 
     def projects(self, data: dict[str, Any]
@@ -481,7 +486,16 @@ class _Loader:
         if on_failure not in ON_FAILURE:
             self.fail(f"{k}.on_failure", f"unknown policy {on_failure!r}",
                       'write on_failure = "rollback" (flipped hosts go back) or "stop" (they stay)')
-        return {"batch": str(raw), "on_failure": on_failure}
+        return {"batch": str(raw), "on_failure": on_failure,
+                "keep_backups": self.keep_backups(tbl, k, None),
+                "backup_before_migrate": self.typed(tbl, k, "backup_before_migrate", bool, "true or false",
+                                                    True, "true")}
+
+    def keep_backups(self, tbl, k, default):
+        keep = self.integer(tbl, k, "keep_backups", default, "10")
+        if keep is not None and not 1 <= keep <= 1000:
+            self.fail(f"{k}.keep_backups", f"must be 1-1000, got {keep}", "write keep_backups = 10")
+        return keep
 
     def app_paths(self, tbl, k) -> dict[str, str]:
         """Where the code sits in a release; these reach unit files, so allowlists only."""

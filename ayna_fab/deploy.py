@@ -22,7 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from ayna_fab import backup as backup_rules
 from ayna_fab import releases, units
+from ayna_fab.commands import backup as backup_cmd
+from ayna_fab.commands import ops as ops_cmd
 from ayna_fab.commands import release as cmd
 from ayna_fab.config import Config, Host, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
@@ -64,6 +67,7 @@ class Deploy:
     locked: bool = False
     prepare_steps: tuple[str, ...] = PREPARE_STEPS   # a fleet migrates on one host only
     progress: object | None = None    # a fleet's live table (output.LiveHosts) on a terminal
+    backup: str | None = None         # the dump taken before migrating, named in failure messages
 
     @property
     def layout(self) -> Layout:
@@ -171,6 +175,19 @@ def step_upload(d: Deploy, r: Remote) -> None:
                 + (f" from {base.name}" if base else ""))
 
 
+def step_backup(d: Deploy, r: Remote) -> None:
+    """Dump the database before this deploy migrates it (backup_before_migrate, keep_backups)."""
+    if "migrate" not in d.prepare_steps or not backup_rules.before_migrate(d.project) or d.base is None:
+        return  # a first deploy has no data of its own to lose
+    t = time.monotonic()
+    res = r.run(backup_cmd.take_backup(d.layout, d.project, d.base.name,
+                                       backup_rules.keep_for(d.project, d.config.defaults)))
+    if r.dry_run:
+        return
+    d.backup = ops_cmd.result(res.stdout)["backup"]
+    d.show("backup", time.monotonic() - t, note=d.backup)
+
+
 def step_prepare(d: Deploy, r: Remote) -> None:
     """Install the venv, then check, migrate and collect static files: nothing live changes yet."""
     base_venv = f"{d.layout.release(d.base.number)}/.venv" if d.base and d.base.complete else None
@@ -271,6 +288,7 @@ def step_finish(d: Deploy, r: Remote) -> None:
 STEPS: list[tuple[str, Callable[[Deploy, Remote], None]]] = [
     ("lock + plan", step_lock_and_plan),
     ("upload", step_upload),
+    ("backup", step_backup),          # a dump of the database, before anything migrates it
     ("prepare", step_prepare),        # install, check, migrate, collectstatic
     ("activate", step_activate),      # flip, restart, verify, health
     ("finish", step_finish),          # record, clean up, unlock
@@ -307,14 +325,20 @@ def recover(d: Deploy, r: Remote, exc: BaseException) -> AynaFabError:
             except AynaFabError as lost:  # unreachable now: the site was never touched, the lock stays
                 reason += f"\nthe lock could not be released ({lost.message})"
                 hint = f"once the host answers again: fab -H {d.name} unlock"
+            if d.backup and step == "migrate":
+                hint = (hint or "") + f"; the database was dumped first: {backup_rules.restore_hint(d.name, d.backup)}"
             return OperationFailed(f"deploy of v{d.number} failed at {step}; the live site is untouched "
                                    f"(still {live})\n{_indent(reason)}", host=d.name, step=step, hint=hint)
         restored = restore(d, r)
         _finish_failed(d, r, reason, step, restored=restored)
         what = f"rolled back to {d.base.name}, which is serving and healthy" if d.base else \
             "no earlier release existed: the units were stopped and current removed"
+        hint = "fix the release and deploy again"
+        if d.backup:
+            hint += (f"; v{d.number} migrated the database, which was dumped first: "
+                     + backup_rules.restore_hint(d.name, d.backup))
         return OperationFailed(f"v{d.number} failed after the flip at {step}; {what}\n{_indent(reason)}",
-                               host=d.name, step=step, hint="fix the release and deploy again")
+                               host=d.name, step=step, hint=hint)
     except AynaFabError as again:
         return NeedsAttention(f"v{d.number} failed ({reason}) and restoring failed too: {again}",
                               host=d.name, step="restore",

@@ -86,7 +86,7 @@ class Fleet:
         if failed:
             return self.abort(failed, "prepare")
         mig.prepare_steps = ("migrate",)
-        failed = self.each(single.step_prepare, [mig])
+        failed = self.each(lambda d, r: (single.step_backup(d, r), single.step_prepare(d, r)), [mig])
         if failed:
             return self.abort(failed, "migrate")
         by_name = {d.name: d for d in self.deploys}

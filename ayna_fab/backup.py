@@ -1,0 +1,210 @@
+"""Database backups: what they are called, which to keep, and the commands that make and restore them.
+
+Pure and standard-library only, on purpose: the controller uses these rules to
+check a `--backup NAME` before it connects, and this module's source also
+travels to the host inside the backup program (commands/ops.py), which names,
+lists and prunes the files by the same rules. One definition, no drift.
+
+A backup is `{project}-{YYYYmmddTHHMMSSZ}-{release}.dump` in shared/backups:
+pg_dump's custom format (compressed; pg_restore can drop and recreate exactly
+what it holds), the host's UTC time it was taken, and the release that was live
+(the schema the data belongs to), e.g. `uavcrew-20260102T030405Z-v7.dump`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+SUFFIX = ".dump"
+STAMP = "%Y%m%dT%H%M%SZ"
+NO_RELEASE = "none"          # a backup taken before the first deploy
+DEFAULT_KEEP = 10
+NAME_RE = re.compile(r"(?P<project>[a-z][a-z0-9_-]{0,31})-(?P<stamp>[0-9]{8}T[0-9]{6}Z)"
+                     r"-(?P<release>v[1-9][0-9]{0,8}|none)\.dump")
+RELEASE_RE = re.compile(r"v[1-9][0-9]{0,8}")
+SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "pgsql")
+
+
+@dataclass(frozen=True)
+class Backup:
+    name: str
+    project: str
+    taken_at: datetime       # UTC, from the name: the files' mtimes may lie after a copy
+    release: str             # vN, or "none"
+
+
+def name_for(project: str, when: datetime, release: str | None) -> str:
+    release = check_release(release) or NO_RELEASE
+    stamp = when.astimezone(timezone.utc).strftime(STAMP)
+    name = f"{project}-{stamp}-{release}{SUFFIX}"
+    if parse(name) is None:
+        raise ValueError(f"{project!r} is not a project name")
+    return name
+
+
+def check_release(release: str | None) -> str | None:
+    if release is None or release == NO_RELEASE or RELEASE_RE.fullmatch(release):
+        return release
+    raise ValueError(f"{release!r} is not a release name (vN)")
+
+
+def parse(name: str) -> Backup | None:
+    """The backup a file name describes, or None for anything else (never a path)."""
+    m = NAME_RE.fullmatch(name)
+    if not m:
+        return None
+    try:
+        when = datetime.strptime(m["stamp"], STAMP).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return Backup(name, m["project"], when, m["release"])
+
+
+def check_name(name: str, project: str) -> Backup:
+    """A --backup NAME given by a person: one of this project's backup files, nothing else."""
+    b = parse(name)
+    if b is None:
+        raise ValueError(f"{name!r} is not a backup name; names look like "
+                         f"{project}-20260102T030405Z-v7{SUFFIX}")
+    if b.project != project:
+        raise ValueError(f"{name!r} is a backup of {b.project}, not of {project}")
+    return b
+
+
+def newest_first(names, project: str) -> list[Backup]:
+    """This project's backups among names (other files ignored), newest first."""
+    found = [b for b in map(parse, names) if b is not None and b.project == project]
+    return sorted(found, key=lambda b: (b.taken_at, b.name), reverse=True)
+
+
+def to_prune(names, project: str, keep: int, protect=(), just_taken: str | None = None) -> list[str]:
+    """Backups beyond the newest `keep` of this project. The one just taken is kept and takes a
+    place whatever its name's time says (a host clock set back must not prune it); protected
+    ones (the backup being restored) are never pruned and take no place."""
+    keep = check_keep(keep)
+    places = keep - (1 if just_taken else 0)
+    skip = set(protect) | {just_taken}
+    return [b.name for b in newest_first(names, project) if b.name not in skip][places:]
+
+
+def check_keep(keep) -> int:
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep_backups must be a whole number of at least 1, not {keep!r}")
+    return keep
+
+
+def keep_for(project, defaults=None) -> int:
+    """keep_backups of the project, else of [defaults], else 10."""
+    value = getattr(project, "keep_backups", None)
+    if value is None:
+        value = getattr(defaults, "keep_backups", None)
+    return check_keep(DEFAULT_KEEP if value is None else value)
+
+
+def before_migrate(project) -> bool:
+    """Whether a deploy (and `fab migrate`) backs the database up before migrating."""
+    return bool(getattr(project, "backup_before_migrate", True))
+
+
+def restore_hint(host: str, name: str) -> str:
+    """What a failed deploy's message tells a person to run to get the data back."""
+    return f"fab -H {host} restore --backup {name}"
+
+
+# --- connecting without putting the password anywhere visible -------------------------------
+
+def connection(url: str) -> tuple[str, str]:
+    """DATABASE_URL -> (a libpq URI without the password, the password).
+
+    The URI goes on pg_dump's command line, which anyone on the host can read
+    in `ps`; the password goes into a private pgpass file instead.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in SCHEMES:
+        raise ValueError("DATABASE_URL is not a postgresql:// URL")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    password = unquote(parts.password or "")
+    for key, value in query:
+        if key == "password":
+            password = value
+    netloc = parts.hostname or ""
+    if ":" in netloc:                       # an IPv6 address
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.username:
+        netloc = f"{quote(unquote(parts.username), safe='')}@{netloc}"
+    rest = urlencode([(k, v) for k, v in query if k != "password"])
+    # by hand: urlunsplit drops the "//" of an empty host (a local socket), which libpq needs
+    return f"postgresql://{netloc}{parts.path}" + (f"?{rest}" if rest else ""), password
+
+
+def pgpass_line(password: str) -> str:
+    """A pgpass entry matching any server, database and user: the file serves one connection."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"
+
+
+def dump_argv(uri: str, path: str) -> list[str]:
+    """pg_dump to a file in the custom format (compressed; pg_restore reads it selectively)."""
+    return ["pg_dump", "--format=custom", "--no-password", f"--file={path}", f"--dbname={uri}"]
+
+
+def restore_script_argv(path: str) -> list[str]:
+    """The backup as SQL that drops and recreates what it holds, owned by whoever restores it."""
+    return ["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--file=-", path]
+
+
+def psql_argv(uri: str) -> list[str]:
+    """psql reading SQL from stdin as one transaction: a restore that fails changes nothing."""
+    return ["psql", "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+            "--file=-", f"--dbname={uri}"]
+
+
+# Runs first, inside the restore's transaction. `pg_restore --clean` drops only what the backup
+# holds; tables a later migration created would survive it and break the next migrate. So every
+# table, view and sequence the restoring role owns goes first; objects of other roles stay.
+PRELUDE_SQL = r"""
+SET client_min_messages = warning;
+DO $ayna$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass::text AS name, c.relkind
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+          AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
+          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+        ORDER BY c.relkind
+    LOOP
+        EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+                       CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name);
+    END LOOP;
+    -- sequences a column owned went with their tables; these are the free-standing ones
+    FOR r IN
+        SELECT c.oid::regclass::text AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+          AND c.relkind = 'S'
+          AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+    LOOP
+        EXECUTE format('DROP SEQUENCE IF EXISTS %s CASCADE', r.name);
+    END LOOP;
+END
+$ayna$;
+RESET client_min_messages;
+"""
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

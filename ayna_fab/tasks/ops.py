@@ -1,0 +1,540 @@
+"""Day-two tasks: migrate, shell, manage, logs, start, stop, restart, services, backup, restore.
+
+Each resolves -H like every other task, connects as the deploy user with strict
+host-key checking, and runs commands built in ayna_fab/commands/. A group is
+handled host by host (logs --follow: all hosts at once); lines from several
+hosts carry a `[host] ` prefix.
+
+Words after `--` belong to the task (`fab -H prod manage -- showmigrations`):
+`Executor` hands them over instead of letting Fabric run them as a raw command
+on the hosts, which would connect without checking host keys.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json as jsonlib
+import os
+import secrets
+import shlex
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from invoke.exceptions import Exit
+
+from ayna_fab import backup as rules
+from ayna_fab import output, targets, units
+from ayna_fab.cli import task
+from ayna_fab.commands import backup as backup_cmd
+from ayna_fab.commands import ops as cmd
+from ayna_fab.config import Config, Host, Project
+from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
+from ayna_fab.executor import TargetExecutor
+from ayna_fab.layout import Layout
+from ayna_fab.remote import Command, Remote, Result
+from ayna_fab.tasks import common
+
+Say = Callable[[str], None]
+
+
+# --- words after `--` -------------------------------------------------------------------------
+
+class Executor(TargetExecutor):
+    """ayna-fab's executor (one call per -H value), except that the words after `--` go to the
+    task that takes them (manage, migrate) as its `args`, with their boundaries kept (invoke
+    joins them with spaces).
+
+    Fabric would otherwise also run them as a shell command on every -H host, over a
+    connection that accepts any host key. Chosen by fabric.yaml next to fabfile.py
+    (tasks.executor_class).
+    """
+
+    def expand_calls(self, calls, apply_hosts=True):
+        rest = self.core.remainder
+        if not rest:
+            return super().expand_calls(calls, apply_hosts)
+        self.core.remainder = ""
+        try:
+            expanded = super().expand_calls(calls, apply_hosts)
+        finally:
+            self.core.remainder = rest
+        takers = [call for call in expanded if getattr(call.task, "takes_remainder", False)]
+        if not takers:
+            output.error("words after -- are arguments for manage or migrate "
+                         "(e.g. fab -H HOST manage -- showmigrations); ayna-fab runs no raw commands")
+            raise Exit(code=UsageError.exit_code)
+        argv = remainder_argv(sys.argv, rest)
+        for call in takers:
+            call.kwargs = {**call.kwargs, "args": argv}
+        return expanded
+
+
+def remainder_argv(argv: list[str], rest: str) -> list[str]:
+    """The words after the first `--` as the shell split them; else split invoke's joined string."""
+    if "--" in argv:
+        tail = argv[argv.index("--") + 1:]
+        if " ".join(tail) == rest:
+            return tail
+    return shlex.split(rest)
+
+
+def takes_remainder(t):
+    t.takes_remainder = True
+    return t
+
+
+def _words(args, task_name: str) -> list[str]:
+    """The task's `args`: a list from the Executor, or a string from --args."""
+    if args is None:
+        if "--" in sys.argv[1:]:  # the words reached Fabric, not us: stop before Fabric runs them raw
+            raise UsageError("the words after -- were not handed to ayna-fab", step=task_name,
+                             hint="fabric.yaml next to fabfile.py must set tasks.executor_class to "
+                                  "ayna_fab.tasks.ops.Executor")
+        return []
+    return shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
+
+
+# --- running commands that stream or need a terminal -----------------------------------------
+
+class Lines:
+    """A file-like sink that hands complete lines to `emit` (with a prefix). With on_mark,
+    the host program's marker lines (commands.ops.MARKS) go there instead of to people."""
+
+    def __init__(self, emit: Say, prefix: str = "", on_mark: Say | None = None) -> None:
+        self.emit, self.prefix, self.on_mark = emit, prefix, on_mark
+        self.buffer = ""
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.buffer += text
+            *done, self.buffer = self.buffer.split("\n")
+            for line in done:
+                self._line(line.rstrip("\r"))
+
+    def _line(self, line: str) -> None:
+        if self.on_mark and line.startswith(cmd.MARKS):
+            self.on_mark(line)
+            return
+        self.emit(self.prefix + line)
+
+    def flush(self) -> None:
+        """invoke flushes after every chunk; a line is only whole at its newline (or the end)."""
+
+    def finish(self) -> None:
+        with self.lock:
+            if self.buffer:
+                self._line(self.buffer.rstrip("\r"))
+                self.buffer = ""
+
+
+_PRINT_LOCK = threading.Lock()
+
+
+def _print(line: str) -> None:
+    with _PRINT_LOCK:  # lines of several hosts' threads never interleave mid-line
+        print(line, flush=True)
+
+
+class Session(Remote):
+    """A Remote that can also pass output on as it comes, and lend the remote side a terminal."""
+
+    def stream(self, command: Command, sink: Lines | None, *, pty: bool = False, stdin: bool = False) -> Result:
+        """Run command; its output goes to sink line by line (None: straight to this terminal).
+        stdin=True forwards this process's stdin (a shell, a manage.py command that asks)."""
+        self.round_trips += 1
+        streams = {"out_stream": sink, "err_stream": sink} if sink is not None else {}
+        try:
+            r = self.conn.run(command.script, hide=False, warn=True, pty=pty, echo=False,
+                              in_stream=None if stdin else False, **streams)
+        except Exception as exc:
+            raise OperationFailed(f"lost the connection: {exc}", host=self.name, step=command.step,
+                                  hint=command.hint) from exc
+        finally:
+            if sink is not None:
+                sink.finish()
+        return Result(r.exited, r.stdout, r.stderr)
+
+
+# --- what every task here does first ---------------------------------------------------------
+
+def _jobs(c, cfg: Config, project: str | None) -> list[tuple[Host, Project]]:
+    return [(h, targets.project_for(cfg, h, project)) for h in common.hosts(c, cfg)]
+
+
+def _once_per_database(jobs: list[tuple[Host, Project]], say: Say) -> list[tuple[Host, Project]]:
+    """A project with migrate_host shares one database across its hosts: act once, on
+    migrate_host if it is in the target, else on the first host of the target."""
+    kept, told = [], set()
+    for host, proj in jobs:
+        if not proj.migrate_host:
+            kept.append((host, proj))
+            continue
+        hosts = [h for h, p in jobs if p.name == proj.name]
+        chosen = next((h for h in hosts if h.name == proj.migrate_host), hosts[0])
+        if host is chosen:
+            kept.append((host, proj))
+        elif proj.name not in told:
+            told.add(proj.name)
+            say(f"[{host.name}] {proj.name} shares its database with {chosen.name} (migrate_host): "
+                f"done there once")
+    return kept
+
+
+def _open(cfg: Config, host: Host) -> Session:
+    return Session.open(targets.endpoint(cfg, host))
+
+
+def _units(project: Project, service: str | None) -> list[str]:
+    """The project's units, or those of --service (comma-separated names from its services)."""
+    if not service:
+        return units.unit_names(project)
+    names = [s.strip() for s in service.split(",")]
+    unknown = [s for s in names if s not in project.services]
+    if unknown:
+        raise UsageError(f"{project.name} has no service {', '.join(map(repr, unknown))}; "
+                         f"its services: {', '.join(project.services)}", step="service")
+    return [units.unit_name(project, s) for s in names]
+
+
+def _lock_owner(operation: str) -> dict:
+    """The deploy lock's owner record, as deploys write it: who, where, when, and what for."""
+    return {"by": getpass.getuser(), "from": socket.gethostname(), "pid": os.getpid(),
+            "token": secrets.token_hex(8), "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "message": f"fab {operation}", "operation": operation}
+
+
+def _locked(host: Host, holder: dict, step: str) -> OperationFailed:
+    return OperationFailed(
+        f"a deploy or another operation holds the lock: {holder.get('by')}@{holder.get('from')} "
+        f"(pid {holder.get('pid')}) since {holder.get('at')}"
+        + (f", {holder.get('message')!r}" if holder.get("message") else "") + "; nothing was changed",
+        host=host.name, step=step,
+        hint=f"wait for it, or if it died: fab -H {host.name} unlock (add --force if it is not stale)")
+
+
+def _parse(host: Host, res: Result, step: str) -> dict:
+    try:
+        return cmd.result(res.stdout)
+    except ValueError:
+        detail = (res.stderr or res.stdout).strip()[-2000:]
+        raise OperationFailed(f"exited {res.code}:\n    " + detail.replace("\n", "\n    "),
+                              host=host.name, step=step) from None
+
+
+def _describe_backup(b: dict) -> str:
+    return f"{b['backup']} ({rules.human_size(b['bytes'])})"
+
+
+# --- manage.py -----------------------------------------------------------------------------
+
+@takes_remainder
+@task(help={"args": "the manage.py command and its arguments; give them after --",
+            "project": "needed when a host carries several projects"})
+def manage(c, args=None, project=None):
+    """Run any manage.py command in the live release with its environment: fab -H T manage -- ARGS."""
+    argv = _words(args, "manage")
+    if not argv:
+        raise UsageError("no manage.py command given", step="manage",
+                         hint="put it after --, e.g. fab -H HOST manage -- showmigrations")
+    cfg = common.load()
+    jobs = _jobs(c, cfg, project)
+    several = len(jobs) > 1
+    for host, proj in jobs:
+        lay = Layout.of(cfg, proj)
+        command = cmd.manage(lay.root, lay.env_file, proj.django_dir, argv)
+        with _open(cfg, host) as s:
+            if several:  # prefixed lines; no terminal, no stdin
+                res = s.stream(command, Lines(_print, f"[{host.name}] "))
+            else:        # as if run on the host: a terminal if we have one, stdin passed on
+                res = s.stream(command, None, pty=sys.stdin.isatty() and sys.stdout.isatty(), stdin=True)
+        if res.code != 0:
+            raise OperationFailed(f"manage.py {shlex.join(argv)} exited {res.code}", host=host.name,
+                                  step="manage")
+
+
+@task(help={"project": "needed when a host carries several projects"})
+def shell(c, project=None):
+    """Django's interactive shell in the live release, with its environment, on a terminal."""
+    cfg = common.load()
+    for host, proj in _jobs(c, cfg, project):
+        lay = Layout.of(cfg, proj)
+        with _open(cfg, host) as s:
+            res = s.stream(cmd.shell(lay.root, lay.env_file, proj.django_dir), None, pty=True, stdin=True)
+        if res.code != 0:
+            raise OperationFailed(f"the shell exited {res.code}", host=host.name, step="shell")
+
+
+@takes_remainder
+@task(help={"args": "arguments for manage.py migrate (an app and a migration to go to), after --",
+            "no_backup": "do not back the database up first",
+            "project": "needed when a host carries several projects"})
+def migrate(c, args=None, no_backup=False, project=None):
+    """Back the database up, then apply migrations in the live release (under the deploy lock)."""
+    argv = _words(args, "migrate")
+    cfg = common.load()
+    jobs = _once_per_database(_jobs(c, cfg, project), output.say)
+    several = len(jobs) > 1
+    for host, proj in jobs:
+        lay = Layout.of(cfg, proj)
+        take = rules.before_migrate(proj) and not no_backup
+        keep = rules.keep_for(proj, cfg.defaults)
+        prefix = f"[{host.name}] " if several else ""
+
+        def mark(line: str, host=host) -> None:
+            if line.startswith(cmd.BACKUP_MARK):
+                b = jsonlib.loads(line[len(cmd.BACKUP_MARK):])
+                output.say(f"[{host.name}] {'backup':<13} {_describe_backup(b)}")
+
+        command = cmd.migrate(lay.root, lay.env_file, proj.django_dir, proj.name, argv, backup=take,
+                              keep=keep, lock=_lock_owner("migrate"))
+        with _open(cfg, host) as s:
+            res = s.stream(command, Lines(_print, prefix, on_mark=mark))
+        r = _parse(host, res, "migrate")
+        if r.get("error") == "locked":
+            raise _locked(host, r["holder"], "migrate")
+        name = r["backup"]["backup"] if r.get("backup") else None
+        if r["code"] != 0:
+            raise OperationFailed(
+                f"manage.py migrate exited {r['code']}" + (f"; the database was backed up before it as {name}"
+                                                          if name else ""), host=host.name, step="migrate",
+                hint=(f"PostgreSQL rolls a failed migration back; to return to the backup: "
+                      f"{rules.restore_hint(host.name, name)}") if name else None)
+        output.say(f"[{host.name}] {proj.name} {r['release']}: migrated"
+                   + (f"; backup before it: {name}" if name else " (no backup taken)"))
+
+
+# --- units -----------------------------------------------------------------------------------
+
+def _unit_rows(host: Host, facts: list[dict]) -> list[list]:
+    return [[host.name, f["unit"], f"{f['active']} ({f['sub']})", f["pid"] or "-",
+             cmd.human_memory(f["memory"]), cmd.human_duration(f["uptime"])] for f in facts]
+
+
+def _control(c, verb: str, service: str | None, project: str | None) -> None:
+    cfg = common.load()
+    for host, proj in _jobs(c, cfg, project):
+        wanted = _units(proj, service)
+        with _open(cfg, host) as s:
+            res = s.run(cmd.systemctl(verb, wanted), check=False)
+        facts = cmd.parse_show(res.stdout)
+        for f in facts:
+            output.say(f"[{host.name}] {f['unit']:<24} {f['active']} ({f['sub']})"
+                       + (f", pid {f['pid']}" if f["pid"] else ""))
+        if res.code != 0:
+            raise OperationFailed(f"{verb} failed:\n    " + res.stderr.strip().replace("\n", "\n    "),
+                                  host=host.name, step=verb, hint=f"see why: fab -H {host.name} logs"
+                                  + (f" --service {service}" if service else ""))
+
+
+SERVICE_HELP = {"service": "only these services (e.g. web or celery,beat); default: all of the project's",
+                "project": "needed when a host carries several projects"}
+
+
+@task(help=SERVICE_HELP)
+def start(c, service=None, project=None):
+    """Start the project's units (or --service ones)."""
+    _control(c, "start", service, project)
+
+
+@task(help=SERVICE_HELP)
+def stop(c, service=None, project=None):
+    """Stop the project's units (or --service ones)."""
+    _control(c, "stop", service, project)
+
+
+@task(help=SERVICE_HELP)
+def restart(c, service=None, project=None):
+    """Restart the project's units (or --service ones); deploys reload gunicorn gracefully instead."""
+    _control(c, "restart", service, project)
+
+
+@task(help={**SERVICE_HELP, "json": "print JSON for scripts"})
+def services(c, service=None, project=None, json=False):
+    """Each unit's state, main PID, memory and uptime."""
+    cfg = common.load()
+    rows, data = [], []
+    for host, proj in _jobs(c, cfg, project):
+        with _open(cfg, host) as s:
+            facts = cmd.parse_show(s.run(cmd.services(_units(proj, service))).stdout)
+        data += [{"host": host.name, "project": proj.name, **f} for f in facts]
+        rows += _unit_rows(host, facts)
+    if json:
+        output.emit_json(data)
+    else:
+        output.table("services", ["host", "unit", "state", "pid", "memory", "uptime"], rows)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+@task(help={"service": "only these services (e.g. web or celery,beat); default: all of the project's",
+            "follow": "keep printing new lines until Ctrl-C (every host of the target at once)",
+            "since": "from this time on: '2026-01-02 03:04', 'today', '-1h', '2 hours ago'",
+            "lines": "how many of the last lines (default 50; with --since, all since then)",
+            "project": "needed when a host carries several projects"})
+def logs(c, service=None, follow=False, since=None, lines=None, project=None):
+    """The project's journal, each line prefixed with its host: journalctl over its units."""
+    cfg = common.load()
+    if lines is not None and not str(lines).isdigit():
+        raise UsageError(f"--lines {lines!r} is not a whole number", step="logs")
+    count = int(lines) if lines is not None else (None if since else 50)
+    try:
+        jobs = [(host, cmd.logs(_units(proj, service), lines=count, since=since, follow=follow))
+                for host, proj in _jobs(c, cfg, project)]
+    except ValueError as exc:
+        raise UsageError(str(exc), step="logs") from None
+    if not follow:
+        for host, command in jobs:
+            with _open(cfg, host) as s:
+                res = s.stream(command, Lines(_print, f"[{host.name}] "))
+            if res.code != 0:
+                raise OperationFailed(f"journalctl exited {res.code}", host=host.name, step="logs")
+        return
+    _follow(cfg, jobs)
+
+
+def _follow(cfg: Config, jobs: list[tuple[Host, Command]]) -> None:
+    """Every host at once, one thread and connection each, until Ctrl-C closes them all.
+    A host whose stream ends before that is named at once, and makes the exit status 1."""
+    sessions: list[Session] = []
+    stopping = threading.Event()
+    problems: list[str] = []
+
+    def run(s: Session, command: Command) -> None:
+        try:
+            res = s.stream(command, Lines(_print, f"[{s.name}] "), pty=True)  # a pty: closing it ends journalctl
+            problem = f"[{s.name}] journalctl ended (exit {res.code})"
+        except OperationFailed as exc:
+            problem = str(exc)
+        if not stopping.is_set():
+            problems.append(problem)
+            output.warn(problem)
+
+    try:
+        for host, _ in jobs:
+            sessions.append(_open(cfg, host))
+        threads = [threading.Thread(target=run, args=(s, command), daemon=True)
+                   for s, (_, command) in zip(sessions, jobs, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        pass  # the way to stop following: not an error
+    finally:
+        stopping.set()
+        for s in sessions:
+            s.close()
+    if problems:
+        raise OperationFailed("; ".join(problems), step="logs")
+
+
+# --- backups ---------------------------------------------------------------------------------
+
+@task(help={"list": "list the backups on the host instead of taking one",
+            "project": "needed when a host carries several projects"})
+def backup(c, list=False, project=None):
+    """pg_dump the project's database to shared/backups (0600), keeping the newest keep_backups."""
+    cfg = common.load()
+    jobs = _jobs(c, cfg, project)
+    if list:
+        rows = []
+        for host, proj in jobs:
+            with _open(cfg, host) as s:
+                found = _parse(host, s.run(backup_cmd.list_backups(Layout.of(cfg, proj), proj)), "backups")
+            rows += [[host.name, b["name"], b["release"], b["taken_at"], rules.human_size(b["bytes"]), b["mode"]]
+                     for b in found["backups"]]
+        output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"], rows)
+        return
+    for host, proj in _once_per_database(jobs, output.say):
+        keep = rules.keep_for(proj, cfg.defaults)
+        with _open(cfg, host) as s:
+            b = _parse(host, s.run(backup_cmd.take_backup(Layout.of(cfg, proj), proj, None, keep), timeout=None),
+                       "backup")
+        output.say(f"[{host.name}] {proj.name}: {_describe_backup(b)} in {b['seconds']:.1f}s, "
+                   f"{os.path.dirname(b['path'])}")
+        if b["pruned"]:
+            output.say(f"[{host.name}] removed {len(b['pruned'])} older than the newest {keep}: "
+                       + ", ".join(b["pruned"]))
+
+
+@task(help={"backup": "the backup's file name (see: fab -H HOST backup --list), or 'latest'",
+            "yes": "do not ask for confirmation",
+            "project": "needed when a host carries several projects"})
+def restore(c, backup=None, yes=False, project=None):
+    """Replace the project's database with a backup: asks first, backs up the current data, stops
+    the project's units meanwhile, restores in one transaction, starts them again."""
+    cfg = common.load()
+    if not backup:
+        raise UsageError("which backup? pass --backup NAME (or --backup latest)", step="restore",
+                         hint="see them with: fab -H HOST backup --list")
+    jobs = _once_per_database(_jobs(c, cfg, project), output.say)
+    for _, proj in jobs:  # a malformed name fails here, before any connection
+        if backup != "latest":
+            try:
+                rules.check_name(backup, proj.name)
+            except ValueError as exc:
+                raise UsageError(str(exc), step="restore") from None
+    plans = []
+    for host, proj in jobs:  # every host must have the backup before any host changes
+        with _open(cfg, host) as s:
+            found = _parse(host, s.run(backup_cmd.list_backups(Layout.of(cfg, proj), proj)), "restore")
+        names = [b["name"] for b in found["backups"]]
+        name = names[0] if backup == "latest" and names else backup
+        chosen = next((b for b in found["backups"] if b["name"] == name), None)
+        if chosen is None:
+            raise UsageError(f"no backup {backup!r} in {found['dir']}; there: "
+                             + (", ".join(names[:10]) or "none"), host=host.name, step="restore",
+                             hint=f"fab -H {host.name} backup --list")
+        plans.append((host, proj, chosen, found["current"]))
+    for host, proj, chosen, live in plans:  # every answer before the first change
+        if not yes and not _confirm(host, proj, chosen, live):
+            raise UsageError("not restored; nothing was changed", host=host.name, step="restore")
+    for host, proj, chosen, _ in plans:
+        _restore_one(cfg, host, proj, chosen["name"])
+
+
+def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
+    question = (f"[{host.name}] replace {proj.name}'s database (live release {live or 'none'}) with "
+                f"{chosen['name']}, taken {chosen['taken_at']} on {chosen['release']}? Its units stop "
+                f"while it runs. [y/N] ")
+    try:
+        answer = input(question)
+    except EOFError:
+        answer = ""
+    if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
+        print(flush=True)
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _restore_one(cfg: Config, host: Host, proj: Project, name: str) -> None:
+    lay = Layout.of(cfg, proj)
+    command = backup_cmd.restore(lay, proj, name, units.unit_names(proj), keep=rules.keep_for(proj, cfg.defaults),
+                                 lock=_lock_owner(f"restore --backup {name}"))
+    with _open(cfg, host) as s:
+        r = _parse(host, s.run(command, check=False, timeout=None), "restore")
+    if r.get("error") == "locked":
+        raise _locked(host, r["holder"], "restore")
+    if r.get("error") == "missing":
+        raise UsageError(f"no backup {name!r} on the host", host=host.name, step="restore")
+    if r["safety"]:
+        output.say(f"[{host.name}] {'backup':<13} {_describe_backup(r['safety'])}: the data as it was")
+    undo = f"; to undo: {rules.restore_hint(host.name, r['safety']['backup'])}" if r.get("safety") else ""
+    down = [u for u in r["stopped"] if u not in r["started"]]
+    if not r["restored"]:
+        problem = OperationFailed if not down else NeedsAttention
+        raise problem("restore failed and was rolled back: the database is as it was"
+                      + (f"; units not running: {', '.join(down)}" if down else "") + "\n    "
+                      + "\n    ".join(r["errors"]), host=host.name, step="restore",
+                      hint=f"fab -H {host.name} start" if down else None)
+    if r["errors"]:
+        raise NeedsAttention(f"restored {name}, but: " + "; ".join(r["errors"]), host=host.name,
+                             step="restore", hint=f"fab -H {host.name} services; fab -H {host.name} logs")
+    output.say(f"[{host.name}] {proj.name}: restored {name}; started {len(r['started'])} unit(s) again{undo}")
+
+
+TASKS = (migrate, shell, manage, logs, start, stop, restart, services, backup, restore)
