@@ -1,6 +1,6 @@
 """The deploy pipeline for one host and project, as named steps read top to bottom.
 
-    resolve ref -> connect -> lock + plan -> upload -> install -> check -> migrate
+    resolve ref -> connect -> lock + plan -> upload -> backup -> install -> check -> migrate
     -> collectstatic -> flip -> restart -> verify -> health -> record, clean up, unlock
 
 Everything before the flip leaves the live site untouched: a failure there marks

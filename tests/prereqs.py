@@ -22,3 +22,14 @@ def require_sandbox() -> None:
         if in_ci():
             pytest.fail(reason + " (CI=true: end-to-end tests must run, not skip)", pytrace=False)
         pytest.skip(reason)
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test will Ctrl-C: SIGINT back to its default.
+
+    A shell starts background jobs with SIGINT ignored, and Python then never turns it
+    into KeyboardInterrupt; children inherit that. A test that interrupts a process must
+    not depend on how its own runner was started.
+    """
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import DEMO, fab, write_inventory
+from tests.prereqs import interruptible
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
@@ -285,7 +286,7 @@ def test_ctrl_c_in_the_middle_releases_the_lock_and_leaves_the_site_serving(sand
     import os
     proc = subprocess.Popen([sys.executable.replace("python", "fab"), "-H", "sandbox1", "deploy"],
                             cwd=Path(__file__).resolve().parents[2], env={**os.environ, "AYNA_FAB_HOSTS": str(inv)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     for line in proc.stdout:
         if "[sandbox1] upload" in line:
             break

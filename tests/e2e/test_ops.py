@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from tests.prereqs import interruptible
+
 from tests.e2e.conftest import FAB, REPO, fab, write_inventory
 from tests.e2e.test_deploy import Repo
 
@@ -151,7 +153,7 @@ def test_logs_follow_every_host_until_ctrl_c(sandbox, inv, fab_root):
     env = {**os.environ, "AYNA_FAB_HOSTS": str(inv)}
     p = subprocess.Popen([str(FAB), *fab_root, "-H", "sandbox", "logs", "--follow", "--service", "celery,beat",
                           "--lines", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=interruptible)
     time.sleep(8)            # beat schedules a heartbeat every 5 seconds on each host
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)

@@ -67,8 +67,13 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
             return R()
 
     r = Remote("h", SlowConn())
-    with pytest.raises(KeyboardInterrupt):
-        r.run(Command("true", "step"))
+    # As in a terminal, whatever the runner inherited (background jobs start with SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            r.run(Command("true", "step"))
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # while a host is being put back, interrupts stay ignored
         assert r.run(Command("true", "step")).stdout == "done"
