@@ -6,17 +6,16 @@ abandoned release had and the target lacks are named, since the database keeps t
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 
 from ayna_fab import releases, units
 from ayna_fab.commands import release as cmd
-from ayna_fab.deploy import (Deploy, _finish_failed, _indent, _no_interrupts, _now, _parse_or_fail,
+from ayna_fab.deploy import (Deploy, _indent, _no_interrupts, _now, _parse_or_fail,
                              activate_args, describe_activation, host_releases, lock_info, unit_actions)
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.remote import Remote
-
-import getpass
-import socket
 
 
 def run(d: Deploy, r: Remote, to: int | None) -> str:
