@@ -1,7 +1,7 @@
 """Fabric tasks' one entry point for errors: ayna-fab exceptions become exit codes here.
 
 Every task is declared with `ayna_fab.cli.task`, so a failure prints one clear
-message (no traceback) and exits with the code DESIGN.md promises.
+message (no traceback) and exits with the code docs/ARCHITECTURE.md lists.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ characters or lookalike Unicode into a remote command. That is defence in
 depth, not a licence to skip quoting: command builders still pass every value
 through shlex.quote.
 
-Schema (DESIGN.md section 1, extended; keep README.md's key list in step):
+Schema (README.md, "hosts.toml", documents every key; keep it in step):
   [defaults]        user, admin_user, base_dir, keep_releases, identity_file,
                     known_hosts, connect_timeout, default_target, keep_backups
   [projects.NAME]   source, port_base, services, env, env_file, health,

@@ -1,7 +1,7 @@
 """The standard's seven conformance checks, for a project's source and for a host.
 
 Pure: local checks read the project's files; host checks judge facts gathered
-in one round trip (hostscripts/facts.py). Each check is one ✓/✗ line with reasons.
+in one round trip (the host program's facts call, host/facts.py). Each check is one ✓/✗ line with reasons.
 """
 
 from __future__ import annotations

@@ -6,17 +6,22 @@ which the port registry makes public anyway.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
-from dotenv import dotenv_values
+from ayna_fab.errors import UsageError
+from ayna_fab.host import envfile as reader
 
 REQUIRED = ("PROJECT_NAME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "REDIS_URL",
             "WEB_PORT", "API_PORT")
 
 
 def parse(text: str) -> dict[str, str]:
-    return {k: (v or "") for k, v in dotenv_values(stream=io.StringIO(text)).items()}
+    """The file's variables exactly as systemd gives them to the units (one reader: host/envfile.py)."""
+    try:
+        return reader.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"the env file would not load in systemd: {exc}",
+                         hint="fix the file (values are never shown)") from None
 
 
 @dataclass(frozen=True)

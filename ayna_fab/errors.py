@@ -1,6 +1,6 @@
 """The few exception types ayna-fab raises, and the exit code each maps to.
 
-Exit codes are a contract (DESIGN.md section 1): scripts and CI branch on them.
+Exit codes are a contract (docs/ARCHITECTURE.md, "Errors and exit codes"): scripts and CI branch on them.
 Only `ayna_fab.cli` turns these into process exits.
 """
 

@@ -74,6 +74,49 @@ def emit_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+_PRINT_LOCK = threading.Lock()
+
+
+def line(text: str) -> None:
+    """One line as it is (a host's output): never read as markup, never split between threads."""
+    with _PRINT_LOCK:
+        print(text, flush=True)
+
+
+class Lines:
+    """A file-like sink that hands complete lines to `emit` with a prefix; the host protocol's
+    own lines (@@step, @@result) go to on_mark instead of to people."""
+
+    def __init__(self, emit=line, prefix: str = "", on_mark=None) -> None:
+        self.emit, self.prefix, self.on_mark = emit, prefix, on_mark
+        self.buffer = ""
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.buffer += text
+            *done, self.buffer = self.buffer.split("\n")
+            for one in done:
+                self._line(one.rstrip("\r"))
+
+    def _line(self, text: str) -> None:
+        from ayna_fab.host.wire import RESULT, STEP
+        if text.startswith((STEP, RESULT)):
+            if self.on_mark:
+                self.on_mark(text)
+            return
+        self.emit(self.prefix + text)
+
+    def flush(self) -> None:
+        """invoke flushes after every chunk; a line is only whole at its newline (or the end)."""
+
+    def finish(self) -> None:
+        with self.lock:
+            if self.buffer:
+                self._line(self.buffer.rstrip("\r"))
+                self.buffer = ""
+
+
 class LiveHosts:
     """One row per host, redrawn as its steps finish: a fleet's progress on a terminal.
 

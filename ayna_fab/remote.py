@@ -32,6 +32,7 @@ class Command:
     changes: bool = True          # False: a read, safe to run in a dry run
     hint: str | None = None       # what to do when it fails
     display: str | None = None    # a short form for dry-run listings (the script may be long)
+    call: object | None = None    # a host call (ayna_fab.host.calls) as data, when this is one
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Remote:
         self.dry_run = dry_run
         self.echo = echo or (lambda line: None)
         self.round_trips = 0
+        self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
 
     @classmethod
     def open(cls, ep: ssh.Endpoint, **kw) -> "Remote":
@@ -86,14 +88,35 @@ class Remote:
         except Exception as exc:  # a dropped link or a timeout: name the host and step
             raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
                                   step=cmd.step, hint=cmd.hint) from exc
-        if interrupted:  # Ctrl-C during the command: it finished; now stop, and put the host back
-            raise KeyboardInterrupt
+        if interrupted:  # the command finished and its answer counts; the operation stops at its next step
+            self.interrupted = "Ctrl-C" if interrupted[0] == "SIGINT" else interrupted[0]
         result = Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
         if check and not result.ok:
             tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,
                                   step=cmd.step, hint=cmd.hint)
         return result
+
+    def stream(self, cmd: Command, sink=None, *, pty: bool = False, stdin: bool = False) -> Result:
+        """Run cmd, passing its output on as it comes: to sink (an output.Lines) line by line, or
+        with sink=None straight to this terminal. stdin=True forwards this process's stdin (a
+        shell, a manage.py command that asks). A dry run prints a changing command instead."""
+        if self.dry_run and cmd.changes:
+            self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
+            return Result(0, "", "")
+        self.round_trips += 1
+        streams = {"out_stream": sink, "err_stream": sink} if sink is not None else {}
+        started = time.monotonic()
+        try:
+            r = self.conn.run(cmd.script, hide=False, warn=True, pty=pty, echo=False,
+                              in_stream=None if stdin else False, **streams)
+        except Exception as exc:
+            raise OperationFailed(f"lost the connection: {exc}", host=self.name, step=cmd.step,
+                                  hint=cmd.hint) from exc
+        finally:
+            if sink is not None:
+                sink.finish()
+        return Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
 
     def put_text(self, text: str, path: str, *, mode: int, owner: str | None = None, step: str) -> None:
         """Write a file atomically over SFTP (temp name, then rename), so no secret hits argv."""
@@ -140,32 +163,61 @@ class Remote:
 
 @contextmanager
 def _interrupts_kept() -> Iterator[list]:
-    """Remember a Ctrl-C that arrives while a remote command runs.
+    """Remember a Ctrl-C (or SIGTERM) that arrives while a remote command runs.
 
     invoke catches KeyboardInterrupt inside a running command, forwards it to the remote
     stdin and keeps waiting, so the interrupt would be lost and a deploy would carry on.
-    The list yielded is non-empty once SIGINT was seen (main thread only; elsewhere a
-    no-op: a fleet's main thread sees Ctrl-C itself).
+    The list yielded is non-empty once a signal was seen (main thread only; elsewhere a
+    no-op: a fleet's main thread sees the signal itself).
     """
     seen: list = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:  # putting a host back: interrupts stay ignored
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # putting a host back: interrupts stay ignored
         yield seen
         return
 
     def note(signum, frame):
-        seen.append(signum)
+        seen.append(signal.Signals(signum).name)
         raise KeyboardInterrupt  # what invoke expects; it keeps waiting for the command
 
-    signal.signal(signal.SIGINT, note)
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
+
+
+def open_all(endpoints: list[ssh.Endpoint], *, dry_run: bool = False,
+             echo: Callable[[str], None] | None = None, max_parallel: int = 8) -> dict[str, Remote]:
+    """One connection per host, opened in parallel. If any host is unreachable, none is used:
+    an operation over several hosts starts only when every host answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(ep: ssh.Endpoint) -> Remote:
+        return Remote.open(ep, dry_run=dry_run, echo=echo)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(endpoints)))) as pool:
+        futures = [pool.submit(one, ep) for ep in endpoints]
+    remotes, errors = {}, []
+    for f in futures:
+        if f.exception():
+            errors.append(f.exception())
+        else:
+            remotes[f.result().name] = f.result()
+    if errors:
+        for r in remotes.values():
+            r.close()
+        first = errors[0]
+        if len(endpoints) == 1:
+            raise first
+        cls = first.__class__ if isinstance(first, OperationFailed) or hasattr(first, "exit_code") else OperationFailed
+        raise cls(f"{first}\nno host was changed: every host must be reachable first", step="connect",
+                  hint=getattr(first, "hint", None))
+    return remotes

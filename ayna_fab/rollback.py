@@ -1,107 +1,122 @@
-"""Rollback: back to the previous good release (or vN), whole: code, venv, restarted units, health.
+"""Rollback, one host or a fleet: back to the previous good release (or vN), whole: code, venv,
+restarted units, health. The same runner and lock as deploys, phases of its own:
 
-Same lock as deploys. The target must be good and complete; the migrations the
-abandoned release had and the target lacks are named, since the database keeps them.
+    lock + plan  each host: take the lock, read its releases
+    choose       the laptop: the target release (every host of a fleet goes to the same one)
+    activate     each host: flip, restart every unit, health, verify
+    record       each host: states (the release left is rolled-back), log line, unlock
+
+The migrations the abandoned release had and the target lacks are named, since the
+database keeps them.
 """
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
+from dataclasses import dataclass
 
-from ayna_fab import releases, units
-from ayna_fab.commands import release as cmd
-from ayna_fab.deploy import (Deploy, _indent, _no_interrupts, _now, _parse_or_fail,
-                             activate_args, describe_activation, host_releases, lock_info, unit_actions)
+from ayna_fab import activation, deploy, lock, releases, runner
+from ayna_fab.commands import host as cmd
+from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
-from ayna_fab.remote import Remote
+from ayna_fab.runner import BATCHES, EACH, FLEET, Phase, Target
 
 
-def run(d: Deploy, r: Remote, to: int | None) -> str:
-    """Roll d.host back; returns the release now live."""
-    t = time.monotonic()
-    args = {"root": d.layout.root, "env_file": d.layout.env_file, "units": units.unit_names(d.project),
-            "lock": None if d.options.dry_run else lock_info(d)}
-    plan = cmd.parse(r.run(cmd.host_program("plan", args, changes=False)).stdout)
-    if plan.get("error") == "locked":
-        h = plan["holder"]
-        raise OperationFailed(f"another deploy holds the lock: {h.get('by')}@{h.get('from')} since {h.get('at')}",
-                              host=d.name, step="lock", hint=f"wait, or fab -H {d.name} unlock")
-    if plan.get("error"):
-        raise UsageError(plan.get("detail", plan["error"]), host=d.name, step="plan",
-                         hint=f"fab -H {d.name} setup")
-    d.locked = not d.options.dry_run
-    d.plan = plan
-    try:
-        rels = host_releases(plan)
-        current = plan["current"]
-        d.base = releases.active(rels, current)
-        target = releases.rollback_target(rels, current, to)
-        d.number = target.number
-        d.show("lock + plan", time.monotonic() - t, note=f"{d.base.name if d.base else 'none'} -> {target.name}")
-        if d.base:
-            _warn_migrations(d, r, d.base.number, target.number)
-        if r.dry_run:
-            r.run(cmd.host_program("activate", activate_args(d, target.number,
-                                                             unit_actions(d.project, True, True))))
-            return target.name
-        d.flipped = True
-        res = _parse_or_fail(d, r.run(cmd.host_program("activate", activate_args(
-            d, target.number, unit_actions(d.project, deps_changed=True, restart_all=True))), check=False),
-            "activate")
-        for name in ("flip", "restart", "health", "verify"):
-            d.show(name, res["steps"][name], ok=res["ok"] or name == "flip")
-        if not res["ok"]:
-            raise OperationFailed(describe_activation(res), host=d.name, step="verify")
-        states = releases.after_activation(rels, target.number, current, rolled_back=True)
-        log = {"event": "rollback", "result": "ok", "release": target.name,
-               "from": d.base.name if d.base else None, "by": f"{getpass.getuser()}@{socket.gethostname()}",
-               "at": _now(), "steps": d.steps}
-        r.run(cmd.host_program("finish", {"root": d.layout.root, "states": {str(k): v for k, v in states.items()},
-                                          "log": log, "remove": [], "unlock": True, "token": d.token}))
-        d.locked = False
-        return target.name
-    except (AynaFabError, KeyboardInterrupt, Exception) as exc:
-        if r.dry_run or not d.locked:
-            raise
-        with _no_interrupts():
-            raise _recover(d, r, exc) from exc
+@dataclass(frozen=True)
+class Options:
+    to: int | None = None          # vN asked for, or the previous good release
+    dry_run: bool = False
+    verify_timeout: float = 30.0
+    health_timeout: float = 60.0
 
 
-def _recover(d: Deploy, r: Remote, exc: BaseException) -> AynaFabError:
-    reason = ("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
-              else exc.message if isinstance(exc, AynaFabError) else f"{type(exc).__name__}: {exc}")
-    if not d.flipped:
-        r.run(cmd.host_program("unlock", {"root": d.layout.root, "token": d.token}))
-        return exc if isinstance(exc, AynaFabError) else OperationFailed(reason, host=d.name, step="rollback")
-    if d.base is None:
-        return NeedsAttention(f"rollback to v{d.number} failed and there is no release to return to: {reason}",
-                              host=d.name, step="rollback", hint=f"fab -H {d.name} status")
-    try:
-        res = _parse_or_fail(d, r.run(cmd.host_program("activate", activate_args(
-            d, d.base.number, unit_actions(d.project, True, True)), step="restore"), check=False), "restore")
-        if not res["ok"]:
-            raise OperationFailed(describe_activation(res), host=d.name, step="restore")
-        failed_target, d.number = d.number, d.base.number
-        r.run(cmd.host_program("finish", {"root": d.layout.root, "states": {}, "remove": [], "unlock": True,
-                                          "token": d.token, "log": {"event": "rollback", "result": "failed",
-                                                                    "release": f"v{failed_target}",
-                                                                    "restored": d.base.name, "at": _now()}}))
-        return OperationFailed(f"v{failed_target} did not come up healthy; {d.base.name} is back and serving\n"
-                               + _indent(reason), host=d.name, step="rollback",
-                               hint="pick another target: fab -H HOST releases")
-    except AynaFabError as again:
-        return NeedsAttention(f"rollback failed ({reason}) and {d.base.name} could not be restored: {again}",
-                              host=d.name, step="restore",
-                              hint=f"fab -H {d.name} status; the lock is kept: fab -H {d.name} unlock")
+def fleet_target(targets: list[Target], to: int | None) -> int:
+    """Every host must go to the same release: the one asked for, or the common default."""
+    chosen = {t.name: releases.rollback_target(t.releases, t.plan["current"], to).number for t in targets}
+    if len(set(chosen.values())) != 1:
+        listing = ", ".join(f"{n}: v{v}" for n, v in chosen.items())
+        raise UsageError(f"the hosts' previous releases differ ({listing})", step="rollback",
+                         hint="roll them all to one release with --to vN")
+    return next(iter(chosen.values()))
 
 
-def _warn_migrations(d: Deploy, r: Remote, from_number: int, to_number: int) -> None:
-    res = cmd.parse(r.run(cmd.host_program("migrations", {"root": d.layout.root, "django_dir": d.project.django_dir,
-                                                          "numbers": [from_number, to_number]})).stdout)
-    extra = sorted(set(res[str(from_number)]) - set(res[str(to_number)]))
-    if extra:
-        d.say(f"[{d.name}] note: v{from_number} had migrations v{to_number} lacks, and the database keeps "
-              f"them applied: {', '.join(extra)}. Undo them with `manage.py migrate APP PREVIOUS` if the "
-              f"older code cannot work with them.")
+class Rollback(runner.Operation):
+    name = "rollback"
+
+    def __init__(self, config: Config, project: Project, options: Options, targets: list[Target]) -> None:
+        self.config, self.project, self.options, self.targets = config, project, options, targets
+        self.phases = PHASES
+
+    def lock_and_plan(self, t: Target) -> None:
+        deploy.lock_and_plan(t, None if t.dry_run else t.owner)
+
+    def choose(self) -> None:
+        number = fleet_target(self.targets, self.options.to)
+        if len(self.targets) > 1:
+            self.targets[0].say(f"fleet: every host to v{number}")
+        for t in self.targets:
+            t.number = number
+            t.show("lock + plan", t.steps.get("lock + plan", 0.0),
+                   note=f"{t.base.name if t.base else 'none'} -> v{number}")
+            if t.base:
+                self.warn_migrations(t)
+
+    def warn_migrations(self, t: Target) -> None:
+        res = t.call(cmd.migrations(t.layout, t.project, [t.base.number, t.number]))
+        extra = sorted(set(res[str(t.base.number)]) - set(res[str(t.number)]))
+        if extra:
+            t.say(f"[{t.name}] note: {t.base.name} had migrations v{t.number} lacks, and the database keeps "
+                  f"them applied: {', '.join(extra)}. Undo them with `manage.py migrate APP PREVIOUS` if the "
+                  f"older code cannot work with them.")
+
+    def activate(self, t: Target) -> None:
+        res = activation.activate(t, t.number, activation.unit_actions(self.project, True, True),
+                                  verify_timeout=self.options.verify_timeout,
+                                  health_timeout=self.options.health_timeout)
+        if res is not None and not res.get("ok"):
+            raise OperationFailed(res.get("detail") or activation.describe(res), host=t.name, step="verify")
+
+    def finish(self, t: Target) -> None:
+        started = time.monotonic()
+        states = releases.after_activation(t.releases, t.number, t.plan["current"], rolled_back=True)
+        log = {"event": "rollback", "result": "ok", "release": f"v{t.number}",
+               "from": t.base.name if t.base else None, "by": lock.who(), "at": lock.now(), "steps": t.steps}
+        t.call(cmd.finish(t.layout, t.token, states, {}, log, []))
+        t.locked, t.done = False, True
+        t.show("record", time.monotonic() - started)
+
+    def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
+        why = runner.reason(cause)
+        if not t.locked:
+            return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
+        if not t.flipped:
+            try:
+                t.call(cmd.unlock(t.layout, t.token))
+                t.locked = False
+            except AynaFabError as lost:
+                why += f"\nthe lock could not be released ({lost.message})"
+            return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
+        if t.base is None:
+            return NeedsAttention(f"rollback to v{t.number} failed and there is no release to return to: {why}",
+                                  host=t.name, step="rollback", hint=f"fab -H {t.name} status")
+        try:
+            activation.put_back(t)
+            log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.base.name,
+                   "reason": why[-2000:], "by": lock.who(), "at": lock.now()}
+            t.call(cmd.finish(t.layout, t.token, {}, {}, log, []))
+            t.locked, t.done = False, True
+            return OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
+                                   + activation.indent(why), host=t.name, step="rollback",
+                                   hint="pick another target: fab -H HOST releases")
+        except AynaFabError as again:
+            return NeedsAttention(f"rollback failed ({why}) and {t.base.name} could not be restored: {again}",
+                                  host=t.name, step="restore",
+                                  hint=f"fab -H {t.name} status; the lock is kept: fab -H {t.name} unlock")
+
+
+PHASES = [
+    Phase("lock + plan", Rollback.lock_and_plan, EACH),
+    Phase("choose", Rollback.choose, FLEET),
+    Phase("activate", Rollback.activate, BATCHES),
+    Phase("record", Rollback.finish, EACH),
+]

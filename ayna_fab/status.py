@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ayna_fab import targets, units
-from ayna_fab.commands import release as cmd
+from ayna_fab import hostcall, targets
+from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Host, Project
-from ayna_fab.deploy import health_checks
 from ayna_fab.errors import AynaFabError
 from ayna_fab.layout import Layout
 from ayna_fab.remote import Remote
@@ -43,9 +42,8 @@ def query(config: Config, host: Host, projects: list[Project]) -> list[dict]:
         with Remote.open(targets.endpoint(config, host)) as r:
             rows = []
             for p in projects:
-                lay = Layout.of(config, p)
-                res = cmd.parse(r.run(cmd.host_program("status", {
-                    "root": lay.root, "units": units.unit_names(p), "health": health_checks(p)})).stdout)
+                res = hostcall.parse(r.run(cmd.status(Layout.of(config, p), p), check=False),
+                                     host=host.name, step="status")
                 rows.append(row(config, host, p, res, None))
             return rows
     except AynaFabError as exc:
@@ -68,3 +66,14 @@ def flag_drift(rows: list[dict]) -> None:
             by_project.setdefault(r["project"], set()).add((r["release"], r["revision"]))
     for r in rows:
         r["drift"] = len(by_project.get(r["project"], ())) > 1 and not r.get("error")
+
+
+def cells(r: dict) -> list:
+    """A status row as the table's cells."""
+    if r.get("error"):
+        return [r["host"], r["project"], "?", "", "", "", "", "", "", "", r["error"]]
+    units = " ".join(f"{u.split('-')[-1].removesuffix('.service')}:{s}" for u, s in r["units"].items())
+    health = " ".join(f"{k}:{v}" for k, v in r["health"].items())
+    return [r["host"], r["project"], r["release"] or "-", (r["revision"] or "")[:12],
+            f"{r['deployed_at'] or ''} {r['deployed_by'] or ''}".strip(), units, health or "-",
+            r["lock"] or "-", r["releases"], f"{r['disk_free_gb']} GB", "DRIFT" if r["drift"] else ""]

@@ -30,3 +30,8 @@ def projects_on(cfg: Config, host: Host, project: str | None) -> list[Project]:
     if project is not None:
         return [targets.project_for(cfg, host, project)]
     return [cfg.projects[name] for name in host.projects]
+
+
+def jobs(c, cfg: Config, project: str | None) -> list[tuple[Host, Project]]:
+    """(host, project) pairs of -H: the project is implied when the host carries just one."""
+    return [(h, targets.project_for(cfg, h, project)) for h in hosts(c, cfg)]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json as jsonlib
-
 import paramiko
 
-from ayna_fab import conformance, envfile, hostsetup, output, ssh, targets
+from ayna_fab import conformance, envfile, hostcall, hostsetup, output, ssh, targets
 from ayna_fab.cli import task
-from ayna_fab.commands import inspect
+from ayna_fab.commands import host as hostcmd
 from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.layout import Layout
 from ayna_fab.remote import Remote
@@ -115,9 +113,9 @@ def validate(c, project=None, json=False):
 
 def _facts(remote: Remote, cfg, host, project) -> dict:
     lay = Layout.of(cfg, project)
-    cmd = inspect.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.unit_names(project),
-                        lay.env_file)
-    return jsonlib.loads(remote.run(cmd).stdout)
+    command = hostcmd.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.unit_names(project),
+                            lay.env_file)
+    return hostcall.parse(remote.run(command, check=False), host=host.name, step="validate")
 
 
 @task(name="env-check", help={"project": "only this project"})

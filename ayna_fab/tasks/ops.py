@@ -12,78 +12,26 @@ on the hosts, which would connect without checking host keys.
 
 from __future__ import annotations
 
-import getpass
-import json as jsonlib
 import os
-import secrets
 import shlex
-import socket
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
 
-from invoke.exceptions import Exit
-
-from ayna_fab import backup as rules
-from ayna_fab import output, targets, units
+from ayna_fab import hostcall, lock, output, targets, units
 from ayna_fab.cli import task
-from ayna_fab.commands import backup as backup_cmd
+from ayna_fab.commands import host as hostcmd
 from ayna_fab.commands import ops as cmd
 from ayna_fab.config import Config, Host, Project
 from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
-from ayna_fab.executor import TargetExecutor
+from ayna_fab.executor import takes_remainder
+from ayna_fab.host import backups as rules
 from ayna_fab.layout import Layout
+from ayna_fab.output import Lines
 from ayna_fab.remote import Command, Remote, Result
 from ayna_fab.tasks import common
 
 Say = Callable[[str], None]
-
-
-# --- words after `--` -------------------------------------------------------------------------
-
-class Executor(TargetExecutor):
-    """ayna-fab's executor (one call per -H value), except that the words after `--` go to the
-    task that takes them (manage, migrate) as its `args`, with their boundaries kept (invoke
-    joins them with spaces).
-
-    Fabric would otherwise also run them as a shell command on every -H host, over a
-    connection that accepts any host key. Chosen by fabric.yaml next to fabfile.py
-    (tasks.executor_class).
-    """
-
-    def expand_calls(self, calls, apply_hosts=True):
-        rest = self.core.remainder
-        if not rest:
-            return super().expand_calls(calls, apply_hosts)
-        self.core.remainder = ""
-        try:
-            expanded = super().expand_calls(calls, apply_hosts)
-        finally:
-            self.core.remainder = rest
-        takers = [call for call in expanded if getattr(call.task, "takes_remainder", False)]
-        if not takers:
-            output.error("words after -- are arguments for manage or migrate "
-                         "(e.g. fab -H HOST manage -- showmigrations); ayna-fab runs no raw commands")
-            raise Exit(code=UsageError.exit_code)
-        argv = remainder_argv(sys.argv, rest)
-        for call in takers:
-            call.kwargs = {**call.kwargs, "args": argv}
-        return expanded
-
-
-def remainder_argv(argv: list[str], rest: str) -> list[str]:
-    """The words after the first `--` as the shell split them; else split invoke's joined string."""
-    if "--" in argv:
-        tail = argv[argv.index("--") + 1:]
-        if " ".join(tail) == rest:
-            return tail
-    return shlex.split(rest)
-
-
-def takes_remainder(t):
-    t.takes_remainder = True
-    return t
 
 
 def _words(args, task_name: str) -> list[str]:
@@ -92,78 +40,12 @@ def _words(args, task_name: str) -> list[str]:
         if "--" in sys.argv[1:]:  # the words reached Fabric, not us: stop before Fabric runs them raw
             raise UsageError("the words after -- were not handed to ayna-fab", step=task_name,
                              hint="fabric.yaml next to fabfile.py must set tasks.executor_class to "
-                                  "ayna_fab.tasks.ops.Executor")
+                                  "ayna_fab.executor.Executor")
         return []
     return shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
 
 
-# --- running commands that stream or need a terminal -----------------------------------------
-
-class Lines:
-    """A file-like sink that hands complete lines to `emit` (with a prefix). With on_mark,
-    the host program's marker lines (commands.ops.MARKS) go there instead of to people."""
-
-    def __init__(self, emit: Say, prefix: str = "", on_mark: Say | None = None) -> None:
-        self.emit, self.prefix, self.on_mark = emit, prefix, on_mark
-        self.buffer = ""
-        self.lock = threading.Lock()
-
-    def write(self, text: str) -> None:
-        with self.lock:
-            self.buffer += text
-            *done, self.buffer = self.buffer.split("\n")
-            for line in done:
-                self._line(line.rstrip("\r"))
-
-    def _line(self, line: str) -> None:
-        if self.on_mark and line.startswith(cmd.MARKS):
-            self.on_mark(line)
-            return
-        self.emit(self.prefix + line)
-
-    def flush(self) -> None:
-        """invoke flushes after every chunk; a line is only whole at its newline (or the end)."""
-
-    def finish(self) -> None:
-        with self.lock:
-            if self.buffer:
-                self._line(self.buffer.rstrip("\r"))
-                self.buffer = ""
-
-
-_PRINT_LOCK = threading.Lock()
-
-
-def _print(line: str) -> None:
-    with _PRINT_LOCK:  # lines of several hosts' threads never interleave mid-line
-        print(line, flush=True)
-
-
-class Session(Remote):
-    """A Remote that can also pass output on as it comes, and lend the remote side a terminal."""
-
-    def stream(self, command: Command, sink: Lines | None, *, pty: bool = False, stdin: bool = False) -> Result:
-        """Run command; its output goes to sink line by line (None: straight to this terminal).
-        stdin=True forwards this process's stdin (a shell, a manage.py command that asks)."""
-        self.round_trips += 1
-        streams = {"out_stream": sink, "err_stream": sink} if sink is not None else {}
-        try:
-            r = self.conn.run(command.script, hide=False, warn=True, pty=pty, echo=False,
-                              in_stream=None if stdin else False, **streams)
-        except Exception as exc:
-            raise OperationFailed(f"lost the connection: {exc}", host=self.name, step=command.step,
-                                  hint=command.hint) from exc
-        finally:
-            if sink is not None:
-                sink.finish()
-        return Result(r.exited, r.stdout, r.stderr)
-
-
 # --- what every task here does first ---------------------------------------------------------
-
-def _jobs(c, cfg: Config, project: str | None) -> list[tuple[Host, Project]]:
-    return [(h, targets.project_for(cfg, h, project)) for h in common.hosts(c, cfg)]
-
 
 def _once_per_database(jobs: list[tuple[Host, Project]], say: Say) -> list[tuple[Host, Project]]:
     """A project with migrate_host shares one database across its hosts: act once, on
@@ -184,8 +66,8 @@ def _once_per_database(jobs: list[tuple[Host, Project]], say: Say) -> list[tuple
     return kept
 
 
-def _open(cfg: Config, host: Host) -> Session:
-    return Session.open(targets.endpoint(cfg, host))
+def _open(cfg: Config, host: Host) -> Remote:
+    return Remote.open(targets.endpoint(cfg, host))
 
 
 def _units(project: Project, service: str | None) -> list[str]:
@@ -200,29 +82,20 @@ def _units(project: Project, service: str | None) -> list[str]:
     return [units.unit_name(project, s) for s in names]
 
 
-def _lock_owner(operation: str) -> dict:
-    """The deploy lock's owner record, as deploys write it: who, where, when, and what for."""
-    return {"by": getpass.getuser(), "from": socket.gethostname(), "pid": os.getpid(),
-            "token": secrets.token_hex(8), "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "message": f"fab {operation}", "operation": operation}
-
-
-def _locked(host: Host, holder: dict, step: str) -> OperationFailed:
-    return OperationFailed(
-        f"a deploy or another operation holds the lock: {holder.get('by')}@{holder.get('from')} "
-        f"(pid {holder.get('pid')}) since {holder.get('at')}"
-        + (f", {holder.get('message')!r}" if holder.get("message") else "") + "; nothing was changed",
-        host=host.name, step=step,
-        hint=f"wait for it, or if it died: fab -H {host.name} unlock (add --force if it is not stale)")
-
-
 def _parse(host: Host, res: Result, step: str) -> dict:
-    try:
-        return cmd.result(res.stdout)
-    except ValueError:
-        detail = (res.stderr or res.stdout).strip()[-2000:]
-        raise OperationFailed(f"exited {res.code}:\n    " + detail.replace("\n", "\n    "),
-                              host=host.name, step=step) from None
+    """A host call's answer; a refusal other than a held lock is an error naming the host."""
+    data = hostcall.parse(res, host=host.name, step=step)
+    if data.get("error") == "locked":
+        raise lock.held(host.name, data["holder"], step)
+    if data.get("error"):
+        raise UsageError(data["detail"], host=host.name, step=step)
+    return data
+
+
+def _refused(host: Host, res: Result, step: str) -> None:
+    """manage and shell become manage.py on the host; a refusal before that arrives as a result."""
+    if res.code == 3 and "@@result " in res.stdout:
+        _parse(host, res, step)
 
 
 def _describe_backup(b: dict) -> str:
@@ -241,16 +114,16 @@ def manage(c, args=None, project=None):
         raise UsageError("no manage.py command given", step="manage",
                          hint="put it after --, e.g. fab -H HOST manage -- showmigrations")
     cfg = common.load()
-    jobs = _jobs(c, cfg, project)
+    jobs = common.jobs(c, cfg, project)
     several = len(jobs) > 1
     for host, proj in jobs:
-        lay = Layout.of(cfg, proj)
-        command = cmd.manage(lay.root, lay.env_file, proj.django_dir, argv)
+        command = hostcmd.manage(Layout.of(cfg, proj), proj, argv)
         with _open(cfg, host) as s:
             if several:  # prefixed lines; no terminal, no stdin
-                res = s.stream(command, Lines(_print, f"[{host.name}] "))
+                res = s.stream(command, Lines(prefix=f"[{host.name}] "))
             else:        # as if run on the host: a terminal if we have one, stdin passed on
                 res = s.stream(command, None, pty=sys.stdin.isatty() and sys.stdout.isatty(), stdin=True)
+        _refused(host, res, "manage")
         if res.code != 0:
             raise OperationFailed(f"manage.py {shlex.join(argv)} exited {res.code}", host=host.name,
                                   step="manage")
@@ -260,10 +133,11 @@ def manage(c, args=None, project=None):
 def shell(c, project=None):
     """Django's interactive shell in the live release, with its environment, on a terminal."""
     cfg = common.load()
-    for host, proj in _jobs(c, cfg, project):
-        lay = Layout.of(cfg, proj)
+    for host, proj in common.jobs(c, cfg, project):
         with _open(cfg, host) as s:
-            res = s.stream(cmd.shell(lay.root, lay.env_file, proj.django_dir), None, pty=True, stdin=True)
+            res = s.stream(hostcmd.manage(Layout.of(cfg, proj), proj, ["shell"], step="shell"), None, pty=True,
+                           stdin=True)
+        _refused(host, res, "shell")
         if res.code != 0:
             raise OperationFailed(f"the shell exited {res.code}", host=host.name, step="shell")
 
@@ -276,26 +150,19 @@ def migrate(c, args=None, no_backup=False, project=None):
     """Back the database up, then apply migrations in the live release (under the deploy lock)."""
     argv = _words(args, "migrate")
     cfg = common.load()
-    jobs = _once_per_database(_jobs(c, cfg, project), output.say)
+    jobs = _once_per_database(common.jobs(c, cfg, project), output.say)
     several = len(jobs) > 1
     for host, proj in jobs:
-        lay = Layout.of(cfg, proj)
         take = rules.before_migrate(proj) and not no_backup
         keep = rules.keep_for(proj, cfg.defaults)
         prefix = f"[{host.name}] " if several else ""
-
-        def mark(line: str, host=host) -> None:
-            if line.startswith(cmd.BACKUP_MARK):
-                b = jsonlib.loads(line[len(cmd.BACKUP_MARK):])
-                output.say(f"[{host.name}] {'backup':<13} {_describe_backup(b)}")
-
-        command = cmd.migrate(lay.root, lay.env_file, proj.django_dir, proj.name, argv, backup=take,
-                              keep=keep, lock=_lock_owner("migrate"))
+        command = hostcmd.migrate(Layout.of(cfg, proj), proj, argv, backup=take, keep=keep,
+                                  lock=lock.owner("migrate", "fab migrate"))
         with _open(cfg, host) as s:
-            res = s.stream(command, Lines(_print, prefix, on_mark=mark))
+            res = s.stream(command, Lines(prefix=prefix))
         r = _parse(host, res, "migrate")
-        if r.get("error") == "locked":
-            raise _locked(host, r["holder"], "migrate")
+        if r.get("backup"):
+            output.say(f"[{host.name}] {'backup':<13} {_describe_backup(r['backup'])}")
         name = r["backup"]["backup"] if r.get("backup") else None
         if r["code"] != 0:
             raise OperationFailed(
@@ -316,11 +183,11 @@ def _unit_rows(host: Host, facts: list[dict]) -> list[list]:
 
 def _control(c, verb: str, service: str | None, project: str | None) -> None:
     cfg = common.load()
-    for host, proj in _jobs(c, cfg, project):
+    for host, proj in common.jobs(c, cfg, project):
         wanted = _units(proj, service)
         with _open(cfg, host) as s:
             res = s.run(cmd.systemctl(verb, wanted), check=False)
-        facts = cmd.parse_show(res.stdout)
+        facts = cmd.unit_facts(hostcall.parse(res, host=host.name, step=verb))
         for f in facts:
             output.say(f"[{host.name}] {f['unit']:<24} {f['active']} ({f['sub']})"
                        + (f", pid {f['pid']}" if f["pid"] else ""))
@@ -357,9 +224,10 @@ def services(c, service=None, project=None, json=False):
     """Each unit's state, main PID, memory and uptime."""
     cfg = common.load()
     rows, data = [], []
-    for host, proj in _jobs(c, cfg, project):
+    for host, proj in common.jobs(c, cfg, project):
         with _open(cfg, host) as s:
-            facts = cmd.parse_show(s.run(cmd.services(_units(proj, service))).stdout)
+            facts = cmd.unit_facts(_parse(host, s.run(hostcmd.services(_units(proj, service)), check=False),
+                                          "services"))
         data += [{"host": host.name, "project": proj.name, **f} for f in facts]
         rows += _unit_rows(host, facts)
     if json:
@@ -383,13 +251,13 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
     count = int(lines) if lines is not None else (None if since else 50)
     try:
         jobs = [(host, cmd.logs(_units(proj, service), lines=count, since=since, follow=follow))
-                for host, proj in _jobs(c, cfg, project)]
+                for host, proj in common.jobs(c, cfg, project)]
     except ValueError as exc:
         raise UsageError(str(exc), step="logs") from None
     if not follow:
         for host, command in jobs:
             with _open(cfg, host) as s:
-                res = s.stream(command, Lines(_print, f"[{host.name}] "))
+                res = s.stream(command, Lines(prefix=f"[{host.name}] "))
             if res.code != 0:
                 raise OperationFailed(f"journalctl exited {res.code}", host=host.name, step="logs")
         return
@@ -399,13 +267,13 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
 def _follow(cfg: Config, jobs: list[tuple[Host, Command]]) -> None:
     """Every host at once, one thread and connection each, until Ctrl-C closes them all.
     A host whose stream ends before that is named at once, and makes the exit status 1."""
-    sessions: list[Session] = []
+    sessions: list[Remote] = []
     stopping = threading.Event()
     problems: list[str] = []
 
-    def run(s: Session, command: Command) -> None:
+    def run(s: Remote, command: Command) -> None:
         try:
-            res = s.stream(command, Lines(_print, f"[{s.name}] "), pty=True)  # a pty: closing it ends journalctl
+            res = s.stream(command, Lines(prefix=f"[{s.name}] "), pty=True)  # a pty: closing it ends journalctl
             problem = f"[{s.name}] journalctl ended (exit {res.code})"
         except OperationFailed as exc:
             problem = str(exc)
@@ -440,12 +308,12 @@ def _follow(cfg: Config, jobs: list[tuple[Host, Command]]) -> None:
 def backup(c, list=False, project=None):
     """pg_dump the project's database to shared/backups (0600), keeping the newest keep_backups."""
     cfg = common.load()
-    jobs = _jobs(c, cfg, project)
+    jobs = common.jobs(c, cfg, project)
     if list:
         rows = []
         for host, proj in jobs:
             with _open(cfg, host) as s:
-                found = _parse(host, s.run(backup_cmd.list_backups(Layout.of(cfg, proj), proj)), "backups")
+                found = _parse(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
             rows += [[host.name, b["name"], b["release"], b["taken_at"], rules.human_size(b["bytes"]), b["mode"]]
                      for b in found["backups"]]
         output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"], rows)
@@ -453,8 +321,8 @@ def backup(c, list=False, project=None):
     for host, proj in _once_per_database(jobs, output.say):
         keep = rules.keep_for(proj, cfg.defaults)
         with _open(cfg, host) as s:
-            b = _parse(host, s.run(backup_cmd.take_backup(Layout.of(cfg, proj), proj, None, keep), timeout=None),
-                       "backup")
+            b = _parse(host, s.run(hostcmd.backup(Layout.of(cfg, proj), proj, None, keep), check=False,
+                                   timeout=None), "backup")
         output.say(f"[{host.name}] {proj.name}: {_describe_backup(b)} in {b['seconds']:.1f}s, "
                    f"{os.path.dirname(b['path'])}")
         if b["pruned"]:
@@ -472,7 +340,7 @@ def restore(c, backup=None, yes=False, project=None):
     if not backup:
         raise UsageError("which backup? pass --backup NAME (or --backup latest)", step="restore",
                          hint="see them with: fab -H HOST backup --list")
-    jobs = _once_per_database(_jobs(c, cfg, project), output.say)
+    jobs = _once_per_database(common.jobs(c, cfg, project), output.say)
     for _, proj in jobs:  # a malformed name fails here, before any connection
         if backup != "latest":
             try:
@@ -482,7 +350,7 @@ def restore(c, backup=None, yes=False, project=None):
     plans = []
     for host, proj in jobs:  # every host must have the backup before any host changes
         with _open(cfg, host) as s:
-            found = _parse(host, s.run(backup_cmd.list_backups(Layout.of(cfg, proj), proj)), "restore")
+            found = _parse(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "restore")
         names = [b["name"] for b in found["backups"]]
         name = names[0] if backup == "latest" and names else backup
         chosen = next((b for b in found["backups"] if b["name"] == name), None)
@@ -512,15 +380,10 @@ def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
 
 
 def _restore_one(cfg: Config, host: Host, proj: Project, name: str) -> None:
-    lay = Layout.of(cfg, proj)
-    command = backup_cmd.restore(lay, proj, name, units.unit_names(proj), keep=rules.keep_for(proj, cfg.defaults),
-                                 lock=_lock_owner(f"restore --backup {name}"))
+    command = hostcmd.restore(Layout.of(cfg, proj), proj, name, keep=rules.keep_for(proj, cfg.defaults),
+                              lock=lock.owner("restore", f"fab restore --backup {name}"))
     with _open(cfg, host) as s:
         r = _parse(host, s.run(command, check=False, timeout=None), "restore")
-    if r.get("error") == "locked":
-        raise _locked(host, r["holder"], "restore")
-    if r.get("error") == "missing":
-        raise UsageError(f"no backup {name!r} on the host", host=host.name, step="restore")
     if r["safety"]:
         output.say(f"[{host.name}] {'backup':<13} {_describe_backup(r['safety'])}: the data as it was")
     undo = f"; to undo: {rules.restore_hint(host.name, r['safety']['backup'])}" if r.get("safety") else ""

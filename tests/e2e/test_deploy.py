@@ -339,7 +339,7 @@ def test_a_dry_run_changes_nothing(sandbox, inv, repo):
     r = deploy(inv, "--dry-run")
     assert r.returncode == 0, r.stdout + r.stderr
     for sub in ("stage", "prepare", "activate", "finish"):
-        assert f"python3 - {sub} " in r.stdout
+        assert f"ayna-host {sub} " in r.stdout
     assert "nothing was changed" in r.stdout
     after = listing(sandbox)
     import difflib

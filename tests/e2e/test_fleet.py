@@ -113,6 +113,18 @@ def test_a_clean_fleet_deploy_migrates_once(fleet, inv):
     assert len(counts) == 1
 
 
+def test_a_fleet_dry_run_shows_the_plan_batches_and_one_migrate(fleet, inv, repo):
+    repo.git("commit", "-q", "--allow-empty", "-m", "nothing new")
+    r = fab("-H", "fleet", "deploy", "--dry-run", "--batch", "2", hosts_file=inv)
+    assert r.returncode == 0, r.stdout + r.stderr
+    plan = [line for line in r.stdout.splitlines() if line.startswith("fleet: ")]
+    assert "fleet: migrate (once): sandbox1" in plan
+    assert "fleet: batch 1: sandbox1, sandbox2" in plan and "fleet: batch 2: sandbox3, sandbox4" in plan
+    prepares = [line for line in r.stdout.splitlines() if line.lstrip().startswith("ayna-host prepare ")]
+    assert len(prepares) == 5 and sum('"migrate"' in line for line in prepares) == 1
+    assert currents(fleet) == {h: "v1" for h in HOSTS} and no_locks(fleet)
+
+
 def test_a_health_failure_in_the_second_batch_rolls_back_and_the_rest_never_flip(fleet, inv, repo):
     health = repo.path / "src/web/crew/health.py"
     text = health.read_text()

@@ -38,14 +38,14 @@ for t in ops.TASKS:
     if t.name not in ns.tasks:
         ns.add_task(t)
 """
-EXECUTOR = "tasks:\n  executor_class: ayna_fab.tasks.ops.Executor\n"
+EXECUTOR = "tasks:\n  executor_class: ayna_fab.executor.Executor\n"
 
 
 @pytest.fixture(scope="module")
 def fab_root(tmp_path_factory) -> list[str]:
     """fab's -r argument: none when the repository's fabfile already has the ops tasks."""
     listing = subprocess.run([str(FAB), "--list"], cwd=REPO, capture_output=True, text=True).stdout.split()
-    if "manage" in listing and "ayna_fab.tasks.ops.Executor" in (REPO / "fabric.yaml").read_text():
+    if "manage" in listing and "ayna_fab.executor.Executor" in (REPO / "fabric.yaml").read_text():
         return []
     shim = tmp_path_factory.mktemp("fabfile")
     (shim / "fabfile.py").write_text(SHIM)

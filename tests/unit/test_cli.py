@@ -44,7 +44,9 @@ def test_an_unknown_target_in_a_list_is_refused_listing_the_known_ones(tmp_path)
 
 
 def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
-    """invoke swallows KeyboardInterrupt while a command runs; Remote must not lose it."""
+    """invoke swallows KeyboardInterrupt while a command runs; Remote must not lose it. The command's
+    answer counts (it ran to its end), and the interrupt is kept for the runner, which stops the
+    operation before its next call."""
     import os
     import signal
     import threading
@@ -66,14 +68,18 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
                 exited, stdout, stderr = 0, "done", ""
             return R()
 
+    from ayna_fab.runner import Target
     r = Remote("h", SlowConn())
     # As in a terminal, whatever the runner inherited (background jobs start with SIGINT ignored).
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with pytest.raises(KeyboardInterrupt):
-            r.run(Command("true", "step"))
+        assert r.run(Command("true", "step")).stdout == "done"
     finally:
         signal.signal(signal.SIGINT, inherited)
+    assert r.interrupted == "Ctrl-C"
+    t = Target(None, None, None, r, {"token": "t"}, print)
+    with pytest.raises(KeyboardInterrupt, match="Ctrl-C"):
+        t.call(Command("true", "next"))
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # while a host is being put back, interrupts stay ignored
         assert r.run(Command("true", "step")).stdout == "done"

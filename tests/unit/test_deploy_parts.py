@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from ayna_fab import config
-from ayna_fab.deploy import health_checks, unit_actions
+from ayna_fab.activation import unit_actions
+from ayna_fab.commands.host import health_checks
 from ayna_fab.errors import UsageError
 from ayna_fab.gitsource import Source, check_ref
-from ayna_fab.tasks.release import lock_is_stale
+from ayna_fab.lock import is_stale as lock_is_stale
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,123 +1,128 @@
-"""The host-side release program, run locally against a temporary project directory."""
+"""The host program's release calls, run locally through the real transport (the bootstrap that
+carries ayna_fab/host/ in `python3 -c`) against a temporary project directory."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
-from ayna_fab.hostscripts import source
+from ayna_fab import hostcall
+from ayna_fab.commands import host as cmd
+from ayna_fab.config import Project
+from ayna_fab.layout import Layout
+from tests.hosthelp import call, tgz
 
-PROGRAM = source("release")
-
-
-def call(sub: str, args: dict) -> dict:
-    p = subprocess.run([sys.executable, "-", sub, json.dumps(args)], input=PROGRAM, capture_output=True,
-                       text=True)
-    assert p.returncode == 0, p.stderr
-    return json.loads([line for line in p.stdout.splitlines() if line.startswith("{")][-1])
+PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")
 
 
 @pytest.fixture
-def root(tmp_path):
-    (tmp_path / "releases").mkdir()
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / ".env.production").write_text("A=1\n")
-    return tmp_path
+def lay(tmp_path):
+    layout = Layout(str(tmp_path), "demo", "production")
+    for d in ("releases", "shared"):
+        os.makedirs(os.path.join(layout.root, d))
+    with open(layout.env_file, "w") as f:
+        f.write("A=1\n")
+    return layout
 
 
-def tgz(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+OWNER = {"token": "t1", "by": "me"}
 
 
-def plan(root, lock=True):
-    return call("plan", {"root": str(root), "env_file": str(root / "shared/.env.production"), "units": [],
-                         "lock": {"token": "t1", "by": "me"} if lock else None})
+def plan(lay, lock=True):
+    return call(cmd.plan(lay, PROJECT, OWNER if lock else None))
 
 
-def test_the_lock_is_exclusive_and_names_its_holder(root):
-    assert plan(root)["next"] == 1
-    second = plan(root)
-    assert second == {"error": "locked", "holder": {"token": "t1", "by": "me"}}
-    assert call("finish", {"root": str(root), "unlock": True, "token": "other"})["unlocked"] == "held-by-other"
-    assert call("finish", {"root": str(root), "unlock": True, "token": "t1"})["unlocked"] == "released"
-    assert "error" not in plan(root)
+def stage(lay, number, base, files, deleted=(), token="t1"):
+    archive = f"{lay.releases}/.upload-v{number}.tar.gz"
+    with open(archive, "wb") as f:
+        f.write(tgz(files))
+    return call(cmd.stage(lay, token, number, base, archive, list(deleted), {"release": f"v{number}"}))
 
 
-def test_release_numbers_are_never_reused(root):
-    assert plan(root, lock=False)["next"] == 1
-    _stage(root, 1, None, {"a.py": "1"})
-    _stage(root, 3, None, {"a.py": "3"})  # a fleet may skip numbers to agree on one
-    shutil.rmtree(root / "releases" / "v3")
-    assert plan(root, lock=False)["next"] == 4  # v3 is gone, yet its number is spent
-    archive = root / "releases" / ".upload-v2.tar.gz"
-    archive.write_bytes(tgz({"a.py": "2"}))
-    p = subprocess.run([sys.executable, "-", "stage", json.dumps({
-        "root": str(root), "number": 2, "base": None, "archive": str(archive), "deleted": [], "meta": {},
-        "links": {}})], input=PROGRAM, capture_output=True, text=True)
-    assert p.returncode != 0 and "was used before" in p.stderr
+def test_the_bootstrap_fits_in_one_argument():
+    assert len(hostcall.bootstrap()) < 100_000  # Linux caps one argv string at 128 KiB
 
 
-def _stage(root, number, base, files, deleted=()):
-    archive = root / "releases" / f".upload-v{number}.tar.gz"
-    archive.write_bytes(tgz(files))
-    return call("stage", {"root": str(root), "number": number, "base": base, "archive": str(archive),
-                          "deleted": list(deleted), "meta": {"release": f"v{number}"},
-                          "links": {".env": str(root / "shared/.env.production")}})
+def test_the_lock_is_exclusive_and_names_its_holder(lay):
+    assert plan(lay)["next"] == 1
+    assert plan(lay) == {"error": "locked", "detail": "another operation holds the lock", "holder": OWNER}
+    assert call(cmd.unlock(lay, "other"))["result"] == "held-by-other"
+    assert call(cmd.finish(lay, "t1", {}, {}, None, []))["unlocked"] == "released"
+    assert "error" not in plan(lay)
 
 
-def test_staging_links_unchanged_files_and_unpacks_changed_ones(root):
-    assert _stage(root, 1, None, {"a.py": "a1", "pkg/b.py": "b1", "c.py": "c1"})["unpacked"] == 3
-    res = _stage(root, 2, 1, {"a.py": "a2"}, deleted=["c.py"])
+def test_a_call_whose_lock_was_taken_away_stops(lay):
+    plan(lay)
+    assert call(cmd.unlock(lay, "t1"))["result"] == "released"
+    res = stage(lay, 1, None, {"a.py": "1"})
+    assert res["error"] == "lock-lost"
+    assert not os.path.exists(lay.release(1))
+
+
+def test_release_numbers_are_never_reused(lay):
+    plan(lay)
+    stage(lay, 1, None, {"a.py": "1"})
+    stage(lay, 3, None, {"a.py": "3"})  # a fleet may skip numbers to agree on one
+    shutil.rmtree(lay.release(3))
+    assert call(cmd.plan(lay, PROJECT, None))["next"] == 4  # v3 is gone, yet its number is spent
+    res = stage(lay, 2, None, {"a.py": "2"})
+    assert res["error"] == "number-used" and "was used before" in res["detail"]
+    assert not os.path.exists(lay.release(2))
+
+
+def test_staging_links_unchanged_files_and_unpacks_changed_ones(lay):
+    plan(lay)
+    assert stage(lay, 1, None, {"a.py": "a1", "pkg/b.py": "b1", "c.py": "c1"})["unpacked"] == 3
+    res = stage(lay, 2, 1, {"a.py": "a2"}, deleted=["c.py"])
     assert (res["unpacked"], res["linked"], res["files"]) == (1, 1, 2)
-    v1, v2 = root / "releases/v1", root / "releases/v2"
-    assert (v2 / "a.py").read_text() == "a2" and (v1 / "a.py").read_text() == "a1"
-    assert os.stat(v2 / "pkg/b.py").st_ino == os.stat(v1 / "pkg/b.py").st_ino  # hard link
-    assert not (v2 / "c.py").exists()
-    assert os.readlink(v2 / ".env") == str(root / "shared/.env.production")
-    assert json.loads((v2 / ".ayna-release.json").read_text())["state"] == "building"
+    v1, v2 = lay.release(1), lay.release(2)
+    assert open(f"{v2}/a.py").read() == "a2" and open(f"{v1}/a.py").read() == "a1"
+    assert os.stat(f"{v2}/pkg/b.py").st_ino == os.stat(f"{v1}/pkg/b.py").st_ino  # hard link
+    assert not os.path.exists(f"{v2}/c.py")
+    assert os.readlink(f"{v2}/.env") == lay.env_file
+    assert os.readlink(f"{v2}/media") == f"{lay.shared}/media"
+    assert json.load(open(f"{v2}/.ayna-release.json"))["state"] == "building"
 
 
 @pytest.mark.parametrize("name", ["../escape.py", "/etc/passwd"])
-def test_staging_refuses_paths_outside_the_release(root, name):
-    archive = root / "releases" / ".upload-v1.tar.gz"
-    archive.write_bytes(tgz({name: "x"}))
-    p = subprocess.run([sys.executable, "-", "stage", json.dumps({
-        "root": str(root), "number": 1, "base": None, "archive": str(archive), "deleted": [], "meta": {},
-        "links": {}})], input=PROGRAM, capture_output=True, text=True)
-    assert p.returncode != 0 and "unsafe paths" in p.stderr
-    assert not (root / "escape.py").exists()
+def test_staging_refuses_paths_outside_the_release(lay, name):
+    plan(lay)
+    res = stage(lay, 1, None, {name: "x"})
+    assert res["error"] == "unsafe-upload" and name.lstrip("/") in res["detail"]
+    assert not os.path.exists(os.path.join(lay.root, "escape.py"))
 
 
-def test_finish_records_states_logs_and_sets_old_releases_aside(root):
+def test_finish_records_states_logs_and_sets_old_releases_aside(lay):
+    plan(lay)
     for n in (1, 2, 3):
-        _stage(root, n, None, {"a.py": str(n)})
-    os.symlink("v3", root / "releases" / "current")
-    res = call("finish", {"root": str(root), "states": {"3": "active", "2": "previous"}, "remove": [1, 3],
-                          "log": {"event": "deploy", "release": "v3"}})
-    assert res["removed"] == [1, 3]
-    assert not (root / "releases/v1").exists()
-    assert (root / "releases/v3").exists()  # never the live release, whatever it is told
-    assert json.loads((root / "releases/v2/.ayna-release.json").read_text())["state"] == "previous"
-    assert json.loads((root / "logs/deploys.jsonl").read_text())["release"] == "v3"
+        stage(lay, n, None, {"a.py": str(n)})
+    os.symlink("v3", lay.current)
+    res = call(cmd.finish(lay, "t1", {3: "active", 2: "previous"}, {}, {"event": "deploy", "release": "v3"}, [1, 3]))
+    assert res["removed"] == [1]  # never the live release, whatever it is told
+    assert not os.path.exists(lay.release(1)) and os.path.exists(lay.release(3))
+    assert json.load(open(f"{lay.release(2)}/.ayna-release.json"))["state"] == "previous"
+    assert json.loads(open(f"{lay.logs}/deploys.jsonl").read())["release"] == "v3"
+    assert res["unlocked"] == "released"
 
 
-def test_status_reads_the_live_release(root):
-    _stage(root, 1, None, {"a.py": "1"})
-    os.symlink("v1", root / "releases" / "current")
-    res = call("status", {"root": str(root), "units": [], "health": []})
-    assert res["current"] == 1 and res["meta"]["release"] == "v1" and res["lock"] is None
+def test_status_reads_the_live_release(lay):
+    plan(lay)
+    stage(lay, 1, None, {"a.py": "1"})
+    os.symlink("v1", lay.current)
+    res = call(cmd.status(lay, PROJECT))
+    assert res["current"] == 1 and res["meta"]["release"] == "v1" and res["lock"]["token"] == "t1"
+
+
+def test_a_crash_on_the_host_is_reported_with_its_traceback(lay):
+    from ayna_fab.errors import OperationFailed
+    with pytest.raises(OperationFailed) as err:
+        call(cmd.migrations(lay, PROJECT, [1]).__class__(
+            "python3 -c 'import sys; print(\"@@result {\\\"error\\\": \\\"crash\\\", \\\"detail\\\": \\\"Traceback: boom\\\"}\")'",
+            "migrations"))
+    assert "the host program failed" in err.value.message and "boom" in err.value.message
+    with pytest.raises(OperationFailed) as err:
+        call(cmd.migrations(lay, PROJECT, [1]).__class__("echo nothing; exit 7", "migrations"))
+    assert "gave no answer (exit 7)" in err.value.message

@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-import types
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,15 +17,19 @@ from fabric import Config as FabricConfig
 from fabric.main import Fab
 from invoke import Collection
 
-from ayna_fab import backup as rules
-from ayna_fab import config
-from ayna_fab.commands import backup as backup_cmd
+from ayna_fab import config, executor, hostcall
+from ayna_fab.commands import host as hostcmd
 from ayna_fab.commands import ops as cmd
+from ayna_fab.host import backups as rules
+from ayna_fab.host import envfile
+from ayna_fab.output import Lines
+from ayna_fab.remote import Result
 from ayna_fab.errors import UsageError
 from ayna_fab.layout import Layout
 from ayna_fab.tasks import ops as tasks
 
 REPO = Path(__file__).resolve().parents[2]
+PROJECT = config.Project(name="uavcrew", source=None, port_base=8130, services=("web",), env="production")
 HOSTILE = ["it's", '"quoted"', "$(touch /tmp/ayna-pwned)", "`id`", "a b\tc", "semi;colon", "new\nline",
            "--settings=evil", "ü €", "back\\slash", "*", "", "-"]
 
@@ -142,7 +145,7 @@ def test_unit_control_is_one_sudo_systemctl_per_unit_as_sudoers_allows():
     assert c.changes and c.step == "restart"
     with pytest.raises(ValueError):
         cmd.systemctl("disable", ["uavcrew-web.service"])
-    assert not cmd.services(["uavcrew-web.service"]).changes
+    assert not hostcmd.services(["uavcrew-web.service"]).changes
 
 
 def test_services_pick_units_by_service_name(project):
@@ -170,38 +173,21 @@ def test_hostile_since_values_are_refused(since):
         cmd.logs(["u.service"], lines=None, since=since, follow=False)
 
 
-SHOW = """Id=uavcrew-web.service
-ActiveState=active
-SubState=running
-MainPID=572
-MemoryCurrent=[not set]
-ActiveEnterTimestamp=Fri 2026-11-27 14:20:00 UTC
-ActiveEnterTimestampMonotonic=1000000000
-ControlGroup=/system.slice/uavcrew-web.service
-
-ActiveState=active
-MainPID=579
-Id=uavcrew-api.service
-SubState=running
-MemoryCurrent=52428800
-ActiveEnterTimestamp=Fri 2026-11-27 14:20:01 UTC
-ActiveEnterTimestampMonotonic=1001000000
-
-Id=uavcrew-beat.service
-ActiveState=inactive
-SubState=dead
-MainPID=0
-MemoryCurrent=18446744073709551615
-ActiveEnterTimestamp=
-ActiveEnterTimestampMonotonic=0
-
-Now=1125000000
-Pss.uavcrew-web.service=102400
-"""
+SHOW = {"now": 1125000000, "units": [
+    {"Id": "uavcrew-web.service", "ActiveState": "active", "SubState": "running", "MainPID": "572",
+     "MemoryCurrent": "[not set]", "ActiveEnterTimestamp": "Fri 2026-11-27 14:20:00 UTC",
+     "ActiveEnterTimestampMonotonic": "1000000000", "ControlGroup": "/system.slice/uavcrew-web.service",
+     "Pss": 100 * 2**20},
+    {"ActiveState": "active", "MainPID": "579", "Id": "uavcrew-api.service", "SubState": "running",
+     "MemoryCurrent": "52428800", "ActiveEnterTimestamp": "Fri 2026-11-27 14:20:01 UTC",
+     "ActiveEnterTimestampMonotonic": "1001000000", "Pss": 1},
+    {"Id": "uavcrew-beat.service", "ActiveState": "inactive", "SubState": "dead", "MainPID": "0",
+     "MemoryCurrent": "18446744073709551615", "ActiveEnterTimestamp": "",
+     "ActiveEnterTimestampMonotonic": "0", "Pss": None}]}
 
 
 def test_unit_facts_state_pid_memory_and_uptime():
-    web, api, beat = cmd.parse_show(SHOW)
+    web, api, beat = cmd.unit_facts(SHOW)
     assert web == {"unit": "uavcrew-web.service", "active": "active", "sub": "running", "pid": 572,
                    "memory": 100 * 2**20, "uptime": 125.0, "since": "Fri 2026-11-27 14:20:00 UTC"}
     assert (api["pid"], api["memory"], api["uptime"]) == (579, 50 * 2**20, 124.0)
@@ -213,33 +199,38 @@ def test_unit_facts_state_pid_memory_and_uptime():
 
 def test_migrate_and_restore_build_host_program_calls(project, cfg):
     lay = Layout.of(cfg, project)
-    m = cmd.migrate(lay.root, lay.env_file, project.django_dir, project.name, ["crew", "0001"], backup=True,
-                    keep=3, lock={"token": "t"})
+    m = hostcmd.migrate(lay, project, ["crew", "0001"], backup=True, keep=3, lock={"token": "t"})
     assert m.script.startswith("python3 -c ") and " migrate " in m.script
-    assert '"argv": ["migrate", "--noinput", "crew", "0001"]' in m.script
-    r = backup_cmd.restore(lay, project, "uavcrew-20260102T030405Z-v7.dump", ["uavcrew-web.service"], keep=3,
-                           lock={"token": "t"})
+    assert m.call.argv == ["crew", "0001"] and '"argv": ["crew", "0001"]' in m.script
+    r = hostcmd.restore(lay, project, "uavcrew-20260102T030405Z-v7.dump", keep=3, lock={"token": "t"})
     assert r.step == "restore" and "uavcrew-20260102T030405Z-v7.dump" in r.script
+    assert r.call.units == [f"uavcrew-{s}.service" for s in project.services]
     with pytest.raises(ValueError):
-        backup_cmd.restore(lay, project, "../x.dump", [], keep=3, lock={})
+        hostcmd.restore(lay, project, "../x.dump", keep=3, lock={})
     with pytest.raises(ValueError):
-        backup_cmd.take_backup(lay, project, "current", 3)
-    assert not backup_cmd.list_backups(lay, project).changes
+        hostcmd.backup(lay, project, "current", 3)
+    assert not hostcmd.backups(lay, project).changes
+
+
+def answer(stdout: str, code: int = 0) -> dict:
+    return hostcall.parse(Result(code, stdout, ""), host="h", step="s")
 
 
 def test_results_are_read_from_the_last_result_line():
-    assert cmd.result('noise\n{"a": 1}\n') == {"a": 1}
-    assert cmd.result('Operations...\n@@backup {"b": 2}\n  No migrations.\n@@result {"code": 0}\n') == {"code": 0}
-    with pytest.raises(ValueError):
-        cmd.result("Traceback ...\n")
+    assert answer('noise\n@@result {"a": 1}\n') == {"a": 1}
+    assert answer('Operations...\n@@step backup 0.5 ok\n  No migrations.\n@@result {"code": 0}\n') == {"code": 0}
+    assert hostcall.steps("x\n@@step backup 0.500 ok\n@@step check 1.000 failed\n") == [
+        ("backup", 0.5, True), ("check", 1.0, False)]
+    with pytest.raises(Exception, match="gave no answer"):
+        answer("Traceback ...\n", 1)
 
 
 # --- words after -- -------------------------------------------------------------------------------
 
 def test_words_after_dashes_keep_their_boundaries():
     argv = ["fab", "-H", "h", "manage", "--", "shell", "-c", "print('a b')"]
-    assert tasks.remainder_argv(argv, "shell -c print('a b')") == ["shell", "-c", "print('a b')"]
-    assert tasks.remainder_argv(["fab"], "showmigrations crew") == ["showmigrations", "crew"]
+    assert executor.remainder_argv(argv, "shell -c print('a b')") == ["shell", "-c", "print('a b')"]
+    assert executor.remainder_argv(["fab"], "showmigrations crew") == ["showmigrations", "crew"]
     assert tasks._words("check --deploy", "manage") == ["check", "--deploy"]
     assert tasks._words(["a b"], "manage") == ["a b"]
 
@@ -248,7 +239,7 @@ def run_fab(argv, monkeypatch, exit=False):
     """Run a Fab program with ayna-fab's executor and two recording tasks; no connection is made."""
     seen = []
 
-    @tasks.takes_remainder
+    @executor.takes_remainder
     @tasks.task
     def takes(c, args=None):
         seen.append(("takes", c.host, args))
@@ -258,7 +249,7 @@ def run_fab(argv, monkeypatch, exit=False):
         seen.append(("plain", c.host))
 
     monkeypatch.setattr(sys, "argv", argv)
-    program = Fab(namespace=Collection(takes, plain), executor_class=tasks.Executor, config_class=FabricConfig)
+    program = Fab(namespace=Collection(takes, plain), executor_class=executor.Executor, config_class=FabricConfig)
     program.run(argv, exit=exit)
     return seen
 
@@ -282,15 +273,15 @@ def test_words_after_dashes_for_a_task_that_takes_none_are_refused(monkeypatch, 
 
 def test_lines_are_prefixed_whole_and_marks_are_kept_from_people():
     got, marks = [], []
-    sink = tasks.Lines(got.append, "[h1] ", on_mark=marks.append)
+    sink = Lines(got.append, "[h1] ", on_mark=marks.append)
     sink.write("one\r\ntw")
     sink.flush()                      # invoke flushes after every chunk: not a line yet
-    sink.write("o\n@@backup {}\nthr")
-    assert got == ["[h1] one", "[h1] two"] and marks == ["@@backup {}"]
+    sink.write("o\n@@step backup 1.0 ok\nthr")
+    assert got == ["[h1] one", "[h1] two"] and marks == ["@@step backup 1.0 ok"]
     sink.finish()
     assert got[-1] == "[h1] thr"
     plain = []
-    tasks.Lines(plain.append).write("@@ -1,2 +1,2 @@\n")    # manage output is never filtered
+    Lines(plain.append).write("@@ -1,2 +1,2 @@\n")    # manage output is never filtered
     assert plain == ["@@ -1,2 +1,2 @@"]
 
 
@@ -305,15 +296,6 @@ def test_a_shared_database_is_handled_once_on_migrate_host(cfg, project):
 
 
 # --- the host program, run here against a fake project -------------------------------------------
-
-@pytest.fixture
-def program(monkeypatch):
-    """The host program's functions, loaded as a module without running a subcommand."""
-    module = types.ModuleType("ayna_host_program")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(cmd.program_source(), "host_program", "exec"), module.__dict__)
-    return module.__dict__
-
 
 ENV_CASES = {
     "A=1": {"A": "1"},
@@ -332,10 +314,10 @@ ENV_CASES = {
 
 
 @pytest.mark.parametrize("text", ENV_CASES)
-def test_env_files_are_read_as_systemd_reads_them(program, tmp_path, text):
+def test_env_files_are_read_as_systemd_reads_them(tmp_path, text):
     path = tmp_path / "env"
     path.write_text(text + "\n")
-    assert program["read_env"](str(path)) == ENV_CASES[text]
+    assert envfile.read(str(path)) == ENV_CASES[text]
 
 
 def fake_project(tmp_path: Path, env: str = "") -> Path:
@@ -357,6 +339,10 @@ def fake_project(tmp_path: Path, env: str = "") -> Path:
     return root
 
 
+def layout(tmp_path: Path) -> Layout:
+    return Layout(str(tmp_path), "uavcrew", "production")
+
+
 def run_script(script: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=60)
@@ -364,7 +350,7 @@ def run_script(script: str, **env) -> subprocess.CompletedProcess:
 
 def test_manage_gets_every_argument_exactly_and_the_units_environment(tmp_path):
     root = fake_project(tmp_path)
-    c = cmd.manage(str(root), str(root / "shared/.env.production"), "src/web", HOSTILE)
+    c = hostcmd.manage(layout(tmp_path), PROJECT, HOSTILE)
     p = run_script(c.script)
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)
@@ -378,8 +364,9 @@ def test_manage_gets_every_argument_exactly_and_the_units_environment(tmp_path):
 def test_manage_without_a_live_release_says_deploy_first(tmp_path):
     root = fake_project(tmp_path)
     (root / "releases" / "current").unlink()
-    p = run_script(cmd.manage(str(root), str(root / "shared/.env.production"), "src/web", ["check"]).script)
-    assert p.returncode == 2 and "no live release" in p.stderr and "deploy first" in p.stderr
+    p = run_script(hostcmd.manage(layout(tmp_path), PROJECT, ["check"]).script)
+    res = answer(p.stdout, p.returncode)
+    assert p.returncode == 3 and res["error"] == "no-release" and "deploy first" in res["detail"]
 
 
 FAKE_PG = """#!/usr/bin/env python3
@@ -428,10 +415,10 @@ def pg_calls(log: Path) -> list[dict]:
 def test_a_backup_is_private_named_and_the_password_never_in_argv(tmp_path, fake_pg, project, cfg):
     env, log = fake_pg
     root = fake_project(tmp_path)
-    lay = dataclasses.replace(Layout.of(cfg, project), base_dir=str(tmp_path))
-    p = run_script(backup_cmd.take_backup(lay, project, None, 3).script, **env)
+    lay = layout(tmp_path)
+    p = run_script(hostcmd.backup(lay, project, None, 3).script, **env)
     assert p.returncode == 0, p.stderr
-    res = cmd.result(p.stdout)
+    res = answer(p.stdout)
     assert rules.parse(res["backup"]).release == "v1" and res["bytes"] > 0 and res["pruned"] == []
     path = root / "shared" / "backups" / res["backup"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -452,15 +439,16 @@ def test_backups_beyond_keep_are_pruned_and_failures_redact_the_password(tmp_pat
     for n in range(1, 5):
         (folder / f"uavcrew-2020010{n}T000000Z-v1.dump").write_text("old")
     (folder / "notes.txt").write_text("keep me")
-    lay = dataclasses.replace(Layout.of(cfg, project), base_dir=str(tmp_path))
-    res = cmd.result(run_script(backup_cmd.take_backup(lay, project, "v9", 2).script, **env).stdout)
+    lay = layout(tmp_path)
+    res = answer(run_script(hostcmd.backup(lay, project, "v9", 2).script, **env).stdout)
     assert res["release"] == "v9" and res["backup"].endswith("-v9.dump")
     assert sorted(res["pruned"]) == [f"uavcrew-2020010{n}T000000Z-v1.dump" for n in (1, 2, 3)]
     assert sorted(x.name for x in folder.iterdir()) == sorted(["notes.txt", "uavcrew-20200104T000000Z-v1.dump",
                                                                   res["backup"]])
-    failed = run_script(backup_cmd.take_backup(lay, project, None, 2).script, **env, FAKE_PG_FAIL="pg_dump")
-    assert failed.returncode == 2 and "pg_dump exited 1" in failed.stderr
-    assert "hunter2" not in failed.stderr and "********" in failed.stderr
+    failed = run_script(hostcmd.backup(lay, project, None, 2).script, **env, FAKE_PG_FAIL="pg_dump")
+    detail = answer(failed.stdout, failed.returncode)["detail"]
+    assert failed.returncode == 3 and "pg_dump exited 1" in detail
+    assert "hunter2" not in failed.stdout + failed.stderr and "********" in detail
     assert not list(folder.glob(".*partial"))
 
 
@@ -469,10 +457,11 @@ def test_restore_locks_backs_up_stops_replaces_in_one_transaction_and_starts(tmp
     root = fake_project(tmp_path)
     name = "uavcrew-20200101T000000Z-v1.dump"
     (root / "shared" / "backups" / name).write_text("the old data")
-    lay = dataclasses.replace(Layout.of(cfg, project), base_dir=str(tmp_path))
+    lay = layout(tmp_path)
+    two = dataclasses.replace(project, services=("web", "celery"))
     units = ["uavcrew-web.service", "uavcrew-celery.service"]
-    c = backup_cmd.restore(lay, project, name, units, keep=1, lock={"token": "t1", "by": "me"})
-    res = cmd.result(run_script(c.script, **env).stdout)
+    c = hostcmd.restore(lay, two, name, keep=1, lock={"token": "t1", "by": "me"})
+    res = answer(run_script(c.script, **env).stdout)
     assert res["restored"] and not res["errors"] and res["started"] == units
     assert name in os.listdir(root / "shared" / "backups")          # protected from the safety backup's pruning
     calls = {x["tool"]: x for x in pg_calls(log)}
@@ -493,24 +482,22 @@ def test_restore_and_migrate_respect_the_deploy_lock(tmp_path, fake_pg, project,
     (root / ".deploy-lock" / "owner.json").write_text(json.dumps({"by": "ana", "token": "other"}))
     name = "uavcrew-20200101T000000Z-v1.dump"
     (root / "shared" / "backups" / name).write_text("x")
-    lay = dataclasses.replace(Layout.of(cfg, project), base_dir=str(tmp_path))
-    r = cmd.result(run_script(backup_cmd.restore(lay, project, name, [], keep=2, lock={"token": "t"}).script,
-                              **env).stdout)
-    assert r == {"error": "locked", "holder": {"by": "ana", "token": "other"}}
-    m = cmd.migrate(str(root), lay.env_file, "src/web", "uavcrew", [], backup=True, keep=2, lock={"token": "t"})
-    assert cmd.result(run_script(m.script, **env).stdout)["error"] == "locked"
+    lay = layout(tmp_path)
+    r = answer(run_script(hostcmd.restore(lay, project, name, keep=2, lock={"token": "t"}).script, **env).stdout)
+    assert (r["error"], r["holder"]) == ("locked", {"by": "ana", "token": "other"})
+    m = hostcmd.migrate(lay, project, [], backup=True, keep=2, lock={"token": "t"})
+    assert answer(run_script(m.script, **env).stdout)["error"] == "locked"
     assert (root / ".deploy-lock" / "owner.json").exists()          # someone else's lock stays
 
 
 def test_migrate_backs_up_first_then_runs_and_unlocks(tmp_path, fake_pg, project, cfg):
     env, log = fake_pg
     root = fake_project(tmp_path)
-    m = cmd.migrate(str(root), str(root / "shared/.env.production"), "src/web", "uavcrew", ["crew", "0001"],
-                    backup=True, keep=2, lock={"token": "t"})
+    m = hostcmd.migrate(layout(tmp_path), project, ["crew", "0001"], backup=True, keep=2, lock={"token": "t"})
     p = run_script(m.script, **env, EXIT="3")
     lines = p.stdout.splitlines()
-    assert lines[0].startswith("@@backup ") and json.loads(lines[1])["argv"] == ["migrate", "--noinput", "crew",
-                                                                                   "0001"]
-    res = cmd.result(p.stdout)
-    assert res["code"] == 3 and res["backup"]["backup"] == json.loads(lines[0][len("@@backup "):])["backup"]
+    assert lines[0].startswith("@@step backup ") and json.loads(lines[1])["argv"] == ["migrate", "--noinput", "crew",
+                                                                                        "0001"]
+    res = answer(p.stdout)
+    assert res["code"] == 3 and rules.parse(res["backup"]["backup"]).release == "v1"
     assert not (root / ".deploy-lock").exists()

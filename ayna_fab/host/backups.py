@@ -1,9 +1,8 @@
 """Database backups: what they are called, which to keep, and the commands that make and restore them.
 
-Pure and standard-library only, on purpose: the controller uses these rules to
-check a `--backup NAME` before it connects, and this module's source also
-travels to the host inside the backup program (commands/ops.py), which names,
-lists and prunes the files by the same rules. One definition, no drift.
+Pure and standard-library only: the host program names, lists and prunes backups
+by these rules (dumps.py), and the laptop checks a `--backup NAME` by the same
+ones before it connects. One definition, no drift.
 
 A backup is `{project}-{YYYYmmddTHHMMSSZ}-{release}.dump` in shared/backups:
 pg_dump's custom format (compressed; pg_restore can drop and recreate exactly

@@ -1,16 +1,14 @@
-"""Gather a host's facts for one project as JSON on stdout. Runs on the host; stdlib only.
-
-argv[1]: JSON {"user", "dirs": [...], "units": [...], "env": path, "sudoers": path}
-"""
+"""A host's facts for one project, gathered in one round trip; validate judges them on the laptop."""
 
 import grp
+import ipaddress
 import hashlib
-import json
 import os
 import pwd
 import stat
 import subprocess
-import sys
+
+from . import calls
 
 
 def stat_of(path):
@@ -61,7 +59,6 @@ def listening():
             raw = bytes.fromhex(addr_hex)
             if v6:
                 words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-                import ipaddress
                 addr = str(ipaddress.IPv6Address(b"".join(words)))
             else:
                 addr = ".".join(str(b) for b in raw[::-1])
@@ -69,33 +66,29 @@ def listening():
     return out
 
 
-def main():
-    want = json.loads(sys.argv[1])
-    user = want["user"]
+def gather(a: calls.Facts):
+    user = a.user
     try:
         pw = pwd.getpwnam(user)
         groups = [g.gr_name for g in grp.getgrall() if user in g.gr_mem]
         user_facts = {"exists": True, "home": pw.pw_dir, "groups": groups}
     except KeyError:
         user_facts = {"exists": False}
-    env = stat_of(want["env"])
+    env = stat_of(a.env)
     env_text = None
     if env:
         try:
-            env_text = open(want["env"]).read()
+            env_text = open(a.env).read()
         except OSError:
             env_text = None
     code, sudo = run("sudo", "-n", "-l")
     facts = {
         "whoami": pwd.getpwuid(os.getuid())[0],
         "user": user_facts,
-        "dirs": {d: stat_of(d) for d in want["dirs"]},
-        "units": {u: unit(u) for u in want["units"]},
+        "dirs": {d: stat_of(d) for d in a.dirs},
+        "units": {u: unit(u) for u in a.units},
         "env": {"stat": env, "text": env_text},
         "sudo": sudo if code == 0 else None,
         "listening": listening(),
     }
-    json.dump(facts, sys.stdout)
-
-
-main()
+    return facts

@@ -1,0 +1,133 @@
+"""Every call of the host program, built by one named, typed function each. Built as data; nothing runs here.
+
+Each returns a `remote.Command` carrying its `ayna_fab.host.calls` object, so the
+plan can be printed, dry-run, and answered by a test host. tests/unit/test_host_contract.py
+checks that each call type is built here exactly once.
+"""
+
+from __future__ import annotations
+
+from ayna_fab import hostcall, units
+from ayna_fab.config import Project
+from ayna_fab.host import backups as rules
+from ayna_fab.host import calls
+from ayna_fab.layout import Layout
+from ayna_fab.remote import Command
+
+
+def health_checks(project: Project) -> list[dict]:
+    """The project's HTTP services' health URLs, as the host polls them (127.0.0.1)."""
+    return [{"name": s, "url": f"http://127.0.0.1:{project.port(s)}{project.health[s]}"}
+            for s in ("web", "api") if s in project.services and s in project.health]
+
+
+# --- releases --------------------------------------------------------------------------------
+
+def plan(layout: Layout, project: Project, lock: dict | None) -> Command:
+    """Take the deploy lock (lock=None: only look) and read the releases, in one round trip."""
+    return hostcall.command(calls.Plan(root=layout.root, env_file=layout.env_file,
+                                       units=units.unit_names(project), lock=lock),
+                            "lock + plan", changes=False)
+
+
+def stage(layout: Layout, token: str, number: int, base: int | None, archive: str | None,
+          deleted: list[str], meta: dict) -> Command:
+    links = {".env": layout.env_file, "media": f"{layout.shared}/media"}
+    return hostcall.command(calls.Stage(root=layout.root, token=token, number=number, base=base,
+                                        archive=archive, deleted=list(deleted), meta=meta, links=links),
+                            "upload")
+
+
+def prepare(layout: Layout, project: Project, token: str, number: int, steps: list[str],
+            base_venv: str | None, backup_release: str | None, keep_backups: int) -> Command:
+    return hostcall.command(calls.Prepare(
+        root=layout.root, token=token, number=number, steps=list(steps), base_venv=base_venv,
+        env_file=layout.env_file, uv_cache=layout.uv_cache, django_dir=project.django_dir,
+        asgi_dir=project.asgi_dir if "api" in project.services else None,
+        asgi_app=project.asgi_app if "api" in project.services else None, project=project.name,
+        keep_backups=rules.check_keep(keep_backups), backup_release=rules.check_release(backup_release)),
+        "prepare")
+
+
+def activate(layout: Layout, project: Project, token: str, number: int, actions: list[tuple[str, str]],
+             verify_timeout: float, health_timeout: float, step: str = "activate") -> Command:
+    return hostcall.command(calls.Activate(
+        root=layout.root, token=token, number=number, actions=[list(a) for a in actions],
+        health=health_checks(project),
+        http_units=[units.unit_name(project, s) for s in ("web", "api") if s in project.services],
+        verify_timeout=verify_timeout, health_timeout=health_timeout), step)
+
+
+def deactivate(layout: Layout, project: Project, token: str) -> Command:
+    return hostcall.command(calls.Deactivate(root=layout.root, token=token, units=units.unit_names(project)),
+                            "restore")
+
+
+def finish(layout: Layout, token: str, states: dict[int, str], meta: dict[int, dict], log: dict | None,
+           remove: list[int], step: str = "record") -> Command:
+    return hostcall.command(calls.Finish(root=layout.root, token=token,
+                                         states={str(k): v for k, v in states.items()},
+                                         meta={str(k): v for k, v in meta.items()}, log=log,
+                                         remove=list(remove)), step)
+
+
+def unlock(layout: Layout, token: str | None, force: bool = False) -> Command:
+    return hostcall.command(calls.Unlock(root=layout.root, token=token, force=force), "unlock")
+
+
+def status(layout: Layout, project: Project) -> Command:
+    return hostcall.command(calls.Status(root=layout.root, units=units.unit_names(project),
+                                         health=health_checks(project)), "status", changes=False)
+
+
+def migrations(layout: Layout, project: Project, numbers: list[int]) -> Command:
+    return hostcall.command(calls.Migrations(root=layout.root, django_dir=project.django_dir,
+                                             numbers=list(numbers)), "migrations", changes=False)
+
+
+# --- day two ---------------------------------------------------------------------------------
+
+def manage(layout: Layout, project: Project, argv: list[str], step: str = "manage") -> Command:
+    """`python manage.py ARGV` in the live release with the units' environment (a shell: step="shell")."""
+    return hostcall.command(calls.Manage(root=layout.root, env_file=layout.env_file,
+                                         django_dir=project.django_dir, argv=list(argv)), step,
+                            hint="the host has no live release yet? deploy first")
+
+
+def migrate(layout: Layout, project: Project, argv: list[str], *, backup: bool, keep: int, lock: dict) -> Command:
+    """Under the deploy lock: back the database up (unless told not to), then `manage.py migrate`.
+    One round trip and one host process, which ignores a dropped connection."""
+    return hostcall.command(calls.Migrate(root=layout.root, env_file=layout.env_file,
+                                          django_dir=project.django_dir, project=project.name,
+                                          argv=list(argv), backup=backup, keep=rules.check_keep(keep),
+                                          lock=lock), "migrate")
+
+
+def backup(layout: Layout, project: Project, release_name: str | None, keep: int | None) -> Command:
+    """pg_dump to shared/backups/{project}-{time}-{release}.dump (0600), keeping the newest `keep`."""
+    return hostcall.command(calls.Backup(root=layout.root, env_file=layout.env_file, project=project.name,
+                                         release=rules.check_release(release_name),
+                                         keep=None if keep is None else rules.check_keep(keep)),
+                            "backup", hint="is PostgreSQL up, and DATABASE_URL in the host's .env right?")
+
+
+def backups(layout: Layout, project: Project) -> Command:
+    return hostcall.command(calls.Backups(root=layout.root, project=project.name), "backups", changes=False)
+
+
+def restore(layout: Layout, project: Project, name: str, *, keep: int, lock: dict, safety: bool = True) -> Command:
+    """Under the deploy lock: back up the data as it is (unless safety=False), stop the units,
+    restore `name` in one transaction, start the units that were running."""
+    rules.check_name(name, project.name)
+    return hostcall.command(calls.Restore(root=layout.root, env_file=layout.env_file, project=project.name,
+                                          name=name, units=units.unit_names(project),
+                                          keep=rules.check_keep(keep), lock=lock, safety=safety), "restore")
+
+
+def services(unit_names: list[str]) -> Command:
+    return hostcall.command(calls.Services(units=list(unit_names)), "services", changes=False)
+
+
+def facts(user: str, dirs: list[str], unit_names: list[str], env: str) -> Command:
+    return hostcall.command(calls.Facts(user=user, dirs=list(dirs), units=list(unit_names), env=env),
+                            "inspect host", changes=False)

@@ -1,0 +1,189 @@
+"""Every call the laptop can make of the host program, and the arguments each takes.
+
+Defined once, here: the laptop builds these (ayna_fab/commands/host.py, one typed
+builder per call) and the host's handler for a call takes exactly this type.
+tests/unit/test_host_contract.py proves both sides agree: every field is read by
+the handler, and the handler reads nothing that is not a field.
+
+A `lock` is the holder's record ({"by", "from", "pid", "token", "at", "message",
+"operation"}); `token` is that record's token, presented by every later call of
+the same operation, so an operation whose lock was taken away stops.
+"""
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Take the lock (unless lock is None: a dry run or a read) and describe the releases."""
+    root: str
+    env_file: str
+    units: list
+    lock: dict | None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Make releases/vN: unpack the upload, hard-link the rest from base, link shared files."""
+    root: str
+    token: str
+    number: int
+    base: int | None
+    archive: str | None
+    deleted: list
+    meta: dict
+    links: dict
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Install the venv and run the Django steps (check, backup, migrate, collectstatic) in order."""
+    root: str
+    token: str
+    number: int
+    steps: list
+    base_venv: str | None
+    env_file: str
+    uv_cache: str
+    django_dir: str
+    asgi_dir: str | None
+    asgi_app: str | None
+    project: str
+    keep_backups: int
+    backup_release: str | None
+
+
+@dataclass(frozen=True)
+class Activate:
+    """Flip current to vN, reload or restart the units, poll health, verify every process."""
+    root: str
+    token: str
+    number: int
+    actions: list
+    health: list
+    http_units: list
+    verify_timeout: float
+    health_timeout: float
+
+
+@dataclass(frozen=True)
+class Deactivate:
+    """No good release to go back to: stop the units, remove current."""
+    root: str
+    token: str
+    units: list
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Record release states and a log line, remove old releases, release the lock."""
+    root: str
+    token: str
+    states: dict
+    meta: dict
+    log: dict | None
+    remove: list
+
+
+@dataclass(frozen=True)
+class Unlock:
+    """Remove the lock whose token is given (the one the caller inspected); force: any lock."""
+    root: str
+    token: str | None
+    force: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """The live release, its record, units, health, lock, releases and free disk."""
+    root: str
+    units: list
+    health: list
+
+
+@dataclass(frozen=True)
+class Migrations:
+    """The migration files of the named releases."""
+    root: str
+    django_dir: str
+    numbers: list
+
+
+@dataclass(frozen=True)
+class Manage:
+    """exec `python manage.py ARGV` in the live release with the units' environment."""
+    root: str
+    env_file: str
+    django_dir: str
+    argv: list
+
+
+@dataclass(frozen=True)
+class Migrate:
+    """Under the lock: back the database up (if backup), then manage.py migrate ARGV."""
+    root: str
+    env_file: str
+    django_dir: str
+    project: str
+    argv: list
+    backup: bool
+    keep: int
+    lock: dict
+
+
+@dataclass(frozen=True)
+class Backup:
+    """pg_dump the project's database into shared/backups, keep the newest `keep`."""
+    root: str
+    env_file: str
+    project: str
+    release: str | None
+    keep: int | None
+
+
+@dataclass(frozen=True)
+class Backups:
+    """The project's backups, newest first."""
+    root: str
+    project: str
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Under the lock: back up (if safety), stop the units, restore `name`, start them again."""
+    root: str
+    env_file: str
+    project: str
+    name: str
+    units: list
+    keep: int
+    lock: dict
+    safety: bool
+
+
+@dataclass(frozen=True)
+class Services:
+    """Each unit's state, main PID, memory and start time."""
+    units: list
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What validate judges: the deploy user, directories, units, env file, sudo rights, listeners."""
+    user: str
+    dirs: list
+    units: list
+    env: str
+
+
+CALLS = {cls.__name__.lower(): cls for cls in (
+    Plan, Stage, Prepare, Activate, Deactivate, Finish, Unlock, Status, Migrations,
+    Manage, Migrate, Backup, Backups, Restore, Services, Facts)}
+
+
+def name_of(call):
+    return type(call).__name__.lower()
+
+
+def field_names(cls):
+    return [f.name for f in fields(cls)]

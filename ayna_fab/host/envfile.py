@@ -1,0 +1,157 @@
+"""shared/.env.{env}, read exactly as systemd's EnvironmentFile= reads it.
+
+The units get their environment from systemd; every step that runs project code
+outside a unit (check, migrate, collectstatic, manage, shell, backup, restore)
+gets it from here, so both see the same values. This follows systemd's own
+parser (src/basic/env-file.c) state by state:
+
+- `#` or `;` as the first non-blank character of a line starts a comment;
+- blanks around a key and around an unquoted value are dropped;
+- '...' is literal; "..." and bare values take backslash escapes ("..." unescapes
+  only `"`, `\\`, `` ` `` and `$`, and keeps the backslash before anything else);
+- a backslash ending a line joins the next one (in a comment too, up to systemd 253;
+  254 and later end the comment there);
+- text after a closing quote is appended (`A="x"y` is `xy`), quotes in it are literal;
+- keys that are not valid names (`export FOO`, `1X`) are ignored; the last of
+  repeated keys wins;
+- a file with a NUL byte, or with invalid UTF-8 or a Unicode noncharacter in any key or
+  value (comments may hold anything), is refused whole: the unit does not start. parse
+  raises ValueError for it and read OSError.
+"""
+
+import errno
+import os
+import re
+
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WHITESPACE = " \t\n\r"
+NEWLINE = "\n\r"
+COMMENTS = "#;"
+SHELL_NEED_ESCAPE = '"\\`$'
+# What systemd's utf8_is_valid() rejects, as read() decodes it: bytes that are not UTF-8
+# (surrogateescape turns them into lone surrogates) and the noncharacters.
+NOT_UTF8_RE = re.compile("[\ud800-\udfff\ufdd0-\ufdef"
+                         + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)) + "]")
+
+
+def parse(text):
+    """{KEY: value} of an EnvironmentFile's text; ValueError if systemd would refuse it."""
+    if "\0" in text:
+        raise ValueError("a NUL character: systemd refuses the whole file")
+    env = {}
+    state = "pre_key"
+    key, value = [], []
+    key_ws = value_ws = None  # where trailing whitespace of the key / unquoted value begins
+
+    def push():
+        k = "".join(key[:key_ws] if key_ws is not None else key)
+        v = "".join(value)
+        if NOT_UTF8_RE.search(k + v):
+            raise ValueError(f"invalid UTF-8 or a noncharacter in {k!r}: systemd refuses the whole file")
+        if NAME_RE.fullmatch(k):
+            env[k] = v
+
+    for c in text:
+        if state == "pre_key":
+            if c in COMMENTS:
+                state = "comment"
+            elif c not in WHITESPACE:
+                state, key, value, key_ws = "key", [c], [], None
+        elif state == "key":
+            if c in NEWLINE:
+                state = "pre_key"
+            elif c == "=":
+                state, value_ws = "pre_value", None
+            else:
+                if c not in WHITESPACE:
+                    key_ws = None
+                elif key_ws is None:
+                    key_ws = len(key)
+                key.append(c)
+        elif state == "pre_value":
+            if c in NEWLINE:
+                push()
+                state = "pre_key"
+            elif c == "'":
+                state = "single"
+            elif c == '"':
+                state = "double"
+            elif c == "\\":
+                state = "value_escape"
+            elif c not in WHITESPACE:
+                state = "value"
+                value.append(c)
+        elif state == "value":
+            if c in NEWLINE:
+                if value_ws is not None:
+                    del value[value_ws:]
+                push()
+                state = "pre_key"
+            elif c == "\\":
+                state, value_ws = "value_escape", None
+            else:
+                if c not in WHITESPACE:
+                    value_ws = None
+                elif value_ws is None:
+                    value_ws = len(value)
+                value.append(c)
+        elif state == "value_escape":
+            state = "value"
+            if c not in NEWLINE:
+                value.append(c)
+        elif state == "single":
+            if c == "'":
+                state = "pre_value"
+            else:
+                value.append(c)
+        elif state == "double":
+            if c == '"':
+                state = "pre_value"
+            elif c == "\\":
+                state = "double_escape"
+            else:
+                value.append(c)
+        elif state == "double_escape":
+            state = "double"
+            if c in SHELL_NEED_ESCAPE:
+                value.append(c)
+            elif c != "\n":
+                value += ["\\", c]
+        elif state == "comment":
+            if c == "\\":
+                state = "comment_escape"
+            elif c in NEWLINE:
+                state = "pre_key"
+        elif state == "comment_escape":
+            state = "comment"
+    if state in ("pre_value", "value", "value_escape", "single", "double", "double_escape"):
+        if state == "value" and value_ws is not None:
+            del value[value_ws:]
+        push()
+    return env
+
+
+def read(path):
+    """The file's variables; OSError if it cannot be read, or if systemd would refuse it.
+
+    newline="": systemd treats a CR on its own (a CR ends a line, but one inside quotes or
+    after a backslash is a character), so Python must not turn CRs into newlines."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        text = f.read()
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, str(exc), str(path)) from None
+
+
+def for_app(env_file, release_dir):
+    """The environment project code runs with outside its units: the host's, minus what would
+    change which Python runs, plus the project's env file, with the release's venv first on PATH."""
+    env = dict(os.environ)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    env.update(read(env_file))
+    venv = os.path.join(release_dir, ".venv")
+    env["VIRTUAL_ENV"] = venv
+    env["PATH"] = os.path.join(venv, "bin") + ":" + env.get("PATH", "/usr/bin:/bin")
+    return env

@@ -1,0 +1,47 @@
+"""The host program's entry point: one call per run, answered the one way wire.py describes.
+
+    python3 -c BOOTSTRAP CALL ARGS_JSON        (see ayna_fab/hostcall.py)
+"""
+
+import importlib
+import json
+import sys
+import traceback
+
+from . import calls, wire
+
+# call -> "module.function"; only the module a call needs is imported (each call is a new process)
+HANDLERS = {
+    "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
+    "activate": "activate.activate", "deactivate": "activate.deactivate", "finish": "releases.finish",
+    "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
+    "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
+    "restore": "ops.restore", "services": "ops.services", "facts": "facts.gather",
+}
+
+
+def handler(name):
+    module, _, function = HANDLERS[name].partition(".")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), function)
+
+EXIT_REFUSED = 3   # the call could not be done as asked; the result says why
+EXIT_CRASHED = 70  # a bug: the result carries the traceback
+
+
+def run(argv):
+    name, payload = argv[0], json.loads(argv[1])
+    args = calls.CALLS[name](**payload)
+    try:
+        out = handler(name)(args)
+    except wire.Refused as e:
+        wire.result({"error": e.code, "detail": e.detail, **e.extra})
+        return EXIT_REFUSED
+    except Exception:
+        wire.result({"error": "crash", "detail": traceback.format_exc()[-3000:]})
+        return EXIT_CRASHED
+    wire.result(out if out is not None else {})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,87 @@
+"""systemd units on the host: control through sudo, state, and the processes they run.
+
+Control goes through `sudo -n /usr/bin/systemctl VERB UNIT`, one unit per call:
+the deploy user's sudoers entry allows exactly those command lines.
+"""
+
+import subprocess
+import time
+
+SYSTEMCTL = "/usr/bin/systemctl"
+CGROUP_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup")
+
+
+def state(unit):
+    """`systemctl is-active`: active, inactive, failed, activating, ..."""
+    p = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True)
+    return p.stdout.strip() or p.stderr.strip()
+
+
+def control(verb, unit):
+    """verb the unit (start, stop, restart, reload-or-restart); None or the error text."""
+    p = subprocess.run(["sudo", "-n", SYSTEMCTL, verb, unit], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return None if p.returncode == 0 else f"{verb} {unit}: {p.stdout.strip()}"
+
+
+def control_async(verb, unit):
+    """Start verb on the unit without waiting (a slow warm shutdown must not hold up the rest)."""
+    return subprocess.Popen(["sudo", "-n", SYSTEMCTL, verb, unit], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def cgroup(unit):
+    return subprocess.run(["systemctl", "show", "-p", "ControlGroup", "--value", unit],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def pids_of_cgroup(path):
+    """The processes of a cgroup (None if it cannot be read), on cgroup v1 or v2."""
+    if not path:
+        return None
+    for base in CGROUP_ROOTS:
+        try:
+            with open(base + path + "/cgroup.procs") as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+    return None
+
+
+def pids(unit):
+    return pids_of_cgroup(cgroup(unit)) or []
+
+
+def pss_kib(pids_):
+    kb = 0
+    for pid in pids_:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for row in f:
+                    if row.startswith("Pss:"):
+                        kb += int(row.split()[1])
+                        break
+        except (OSError, ValueError):
+            pass
+    return kb
+
+
+PROPS = ("Id", "ActiveState", "SubState", "MainPID", "MemoryCurrent", "ActiveEnterTimestamp",
+         "ActiveEnterTimestampMonotonic", "ControlGroup")
+
+
+def show(units):
+    """Each unit's facts from `systemctl show`, plus the clock its timestamps use and the
+    proportional memory of its processes (systemd's MemoryCurrent is not always accounted)."""
+    out = subprocess.run(["systemctl", "show", "-p", ",".join(PROPS), "--", *units],
+                         capture_output=True, text=True).stdout
+    now = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6)
+    facts = []
+    for block in out.strip().split("\n\n"):
+        fields = dict(line.partition("=")[::2] for line in block.splitlines() if line)
+        if not fields.get("Id"):
+            continue
+        procs = pids_of_cgroup(fields.get("ControlGroup"))
+        fields["Pss"] = pss_kib(procs) * 1024 if procs is not None else None
+        facts.append(fields)
+    return {"units": facts, "now": now}

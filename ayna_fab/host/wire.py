@@ -1,0 +1,38 @@
+"""The host side of the wire: how the host program answers the laptop.
+
+stdout carries, in this order: any output of the programs it runs (for people),
+`@@step NAME SECONDS ok|failed` lines as steps end (for live progress), and last
+one `@@result JSON` line. ayna_fab/hostcall.py parses exactly this.
+"""
+
+import json
+import sys
+
+STEP = "@@step "
+RESULT = "@@result "
+
+
+class Refused(Exception):
+    """A call that cannot be done as asked: reported as {"error": code, "detail": text}."""
+
+    def __init__(self, code, detail, **extra):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def _write(line):
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:  # the connection is gone; the work goes on all the same
+        pass
+
+
+def step(name, seconds, ok=True):
+    _write(f"{STEP}{name} {seconds:.3f} {'ok' if ok else 'failed'}")
+
+
+def result(obj):
+    _write(RESULT + json.dumps(obj, sort_keys=True))

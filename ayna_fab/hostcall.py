@@ -1,0 +1,94 @@
+"""The laptop side of the host protocol: how a call travels to the host and how its answer is read.
+
+A call is one shell command: `python3 -c BOOTSTRAP CALL ARGS_JSON`. BOOTSTRAP carries the
+whole host package (ayna_fab/host/, compressed) and imports it from memory, so a host
+needs nothing of ayna-fab installed, stdin stays free (manage and shell are interactive),
+and every round trip is self-contained. The answer is what host/wire.py writes:
+program output, `@@step` lines, then one `@@result` line, read by `parse` and only there.
+docs/ARCHITECTURE.md has the whole protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import zlib
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+from ayna_fab.errors import OperationFailed
+from ayna_fab.host import calls
+from ayna_fab.host.wire import RESULT, STEP
+from ayna_fab.remote import Command, Result
+
+PACKAGE = Path(__file__).with_name("host")
+HOST_NAME = "ayna_host"   # the package's name on the host
+
+BOOTSTRAP = """import base64,importlib.abc,importlib.util,json,sys,zlib
+S=json.loads(zlib.decompress(base64.b64decode("{blob}")))
+class F(importlib.abc.MetaPathFinder,importlib.abc.Loader):
+ def find_spec(self,name,path,target=None):
+  m=name[{n}:] or "__init__"
+  if (name=="{p}" or name.startswith("{p}.")) and m in S:
+   return importlib.util.spec_from_loader(name,self,is_package=name=="{p}")
+ def create_module(self,spec):return None
+ def exec_module(self,mod):
+  m=mod.__name__[{n}:] or "__init__"
+  exec(compile(S[m],"{p}/"+m+".py","exec"),mod.__dict__)
+sys.meta_path.insert(0,F())
+import {p}
+{p}.SOURCES=S
+from {p} import main
+sys.exit(main.run(sys.argv[1:]))
+"""
+
+
+@lru_cache(maxsize=1)
+def bootstrap() -> str:
+    sources = {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py"))}
+    blob = base64.b64encode(zlib.compress(json.dumps(sources).encode(), 9)).decode()
+    return BOOTSTRAP.format(blob=blob, p=HOST_NAME, n=len(HOST_NAME) + 1)
+
+
+def command(call, step: str, *, changes: bool = True, hint: str | None = None) -> Command:
+    """The one way to run a host call: the call travels as data too, so a test host can answer it."""
+    name = calls.name_of(call)
+    payload = json.dumps(asdict(call), sort_keys=True)
+    script = f"python3 -c {shlex.quote(bootstrap())} {name} {shlex.quote(payload)}"
+    display = f"ayna-host {name} {shlex.quote(payload)}"
+    return Command(script, step, changes, hint, display, call=call)
+
+
+def steps(stdout: str) -> list[tuple[str, float, bool]]:
+    """The `@@step` lines of an answer: (name, seconds, ok)."""
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith(STEP):
+            name, seconds, status = line[len(STEP):].split()
+            out.append((name, float(seconds), status == "ok"))
+    return out
+
+
+def parse(result: Result, *, host: str, step: str) -> dict:
+    """The `@@result` object of a host call's answer. A crash or a missing result is an
+    OperationFailed naming host and step; a refusal is returned ({"error": ...}) for the caller."""
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(RESULT):
+            data = json.loads(line[len(RESULT):])
+            if data.get("error") == "crash":
+                raise OperationFailed("the host program failed:\n" + _indent(data.get("detail", "")),
+                                      host=host, step=step)
+            return data
+    tail = (result.stderr.strip() or result.stdout.strip())[-2000:]
+    raise OperationFailed(f"the host program gave no answer (exit {result.code}):\n{_indent(tail)}",
+                          host=host, step=step)
+
+
+def is_step_line(line: str) -> bool:
+    return line.startswith((STEP, RESULT))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.strip().splitlines())

@@ -1,0 +1,74 @@
+"""The deploy lock, laptop side: the holder's record, the "lock is held" error, staleness.
+
+The lock itself lives on the host (ayna_fab/host/lock.py): a directory taken
+atomically by deploys, rollbacks, migrate and restore, holding this record.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+from datetime import datetime, timezone
+
+from ayna_fab.errors import OperationFailed
+
+STALE_AFTER_SECONDS = 6 * 3600
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def who() -> str:
+    """user@machine, as releases and the deploy log record the person deploying."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def owner(operation: str, message: str = "", **extra) -> dict:
+    """A new holder record with a fresh token: who, from where, when, and what for."""
+    return {"by": getpass.getuser(), "from": socket.gethostname(), "pid": os.getpid(),
+            "token": secrets.token_hex(8), "at": now(), "message": message, "operation": operation, **extra}
+
+
+def describe(holder: dict) -> str:
+    return (f"{holder.get('by')}@{holder.get('from')} (pid {holder.get('pid')}) since {holder.get('at')}"
+            + (f", {holder.get('message')!r}" if holder.get("message") else ""))
+
+
+def held(host: str, holder: dict, step: str) -> OperationFailed:
+    """The error for a lock someone else holds; nothing was changed."""
+    what = holder.get("operation") if holder.get("operation") in ("deploy", "rollback") else (
+        f"operation (fab {holder['operation']})" if holder.get("operation") else "deploy")
+    return OperationFailed(
+        f"another {what} holds the lock: {describe(holder)}; nothing was changed",
+        host=host, step=step,
+        hint=f"wait for it, or if it died: fab -H {host} unlock (add --force if it is not stale)")
+
+
+def is_stale(holder: dict, now_: datetime | None = None, here: str | None = None,
+             pid_alive=None) -> tuple[bool, str]:
+    """Stale: its process is gone (when it was taken from this machine), or it is hours old."""
+    here = here or socket.gethostname()
+    alive = pid_alive or _pid_alive
+    if holder.get("from") == here and isinstance(holder.get("pid"), int):
+        return (not alive(holder["pid"]), f"pid {holder['pid']} on this machine is "
+                + ("gone" if not alive(holder["pid"]) else "still running"))
+    try:
+        age = ((now_ or datetime.now(timezone.utc)) - datetime.fromisoformat(holder["at"])).total_seconds()
+    except (KeyError, ValueError, TypeError):
+        return True, "the lock records no valid time"
+    if age > STALE_AFTER_SECONDS:
+        return True, f"taken {age / 3600:.1f} hours ago"
+    return False, f"taken {age / 60:.0f} minutes ago from {holder.get('from')}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True

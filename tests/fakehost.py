@@ -1,0 +1,177 @@
+"""A host that answers host-program calls as a real one does, without root, SSH or systemd.
+
+The real host package (ayna_fab/host/) runs in this process against a temporary
+base_dir: locks, release directories, records, the flip and the deploy log are real
+files. What needs a server is faked: systemd units (a dict), uv and Django (steps
+that succeed unless told to fail), health (a release is healthy unless marked broken).
+Faults are injected by call name and count: the link lost before a call reaches the
+host, or after the host did it but before the answer came back; a Ctrl-C; a step
+that fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import threading
+import types
+from dataclasses import asdict, dataclass, field
+
+from ayna_fab.errors import OperationFailed
+import shutil
+
+from ayna_fab.host import activate, dumps, health, main, prepare, releases, store, units
+from ayna_fab.remote import Command, Remote, Result
+
+
+@dataclass
+class Fault:
+    call: str                     # host call name (plan, stage, prepare, activate, finish, ...), or "upload"
+    nth: int = 1                  # the nth such call on this host
+    kind: str = "link-before"     # link-before | link-after | interrupt | fail-step
+    step: str | None = None       # fail-step: which prepare step fails
+
+
+@dataclass
+class HostState:
+    """What a fake host's systemd and apps do."""
+
+    broken: set[int] = field(default_factory=set)       # releases whose health endpoint returns 500
+    fail_steps: set[str] = field(default_factory=set)   # prepare steps that fail on this host
+    units: dict[str, str] = field(default_factory=dict)  # unit -> active/inactive
+    restarts: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FakeRemote(Remote):
+    """A Remote whose commands are answered by the real host program, in this process."""
+
+    def __init__(self, name: str, root: str, state: HostState, faults: list[Fault] | None = None, *,
+                 dry_run=False, echo=None) -> None:
+        super().__init__(name, None, dry_run=dry_run, echo=echo)
+        self.root = root
+        self.state = state
+        self.faults = list(faults or [])
+        self.counts: dict[str, int] = {}
+        self.log: list[str] = []
+
+    def _fault(self, name: str) -> Fault | None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        for f in self.faults:
+            if f.call == name and f.nth == self.counts[name]:
+                self.faults.remove(f)
+                return f
+        return None
+
+    def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600, stdin=None) -> Result:
+        if self.dry_run and cmd.changes:
+            self.echo(f"[{self.name}] {cmd.step}:\n    {cmd.display or cmd.script}")
+            return Result(0, "", "")
+        assert cmd.call is not None, f"not a host call: {cmd.script[:80]}"
+        name = type(cmd.call).__name__.lower()
+        fault = self._fault(name)
+        self.round_trips += 1
+        if fault and fault.kind == "link-before":
+            raise OperationFailed("lost the connection or timed out: injected", host=self.name, step=cmd.step)
+        if fault and fault.kind == "fail-step":
+            self.state.fail_steps.add(fault.step)
+        self.log.append(name)
+        code, out = self.answer(name, cmd.call)
+        if fault and fault.kind == "fail-step":
+            self.state.fail_steps.discard(fault.step)
+        if fault and fault.kind == "link-after":
+            raise OperationFailed("lost the connection or timed out: injected", host=self.name, step=cmd.step)
+        if fault and fault.kind == "interrupt":   # as Remote.run: the answer counts, the operation stops next
+            self.interrupted = "Ctrl-C"
+        return Result(code, out, "")
+
+    def put_bytes(self, data: bytes, path: str, *, step: str) -> None:
+        if self.dry_run:
+            return
+        fault = self._fault("upload")
+        if fault:
+            raise OperationFailed("cannot upload: injected", host=self.name, step=step)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def answer(self, name: str, call) -> tuple[int, str]:
+        out = io.StringIO()
+        with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
+            code = main.run([name, json.dumps(asdict(call))])
+        return code, out.getvalue()
+
+    @contextlib.contextmanager
+    def fakes(self):
+        st = self.state
+        saved = {}
+
+        def patch(module, attr, value):
+            saved[(module, attr)] = getattr(module, attr)
+            setattr(module, attr, value)
+
+        def control(verb, unit):
+            st.restarts.append((verb, unit))
+            st.units[unit] = "inactive" if verb == "stop" else "active"
+            return None
+
+        class Done:
+            returncode = 0
+
+            def __init__(self, unit, verb):
+                control(verb, unit)
+
+            def communicate(self):
+                return ("", None)
+
+        def poll(checks, expect, deadline):
+            live = store.current_number(self.root)
+            ok = live not in st.broken
+            report = {c["name"]: {"status": 200 if ok else 500, "release": f"v{live}", "ok": ok,
+                                  "body": "" if ok else "Server Error"} for c in checks}
+            return ok, report
+
+        def run(argv, **kw):
+            """uv and the Django program: done, unless the step is to fail."""
+            if argv[0] == "sh":
+                if "install" in st.fail_steps:
+                    return subprocess.CompletedProcess(argv, 1, "", "uv: no matching distribution")
+                venv = os.path.join(kw["cwd"], ".venv", "bin")
+                os.makedirs(venv, exist_ok=True)
+                open(os.path.join(venv, "python"), "w").close()
+                return subprocess.CompletedProcess(argv, 0, "", "")
+            steps = json.loads(argv[-1])["steps"]
+            lines = []
+            for s in steps:
+                ok = s not in st.fail_steps
+                lines.append(f"@@step {s} 0.010 {'ok' if ok else 'failed'}")
+                if not ok:
+                    return subprocess.CompletedProcess(argv, 1, "\n".join(lines), f"{s} exploded")
+            return subprocess.CompletedProcess(argv, 0, "\n".join(lines), "")
+
+        def take(root_, env_file, project, release, keep, protect=()):
+            if "backup" in st.fail_steps:
+                raise main.wire.Refused("pg_dump", "pg_dump exited 1: connection refused")
+            return {"backup": f"{project}-20260101T000000Z-{release or 'none'}.dump", "bytes": 1, "pruned": [],
+                    "release": release, "path": "/x", "seconds": 0.01}
+
+        def verify(unit_names, rel, deadline):
+            return True, {u: {"pids": 1, "stale": [], "active": "active"} for u in unit_names}
+
+        patch(units, "state", lambda unit: st.units.get(unit, "inactive"))
+        patch(units, "control", control)
+        patch(units, "control_async", lambda verb, unit: Done(unit, verb))
+        patch(health, "poll", poll)
+        patch(activate, "verify", verify)
+        patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
+        patch(dumps, "take", take)
+        patch(releases, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        try:
+            yield
+        finally:
+            for (module, attr), value in saved.items():
+                setattr(module, attr, value)
+
+
+_ONE_AT_A_TIME = threading.Lock()  # the fakes patch shared modules: one host answers at a time
