@@ -2,9 +2,9 @@
 
 from invoke import Collection
 
-from ayna_fab.tasks import host, ops, release, sandbox
+from ayna_fab.tasks import host, init, ops, release, sandbox
 
-ns = Collection(host.trust, host.setup, host.validate, host.env_check,
+ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
                 release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
                 *ops.TASKS)
 ns.add_collection(sandbox.collection)

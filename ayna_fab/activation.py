@@ -18,14 +18,13 @@ from ayna_fab.runner import Target
 EXTRA_SECONDS = 120   # the laptop waits this much beyond the host's own verify and health timeouts
 
 
-def unit_actions(project: Project, deps_changed: bool, restart_all: bool) -> list[tuple[str, str]]:
-    """gunicorn reloads gracefully (HUP, new workers import through `current`) unless the venv changed;
-    uvicorn, the Celery worker and beat are restarted, so their processes run from the new release."""
-    actions = []
-    for service in project.services:
-        graceful = service == "web" and not deps_changed and not restart_all
-        actions.append((units.unit_name(project, service), "reload-or-restart" if graceful else "restart"))
-    return actions
+def unit_actions(project: Project) -> list[tuple[str, str]]:
+    """Every unit is restarted, so every process runs the new release's interpreter and packages.
+
+    A HUP would keep gunicorn's master on the venv of the release it started from, and that
+    release is deleted by a later cleanup. web and api lose no request to the restart: their
+    socket units hold the port and queue connections meanwhile (docs/ARCHITECTURE.md)."""
+    return [(units.unit_name(project, service), "restart") for service in project.services]
 
 
 def describe(res: dict) -> str:
@@ -60,7 +59,7 @@ def put_back(t: Target, verify_timeout: float = 30.0, health_timeout: float = 60
             raise OperationFailed("; ".join(res["errors"]), host=t.name, step="restore")
         t.show("restore", time.monotonic() - started, note="stopped the units; no earlier release")
         return "deactivated"
-    res = activate(t, t.base.number, unit_actions(t.project, True, True), verify_timeout=verify_timeout,
+    res = activate(t, t.base.number, unit_actions(t.project), verify_timeout=verify_timeout,
                    health_timeout=health_timeout, step="restore", show_steps=False)
     ok = res is None or res["ok"]
     t.show("restore", time.monotonic() - started, ok=ok, note=f"back on {t.base.name}")

@@ -7,12 +7,24 @@ message (no traceback) and exits with the code docs/ARCHITECTURE.md lists.
 from __future__ import annotations
 
 import functools
+import sys
 
 from fabric import task as fabric_task
 from invoke.exceptions import Exit
 
 from ayna_fab import output
 from ayna_fab.errors import AynaFabError
+
+
+def _report(message: str) -> None:
+    """Print an error; whatever goes wrong while printing, the exit code stays the error's own."""
+    try:
+        output.error(message)
+    except Exception:
+        try:
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        except Exception:
+            pass
 
 
 def task(*args, **kwargs):
@@ -24,10 +36,10 @@ def task(*args, **kwargs):
             try:
                 return fn(c, *a, **kw)
             except AynaFabError as exc:
-                output.error(str(exc))
+                _report(str(exc))
                 raise Exit(code=exc.exit_code) from None
             except KeyboardInterrupt:
-                output.error("interrupted")
+                _report("interrupted")
                 raise Exit(code=130) from None
 
         return fabric_task(**kwargs)(wrapper)

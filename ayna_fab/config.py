@@ -13,13 +13,15 @@ through shlex.quote.
 
 Schema (README.md, "hosts.toml", documents every key; keep it in step):
   [defaults]        user, admin_user, base_dir, keep_releases, identity_file,
-                    known_hosts, connect_timeout, default_target, keep_backups
+                    admin_identity_file, known_hosts, connect_timeout, default_target,
+                    keep_backups
   [projects.NAME]   source, port_base, services, env, env_file, health,
                     migrate_host, create_database, django_dir, wsgi_app, asgi_dir,
                     asgi_app, celery_app, batch, on_failure, keep_backups,
-                    backup_before_migrate
+                    backup_before_migrate, checks, django
   [hosts.NAME]      hostname, port, user, admin_user, identity_file,
-                    known_hosts, projects
+                    admin_identity_file, known_hosts, projects, gateway
+  index_url, extra_index_urls, system_certs: in any of the three (INDEX_KEYS)
   [groups]          NAME = [host or group names]
 """
 
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +52,8 @@ DEFAULT_HEALTH: Mapping[str, str] = MappingProxyType({"web": "/health/", "api": 
 
 TOP_KEYS = ("defaults", "projects", "hosts", "groups")
 DEFAULTS_KEYS = ("user", "admin_user", "base_dir", "keep_releases", "identity_file",
-                 "known_hosts", "connect_timeout", "default_target", "keep_backups")
+                 "admin_identity_file", "known_hosts", "connect_timeout", "default_target",
+                 "keep_backups")
 PROJECT_KEYS = ("source", "port_base", "services", "env", "env_file", "health",
                 "migrate_host", "create_database", "django_dir", "wsgi_app", "asgi_dir",
                 "asgi_app", "celery_app", "batch", "on_failure", "keep_backups", "backup_before_migrate")
@@ -62,9 +66,21 @@ APP_DEFAULTS: Mapping[str, str] = MappingProxyType({
 REL_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 APP_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-HOST_KEYS = ("hostname", "port", "user", "admin_user", "identity_file", "known_hosts",
-             "projects")
+HOST_KEYS = ("hostname", "port", "user", "admin_user", "identity_file", "admin_identity_file",
+             "known_hosts", "projects")
+# Where uv finds packages on the hosts: in [defaults], on a host, or on a project (which wins).
+INDEX_KEYS = ("index_url", "extra_index_urls", "system_certs")
+DEFAULTS_KEYS += INDEX_KEYS
+PROJECT_KEYS += ("checks", "django", *INDEX_KEYS)
+HOST_KEYS += ("gateway", *INDEX_KEYS)
+# checks = "errors": Django's errors fail a deploy, its warnings are printed; "strict": both fail.
+CHECKS = ("errors", "strict")
+INDEX_URL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~/:%+=,-")
 
+# Accounts the deploy user (the apps' User=) must never be: root, and system accounts with
+# rights or data of their own.
+RESERVED_USERS = ("root", "daemon", "bin", "sys", "sync", "nobody", "postgres", "redis", "sshd",
+                  "www-data", "messagebus")
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 NAME_RULE = "1-32 characters: a lowercase ASCII letter, then lowercase letters, digits, '-' or '_'"
 PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+@%,:=/-")
@@ -82,11 +98,15 @@ class Defaults:
     admin_user: str = "root"        # SSH login for setup (creates users, units, sudoers)
     base_dir: str = "/opt/ayna"     # remote; each project lives in base_dir/NAME
     keep_releases: int = 5          # >= 2: the active release and the previous good one
-    identity_file: Path | None = None
+    identity_file: Path | None = None       # the deploy key: logs in as `user`
+    admin_identity_file: Path | None = None  # the admin key: setup's login as `admin_user`
     known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
     connect_timeout: float = 10.0
     default_target: str | None = None  # host or group used when no -H is given
     keep_backups: int = 10          # backups kept in shared/backups
+    index_url: str | None = None    # package index settings: see PackageIndex
+    extra_index_urls: tuple[str, ...] | None = None
+    system_certs: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,11 @@ class Project:
     on_failure: str = "rollback"   # a fleet host failing its health gate: roll every flipped host back, or stop
     keep_backups: int | None = None      # None: [defaults] keep_backups
     backup_before_migrate: bool = True   # deploys and `fab migrate` dump the database first
+    checks: str = "errors"               # "strict": Django's check warnings fail a deploy too
+    django: bool = True                  # runs Django (check, migrate, collectstatic); default: has web
+    index_url: str | None = None         # package index settings, over the host's: see PackageIndex
+    extra_index_urls: tuple[str, ...] | None = None
+    system_certs: bool | None = None
 
     @property
     def ports(self) -> registry.PortRange:
@@ -137,9 +162,39 @@ class Host:
     identity_file: Path | None
     known_hosts: Path
     projects: tuple[str, ...]
+    gateway: str | None = None      # a host entry to jump through (a bastion), never ~/.ssh/config
+    index_url: str | None = None    # package index settings, [defaults] applied: see PackageIndex
+    extra_index_urls: tuple[str, ...] | None = None
+    system_certs: bool | None = None
+    # setup's key, for admin_user; None: identity_file (one key for both). Deploys never use it.
+    admin_identity_file: Path | None = None
 
     def carries(self, project: str) -> bool:
         return project in self.projects
+
+
+@dataclass(frozen=True)
+class PackageIndex:
+    """Where uv on a host finds a project's packages: the project's settings over the host's over
+    [defaults]. Empty (the default) leaves uv as the host's admin configured it."""
+
+    url: str | None = None                 # uv's default index (PEP 503 simple API)
+    extra: tuple[str, ...] = ()            # indexes tried before it
+    system_certs: bool = False             # trust the host's certificate store (a company CA)
+
+    @property
+    def empty(self) -> bool:
+        return self.url is None and not self.extra and not self.system_certs
+
+
+def package_index(host: Host, project: Project) -> PackageIndex:
+    """The settings uv uses for `project` on `host`: each key from the project if it sets it,
+    else from the host (which already carries [defaults])."""
+    def pick(name):
+        value = getattr(project, name)
+        return value if value is not None else getattr(host, name)
+    return PackageIndex(url=pick("index_url"), extra=tuple(pick("extra_index_urls") or ()),
+                        system_certs=bool(pick("system_certs")))
 
 
 @dataclass(frozen=True)
@@ -340,7 +395,8 @@ class _Loader:
             why = f": it contains {bad}" if bad else ""
             self.fail(key, f"{value!r} is not a DNS name or an IP address{why}",
                       "write a DNS name such as prod.example.org, or an IPv4/IPv6 address "
-                      "(no brackets, no zone id); SSH aliases go in ~/.ssh/config")
+                      "(no brackets, no zone id); ~/.ssh/config is not read: a bastion is a "
+                      "host entry of its own, named by gateway")
         return value
 
     def path_chars(self, key: str, value: str, allow_tilde: bool) -> None:
@@ -354,6 +410,12 @@ class _Loader:
 
     def remote_path(self, key: str, value: str) -> str:
         self.path_chars(key, value, allow_tilde=False)
+        # Remote paths reach unit files: systemd reads '%' as a specifier, and PATH= splits at ':'.
+        for ch, why in (("%", "systemd reads it as a specifier (%h, %n...)"),
+                        (":", "it splits the units' PATH")):
+            if ch in value:
+                self.fail(key, f"path {value!r} is not allowed: it contains {ch!r}, and {why}",
+                          "use letters, digits and . _ + @ , = / - only; rename the directory if needed")
         parts = value.split("/")
         if not value.startswith("/"):
             self.fail(key, f"{value!r} must be an absolute path on the host",
@@ -406,6 +468,9 @@ class _Loader:
             self.fail("defaults.connect_timeout", f"must be over 0 and at most 600 seconds, "
                       f"got {timeout}",
                       "write connect_timeout = 10")
+        if timeout != int(timeout):  # Fabric truncates it to whole seconds: 0.5 would become 0, no timeout
+            self.fail("defaults.connect_timeout", f"must be a whole number of seconds, got {timeout}",
+                      f"write connect_timeout = {int(timeout) + 1} (SSH connects in whole seconds)")
         target = self.string(tbl, k, "default_target", None, '"production"')
         known_hosts = self.optional_local_path(tbl, k, "known_hosts", '"~/.ssh/known_hosts"')
         return Defaults(
@@ -415,11 +480,14 @@ class _Loader:
                                       self.string(tbl, k, "base_dir", "/opt/ayna", '"/opt/ayna"')),
             keep_releases=keep,
             identity_file=self.optional_local_path(tbl, k, "identity_file", '"~/.ssh/id_ed25519"'),
+            admin_identity_file=self.optional_local_path(tbl, k, "admin_identity_file",
+                                                         '"~/.ssh/id_ed25519_admin"'),
             known_hosts=known_hosts or Path.home() / ".ssh" / "known_hosts",
             connect_timeout=float(timeout),
             default_target=None if target is None else self.name(
                 "defaults.default_target", target, "default_target"),
             keep_backups=self.keep_backups(tbl, k, 10),
+            **self.index_settings(tbl, k),
         )
 
     def projects(self, data: dict[str, Any]
@@ -460,6 +528,8 @@ class _Loader:
                                            False, "false"),
                 **self.app_paths(tbl, k),
                 **self.fleet_settings(tbl, k),
+                **self.django_settings(tbl, k, services),
+                **self.index_settings(tbl, k),
             )
         return projects, ports
 
@@ -499,19 +569,67 @@ class _Loader:
 
     def app_paths(self, tbl, k) -> dict[str, str]:
         """Where the code sits in a release; these reach unit files, so allowlists only."""
-        rules = {"django_dir": (REL_PATH_RE, "a relative path such as src/web"),
-                 "asgi_dir": (REL_PATH_RE, "a relative path such as src"),
+        rules = {"django_dir": (REL_PATH_RE, 'a relative path such as src/web, or "." (the project\'s root)'),
+                 "asgi_dir": (REL_PATH_RE, 'a relative path such as src, or "." (the project\'s root)'),
                  "wsgi_app": (APP_RE, "module:attribute, such as config.wsgi:application"),
                  "asgi_app": (APP_RE, "module:attribute, such as api.main:app"),
                  "celery_app": (MODULE_RE, "a module such as config")}
         out = {}
         for name, (pattern, want) in rules.items():
             value = self.string(tbl, k, name, APP_DEFAULTS[name], f'"{APP_DEFAULTS[name]}"')
+            if value == "." and name.endswith("_dir"):  # manage.py or the app at the project's root
+                out[name] = value
+                continue
             if not pattern.fullmatch(value) or ".." in value.split("/"):
                 self.fail(f"{k}.{name}", f"{value!r} is not {want}",
                           f'write {name} = "{APP_DEFAULTS[name]}"')
             out[name] = value
         return out
+
+    def django_settings(self, tbl, k, services) -> dict[str, Any]:
+        checks = self.string(tbl, k, "checks", "errors", '"errors"')
+        if checks not in CHECKS:
+            self.fail(f"{k}.checks", f"unknown checks level {checks!r}",
+                      _did_you_mean(checks, CHECKS) + 'write checks = "errors" (Django\'s errors fail a '
+                      'deploy, its warnings are shown) or "strict" (warnings fail it too)')
+        django = self.typed(tbl, k, "django", bool, "true or false", "web" in services, "true")
+        if "web" in services and not django:
+            self.fail(f"{k}.django", "is false, but the project runs web (gunicorn serves Django)",
+                      "remove django = false, or remove web from services")
+        return {"checks": checks, "django": django}
+
+    def index_settings(self, tbl, k) -> dict[str, Any]:
+        """index_url, extra_index_urls, system_certs: None when not set here, so another level may."""
+        url = self.string(tbl, k, "index_url", None, '"https://pypi.example.org/simple"')
+        extra = self.strings(tbl, k, "extra_index_urls", None, '["https://pypi.example.org/simple"]',
+                             allow_empty=True)   # [] on a project: none, whatever the host says
+        return {"index_url": None if url is None else self.index_url(f"{k}.index_url", url),
+                "extra_index_urls": None if extra is None else tuple(
+                    self.index_url(f"{k}.extra_index_urls", u) for u in extra),
+                "system_certs": self.typed(tbl, k, "system_certs", bool, "true or false", None, "true")}
+
+    def index_url(self, key: str, value: str) -> str:
+        """An index URL goes into uv's and pip's configuration on hosts: plain http(s) or file URLs,
+        and never a password (hosts.toml is not a place for secrets)."""
+        fix = ('write a URL such as "https://pypi.example.org/simple"; put credentials in the deploy '
+               "user's ~/.netrc on the host, which uv and pip read")
+        bad = _first_bad(value, INDEX_URL_CHARS | {"@"})
+        if bad:
+            self.fail(key, f"{json.dumps(value)} is not an index URL: it contains {bad}", fix)
+        parts = urllib.parse.urlsplit(value)
+        if "@" in parts.netloc:
+            self.fail(key, "must not carry credentials (user:password@)", fix)
+        if "@" in value:
+            self.fail(key, f"{value!r} is not an index URL: it contains the character '@'", fix)
+        if parts.scheme in ("http", "https"):
+            if not parts.hostname or not _is_hostname(parts.hostname):
+                self.fail(key, f"{value!r} names no valid host", fix)
+        elif parts.scheme == "file":
+            if parts.netloc or not parts.path.startswith("/"):
+                self.fail(key, f"{value!r} is not a file:///absolute/path URL", fix)
+        else:
+            self.fail(key, f"{value!r} is not an http://, https:// or file:/// URL", fix)
+        return value
 
     def health(self, tbl, k, services) -> Mapping[str, str]:
         given = self.table(tbl.get("health", {}), f"{k}.health", HTTP_SERVICES)
@@ -557,20 +675,69 @@ class _Loader:
                               + "define a [projects.NAME] table for it, or use one of: "
                               + ", ".join(projects))
             identity = self.optional_local_path(tbl, k, "identity_file", '"~/.ssh/id_ed25519"')
+            admin_identity = self.optional_local_path(tbl, k, "admin_identity_file",
+                                                      '"~/.ssh/id_ed25519_admin"')
             known_hosts = self.optional_local_path(tbl, k, "known_hosts", '"~/.ssh/known_hosts"')
+            admin_user = self.user(tbl, k, "admin_user", defaults.admin_user)
             hosts[name] = Host(
                 name=name,
                 hostname=self.hostname(f"{k}.hostname",
                                        self.string(tbl, k, "hostname", _REQUIRED,
                                                    '"prod.example.org"')),
                 port=port,
-                user=self.user(tbl, k, "user", defaults.user),
-                admin_user=self.user(tbl, k, "admin_user", defaults.admin_user),
+                user=self.deploy_user(tbl, k, defaults, admin_user),
+                admin_user=admin_user,
                 identity_file=identity or defaults.identity_file,
                 known_hosts=known_hosts or defaults.known_hosts,
                 projects=tuple(carried),
+                **self.host_extras(tbl, k, defaults),
+                admin_identity_file=admin_identity or defaults.admin_identity_file,
             )
         return hosts
+
+    def deploy_user(self, tbl, k, defaults: Defaults, admin_user: str) -> str:
+        """The user deploys log in as and the units run as: never one with rights of its own to lose
+        (root, the admin login, a system account), or the app would run with them."""
+        user = self.user(tbl, k, "user", defaults.user)
+        key = f"{k}.user" if "user" in tbl else "defaults.user"
+        if user in RESERVED_USERS:
+            self.fail(key, f"the deploy user must not be {user!r}: the units run as this user",
+                      'write user = "adonis" (setup creates it), a user that exists only to run the apps')
+        if user == admin_user:
+            self.fail(key, f"the deploy user {user!r} is also admin_user: deploys and the apps would "
+                      "have setup's rights", 'give deploys a user of their own, such as user = "adonis"')
+        return user
+
+    def host_extras(self, tbl, k, defaults: Defaults) -> dict[str, Any]:
+        """gateway (checked against the other hosts in cross_checks) and the index settings,
+        with [defaults] applied."""
+        gateway = self.string(tbl, k, "gateway", None, '"bastion"')
+        index = self.index_settings(tbl, k)
+        for name, value in index.items():
+            if value is None:
+                index[name] = getattr(defaults, name)
+        return {"gateway": None if gateway is None else self.name(f"{k}.gateway", gateway, "gateway"),
+                **index}
+
+    def gateways(self, hosts: dict[str, Host]) -> None:
+        """Every gateway is another host entry, and no chain of gateways loops."""
+        for name, host in hosts.items():
+            if host.gateway is None:
+                continue
+            key = f"hosts.{name}.gateway"
+            if host.gateway not in hosts:
+                self.fail(key, f"unknown host {host.gateway!r}",
+                          _did_you_mean(host.gateway, list(hosts))
+                          + "a gateway is a host entry of its own: add [hosts." + host.gateway
+                          + "] with its hostname, port and user")
+            trail = [name]
+            hop = host.gateway
+            while hop is not None:
+                if hop in trail:
+                    self.fail(key, "gateways form a cycle: " + " -> ".join(trail + [hop]),
+                              "a bastion reaches the host, never the other way round: remove one gateway")
+                trail.append(hop)
+                hop = hosts[hop].gateway
 
     def groups(self, data, hosts, projects) -> dict[str, tuple[str, ...]]:
         tbl = self.table(data.get("groups", {}), "groups", None)
@@ -609,7 +776,23 @@ class _Loader:
         for name in groups:
             visit(name, [])
 
+    def no_name_clashes(self, projects) -> None:
+        """Two projects must not share a name on the host once it is rewritten: the sudoers alias
+        (AYNA_MY_APP, '-' becomes '_') or a unit ({project}-{service}). A clash would make setup
+        install a second sudoers drop-in that breaks sudo, or one project's units overwrite another's."""
+        seen: dict[str, str] = {}
+        for name in projects:
+            for kind, derived in [("sudoers alias", "AYNA_" + name.upper().replace("-", "_"))] + [
+                    ("unit", f"{name}-{service}.service") for service in SERVICES]:
+                other = seen.setdefault(f"{kind} {derived}", name)
+                if other != name:
+                    self.fail(_dotted("projects", name),
+                              f"projects {other!r} and {name!r} would share the {kind} {derived}",
+                              "rename one of them (names that differ only by '-' and '_' clash)")
+
     def cross_checks(self, defaults, projects, hosts, groups) -> None:
+        self.gateways(hosts)
+        self.no_name_clashes(projects)
         for name, project in projects.items():
             carriers = [h for h in hosts.values() if h.carries(name)]
             if not carriers:

@@ -176,7 +176,7 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     elif "systemd-journal" not in facts["user"]["groups"]:
         access.append(f"{user} is not in systemd-journal (logs need it)")
     sudo = facts.get("sudo") or ""
-    for name in rendered:
+    for name in units.unit_names(project):
         if f"/usr/bin/systemctl restart {name}" not in sudo:
             access.append(f"{user} may not run 'systemctl restart {name}' with sudo")
 

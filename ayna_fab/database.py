@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from ayna_fab.errors import UsageError
+from ayna_fab.host import backups as rules
 
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 # Plain PostgreSQL identifiers only: nothing that needs quoting in SQL, psql or a shell.
@@ -30,7 +31,12 @@ class Database:
 
 
 def from_url(url: str) -> Database:
-    parts = urlsplit(url)
+    try:  # the host's one reading of DATABASE_URL: what it refuses, it refuses without quoting it
+        rules.connection(url)
+    except ValueError as exc:
+        raise UsageError(str(exc), step="database",
+                         hint="write DATABASE_URL=postgresql://USER:PASSWORD@localhost:5432/NAME") from None
+    parts = urlsplit(url.strip())
     if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg", "pgsql"):
         raise UsageError("DATABASE_URL is not a postgresql:// URL", step="database",
                          hint="write DATABASE_URL=postgresql://USER:PASSWORD@localhost:5432/NAME")

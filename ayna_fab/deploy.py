@@ -3,9 +3,11 @@
     lock + plan  each host: take the lock, read its releases
     agree        the laptop: one release number for every host, where migrate runs
     prepare      each host: upload what changed, install, check, collectstatic
-                 (one host alone: back up and migrate here too)
+                 (one host alone: back up, migrate and the pre-flip check here too)
     migrate      a fleet, once, on its migrate host: back the database up, migrate
-    activate     in health-gated batches: flip, reload/restart, health, verify
+    preflight    a fleet, each host: the new release's web and api started privately
+                 until healthy (the pre-flip check), then stopped
+    activate     in health-gated batches: flip, restart, health, verify
     record       each host: states, log line, clean up old releases, unlock
 
 Everything before activate leaves the live site untouched: a failure there marks
@@ -18,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ayna_fab import activation, lock, releases, runner
+from ayna_fab import activation, lock, planchecks, releases, runner
 from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
@@ -26,7 +28,9 @@ from ayna_fab.gitsource import Source
 from ayna_fab.host import backups as backup_rules
 from ayna_fab.runner import BATCHES, EACH, FLEET, ONCE, Phase, Target
 
-PREPARE_TIMEOUT = 1800
+# No laptop-side cap on prepare (install, backup, migrate can take long): the host-side step
+# runs to its end whatever the link does, and holds the lock until it has ended.
+PREPARE_TIMEOUT = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class Deploy(runner.Operation):
         if not t.plan["uv"]:
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
+        planchecks.refuse(t, backup_due=self.backup_due(t))  # an impossible backup, a stale uv config
         t.deps_changed = t.base is None or t.base.meta.get("lock_blob") != self.lock_blob
         t.show("lock + plan", t.steps["lock + plan"],
                note=f"v{t.plan['next']} (live: {t.base.name if t.base else 'none'}; "
@@ -134,7 +139,7 @@ class Deploy(runner.Operation):
         return backup_rules.before_migrate(self.project) and t.base is not None
 
     def prepare(self, t: Target) -> None:
-        """Send only what changed since the live release (the rest is hard-linked on the host), then
+        """Send only what changed since the live release (the rest is copied on the host), then
         install, check and collect static files: nothing live changes."""
         self.upload(t)
         self.run_prepare(t, t.prepare_steps)
@@ -151,15 +156,20 @@ class Deploy(runner.Operation):
         archive = f"{t.layout.releases}/.upload-v{t.number}.tar.gz" if data else None
         if data:
             t.remote.put_bytes(data, archive, step="upload")
+        # The deleted names travel as a file: thousands of them would not fit in one argument.
+        deleted_file = f"{t.layout.releases}/.upload-v{t.number}.deleted" if deleted else None
+        if deleted:
+            t.remote.put_bytes(cmd.deleted_list(deleted), deleted_file, step="upload")
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
                 "project": self.project.name}
         t.staged = True
-        res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted, meta),
+        res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
+                               meta),
                      show_steps=False) or {"unpacked": len(changed) if changed is not None else "all",
-                                           "linked": "the rest"}
+                                           "copied": "the rest"}
         t.show("upload", time.monotonic() - started,
-               note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('linked')} linked"
+               note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('copied')} copied"
                     + (f" from {base.name}" if base else ""))
 
     def run_prepare(self, t: Target, steps: tuple[str, ...]) -> None:
@@ -170,10 +180,16 @@ class Deploy(runner.Operation):
                      timeout=PREPARE_TIMEOUT)
         if res is None:
             return
+        for step, text in res.get("notes") or []:   # Django's check warnings: shown, not failing
+            t.say(f"[{t.name}] {step}: " + text.replace("\n", "\n    "))
         if res.get("backup"):
             t.backup = res["backup"]["backup"]
         if res.get("error"):
             raise OperationFailed(res["detail"], host=t.name, step="prepare")
+        if res["failed"] == "preflight":
+            raise OperationFailed(f"v{t.number} failed its pre-flip check, so it never took traffic:\n"
+                                  + activation.indent(res.get("output", "")), host=t.name, step="preflight",
+                                  hint=HINTS["preflight"])
         if res["failed"]:
             raise OperationFailed(f"{res['failed']} failed:\n" + activation.indent(res.get("output", "")),
                                   host=t.name, step=res["failed"], hint=HINTS.get(res["failed"]))
@@ -181,8 +197,13 @@ class Deploy(runner.Operation):
     def migrate(self, t: Target) -> None:
         self.run_prepare(t, migrate_steps(self.backup_due(t)))
 
+    def preflight(self, t: Target) -> None:
+        """A fleet's pre-flip check, once the database is migrated (a lone host did it in prepare)."""
+        if len(self.targets) > 1:
+            preflight(t)
+
     def activate(self, t: Target) -> None:
-        actions = activation.unit_actions(self.project, t.deps_changed, restart_all=False)
+        actions = activation.unit_actions(self.project)
         res = activation.activate(t, t.number, actions, verify_timeout=self.options.verify_timeout,
                                   health_timeout=self.options.health_timeout)
         if res is not None and not res.get("ok"):
@@ -200,7 +221,7 @@ class Deploy(runner.Operation):
         log = {"event": "deploy", "result": "ok", "release": f"v{t.number}",
                "previous": t.base.name if t.base else None, "revision": self.revision, "ref": self.options.ref,
                "by": lock.who(), "at": lock.now(), "steps": t.steps, "message": self.options.message}
-        t.call(cmd.finish(t.layout, t.token, states, {t.number: {"steps": t.steps}}, log, remove))
+        t.call(cmd.finish(t.layout, t.project, t.token, states, {t.number: {"steps": t.steps}}, log, remove))
         t.locked, t.done = False, True
         verb = "would remove" if t.dry_run else "removed"
         t.show("record", time.monotonic() - started, note=f"{verb} {', '.join(f'v{n}' for n in remove)}" if remove else "")
@@ -221,12 +242,13 @@ class Deploy(runner.Operation):
                 hint = getattr(cause, "hint", None)
                 try:
                     self.record_failure(t, why, step, restored=None)
-                except AynaFabError as lost:  # unreachable now: the site was never touched, the lock stays
+                except AynaFabError as lost:  # unreachable, or a step still runs there: the lock stays
                     why += f"\nthe lock could not be released ({lost.message})"
-                    hint = f"once the host answers again: fab -H {t.name} unlock"
+                    hint = lost.hint or f"once the host answers again: fab -H {t.name} unlock"
                 if t.backup and step == "migrate":
                     hint = (hint or "") + f"; the database was dumped first: {backup_rules.restore_hint(t.name, t.backup)}"
-                return OperationFailed(f"deploy of v{t.number} failed at {step}; the live site is untouched "
+                what = f"deploy of v{t.number}" if t.number else "the deploy"
+                return OperationFailed(f"{what} failed at {step}; the live site is untouched "
                                        f"(still {live})\n{activation.indent(why)}", host=t.name, step=step, hint=hint)
             restored = activation.put_back(t)
             self.record_failure(t, why, step, restored=restored)
@@ -251,14 +273,34 @@ class Deploy(runner.Operation):
                "by": lock.who(), "at": lock.now(), "steps": t.steps}
         states = {t.number: "failed"} if t.staged and t.number else {}
         meta = {t.number: {"steps": t.steps, "failed_step": step}} if states else {}
-        t.call(cmd.finish(t.layout, t.token, states, meta, log, []))
+        res = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
         t.locked, t.done = False, True
+        if res and res.get("unlocked") == "busy":
+            raise_busy(t)
+
+
+def raise_busy(t: Target) -> None:
+    """The host still runs a step of this deploy (the link dropped while it ran): it finishes on its
+    own, and the lock stays until it has, so nobody deploys over it."""
+    raise OperationFailed("a step of this deploy is still running on the host; it will finish there, and "
+                          "the deploy lock stays until it has ended", host=t.name, step="record",
+                          hint=f"fab -H {t.name} status shows it; once it has ended: fab -H {t.name} unlock")
+
+
+def preflight(t: Target) -> None:
+    """The pre-flip check alone (fleets, rollbacks): raise if vN's web or api is not healthy."""
+    res = t.call(cmd.preflight(t.layout, t.project, t.token, t.number))
+    if res is not None and res["failed"]:
+        raise OperationFailed(f"v{t.number} failed its pre-flip check, so it never took traffic:\n"
+                              + activation.indent(res.get("output", "")), host=t.name, step="preflight",
+                              hint=HINTS["preflight"])
 
 
 def prepare_steps(*, migrates: bool, backup: bool) -> tuple[str, ...]:
-    """What prepare runs on a host: a lone host migrates here too; a fleet migrates later, once."""
+    """What prepare runs on a host: a lone host migrates and checks the release privately here too;
+    a fleet does those later, once all hosts are prepared."""
     if migrates:
-        return ("install", *(("backup",) if backup else ()), "check", "migrate", "collectstatic")
+        return ("install", *(("backup",) if backup else ()), "check", "migrate", "collectstatic", "preflight")
     return ("install", "check", "collectstatic")
 
 
@@ -272,6 +314,8 @@ HINTS = {
     "check": "the app does not import or fails `manage.py check --deploy`; run it locally",
     "migrate": "the migration failed and was rolled back by PostgreSQL; fix it and deploy again",
     "collectstatic": "collectstatic failed; run it locally to see why",
+    "preflight": "the new release's web or api did not answer its health endpoint when started on its own; "
+                 "its output is above (the live site never saw it)",
 }
 
 PHASES = [
@@ -279,6 +323,7 @@ PHASES = [
     Phase("agree", Deploy.agree, FLEET),
     Phase("prepare", Deploy.prepare, EACH),     # upload, install, check, collectstatic (+ migrate alone)
     Phase("migrate", Deploy.migrate, ONCE),     # fleets: backup and migrate on one host
+    Phase("preflight", Deploy.preflight, EACH),  # fleets: the pre-flip check on every host
     Phase("activate", Deploy.activate, BATCHES),
     Phase("record", Deploy.finish, EACH),
 ]

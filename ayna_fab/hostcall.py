@@ -61,14 +61,17 @@ def command(call, step: str, *, changes: bool = True, hint: str | None = None) -
     return Command(script, step, changes, hint, display, call=call)
 
 
-def steps(stdout: str) -> list[tuple[str, float, bool]]:
-    """The `@@step` lines of an answer: (name, seconds, ok)."""
-    out = []
-    for line in stdout.splitlines():
-        if line.startswith(STEP):
-            name, seconds, status = line[len(STEP):].split()
-            out.append((name, float(seconds), status == "ok"))
-    return out
+def step(line: str) -> tuple[str, float, bool, dict | None] | None:
+    """One `@@step NAME SECONDS ok|failed [JSON]` line: (name, seconds, ok, detail), else None."""
+    if not line.startswith(STEP):
+        return None
+    name, seconds, status, *rest = line[len(STEP):].split(" ", 3)
+    return name, float(seconds), status == "ok", (json.loads(rest[0]) if rest else None)
+
+
+def steps(stdout: str) -> list[tuple[str, float, bool, dict | None]]:
+    """The `@@step` lines of an answer."""
+    return [s for s in map(step, stdout.splitlines()) if s is not None]
 
 
 def parse(result: Result, *, host: str, step: str) -> dict:

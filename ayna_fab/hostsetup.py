@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ayna_fab import database, envfile, sudoers, units
+from ayna_fab import database, envfile, hostcall, packageindex, sudoers, units
 from ayna_fab.commands import changed_lines
+from ayna_fab.commands import host as hostcmd
 from ayna_fab.commands import setup as cmd
-from ayna_fab.config import Config, Host, Project
-from ayna_fab.errors import UsageError
+from ayna_fab.config import Config, Host, PackageIndex, Project, package_index
+from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.layout import Layout
 from ayna_fab.remote import Remote
 
@@ -29,6 +30,7 @@ class Setup:
     project: Project
     force_env: bool = False
     local_env: str | None = None                  # text of project.env_file, if configured
+    remote_database_url: str | None = None        # the host's, when there is no local env file
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -43,6 +45,10 @@ class Setup:
     @property
     def deploy_user(self) -> str:
         return self.host.user
+
+    @property
+    def index(self) -> PackageIndex:
+        return package_index(self.host, self.project)
 
 
 def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Setup:
@@ -65,52 +71,66 @@ def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Se
 
 
 def step_user(s: Setup, r: Remote) -> None:
+    """The deploy user, and the public key of identity_file (the deploy key, never the admin key)
+    in its authorized_keys."""
     pub = Path(f"{s.host.identity_file}.pub") if s.host.identity_file else None
     key = pub.read_text() if pub and pub.exists() else None
     if key is None:
         s.warnings.append(f"no public key next to identity_file; authorize the deploy key for "
                           f"{s.deploy_user} yourself")
-    _apply(s, r.run(cmd.ensure_user(s.deploy_user, key)).stdout)
+    _apply(s, r.run(cmd.ensure_user(s.deploy_user)).stdout)
+    if key is not None:
+        _host_call(s, r, hostcmd.authorize_key(s.deploy_user, key))
 
 
 def step_dirs(s: Setup, r: Remote) -> None:
-    _apply(s, r.run(cmd.project_dirs(s.layout.dirs(s.deploy_user))).stdout)
+    _host_call(s, r, hostcmd.setup_dirs(s.layout.dirs(s.deploy_user)))
 
 
 def step_uv(s: Setup, r: Remote) -> None:
-    _apply(s, r.run(cmd.install_uv()).stdout)
+    _apply(s, r.run(cmd.install_uv(packageindex.pip_args(s.index))).stdout)
+
+
+def step_index(s: Setup, r: Remote) -> None:
+    """hosts.toml's index settings where uv reads them on deploys (UV_CONFIG_FILE, see packageindex)."""
+    _apply(s, r.run(cmd.uv_config(s.layout.uv_config, packageindex.uv_toml(s.index))).stdout)
 
 
 def step_env(s: Setup, r: Remote) -> None:
+    """The env file, through the host program as root: it refuses a link or a hard link planted
+    there, and answers only the keys that differ (the text travels on stdin, never back)."""
     path = s.remote_env_path
-    remote_text = r.read_text(path, step="env file")
-    if s.local_env is None:
-        if remote_text is None:
+    upload = s.local_env is not None
+    res = _host_call(s, r, hostcmd.setup_env_file(
+        path, s.deploy_user, upload=upload, replace=s.force_env,
+        database_url=s.project.create_database and not upload), stdin=s.local_env)
+    s.remote_database_url = res.get("database_url")
+    if not upload:
+        if not res["existed"]:
             s.warnings.append(f"{path} does not exist and no env_file is configured: create it "
                               f"(mode 0600, owner {s.deploy_user}) or set projects.{s.project.name}.env_file")
-        else:
-            _apply(s, r.run(cmd.fix_env_file_mode(path, s.deploy_user)).stdout)
         return
-    if remote_text is not None and remote_text != s.local_env:
-        keys = envfile.diff(envfile.parse(remote_text), envfile.parse(s.local_env)).describe()
-        if not s.force_env:
+    if not res["existed"]:
+        s.changes.append(f"uploaded {path}")
+    elif res["differs"]:
+        k = res["keys"]
+        keys = (envfile.KeyDiff(tuple(k["added"]), tuple(k["removed"]), tuple(k["changed"])).describe()
+                if k is not None else "the file on the host would not load in systemd")
+        if res.get("written"):
+            s.changes.append(f"replaced {path} ({keys})")
+        else:
             s.warnings.append(f"{path} differs from {s.project.env_file} ({keys}); left as it is. "
                               "Pass --force-env to overwrite it")
-            _apply(s, r.run(cmd.fix_env_file_mode(path, s.deploy_user)).stdout)
-            return
-        s.changes.append(f"replaced {path} ({keys})")
-    elif remote_text is None:
-        s.changes.append(f"uploaded {path}")
-    if remote_text != s.local_env:
-        r.put_text(s.local_env, path, mode=0o600, owner=f"{s.deploy_user}:{s.deploy_user}", step="env file")
-    _apply(s, r.run(cmd.fix_env_file_mode(path, s.deploy_user)).stdout)
 
 
 def step_database(s: Setup, r: Remote) -> None:
     if not s.project.create_database:
         return
-    text = s.local_env if s.local_env is not None else r.read_text(s.remote_env_path, step="database")
-    url = envfile.parse(text or "").get("DATABASE_URL")
+    text = s.local_env
+    if text is None:
+        url = s.remote_database_url
+    else:
+        url = envfile.parse(text).get("DATABASE_URL")
     if not url:
         s.warnings.append("create_database is set but there is no DATABASE_URL yet; database not created")
         return
@@ -137,6 +157,7 @@ STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
     ("deploy user", step_user),
     ("directories", step_dirs),
     ("uv", step_uv),
+    ("package index", step_index),
     ("env file", step_env),
     ("database", step_database),
     ("systemd units", step_units),
@@ -146,6 +167,15 @@ STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
 
 def _apply(s: Setup, stdout: str) -> None:
     s.changes.extend(changed_lines(stdout))
+
+
+def _host_call(s: Setup, r: Remote, command, stdin: str | None = None) -> dict:
+    """A host-program call of setup: its changes recorded, a refusal raised naming host and step."""
+    res = hostcall.parse(r.run(command, check=False, stdin=stdin), host=s.host.name, step=command.step)
+    if res.get("error"):
+        raise OperationFailed(res["detail"], host=s.host.name, step=command.step, hint=command.hint)
+    s.changes.extend(res.get("changes", []))
+    return res
 
 
 def run(s: Setup, r: Remote, say: Callable[[str], None]) -> Setup:

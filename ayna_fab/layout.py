@@ -50,6 +50,11 @@ class Layout:
         return f"{self.root}/venv"
 
     @property
+    def uv_config(self) -> str:
+        """uv's configuration from hosts.toml's index settings, written by setup (host/releases.UV_CONFIG)."""
+        return f"{self.root}/uv.toml"
+
+    @property
     def uv_cache(self) -> str:
         """Shared by every release on the same filesystem, so uv can hard-link."""
         return f"{self.base_dir}/.uv-cache"

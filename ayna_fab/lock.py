@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from ayna_fab.errors import OperationFailed
 
-STALE_AFTER_SECONDS = 6 * 3600
+STALE_AFTER_SECONDS = 15 * 60
 
 
 def now() -> str:
@@ -47,21 +47,26 @@ def held(host: str, holder: dict, step: str) -> OperationFailed:
         hint=f"wait for it, or if it died: fab -H {host} unlock (add --force if it is not stale)")
 
 
-def is_stale(holder: dict, now_: datetime | None = None, here: str | None = None,
-             pid_alive=None) -> tuple[bool, str]:
-    """Stale: its process is gone (when it was taken from this machine), or it is hours old."""
+def is_stale(holder: dict, here: str | None = None, pid_alive=None) -> tuple[bool, str]:
+    """Whether a lock's operation is gone, judged first from what the host says (host/lock.inspect):
+    a step of it still running on the host means live, whatever else. Otherwise it is stale when
+    its process is gone (taken from this machine), or when no call of it has touched the lock for
+    STALE_AFTER_SECONDS. Releasing a lock wrongly judged stale cannot hurt its operation: every
+    call presents the lock's token, so the operation stops at its next step."""
+    workers = holder.get("workers") or []
+    if workers:
+        w = workers[0]
+        return False, f"pid {w['pid']} is still running {w['what']} on the host ({w['seconds']}s so far)"
     here = here or socket.gethostname()
     alive = pid_alive or _pid_alive
-    if holder.get("from") == here and isinstance(holder.get("pid"), int):
-        return (not alive(holder["pid"]), f"pid {holder['pid']} on this machine is "
-                + ("gone" if not alive(holder["pid"]) else "still running"))
-    try:
-        age = ((now_ or datetime.now(timezone.utc)) - datetime.fromisoformat(holder["at"])).total_seconds()
-    except (KeyError, ValueError, TypeError):
-        return True, "the lock records no valid time"
-    if age > STALE_AFTER_SECONDS:
-        return True, f"taken {age / 3600:.1f} hours ago"
-    return False, f"taken {age / 60:.0f} minutes ago from {holder.get('from')}"
+    if holder.get("from") == here and isinstance(holder.get("pid"), int) and not alive(holder["pid"]):
+        return True, f"pid {holder['pid']} on this machine is gone and no step of it runs on the host"
+    idle = holder.get("idle_seconds")
+    if idle is None:
+        return True, "the lock records no time"
+    if idle > STALE_AFTER_SECONDS:
+        return True, f"nothing has run under it for {idle / 60:.0f} minutes and no step of it runs on the host"
+    return False, f"its operation touched it {idle}s ago from {holder.get('from')}"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -10,10 +10,17 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 
 def _console(stream) -> Console:
-    return Console(file=stream, highlight=False, soft_wrap=True)
+    return Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
+
+
+def _styled(label: str, style: str, message: str) -> Text:
+    """Our own label in colour, then the message as plain text: host text (which may hold
+    `[sandbox1]`, `[/x]` or `:smile:`) is never read as markup."""
+    return Text.assemble((label, style), " ", message)
 
 
 def is_terminal() -> bool:
@@ -23,14 +30,14 @@ def is_terminal() -> bool:
 def say(message: str) -> None:
     """A progress line. Plain text when not on a terminal, so logs stay greppable."""
     if is_terminal():
-        _console(sys.stdout).print(f"[dim]·[/dim] {message}", markup=True)
+        _console(sys.stdout).print(_styled("·", "dim", message))
     else:
         print(message, flush=True)
 
 
 def warn(message: str) -> None:
     if is_terminal():
-        _console(sys.stdout).print(f"[bold yellow]warning:[/bold yellow] {message}", markup=True)
+        _console(sys.stdout).print(_styled("warning:", "bold yellow", message))
     else:
         print(f"warning: {message}", flush=True)
 
@@ -39,8 +46,7 @@ def check(ok: bool, title: str, problems: Sequence[str] = ()) -> None:
     """One conformance line, ✓ or ✗, with each problem indented under it."""
     mark = "✓" if ok else "✗"
     if is_terminal():
-        colour = "green" if ok else "red"
-        _console(sys.stdout).print(f"[{colour}]{mark}[/{colour}] {title}", markup=True)
+        _console(sys.stdout).print(_styled(mark, "green" if ok else "red", title))
     else:
         print(f"{mark} {title}", flush=True)
     for problem in problems:
@@ -49,7 +55,7 @@ def check(ok: bool, title: str, problems: Sequence[str] = ()) -> None:
 
 def error(message: str) -> None:
     if sys.stderr.isatty():
-        _console(sys.stderr).print(f"[bold red]error:[/bold red] {message}", markup=True)
+        _console(sys.stderr).print(_styled("error:", "bold red", message))
     else:
         print(f"error: {message}", file=sys.stderr, flush=True)
 
@@ -62,7 +68,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
         for col in columns:
             t.add_column(col)
         for row in cells:
-            t.add_row(*row)
+            t.add_row(*(Text(cell) for cell in row))  # cells hold host text: never markup
         _console(sys.stdout).print(t)
     else:
         print("\t".join(columns))
@@ -149,13 +155,13 @@ class LiveHosts:
 
     def message(self, text: str) -> None:
         with self.lock:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(Text(text), highlight=False)
 
     def render(self) -> Table:
         t = Table(title="fleet")
         for col in ("host", "last step", "took", "total", "note"):
             t.add_column(col)
         for host, r in self.rows.items():
-            step = r["step"] if r["ok"] else f"[red]{r['step']} FAILED[/red]"
-            t.add_row(host, step, f"{r['seconds']:.2f}s", f"{r['total']:.1f}s", r["note"])
+            step = Text(r["step"]) if r["ok"] else Text(f"{r['step']} FAILED", style="red")
+            t.add_row(Text(host), step, f"{r['seconds']:.2f}s", f"{r['total']:.1f}s", Text(r["note"]))
         return t

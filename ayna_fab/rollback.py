@@ -3,6 +3,7 @@ restarted units, health. The same runner and lock as deploys, phases of its own:
 
     lock + plan  each host: take the lock, read its releases
     choose       the laptop: the target release (every host of a fleet goes to the same one)
+    preflight    each host: the target's web and api started privately until healthy, then stopped
     activate     each host: flip, restart every unit, health, verify
     record       each host: states (the release left is rolled-back), log line, unlock
 
@@ -69,8 +70,11 @@ class Rollback(runner.Operation):
                   f"them applied: {', '.join(extra)}. Undo them with `manage.py migrate APP PREVIOUS` if the "
                   f"older code cannot work with them.")
 
+    def preflight(self, t: Target) -> None:
+        deploy.preflight(t)
+
     def activate(self, t: Target) -> None:
-        res = activation.activate(t, t.number, activation.unit_actions(self.project, True, True),
+        res = activation.activate(t, t.number, activation.unit_actions(self.project),
                                   verify_timeout=self.options.verify_timeout,
                                   health_timeout=self.options.health_timeout)
         if res is not None and not res.get("ok"):
@@ -81,7 +85,7 @@ class Rollback(runner.Operation):
         states = releases.after_activation(t.releases, t.number, t.plan["current"], rolled_back=True)
         log = {"event": "rollback", "result": "ok", "release": f"v{t.number}",
                "from": t.base.name if t.base else None, "by": lock.who(), "at": lock.now(), "steps": t.steps}
-        t.call(cmd.finish(t.layout, t.token, states, {}, log, []))
+        t.call(cmd.finish(t.layout, t.project, t.token, states, {}, log, []))
         t.locked, t.done = False, True
         t.show("record", time.monotonic() - started)
 
@@ -103,7 +107,7 @@ class Rollback(runner.Operation):
             activation.put_back(t)
             log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.base.name,
                    "reason": why[-2000:], "by": lock.who(), "at": lock.now()}
-            t.call(cmd.finish(t.layout, t.token, {}, {}, log, []))
+            t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
             t.locked, t.done = False, True
             return OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
                                    + activation.indent(why), host=t.name, step="rollback",
@@ -117,6 +121,7 @@ class Rollback(runner.Operation):
 PHASES = [
     Phase("lock + plan", Rollback.lock_and_plan, EACH),
     Phase("choose", Rollback.choose, FLEET),
+    Phase("preflight", Rollback.preflight, EACH),
     Phase("activate", Rollback.activate, BATCHES),
     Phase("record", Rollback.finish, EACH),
 ]

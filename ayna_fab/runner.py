@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ayna_fab import hostcall, lock
 from ayna_fab.config import Config, Host, Project
+from ayna_fab.host.backups import human_size
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.layout import Layout
 from ayna_fab.releases import Release
@@ -93,8 +94,8 @@ class Target:
             return None
         data = hostcall.parse(res, host=self.name, step=command.step)
         if show_steps:
-            for name, seconds, ok in hostcall.steps(res.stdout):
-                self.show(name, seconds, ok)
+            for name, seconds, ok, detail in hostcall.steps(res.stdout):
+                self.show(name, seconds, ok, note=describe_step(detail))
         if data.get("error") == "lock-lost":
             self.locked = False
             raise NeedsAttention(data["detail"] + (f"; held now by {lock.describe(data['holder'])}"
@@ -142,6 +143,13 @@ class PhaseFailed(Exception):
         super().__init__(phase)
         self.phase = phase
         self.failures = failures
+
+
+def describe_step(detail: dict | None) -> str:
+    """What a host step made, for its progress line (a backup's name and size)."""
+    if detail and "backup" in detail:
+        return f"{detail['backup']} ({human_size(detail['bytes'])})"
+    return ""
 
 
 def reason(exc: BaseException) -> str:

@@ -3,6 +3,12 @@
 Fabric's Connection accepts any host key, even a changed one (it sets
 AutoAddPolicy and never reads known_hosts). Every connection ayna-fab opens goes
 through here instead: known_hosts loaded, unknown keys rejected.
+
+A host behind a bastion names it in hosts.toml (`gateway`): the bastion is reached first,
+as its own strict connection, and the host through a direct-tcpip channel of it, with its
+own strict check. No hop forwards the SSH agent. ~/.ssh/config is not read at all: Fabric
+would apply its ProxyJump through a connection that accepts any key, and its HostName,
+User, Port and IdentityFile would quietly override hosts.toml.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 
-from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.errors import AynaFabError, OperationFailed, UsageError
 
 # paramiko logs every failed handshake with a traceback; our own messages say what matters.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -35,6 +41,7 @@ class Endpoint:
     identity_file: Path | None = None
     known_hosts: Path = Path("~/.ssh/known_hosts")
     timeout: float = 10.0
+    gateway: "Endpoint | None" = None   # a bastion to reach this host through
 
     @property
     def known_hosts_path(self) -> Path:
@@ -46,12 +53,28 @@ class Endpoint:
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
 
-def connection(ep: Endpoint) -> Connection:
-    """A Fabric Connection (not yet open) that trusts only the keys in ep.known_hosts."""
+class StrictConnection(Connection):
+    """A Connection that also closes the gateway connection it was given (Fabric leaves it open)."""
+
+    def close(self):
+        super().close()
+        if isinstance(self.gateway, Connection):
+            self.gateway.close()
+
+
+def _config() -> Config:
+    """Fabric's configuration without ~/.ssh/config or /etc/ssh/ssh_config (see the module's note)."""
+    return Config(lazy=True, ssh_config=paramiko.SSHConfig())
+
+
+def connection(ep: Endpoint, gateway: Connection | None = None) -> Connection:
+    """A Fabric Connection (not yet open) that trusts only the keys in ep.known_hosts; through
+    `gateway` (an open strict connection to ep's bastion) when given."""
     kwargs = connect_kwargs(ep)
     timeout = kwargs.pop("timeout")
-    conn = Connection(host=ep.hostname, user=ep.user, port=ep.port, connect_timeout=timeout,
-                      connect_kwargs=kwargs)
+    conn = StrictConnection(host=ep.hostname, user=ep.user, port=ep.port, connect_timeout=timeout,
+                            connect_kwargs=kwargs, config=_config(), forward_agent=False,
+                            gateway=gateway if gateway is not None else False)
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     path = ep.known_hosts_path
     if path.exists():
@@ -67,9 +90,20 @@ def connect_kwargs(ep: Endpoint) -> dict:
     return kw
 
 
+def _gateway(ep: Endpoint) -> Connection | None:
+    """ep's bastion, connected strictly; its failures say that it is ep's gateway."""
+    if ep.gateway is None:
+        return None
+    try:
+        return connect(ep.gateway)
+    except AynaFabError as exc:
+        raise type(exc)(f"through its gateway {ep.gateway.name}: {exc.message}", host=ep.name,
+                        step="connect", hint=exc.hint) from exc
+
+
 def connect(ep: Endpoint) -> Connection:
     """Open a strict connection, turning paramiko's exceptions into messages that say what to do."""
-    conn = connection(ep)
+    conn = connection(ep, _gateway(ep))
     try:
         conn.open()
     except paramiko.BadHostKeyException as exc:
@@ -99,6 +133,34 @@ def connect(ep: Endpoint) -> Connection:
         raise OperationFailed(f"cannot reach {ep.key_name}: {exc}", host=ep.name, step="connect",
                               hint="is the host up and the port right?") from exc
     return conn
+
+
+class _GatewayTransport(paramiko.Transport):
+    """A Transport over a bastion's channel, closing the bastion's connection with itself."""
+
+    gateway: Connection | None = None
+
+    def close(self):
+        super().close()
+        if self.gateway is not None:
+            self.gateway.close()
+
+
+def transport(ep: Endpoint) -> paramiko.Transport:
+    """A Transport to ep, not yet started (to read its host key): directly, or through its
+    gateway, which is itself connected strictly (an unknown bastion is refused here too)."""
+    gateway = _gateway(ep)
+    if gateway is None:
+        return paramiko.Transport((ep.hostname, ep.port))
+    try:
+        channel = gateway.transport.open_channel("direct-tcpip", (ep.hostname, ep.port), ("", 0),
+                                                 timeout=ep.timeout)
+    except Exception:
+        gateway.close()
+        raise
+    t = _GatewayTransport(channel)
+    t.gateway = gateway
+    return t
 
 
 def fingerprint(key: paramiko.PKey) -> str:

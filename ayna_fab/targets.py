@@ -85,8 +85,18 @@ def project_for(config: Config, host: Host, project: str | None) -> Project:
 
 
 def endpoint(config: Config, host: Host, *, admin: bool = False) -> ssh.Endpoint:
-    """How to log in to host: as the deploy user, or (for setup) as the admin user."""
+    """How to log in to host: as the deploy user with the deploy key, or (setup only) as the admin
+    user with admin_identity_file (identity_file when there is no admin key)."""
+    identity = (host.admin_identity_file or host.identity_file) if admin else host.identity_file
     return ssh.Endpoint(name=host.name, hostname=host.hostname, port=host.port,
                         user=host.admin_user if admin else host.user,
-                        identity_file=host.identity_file, known_hosts=host.known_hosts,
-                        timeout=config.defaults.connect_timeout)
+                        identity_file=identity, known_hosts=host.known_hosts,
+                        timeout=config.defaults.connect_timeout, gateway=gateway_endpoint(config, host))
+
+
+def gateway_endpoint(config: Config, host: Host) -> ssh.Endpoint | None:
+    """host's bastion (hosts.toml `gateway`), logged in to as its own `user` with its own key and
+    known_hosts, whoever logs in to host behind it; a bastion may have a gateway of its own."""
+    if host.gateway is None:
+        return None
+    return endpoint(config, config.hosts[host.gateway])

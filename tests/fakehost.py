@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.host import activate, dumps, health, main, prepare, releases, store, units
+from ayna_fab.host import activate, dumps, health, main, preflight, prepare, releases, store, units
 from ayna_fab.remote import Command, Remote, Result
 
 
@@ -40,9 +40,11 @@ class HostState:
     """What a fake host's systemd and apps do."""
 
     broken: set[int] = field(default_factory=set)       # releases whose health endpoint returns 500
+    broken_live: set[int] = field(default_factory=set)  # ... only once live (under their units)
     fail_steps: set[str] = field(default_factory=set)   # prepare steps that fail on this host
     units: dict[str, str] = field(default_factory=dict)  # unit -> active/inactive
     restarts: list[tuple[str, str]] = field(default_factory=list)
+    preflights: list[int] = field(default_factory=list)   # releases checked privately before a flip
 
 
 class FakeRemote(Remote):
@@ -125,9 +127,9 @@ class FakeRemote(Remote):
             def communicate(self):
                 return ("", None)
 
-        def poll(checks, expect, deadline):
+        def poll(checks, expect, deadline, fail_fast=False):
             live = store.current_number(self.root)
-            ok = live not in st.broken
+            ok = live not in st.broken | st.broken_live
             report = {c["name"]: {"status": 200 if ok else 500, "release": f"v{live}", "ok": ok,
                                   "body": "" if ok else "Server Error"} for c in checks}
             return ok, report
@@ -156,6 +158,13 @@ class FakeRemote(Remote):
             return {"backup": f"{project}-20260101T000000Z-{release or 'none'}.dump", "bytes": 1, "pruned": [],
                     "release": release, "path": "/x", "seconds": 0.01}
 
+        def check(servers, env, cwd, expect, timeout):
+            number = int(expect[1:])
+            ok = number not in st.broken
+            st.preflights.append(number)
+            return ok, {s["name"]: {"status": 200 if ok else 500, "release": expect, "ok": ok,
+                                    "body": "" if ok else "Server Error"} for s in servers}
+
         def verify(unit_names, rel, deadline):
             return True, {u: {"pids": 1, "stale": [], "active": "active"} for u in unit_names}
 
@@ -164,6 +173,7 @@ class FakeRemote(Remote):
         patch(units, "control_async", lambda verb, unit: Done(unit, verb))
         patch(health, "poll", poll)
         patch(activate, "verify", verify)
+        patch(preflight, "check", check)
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)
         patch(releases, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))

@@ -31,22 +31,49 @@ def plan(layout: Layout, project: Project, lock: dict | None) -> Command:
 
 
 def stage(layout: Layout, token: str, number: int, base: int | None, archive: str | None,
-          deleted: list[str], meta: dict) -> Command:
+          deleted_file: str | None, meta: dict) -> Command:
+    """Make releases/vN from the uploaded archive and base; deleted_file: the uploaded list of names
+    (NUL-separated, see deleted_list) not to copy from base."""
     links = {".env": layout.env_file, "media": f"{layout.shared}/media"}
     return hostcall.command(calls.Stage(root=layout.root, token=token, number=number, base=base,
-                                        archive=archive, deleted=list(deleted), meta=meta, links=links),
+                                        archive=archive, deleted_file=deleted_file, meta=meta, links=links),
                             "upload")
+
+
+def deleted_list(names: list[str]) -> bytes:
+    """The stage call's deleted_file: names as the host's file system spells them, NUL-separated."""
+    return b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
+
+
+PREFLIGHT_TIMEOUT = 60.0
+DJANGO_ONLY = ("backup", "migrate", "collectstatic")  # a project without Django has nothing to migrate
+
+
+def project_steps(project: Project, steps: list[str]) -> list[str]:
+    """The prepare steps that apply to the project: without Django, no backup, migrate or collectstatic."""
+    return [s for s in steps if project.django or s not in DJANGO_ONLY]
 
 
 def prepare(layout: Layout, project: Project, token: str, number: int, steps: list[str],
             base_venv: str | None, backup_release: str | None, keep_backups: int) -> Command:
     return hostcall.command(calls.Prepare(
-        root=layout.root, token=token, number=number, steps=list(steps), base_venv=base_venv,
-        env_file=layout.env_file, uv_cache=layout.uv_cache, django_dir=project.django_dir,
+        root=layout.root, token=token, number=number, steps=project_steps(project, steps), base_venv=base_venv,
+        env_file=layout.env_file, uv_cache=layout.uv_cache,
+        django_dir=project.django_dir if project.django else None, checks=project.checks,
+        uv_config=layout.uv_config,
         asgi_dir=project.asgi_dir if "api" in project.services else None,
         asgi_app=project.asgi_app if "api" in project.services else None, project=project.name,
-        keep_backups=rules.check_keep(keep_backups), backup_release=rules.check_release(backup_release)),
+        keep_backups=rules.check_keep(keep_backups), backup_release=rules.check_release(backup_release),
+        servers=units.preflight_servers(project, layout.release(number)), preflight_timeout=PREFLIGHT_TIMEOUT),
         "prepare")
+
+
+def preflight(layout: Layout, project: Project, token: str, number: int) -> Command:
+    """The pre-flip check alone: vN's web and api started privately until healthy, then stopped."""
+    return hostcall.command(calls.Preflight(root=layout.root, token=token, number=number,
+                                            env_file=layout.env_file,
+                                            servers=units.preflight_servers(project, layout.release(number)),
+                                            timeout=PREFLIGHT_TIMEOUT), "preflight")
 
 
 def activate(layout: Layout, project: Project, token: str, number: int, actions: list[tuple[str, str]],
@@ -63,12 +90,12 @@ def deactivate(layout: Layout, project: Project, token: str) -> Command:
                             "restore")
 
 
-def finish(layout: Layout, token: str, states: dict[int, str], meta: dict[int, dict], log: dict | None,
-           remove: list[int], step: str = "record") -> Command:
+def finish(layout: Layout, project: Project, token: str, states: dict[int, str], meta: dict[int, dict],
+           log: dict | None, remove: list[int], step: str = "record") -> Command:
     return hostcall.command(calls.Finish(root=layout.root, token=token,
                                          states={str(k): v for k, v in states.items()},
                                          meta={str(k): v for k, v in meta.items()}, log=log,
-                                         remove=list(remove)), step)
+                                         remove=list(remove), units=units.unit_names(project)), step)
 
 
 def unlock(layout: Layout, token: str | None, force: bool = False) -> Command:
@@ -104,11 +131,13 @@ def migrate(layout: Layout, project: Project, argv: list[str], *, backup: bool, 
 
 
 def backup(layout: Layout, project: Project, release_name: str | None, keep: int | None) -> Command:
-    """pg_dump to shared/backups/{project}-{time}-{release}.dump (0600), keeping the newest `keep`."""
+    """pg_dump (SQLite: its backup API) to shared/backups/{project}-{time}-{release}.dump or .sqlite3
+    (0600), keeping the newest `keep`."""
     return hostcall.command(calls.Backup(root=layout.root, env_file=layout.env_file, project=project.name,
                                          release=rules.check_release(release_name),
                                          keep=None if keep is None else rules.check_keep(keep)),
-                            "backup", hint="is PostgreSQL up, and DATABASE_URL in the host's .env right?")
+                            "backup", hint="is the database up (PostgreSQL), or its file there (SQLite), and "
+                                           "DATABASE_URL in the host's .env right?")
 
 
 def backups(layout: Layout, project: Project) -> Command:
@@ -131,3 +160,24 @@ def services(unit_names: list[str]) -> Command:
 def facts(user: str, dirs: list[str], unit_names: list[str], env: str) -> Command:
     return hostcall.command(calls.Facts(user=user, dirs=list(dirs), units=list(unit_names), env=env),
                             "inspect host", changes=False)
+
+
+# --- setup, as root: files in directories the deploy user can write (host/setupfiles.py) -------
+
+UNSAFE_HINT = ("someone with the deploy user's rights put it there: look at it (ls -la), remove it, "
+               "then run setup again")
+
+
+def setup_dirs(dirs: list[tuple[str, str, str]]) -> Command:
+    """The layout's directories, created or given their owner and mode."""
+    return hostcall.command(calls.Dirs(dirs=[list(d) for d in dirs]), "directories", hint=UNSAFE_HINT)
+
+
+def setup_env_file(path: str, user: str, *, upload: bool, replace: bool, database_url: bool) -> Command:
+    """The env file: with upload, its new text goes on the command's stdin, never in argv."""
+    return hostcall.command(calls.EnvFile(path=path, user=user, upload=upload, replace=replace,
+                                          database_url=database_url), "env file", hint=UNSAFE_HINT)
+
+
+def authorize_key(user: str, key: str) -> Command:
+    return hostcall.command(calls.AuthorizeKey(user=user, key=key.strip()), "deploy user", hint=UNSAFE_HINT)

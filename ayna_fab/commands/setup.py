@@ -19,8 +19,9 @@ def host_facts() -> Command:
                    "inspect host", changes=False)
 
 
-def ensure_user(user: str, pubkey: str | None) -> Command:
-    """The deploy user (the units' User=), allowed to read its units' journal, with our key."""
+def ensure_user(user: str) -> Command:
+    """The deploy user (the units' User=), allowed to read its units' journal. Its key goes in
+    through the host program (commands.host.authorize_key), which follows no link in its home."""
     u = q(user)
     lines = [
         "set -eu",
@@ -34,47 +35,44 @@ def ensure_user(user: str, pubkey: str | None) -> Command:
         f"  echo {q(f'changed: added {user} to systemd-journal (reads logs without root)')}",
         "fi",
     ]
-    if pubkey:
-        key = pubkey.strip()
-        lines += [
-            f"home=$(getent passwd {u} | cut -d: -f6)",
-            f"install -d -m 700 -o {u} -g {u} \"$home/.ssh\"",
-            "auth=\"$home/.ssh/authorized_keys\"",
-            f"if ! grep -qxF {q(key)} \"$auth\" 2>/dev/null; then",
-            f"  printf '%s\\n' {q(key)} >> \"$auth\"",
-            f"  echo {q(f'changed: authorized the deploy key for {user}')}",
-            "fi",
-            f"chown {u}:{u} \"$auth\"; chmod 600 \"$auth\"",
-        ]
     return Command("\n".join(lines), "deploy user")
 
 
-def project_dirs(dirs: list[tuple[str, str, str]]) -> Command:
-    """Create the layout's directories, or fix their owner and mode; secrets stay private."""
-    lines = ["set -eu"]
-    for path, owner, mode in dirs:
-        p, o = q(path), q(f"{owner}:{owner}")
-        lines += [
-            f"if [ ! -d {p} ]; then install -d -o {q(owner)} -g {q(owner)} -m {mode} {p}; "
-            f"echo {q(f'changed: created {path}')}; "
-            f"elif [ \"$(stat -c '%U:%G %a' {p})\" != {q(f'{owner}:{owner} {mode}')} ]; then "
-            f"chown {o} {p}; chmod {mode} {p}; echo {q(f'changed: fixed owner/mode of {path}')}; fi",
-        ]
-    return Command("\n".join(lines), "directories")
-
-
-def install_uv() -> Command:
-    """uv from the host's configured package index (pip.conf / PIP_INDEX_URL), if missing."""
+def install_uv(pip_args: list[str] | None = None) -> Command:
+    """uv from the host's configured package index (pip.conf / PIP_INDEX_URL), if missing; pip_args:
+    hosts.toml's index settings as pip options (packageindex.pip_args), which win over pip.conf."""
+    extra = "".join(f" {q(a)}" for a in pip_args or [])
     return Command("\n".join([
         "set -eu",
         "if ! command -v uv >/dev/null 2>&1; then",
         f"  rm -rf {UV_HOME}",
         f"  python3 -m venv {UV_HOME}",
-        f"  {UV_HOME}/bin/pip install --quiet --disable-pip-version-check uv",
+        f"  {UV_HOME}/bin/pip install --quiet --disable-pip-version-check{extra} uv",
         f"  ln -sf {UV_HOME}/bin/uv /usr/local/bin/uv",
         "  echo \"changed: installed $(/usr/local/bin/uv --version)\"",
         "fi",
     ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links)")
+
+
+def uv_config(path: str, text: str | None) -> Command:
+    """The project's uv.toml from hosts.toml's index settings (root's, 0644: uv reads it as the
+    deploy user), or its removal once hosts.toml sets none."""
+    if text is None:
+        return Command(f"set -eu; if [ -e {q(path)} ]; then rm -f {q(path)}; "
+                       f"echo {q(f'changed: removed {path} (hosts.toml sets no package index)')}; fi",
+                       "package index")
+    return Command("\n".join([
+        "set -eu",
+        "stage=$(mktemp)",
+        "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        # the deploy user owns this directory: a link or a FIFO planted at path is never read
+        # through (cmp would follow it, or hang); install unlinks it and creates a new file (O_EXCL)
+        f"if ! {{ [ -f {q(path)} ] && [ ! -L {q(path)} ] && cmp -s \"$stage\" {q(path)}; }}; then",
+        f"  install -m 644 -o root -g root \"$stage\" {q(path)}",
+        f"  echo {q(f'changed: wrote {path} (uv: the package index settings of hosts.toml)')}",
+        "fi",
+    ]), "package index")
 
 
 def install_units(units: dict[str, str], venv_bin: str) -> Command:
@@ -125,7 +123,16 @@ def install_sudoers(path: str, text: str) -> Command:
         heredoc('"$stage"', text),
         "visudo -cq -f \"$stage\"",
         f"if ! cmp -s \"$stage\" {q(path)}; then",
+        # keep what was there: if the whole configuration fails with the new drop-in (an alias
+        # another drop-in defines too), it goes back at once, and sudo keeps working
+        "  old=$(mktemp); trap 'rm -f \"$stage\" \"$old\"' EXIT",
+        f"  had=0; if [ -f {q(path)} ]; then cp -p {q(path)} \"$old\"; had=1; fi",
         f"  install -m 440 -o root -g root \"$stage\" {q(path)}",
+        "  if ! err=$(visudo -cq 2>&1); then",
+        f"    if [ $had = 1 ]; then install -m 440 -o root -g root \"$old\" {q(path)}; else rm -f {q(path)}; fi",
+        f"    echo {q(f'{path} was not installed: with it, sudo would refuse its whole configuration:')} >&2",
+        "    echo \"$err\" >&2; exit 1",
+        "  fi",
         f"  echo {q(f'changed: installed {path}')}",
         "fi",
         "visudo -cq",
@@ -135,14 +142,6 @@ def install_sudoers(path: str, text: str) -> Command:
 def env_file_state(path: str) -> Command:
     return Command(f"if [ -e {q(path)} ]; then stat -c '%U %a' {q(path)}; else echo missing; fi",
                    "env file", changes=False)
-
-
-def fix_env_file_mode(path: str, user: str) -> Command:
-    u = q(f"{user}:{user}")
-    return Command(
-        f"set -eu; if [ \"$(stat -c '%U:%G %a' {q(path)})\" != {q(f'{user}:{user} 600')} ]; then "
-        f"chown {u} {q(path)}; chmod 600 {q(path)}; echo {q(f'changed: fixed owner/mode of {path}')}; fi",
-        "env file")
 
 
 def create_database() -> Command:

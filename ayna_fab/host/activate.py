@@ -11,8 +11,11 @@ from .releases import require_lock
 
 
 def verify(unit_names, rel, deadline):
-    """Every process of every unit must run from rel (its working directory inside it)."""
+    """Every process of every unit must run from rel: its working directory inside it, and no
+    file of another release in its command line or its memory maps (interpreter, packages)."""
     want = os.path.realpath(rel) + os.sep
+    releases_dir = os.path.dirname(os.path.realpath(rel))
+    number = int(os.path.basename(rel)[1:])
     while True:
         report = {}
         for unit in unit_names:
@@ -23,8 +26,11 @@ def verify(unit_names, rel, deadline):
                     cwd = os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) + os.sep
                 except OSError:
                     continue  # gone meanwhile
+                used = units.releases_used(pid, releases_dir) or set()
                 if not cwd.startswith(want):
                     stale.append([pid, cwd.rstrip(os.sep)])
+                elif used - {number}:
+                    stale.append([pid, "files of " + ", ".join(f"v{n}" for n in sorted(used - {number}))])
             report[unit] = {"pids": len(pids), "stale": stale, "active": units.state(unit)}
         if all(r["pids"] and not r["stale"] and r["active"] == "active" for r in report.values()):
             return True, report
@@ -63,7 +69,8 @@ def activate(a: calls.Activate):
     http = set(a.http_units)
     settle([p for p in procs if p[0] in http])
     t_health = time.monotonic()
-    healthy, hreport = health.poll(a.health, f"v{a.number}", time.monotonic() + a.health_timeout)
+    healthy, hreport = health.poll(a.health, f"v{a.number}", time.monotonic() + a.health_timeout,
+                                   fail_fast=not errors)
     health_seconds = time.monotonic() - t_health
     settle([p for p in procs if p[0] not in http])
     res["steps"]["restart"] = round(time.monotonic() - t - health_seconds, 3)

@@ -8,6 +8,9 @@ A backup is `{project}-{YYYYmmddTHHMMSSZ}-{release}.dump` in shared/backups:
 pg_dump's custom format (compressed; pg_restore can drop and recreate exactly
 what it holds), the host's UTC time it was taken, and the release that was live
 (the schema the data belongs to), e.g. `uavcrew-20260102T030405Z-v7.dump`.
+A SQLite database is backed up with SQLite's online backup API into a copy named the
+same way but ending in `.sqlite3` (a database file sqlite3 opens as it is); both kinds
+count towards keep_backups alike. Other engines have no backup support.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 SUFFIX = ".dump"
+SUFFIXES = {"postgresql": SUFFIX, "sqlite": ".sqlite3"}   # engine -> the ending of its backups
+SQLITE_SCHEMES = ("sqlite", "sqlite3")
 STAMP = "%Y%m%dT%H%M%SZ"
 NO_RELEASE = "none"          # a backup taken before the first deploy
 DEFAULT_KEEP = 10
 NAME_RE = re.compile(r"(?P<project>[a-z][a-z0-9_-]{0,31})-(?P<stamp>[0-9]{8}T[0-9]{6}Z)"
-                     r"-(?P<release>v[1-9][0-9]{0,8}|none)\.dump")
+                     r"-(?P<release>v[1-9][0-9]{0,8}|none)(?P<suffix>\.dump|\.sqlite3)")
 RELEASE_RE = re.compile(r"v[1-9][0-9]{0,8}")
 SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "pgsql")
 
@@ -33,12 +38,13 @@ class Backup:
     project: str
     taken_at: datetime       # UTC, from the name: the files' mtimes may lie after a copy
     release: str             # vN, or "none"
+    engine: str = "postgresql"   # from the name's ending: what it can be restored into
 
 
-def name_for(project: str, when: datetime, release: str | None) -> str:
+def name_for(project: str, when: datetime, release: str | None, engine: str = "postgresql") -> str:
     release = check_release(release) or NO_RELEASE
     stamp = when.astimezone(timezone.utc).strftime(STAMP)
-    name = f"{project}-{stamp}-{release}{SUFFIX}"
+    name = f"{project}-{stamp}-{release}{SUFFIXES[engine]}"
     if parse(name) is None:
         raise ValueError(f"{project!r} is not a project name")
     return name
@@ -59,7 +65,8 @@ def parse(name: str) -> Backup | None:
         when = datetime.strptime(m["stamp"], STAMP).replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return Backup(name, m["project"], when, m["release"])
+    engine = next(e for e, suffix in SUFFIXES.items() if suffix == m["suffix"])
+    return Backup(name, m["project"], when, m["release"], engine)
 
 
 def check_name(name: str, project: str) -> Backup:
@@ -104,8 +111,9 @@ def keep_for(project, defaults=None) -> int:
 
 
 def before_migrate(project) -> bool:
-    """Whether a deploy (and `fab migrate`) backs the database up before migrating."""
-    return bool(getattr(project, "backup_before_migrate", True))
+    """Whether a deploy (and `fab migrate`) backs the database up before migrating (a project
+    without Django has no migrations, so nothing to back up for)."""
+    return bool(getattr(project, "backup_before_migrate", True)) and bool(getattr(project, "django", True))
 
 
 def restore_hint(host: str, name: str) -> str:
@@ -113,17 +121,69 @@ def restore_hint(host: str, name: str) -> str:
     return f"fab -H {host} restore --backup {name}"
 
 
+# --- which database, and whether it can be backed up -----------------------------------------
+
+def engine(url: str | None) -> str | None:
+    """The kind of database DATABASE_URL names: postgresql, sqlite, another scheme, or None.
+    Only the scheme: the rest of the URL is a secret and never leaves the host."""
+    if not url or not url.strip():
+        return None
+    scheme = urlsplit(url.strip()).scheme.lower()
+    if scheme in SCHEMES:
+        return "postgresql"
+    if scheme in SQLITE_SCHEMES:
+        return "sqlite"
+    return scheme if re.fullmatch(r"[a-z][a-z0-9+.-]{0,30}", scheme) else "unknown"
+
+
+def unsupported(kind: str | None) -> str | None:
+    """Why a backup of this engine cannot be taken, or None when it can."""
+    if kind in SUFFIXES:
+        return None
+    if kind is None:
+        return "DATABASE_URL is not set in the host's .env, so there is no database to back up"
+    return (f"DATABASE_URL names a {kind} database; ayna-fab backs up PostgreSQL and SQLite only")
+
+
+def sqlite_path(url: str) -> str:
+    """The database file of a sqlite URL: sqlite:////abs/path (four slashes: an absolute path).
+
+    A relative path would be relative to whatever directory the app runs in: a release, which
+    the next deploy replaces. So only absolute paths, where a backup finds the live file."""
+    parts = urlsplit(url.strip())
+    path = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
+    if parts.netloc or not path.startswith("/") or path.endswith("/") or ":memory:" in url:
+        raise ValueError("a SQLite DATABASE_URL must name an absolute file path, such as "
+                         "sqlite:////opt/ayna/PROJECT/shared/db.sqlite3 (four slashes)")
+    return path
+
+
 # --- connecting without putting the password anywhere visible -------------------------------
+
+_ESCAPE_HINT = ("; percent-encode these characters in its password: # as %23, / as %2F, ? as %3F, "
+                "@ as %40, % as %25")
+
 
 def connection(url: str) -> tuple[str, str]:
     """DATABASE_URL -> (a libpq URI without the password, the password).
 
     The URI goes on pg_dump's command line, which anyone on the host can read
     in `ps`; the password goes into a private pgpass file instead.
+
+    A URL that does not read one way only is refused, and no message says anything of it: an
+    unescaped '#', '/' or '?' in the password ends the address early, and the rest of the
+    password would turn up as a port or a host name in an error, a terminal and deploys.jsonl.
     """
-    parts = urlsplit(url.strip())
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises for a port that is not a number, quoting it: never shown
+    except ValueError:
+        raise ValueError("DATABASE_URL is not a valid URL" + _ESCAPE_HINT) from None
     if parts.scheme not in SCHEMES:
         raise ValueError("DATABASE_URL is not a postgresql:// URL")
+    if "#" in text or ("@" in text and "@" not in parts.netloc):
+        raise ValueError("DATABASE_URL cannot be read one way only" + _ESCAPE_HINT)
     query = parse_qsl(parts.query, keep_blank_values=True)
     password = unquote(parts.password or "")
     for key, value in query:

@@ -24,20 +24,22 @@ class Plan:
 
 @dataclass(frozen=True)
 class Stage:
-    """Make releases/vN: unpack the upload, hard-link the rest from base, link shared files."""
+    """Make releases/vN: unpack the upload, copy the rest from base (except the names listed in
+    deleted_file, an uploaded file of NUL-separated names), link shared files."""
     root: str
     token: str
     number: int
     base: int | None
     archive: str | None
-    deleted: list
+    deleted_file: str | None
     meta: dict
     links: dict
 
 
 @dataclass(frozen=True)
 class Prepare:
-    """Install the venv and run the Django steps (check, backup, migrate, collectstatic) in order."""
+    """Install the venv, back up, run the Django steps (check, migrate, collectstatic), then the
+    pre-flip check (preflight: the new release's web and api started privately), in that order."""
     root: str
     token: str
     number: int
@@ -51,6 +53,21 @@ class Prepare:
     project: str
     keep_backups: int
     backup_release: str | None
+    servers: list
+    preflight_timeout: float
+    checks: str                 # "errors" | "strict": Django's check warnings fail the check too
+    uv_config: str              # setup's uv.toml from hosts.toml's index settings; used if it exists
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """The pre-flip check alone, for release vN (a fleet after its migrate; a rollback's target)."""
+    root: str
+    token: str
+    number: int
+    env_file: str
+    servers: list
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -76,13 +93,15 @@ class Deactivate:
 
 @dataclass(frozen=True)
 class Finish:
-    """Record release states and a log line, remove old releases, release the lock."""
+    """Record release states and a log line, remove old releases (never one a process of the
+    units still uses), release the lock."""
     root: str
     token: str
     states: dict
     meta: dict
     log: dict | None
     remove: list
+    units: list
 
 
 @dataclass(frozen=True)
@@ -133,7 +152,8 @@ class Migrate:
 
 @dataclass(frozen=True)
 class Backup:
-    """pg_dump the project's database into shared/backups, keep the newest `keep`."""
+    """Back the project's database up (pg_dump, or SQLite's backup API) into shared/backups, keep the
+    newest `keep`."""
     root: str
     env_file: str
     project: str
@@ -176,9 +196,37 @@ class Facts:
     env: str
 
 
+# Setup's calls, run as root (host/setupfiles.py): no link in a directory another user can write
+# is followed.
+
+@dataclass(frozen=True)
+class Dirs:
+    """Create the layout's directories or fix their owner and mode: [path, owner, octal mode], parents first."""
+    dirs: list
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """The env file at path, 0600 and the user's. upload: its new text comes on stdin, written if
+    missing (or differing, with replace); answers the keys that differ. database_url: answer its
+    DATABASE_URL too."""
+    path: str
+    user: str
+    upload: bool
+    replace: bool
+    database_url: bool
+
+
+@dataclass(frozen=True)
+class AuthorizeKey:
+    """The user's ~/.ssh/authorized_keys holds this public key."""
+    user: str
+    key: str
+
+
 CALLS = {cls.__name__.lower(): cls for cls in (
-    Plan, Stage, Prepare, Activate, Deactivate, Finish, Unlock, Status, Migrations,
-    Manage, Migrate, Backup, Backups, Restore, Services, Facts)}
+    Plan, Stage, Prepare, Preflight, Activate, Deactivate, Finish, Unlock, Status, Migrations,
+    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
 
 
 def name_of(call):

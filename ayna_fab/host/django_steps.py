@@ -1,53 +1,117 @@
 """Runs inside a release's venv, in its Django directory: every Django step of a deploy in one
 interpreter start instead of one per manage.py command.
 
-    python -c SOURCE_OF_THIS_FILE '{"steps": [...], "asgi_dir": ..., "asgi_app": ...}'
+    python -c SOURCE_OF_THIS_FILE '{"steps": [...], "django": true, "fail_level": "ERROR",
+                                    "asgi_dir": ..., "asgi_app": ...}'
 
-Prints `@@step NAME SECONDS ok|failed` after each step (wire.py's format); stops at the first failure.
+Prints `@@step NAME SECONDS ok|failed` after each step (wire.py's format) and stops at the
+first failure, whose output is the application's own message: what manage.py would print
+(Django's check report, a CommandError), or the error with only the application's and its
+libraries' frames, never this program's. `@@note STEP JSON` lines carry what a person should
+see although the step passed (Django's check warnings). A project without Django (an API and
+Celery alone) gets the import check of its ASGI app only.
 """
 
 import importlib
+import io
 import json
 import os
 import sys
 import time
 import traceback
 
+HERE = "<string>"   # this program's frames: it runs as `python -c SOURCE`
+
+
+def app_message(exc):
+    """The error as the application would report it, without this program's frames."""
+    if type(exc).__name__ == "SystemCheckError":
+        return str(exc)                        # Django's own check report, as `manage.py check` prints it
+    if any(c.__name__ == "CommandError" for c in type(exc).__mro__):
+        return f"{type(exc).__name__}: {exc}"  # as manage.py prints a CommandError
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    node, seen = te, set()
+    while node is not None and id(node) not in seen:  # the whole chain: "raise X from Y" too
+        seen.add(id(node))
+        node.stack = traceback.StackSummary.from_list([f for f in node.stack if f.filename != HERE])
+        node = node.__cause__ or node.__context__
+    return "".join(te.format()).replace("Traceback (most recent call last):\n\n", "")
+
+
+def note(step_name, text):
+    print(f"\n@@note {step_name} {json.dumps(text)}", flush=True)
+
 
 def step(name, fn):
     t = time.monotonic()
     try:
         fn()
-    except BaseException:
-        traceback.print_exc()
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            print(f"{name} exited {e.code}", flush=True)
+            print(f"\n@@step {name} {time.monotonic() - t:.3f} failed", flush=True)
+            sys.exit(1)
+    except BaseException as e:
+        print(app_message(e).rstrip(), flush=True)
         print(f"\n@@step {name} {time.monotonic() - t:.3f} failed", flush=True)
         sys.exit(1)
     print(f"\n@@step {name} {time.monotonic() - t:.3f} ok", flush=True)
 
 
+def import_app(spec, directory):
+    sys.path.insert(0, directory)
+    module, _, attr = spec.partition(":")
+    getattr(importlib.import_module(module), attr)
+
+
 def main(args):
     sys.path.insert(0, os.getcwd())
-    import django
-    from django.core.management import call_command
+    steps = args["steps"]
+    if not args.get("django", True):
+        def check_app():
+            if args["asgi_app"]:
+                import_app(args["asgi_app"], args["asgi_dir"])
+        for name in steps:  # the laptop asks a project without Django for its check alone
+            step(name, check_app)
+        return
+
+    state = {}
+
+    def setup():
+        import django
+        from django.core.management import call_command
+        django.setup()
+        state["call"] = call_command
 
     def check():
-        django.setup()
-        call_command("check", deploy=True, fail_level="WARNING")
+        setup()
+        out, err = io.StringIO(), io.StringIO()
+        state["call"]("check", deploy=True, fail_level=args.get("fail_level", "ERROR"), stdout=out, stderr=err)
+        report = (out.getvalue() + err.getvalue()).strip()
+        if report and "no issues" not in report:  # warnings only: errors raised SystemCheckError
+            note("check", 'Django\'s warnings, shown without failing the deploy (checks = "strict" fails '
+                          "on them):\n" + report)
         if args["asgi_app"]:
-            sys.path.insert(0, args["asgi_dir"])
-            module, _, attr = args["asgi_app"].partition(":")
-            getattr(importlib.import_module(module), attr)
+            import_app(args["asgi_app"], args["asgi_dir"])
 
     def migrate():
-        call_command("migrate", interactive=False, verbosity=1)
+        state["call"]("migrate", interactive=False, verbosity=1)
 
     def collectstatic():
-        call_command("collectstatic", interactive=False, verbosity=0)
+        try:
+            state["call"]("collectstatic", interactive=False, verbosity=0)
+        except Exception as e:  # only django.contrib.staticfiles provides the command
+            if type(e).__name__ != "CommandError" or "Unknown command: 'collectstatic'" not in str(e):
+                raise
+            note("collectstatic", "skipped: django.contrib.staticfiles is not in INSTALLED_APPS")
 
-    if "check" not in args["steps"]:
-        django.setup()
+    if "check" not in steps:  # a fleet's migrate: Django starts as part of the first step
+        first = steps[0]
+        known_first = {"migrate": migrate, "collectstatic": collectstatic}[first]
+        steps = steps[1:]
+        step(first, lambda: (setup(), known_first()))
     known = {"check": check, "migrate": migrate, "collectstatic": collectstatic}
-    for name in args["steps"]:
+    for name in steps:
         step(name, known[name])
 
 

@@ -1,4 +1,5 @@
-"""Backups on the host: pg_dump into shared/backups, list them, restore one in a transaction.
+"""Backups on the host: pg_dump (or, for SQLite, its online backup API) into shared/backups,
+list them, restore one in a transaction.
 
 The database's address and password come from DATABASE_URL in the project's env
 file, read here: they never leave the host, and the password reaches pg_dump,
@@ -7,9 +8,11 @@ pg_restore and psql only through a private pgpass file (never argv, never output
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -22,18 +25,61 @@ def folder(root):
     return os.path.join(root, "shared", "backups")
 
 
-def database(env_file):
-    """(libpq URI without the password, password) from the env file's DATABASE_URL."""
+def database_url(env_file):
     try:
         url = envfile.read(env_file).get("DATABASE_URL")
     except OSError as e:
         raise Refused("env", f"cannot read {env_file}: {e.strerror}")
     if not url:
         raise Refused("env", f"DATABASE_URL is not set in {env_file}")
+    return url
+
+
+def engine(env_file):
+    """The engine of the env file's DATABASE_URL (only its scheme), or None; never raises."""
     try:
-        return rules.connection(url)
+        return rules.engine(envfile.read(env_file).get("DATABASE_URL"))
+    except (OSError, ValueError):
+        return None
+
+
+def target(env_file):
+    """(engine, where): for PostgreSQL (libpq URI without the password, password), for SQLite
+    the database file's path. Refused for an engine without backup support."""
+    url = database_url(env_file)
+    kind = rules.engine(url)
+    why = rules.unsupported(kind)
+    if why:
+        raise Refused("engine", why + " (set backup_before_migrate = false to deploy without backups)")
+    try:
+        return kind, (rules.connection(url) if kind == "postgresql" else rules.sqlite_path(url))
     except ValueError as e:
         raise Refused("env", f"DATABASE_URL in {env_file}: {e}")
+
+
+def _sqlite(path, mode):
+    """A connection to a SQLite file that is never created by accident (mode ro, rw or rwc)."""
+    return sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode={mode}", uri=True, timeout=30)
+
+
+def sqlite_copy(src, dest, src_mode="rw", standalone=True):
+    """SQLite's online backup API: a consistent copy while the app keeps writing, in one step,
+    so the destination changes in one transaction or not at all. standalone: the copy is a
+    backup file, so it leaves WAL mode (one file, readable without writing -wal/-shm beside it)."""
+    source = _sqlite(src, src_mode)
+    try:
+        copy = _sqlite(dest, "rwc")
+        try:
+            source.backup(copy)
+            if standalone:
+                copy.execute("PRAGMA journal_mode=DELETE")
+            bad = copy.execute("PRAGMA quick_check").fetchone()[0]
+            if bad != "ok":
+                raise sqlite3.DatabaseError(f"the copy fails SQLite's quick_check: {bad}")
+        finally:
+            copy.close()
+    finally:
+        source.close()
 
 
 @contextmanager
@@ -70,13 +116,15 @@ def _fsync(path):
 def take(root, env_file, project, release, keep, protect=()):
     """pg_dump into shared/backups under a temporary name, 0600 from the start, fsync, rename;
     then prune to the newest `keep` (None: prune nothing). Returns what was made and removed."""
-    uri, password = database(env_file)
+    kind, where = target(env_file)
+    if kind == "sqlite" and not os.path.isfile(where):
+        raise Refused("no-database", f"the SQLite database {where} does not exist yet: nothing to back up")
     live = store.current_dir(root)
     release = release or (os.path.basename(live) if live else None)
     dest = folder(root)
     os.makedirs(dest, mode=0o700, exist_ok=True)
     while True:  # one name per second: wait out a clash rather than invent a second format
-        name = rules.name_for(project, datetime.now(timezone.utc), release)
+        name = rules.name_for(project, datetime.now(timezone.utc), release, kind)
         if not os.path.exists(os.path.join(dest, name)):
             break
         time.sleep(0.2)
@@ -85,11 +133,18 @@ def take(root, env_file, project, release, keep, protect=()):
     started = time.monotonic()
     old_umask = os.umask(0o077)
     try:
-        with pg_env(password) as env:
-            p = subprocess.run(rules.dump_argv(uri, partial), env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if p.returncode != 0:
-            raise Refused("pg_dump", f"pg_dump exited {p.returncode}: {redact(p.stdout, password)}")
+        if kind == "sqlite":
+            try:
+                sqlite_copy(where, partial)
+            except sqlite3.Error as e:
+                raise Refused("sqlite", f"SQLite's backup of {where} failed: {e}")
+        else:
+            uri, password = where
+            with pg_env(password) as env:
+                p = subprocess.run(rules.dump_argv(uri, partial), env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0:
+                raise Refused("pg_dump", f"pg_dump exited {p.returncode}: {redact(p.stdout, password)}")
         os.chmod(partial, 0o600)
         _fsync(partial)
         os.replace(partial, final)
@@ -125,7 +180,18 @@ def listing(root, project):
 
 def restore(env_file, path):
     """Replace the database with the backup at path in one transaction; the errors, if any."""
-    uri, password = database(env_file)
+    kind, where = target(env_file)
+    made_by = rules.parse(os.path.basename(path))
+    if made_by is not None and made_by.engine != kind:
+        return [f"{os.path.basename(path)} is a {made_by.engine} backup, but DATABASE_URL names a {kind} "
+                "database: nothing was changed"]
+    if kind == "sqlite":
+        try:   # the backup API again, backup -> live file: one write transaction, all or nothing
+            sqlite_copy(path, where, src_mode="ro", standalone=False)
+        except sqlite3.Error as e:
+            return [f"SQLite's restore of {where} failed, nothing was changed: {e}"]
+        return []
+    uri, password = where
     with pg_env(password) as env, tempfile.TemporaryFile("w+") as dump_err, \
             tempfile.TemporaryFile("w+") as psql_out:
         psql = subprocess.Popen(rules.psql_argv(uri), env=env, stdin=subprocess.PIPE, stdout=psql_out,

@@ -20,22 +20,29 @@ def probe(url):
         return None, str(e)
 
 
-def poll(checks, expect, deadline):
-    """Poll each endpoint until it answers 2xx and, if it reports a release, the expected one."""
+def release_of(body):
+    """The release a health answer reports, if it is JSON with one."""
+    try:
+        return json.loads(body).get("release")
+    except (ValueError, AttributeError):
+        return None
+
+
+def poll(checks, expect, deadline, fail_fast=False):
+    """Poll each endpoint until it answers 2xx and, if it reports a release, the expected one.
+    fail_fast: a 5xx ends the wait at once (the processes answering are the new ones)."""
     report = {}
     pending = list(checks)
     while pending:
         still = []
         for c in pending:
             status, body = probe(c["url"])
-            served = None
-            try:
-                served = json.loads(body).get("release")
-            except (ValueError, AttributeError):
-                pass
+            served = release_of(body)
             ok = (status is not None and 200 <= status < 300
                   and (expect is None or served is None or served == expect))
             report[c["name"]] = {"status": status, "release": served, "ok": ok, "body": body[:300]}
+            if not ok and fail_fast and status is not None and status >= 500:
+                return False, report
             if not ok:
                 still.append(c)
         pending = still

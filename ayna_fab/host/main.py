@@ -5,19 +5,34 @@
 
 import importlib
 import json
+import signal
 import sys
 import traceback
 
-from . import calls, wire
+from . import calls, lock, wire
 
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
+    "preflight": "prepare.preflight",
     "activate": "activate.activate", "deactivate": "activate.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
     "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
     "restore": "ops.restore", "services": "ops.services", "facts": "facts.gather",
+    "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",
 }
+
+
+# Calls that may run long under the deploy lock: they outlive a dropped connection (SIGHUP
+# ignored) and mark the lock as busy while they run, so nobody can release it under them.
+LONG = ("prepare", "preflight", "activate")
+
+
+def _outlive_the_connection():
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    except ValueError:  # not a process of its own (a test runs the program in a thread)
+        pass
 
 
 def handler(name):
@@ -32,7 +47,12 @@ def run(argv):
     name, payload = argv[0], json.loads(argv[1])
     args = calls.CALLS[name](**payload)
     try:
-        out = handler(name)(args)
+        if name in LONG:
+            _outlive_the_connection()
+            with lock.working(getattr(args, "root", ""), name):
+                out = handler(name)(args)
+        else:
+            out = handler(name)(args)
     except wire.Refused as e:
         wire.result({"error": e.code, "detail": e.detail, **e.extra})
         return EXIT_REFUSED

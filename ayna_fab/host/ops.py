@@ -35,21 +35,22 @@ def manage(a: calls.Manage):
     os.execve(argv[0], argv, env)
 
 
-def _hold(root, owner):
+def _hold(root, owner, what):
     holder = lock.take(root, owner)
     if holder is not None:
         raise Refused("locked", "another operation holds the lock", holder=holder)
+    lock.mark_working(root, what)
 
 
 def migrate(a: calls.Migrate):
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     argv, cwd, env = _manage(a.root, a.env_file, a.django_dir, ["migrate", "--noinput", *a.argv])
-    _hold(a.root, a.lock)
+    _hold(a.root, a.lock, "migrate")
     res = {"backup": None, "code": None, "release": os.path.basename(store.current_dir(a.root))}
     try:
         if a.backup:
             res["backup"] = dumps.take(a.root, a.env_file, a.project, None, rules.check_keep(a.keep))
-            wire.step("backup", res["backup"]["seconds"])
+            wire.step("backup", res["backup"]["seconds"], detail=res["backup"])
         try:
             res["code"] = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL).returncode
         except OSError as e:
@@ -74,7 +75,7 @@ def restore(a: calls.Restore):
     path = os.path.join(dumps.folder(a.root), a.name)
     if rules.parse(a.name) is None or not os.path.isfile(path):
         raise Refused("missing", f"no backup {a.name!r} on the host")
-    _hold(a.root, a.lock)
+    _hold(a.root, a.lock, "restore")
     res = {"name": a.name, "safety": None, "stopped": [], "started": [], "errors": [], "restored": False}
     try:
         if a.safety:

@@ -7,10 +7,11 @@ import re
 import subprocess
 import time
 
-from . import calls, dumps, envfile, source, store, wire
+from . import calls, dumps, envfile, preflight as private, source, store, wire
 from .releases import require_lock
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
+NOTE_RE = re.compile(r"^@@note (\S+) (.*)$", re.M)   # django_steps: what a passing step wants shown
 DJANGO_STEPS = ("check", "migrate", "collectstatic")
 
 
@@ -24,6 +25,11 @@ def _relocatable(venv):
 
 def _tail(text, lines=40):
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _app_output(text):
+    """What the Django steps printed for people: their protocol lines left out."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("@@"))
 
 
 def install_script(rel, base_venv):
@@ -42,23 +48,40 @@ def install_script(rel, base_venv):
             + create + f"uv pip sync --quiet --python {venv}/bin/python --require-hashes {req}\n")
 
 
+class Steps:
+    """A call's steps as they end: each reported as a @@step line and recorded in the result."""
+
+    def __init__(self, **extra):
+        self.result = {"steps": {}, "failed": None, **extra}
+
+    def done(self, name, seconds, ok, output="", detail=None):
+        self.result["steps"][name] = round(seconds, 3)
+        wire.step(name, seconds, ok, detail)
+        if not ok:
+            self.result["failed"], self.result["output"] = name, _tail(output)
+        return ok
+
+
+def _release_env(root, number, env_file, first_step):
+    """(release dir, the environment its code runs with) or (None, the refusal as a result)."""
+    rel = store.release_dir(root, number)
+    try:
+        return rel, envfile.for_app(env_file, rel)
+    except OSError as e:
+        return None, {"steps": {}, "failed": first_step, "output": f"cannot read {env_file}: {e.strerror}"}
+
+
 def prepare(a: calls.Prepare):
     require_lock(a.root, a.token)
-    rel = store.release_dir(a.root, a.number)
-    try:
-        env = envfile.for_app(a.env_file, rel)
-    except OSError as e:
-        return {"steps": {}, "failed": "install", "output": f"cannot read {a.env_file}: {e.strerror}"}
+    rel, env = _release_env(a.root, a.number, a.env_file, "install")
+    if rel is None:
+        return env
     env.update({"UV_CACHE_DIR": a.uv_cache, "UV_LINK_MODE": "hardlink", "UV_PYTHON_DOWNLOADS": "never",
                 "UV_NO_PROGRESS": "1"})
-    result = {"steps": {}, "failed": None, "backup": None}
-
-    def done(name, seconds, ok, output=""):
-        result["steps"][name] = round(seconds, 3)
-        wire.step(name, seconds, ok)
-        if not ok:
-            result["failed"], result["output"] = name, _tail(output)
-        return ok
+    if os.path.exists(a.uv_config):  # hosts.toml's index settings, as setup wrote them (checked at plan)
+        env["UV_CONFIG_FILE"] = a.uv_config
+    steps = Steps(backup=None, notes=[])
+    result, done = steps.result, steps.done
 
     if "install" in a.steps:
         t = time.monotonic()
@@ -70,19 +93,51 @@ def prepare(a: calls.Prepare):
         t = time.monotonic()
         try:
             result["backup"] = dumps.take(a.root, a.env_file, a.project, a.backup_release, a.keep_backups)
-            done("backup", time.monotonic() - t, True)
+            done("backup", time.monotonic() - t, True, detail=result["backup"])
         except wire.Refused as e:
             done("backup", time.monotonic() - t, False, e.detail)
             return result
     django_steps = [s for s in a.steps if s in DJANGO_STEPS]
     if django_steps:
-        args = {"steps": django_steps, "asgi_app": a.asgi_app,
+        # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
+        args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
+                "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
                 "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None}
         argv = [os.path.join(rel, ".venv", "bin", "python"), "-c", source("django_steps"), json.dumps(args)]
-        p = subprocess.run(argv, cwd=os.path.join(rel, a.django_dir), env=env, capture_output=True, text=True)
+        workdir = os.path.join(rel, a.django_dir if a.django_dir is not None else (a.asgi_dir or "."))
+        p = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
+        said = _app_output(p.stdout + "\n" + p.stderr)
+        result["notes"] = [[name, json.loads(text)] for name, text in NOTE_RE.findall(p.stdout)]
         for name, seconds, status in STEP_RE.findall(p.stdout):  # output may precede a marker
             if name in DJANGO_STEPS:
-                done(name, float(seconds), status == "ok", p.stdout + "\n" + p.stderr)
+                done(name, float(seconds), status == "ok", said)
         if p.returncode != 0 and not result["failed"]:
-            result["failed"], result["output"] = django_steps[0], _tail(p.stdout + "\n" + p.stderr)
+            result["failed"], result["output"] = django_steps[0], _tail(said)
+        if result["failed"]:
+            return result
+    if "preflight" in a.steps and a.servers:
+        result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done))
+    return result
+
+
+def _preflight(rel, env, number, servers, timeout, done):
+    t = time.monotonic()
+    ok, report = private.check(servers, env, rel, f"v{number}", timeout)
+    done("preflight", time.monotonic() - t, ok, describe(report) if not ok else "")
+    return {"preflight": report}
+
+
+def describe(report):
+    return "\n".join(f"{name}: status {r['status']}, release {r['release']}: {r['body']}"
+                     for name, r in report.items() if not r["ok"])
+
+
+def preflight(a: calls.Preflight):
+    require_lock(a.root, a.token)
+    rel, env = _release_env(a.root, a.number, a.env_file, "preflight")
+    if rel is None:
+        return env
+    steps = Steps()
+    result, done = steps.result, steps.done
+    result.update(_preflight(rel, env, a.number, a.servers, a.timeout, done))
     return result

@@ -1,11 +1,13 @@
 """Release calls: plan (with the lock), stage, finish, unlock, status, migrations."""
 
+import hashlib
+import fcntl
 import os
 import shutil
 import tarfile
 import time
 
-from . import calls, lock, store, units, wire
+from . import calls, dumps, lock, store, units, wire
 from .health import poll
 from .wire import Refused
 
@@ -29,7 +31,21 @@ def plan(a: calls.Plan):
     st = os.statvfs(root)
     return {"releases": rels, "current": store.current_number(root), "next": store.next_number(root, rels),
             "env_file": os.path.exists(a.env_file), "uv": shutil.which("uv") is not None,
-            "disk_free": st.f_bavail * st.f_frsize, "units": {u: units.state(u) for u in a.units}}
+            "disk_free": st.f_bavail * st.f_frsize, "units": {u: units.state(u) for u in a.units},
+            # for the laptop's plan-time refusals (ayna_fab/planchecks.py): the database's engine
+            # (a backup must be possible before migrate) and setup's uv config (Layout.uv_config)
+            "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG))}
+
+
+UV_CONFIG = "uv.toml"   # in the project's directory; Layout.uv_config names the same file
+
+
+def _digest(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _safe_member(m):
@@ -42,8 +58,40 @@ def _safe_member(m):
     return m.isfile() or m.isdir()
 
 
+FICLONE = 0x40049409  # linux/fs.h: share the blocks copy-on-write, where the file system can
+
+
+def _copy(src, dst):
+    """A new file (a new inode) with src's bytes, mode and modification time: a copy-on-write
+    clone on XFS or btrfs (instant, no extra disk until one side is written), else a plain copy."""
+    with open(src, "rb") as fi:
+        st = os.fstat(fi.fileno())
+        with open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fo:
+            try:
+                fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+            except OSError:
+                offset = 0
+                while offset < st.st_size:
+                    sent = os.sendfile(fo.fileno(), fi.fileno(), offset, st.st_size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+            os.fchmod(fo.fileno(), st.st_mode & 0o7777)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _own(name, links):
+    """A path the release itself uses: its shared links, its venv, its .ayna-* records."""
+    top = os.path.normpath(name).split("/", 1)[0]
+    return top in links or top == ".venv" or top.startswith(".ayna-")
+
+
 def stage(a: calls.Stage):
-    """releases/vN: the uploaded files, hard links to the base release's unchanged ones, shared links."""
+    """releases/vN: the uploaded files, copies of the base release's unchanged ones, shared links.
+
+    Copies, never hard links: a file written in place in one release (an editor, the app,
+    compilemessages) must not change the same file of another, the one a rollback goes back to
+    (docs/ARCHITECTURE.md, "Releases are copies")."""
     require_lock(a.root, a.token)
     started = time.monotonic()
     try:
@@ -57,30 +105,35 @@ def stage(a: calls.Stage):
     if a.archive:
         with tarfile.open(a.archive, "r:gz") as tar:
             members = tar.getmembers()
-            bad = [m.name for m in members if not _safe_member(m)]
+            bad = [m.name for m in members if not _safe_member(m) or _own(m.name, a.links)]
             if bad:
                 raise Refused("unsafe-upload", f"refusing unsafe paths in the upload: {bad[:5]}")
             tar.extractall(new, members=members)
             names = [m.name for m in members if not m.isdir()]
         os.unlink(a.archive)
-    skip = set(names) | set(a.deleted)
-    linked = 0
+    deleted = set()
+    if a.deleted_file:  # NUL-separated names, uploaded: any number of them (never an argument)
+        with open(a.deleted_file, "rb") as f:
+            deleted = {os.fsdecode(n) for n in f.read().split(b"\0") if n}
+        os.unlink(a.deleted_file)
+    skip = set(names) | deleted
+    copied = 0
     manifest = list(names)
     if a.base is not None:
         base_dir = store.release_dir(a.root, a.base)
         with open(os.path.join(base_dir, store.MANIFEST)) as f:
             base_names = [line.rstrip("\n") for line in f if line.strip()]
         for name in base_names:
-            if name in skip:
+            if name in skip or _own(name, a.links):  # an older release may list media/...: never again
                 continue
             src, dst = os.path.join(base_dir, name), os.path.join(new, name)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             if os.path.islink(src):
                 os.symlink(os.readlink(src), dst)
             else:
-                os.link(src, dst)
+                _copy(src, dst)
             manifest.append(name)
-            linked += 1
+            copied += 1
     with open(os.path.join(new, store.MANIFEST), "w") as f:
         f.write("".join(n + "\n" for n in sorted(manifest)))
     for link, target in a.links.items():
@@ -92,7 +145,7 @@ def stage(a: calls.Stage):
                 os.unlink(path)
         os.symlink(target, path)
     wire.step("upload", time.monotonic() - started)
-    return {"linked": linked, "unpacked": len(names), "files": len(manifest)}
+    return {"copied": copied, "unpacked": len(names), "files": len(manifest)}
 
 
 def finish(a: calls.Finish):
@@ -102,12 +155,14 @@ def finish(a: calls.Finish):
         store.set_state(a.root, int(number), state, a.meta.get(number))
     if a.log:
         store.append_log(a.root, a.log)
-    removed = store.remove(a.root, a.remove)
-    return {"removed": removed, "unlocked": lock.release(a.root, a.token)}
+    in_use = units.releases_in_use(a.units, store.releases_dir(a.root)) if a.remove else {}
+    removed = store.remove(a.root, [n for n in a.remove if n not in in_use])
+    kept = {f"v{n}": pids for n, pids in in_use.items() if n in a.remove}
+    return {"removed": removed, "kept_in_use": kept, "unlocked": lock.release(a.root, a.token)}
 
 
 def unlock(a: calls.Unlock):
-    holder = lock.holder(a.root)
+    holder = lock.inspect(a.root)
     return {"holder": holder, "result": lock.release(a.root, a.token, a.force)}
 
 
@@ -123,7 +178,7 @@ def status(a: calls.Status):
     except OSError:
         free = None
     return {"current": cur, "meta": meta, "units": {u: units.state(u) for u in a.units}, "health": hreport,
-            "lock": lock.holder(root), "releases": rels, "disk_free": free, "exists": os.path.isdir(root)}
+            "lock": lock.inspect(root), "releases": rels, "disk_free": free, "exists": os.path.isdir(root)}
 
 
 def migrations(a: calls.Migrations):

@@ -4,6 +4,7 @@ Control goes through `sudo -n /usr/bin/systemctl VERB UNIT`, one unit per call:
 the deploy user's sudoers entry allows exactly those command lines.
 """
 
+import os
 import subprocess
 import time
 
@@ -85,3 +86,35 @@ def show(units):
         fields["Pss"] = pss_kib(procs) * 1024 if procs is not None else None
         facts.append(fields)
     return {"units": facts, "now": now}
+
+
+def releases_used(pid, releases_dir):
+    """The release numbers a process depends on: its working directory, its command line (a
+    relocatable venv's entry point runs the interpreter by its release's real path) and every
+    file it has mapped (the interpreter's and packages' shared objects). None if it is gone."""
+    prefix = releases_dir.rstrip("/") + "/"
+    try:
+        paths = [os.path.realpath(os.readlink(f"/proc/{pid}/cwd"))]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            paths += f.read().decode(errors="replace").split("\0")
+        with open(f"/proc/{pid}/maps") as f:
+            paths += [parts[5].strip() for parts in (line.split(None, 5) for line in f) if len(parts) == 6]
+    except OSError:
+        return None
+    used = set()
+    for path in paths:
+        if path.startswith(prefix):
+            name = path[len(prefix):].split("/", 1)[0]
+            if name.startswith("v") and name[1:].isdigit():
+                used.add(int(name[1:]))
+    return used
+
+
+def releases_in_use(unit_names, releases_dir):
+    """{release number: [pids]} over every process of the units."""
+    found = {}
+    for unit in unit_names:
+        for pid in pids(unit):
+            for number in releases_used(pid, releases_dir) or ():
+                found.setdefault(number, []).append(pid)
+    return found

@@ -1,8 +1,9 @@
 """The host side of the wire: how the host program answers the laptop.
 
 stdout carries, in this order: any output of the programs it runs (for people),
-`@@step NAME SECONDS ok|failed` lines as steps end (for live progress), and last
-one `@@result JSON` line. ayna_fab/hostcall.py parses exactly this.
+`@@step NAME SECONDS ok|failed [JSON]` lines as steps end (for live progress; the
+optional JSON says what the step made), and last one `@@result JSON` line.
+ayna_fab/hostcall.py parses exactly this.
 """
 
 import json
@@ -30,8 +31,9 @@ def _write(line):
         pass
 
 
-def step(name, seconds, ok=True):
-    _write(f"{STEP}{name} {seconds:.3f} {'ok' if ok else 'failed'}")
+def step(name, seconds, ok=True, detail=None):
+    tail = f" {json.dumps(detail, sort_keys=True)}" if detail is not None else ""
+    _write(f"{STEP}{name} {seconds:.3f} {'ok' if ok else 'failed'}{tail}")
 
 
 def result(obj):

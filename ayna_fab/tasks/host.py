@@ -20,18 +20,19 @@ def trust(c, yes=False):
     cfg = common.load()
     for host in common.hosts(c, cfg):
         ep = targets.endpoint(cfg, host)
-        key = _fetch_host_key(ep)
         known = paramiko.HostKeys()
         if ep.known_hosts_path.exists():
             known.load(str(ep.known_hosts_path))
-        recorded = known.lookup(ep.key_name) or {}
+        recorded = dict(known.lookup(ep.key_name) or {})
+        key = _fetch_host_key(ep, prefer=list(recorded))
         fp = ssh.fingerprint(key)
-        if key.get_name() in recorded:
-            if recorded[key.get_name()] == key:
+        if recorded:  # a known host: only the very key recorded for it is the same host
+            if recorded.get(key.get_name()) == key:
                 output.say(f"[{host.name}] {ep.key_name} is already trusted ({key.get_name()} {fp})")
                 continue
+            have = ", ".join(f"{kind} {ssh.fingerprint(k)}" for kind, k in recorded.items())
             raise UsageError(f"HOST KEY CHANGED: {ep.key_name} now offers {key.get_name()} {fp}, "
-                             f"which differs from the key in {ep.known_hosts_path}", host=host.name,
+                             f"but {ep.known_hosts_path} has {have} for it", host=host.name,
                              step="trust", hint=f"only if the server was rebuilt: ssh-keygen -R "
                                                 f"'{ep.key_name}' -f {ep.known_hosts_path}, then trust again")
         output.say(f"[{host.name}] {ep.key_name} offers {key.get_name()} {fp}")
@@ -45,10 +46,20 @@ def trust(c, yes=False):
         output.say(f"[{host.name}] recorded in {ep.known_hosts_path}")
 
 
-def _fetch_host_key(ep: ssh.Endpoint) -> paramiko.PKey:
+# The signature algorithms that carry an ssh-rsa key (known_hosts names the key, not the algorithm).
+_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
+
+
+def _fetch_host_key(ep: ssh.Endpoint, prefer: list[str] = ()) -> paramiko.PKey:
+    """The host's key, asking first for the types known_hosts records (as an SSH client does), so a
+    host that still has its recorded key shows it, and one that lost it shows what it has instead."""
     try:
-        transport = paramiko.Transport((ep.hostname, ep.port))
+        transport = ssh.transport(ep)  # through the host's gateway, if it has one
         try:
+            wanted = {alg for kind in prefer for alg in _KEY_ALGORITHMS.get(kind, (kind,))}
+            options = transport.get_security_options()
+            options.key_types = ([t for t in options.key_types if t in wanted]
+                                 + [t for t in options.key_types if t not in wanted])
             transport.start_client(timeout=ep.timeout)
             return transport.get_remote_server_key()
         finally:
@@ -113,7 +124,7 @@ def validate(c, project=None, json=False):
 
 def _facts(remote: Remote, cfg, host, project) -> dict:
     lay = Layout.of(cfg, project)
-    command = hostcmd.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.unit_names(project),
+    command = hostcmd.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.all_names(project),
                             lay.env_file)
     return hostcall.parse(remote.run(command, check=False), host=host.name, step="validate")
 

@@ -158,11 +158,15 @@ def migrate(c, args=None, no_backup=False, project=None):
         prefix = f"[{host.name}] " if several else ""
         command = hostcmd.migrate(Layout.of(cfg, proj), proj, argv, backup=take, keep=keep,
                                   lock=lock.owner("migrate", "fab migrate"))
+
+        def mark(line: str, host=host) -> None:  # the backup, named as soon as it is taken
+            step = hostcall.step(line)
+            if step and step[0] == "backup" and step[3]:
+                output.say(f"[{host.name}] {'backup':<13} {_describe_backup(step[3])}")
+
         with _open(cfg, host) as s:
-            res = s.stream(command, Lines(prefix=prefix))
+            res = s.stream(command, Lines(prefix=prefix, on_mark=mark))
         r = _parse(host, res, "migrate")
-        if r.get("backup"):
-            output.say(f"[{host.name}] {'backup':<13} {_describe_backup(r['backup'])}")
         name = r["backup"]["backup"] if r.get("backup") else None
         if r["code"] != 0:
             raise OperationFailed(
@@ -306,7 +310,7 @@ def _follow(cfg: Config, jobs: list[tuple[Host, Command]]) -> None:
 @task(help={"list": "list the backups on the host instead of taking one",
             "project": "needed when a host carries several projects"})
 def backup(c, list=False, project=None):
-    """pg_dump the project's database to shared/backups (0600), keeping the newest keep_backups."""
+    """Back the database up (PostgreSQL or SQLite) to shared/backups (0600), keeping the newest keep_backups."""
     cfg = common.load()
     jobs = common.jobs(c, cfg, project)
     if list:

@@ -39,6 +39,19 @@ class Repo:
         return subprocess.run(["git", "-C", str(self.path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
                               check=True, capture_output=True, text=True).stdout.strip()
 
+    def health_fails_under_unit(self, branch: str) -> None:
+        """A branch whose web health fails only when systemd runs it (units get INVOCATION_ID):
+        the pre-flip check passes, the live check does not."""
+        self.git("checkout", "-q", "-b", branch, "main")
+        health = self.path / "src/web/crew/health.py"
+        text = health.read_text()
+        marker = '"release": settings.AYNA_RELEASE["release"],'
+        assert marker in text and "\nimport os\n" in text
+        health.write_text(text.replace(
+            marker, '"release": settings.AYNA_RELEASE["release"] if "INVOCATION_ID" not in os.environ else 1 / 0,', 1))
+        self.git("commit", "-qam", "health fails under its unit")
+        self.git("checkout", "-q", "main")
+
     def mode(self, mode: str, branch: str | None = None, text: str | None = None) -> str:
         """Apply a demo failure/change mode and commit it (on a new branch from main, if given)."""
         if branch:
@@ -58,6 +71,7 @@ def repo(tmp_path_factory):
     r = Repo(tmp_path_factory.mktemp("src") / "uavcrew")
     for mode in ("import-error", "health-500", "migration-fails", "bad-dependency"):
         r.mode(mode, branch=f"fail-{mode}")
+    r.health_fails_under_unit("fail-health-under-unit")
     return r
 
 
@@ -166,8 +180,8 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     since = host_time(sandbox)
     r = deploy(inv)
     assert r.returncode == 0, r.stdout + r.stderr
-    # Only the change travelled (the web and API banners); every other file was hard-linked from v1.
-    assert "2 files sent, 48 linked from v1" in r.stdout
+    # Only the change travelled (the web and API banners); every other file was copied from v1 on the host.
+    assert "2 files sent, 50 copied from v1" in r.stdout
     assert current(sandbox) == "v2"
     assert serving(sandbox) == {"v2"} and health(sandbox, "web")["revision"] == rev
     assert process_dirs(sandbox) == {u: {"v2"} for u in UNITS}
@@ -245,8 +259,20 @@ def test_a_failure_before_the_flip_leaves_the_site_untouched(sandbox, inv, branc
                             "'select count(*) from django_migrations'") == migrations
 
 
-def test_unhealthy_after_the_flip_rolls_back_by_itself(sandbox, inv):
+def test_an_unhealthy_release_is_refused_before_it_takes_traffic(sandbox, inv):
+    restarts = sandbox.check(0, "systemctl show -p InvocationID --value " + " ".join(UNITS))
     r = deploy(inv, "--ref", "fail-health-500")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "failed its pre-flip check, so it never took traffic" in r.stderr and "status 500" in r.stderr
+    assert "the live site is untouched (still v2)" in r.stderr and "[sandbox1] preflight" in r.stdout
+    assert "[sandbox1] flip" not in r.stdout
+    assert_untouched(sandbox, "v2")
+    assert sandbox.check(0, "systemctl show -p InvocationID --value " + " ".join(UNITS)) == restarts  # no restart
+
+
+def test_unhealthy_after_the_flip_rolls_back_by_itself(sandbox, inv):
+    # Healthy on its own (the pre-flip check passes), failing under its unit: only production shows it.
+    r = deploy(inv, "--ref", "fail-health-under-unit")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "failed after the flip" in r.stderr and "rolled back to v2, which is serving and healthy" in r.stderr
     assert "status 500" in r.stderr

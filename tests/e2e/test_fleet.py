@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ayna_fab.sandbox import forwarder, manager
 from tests.e2e.conftest import (DEMO_ENV, E2E_PORT_BASE, E2E_PREFIX, FAB, REPO, Sandbox, fab, sandbox_settings,
                                 write_inventory)
+from tests.e2e.load import Load, failed, served
 from tests.e2e.test_deploy import Repo
 from tests.prereqs import require_sandbox
 
@@ -126,17 +124,20 @@ def test_a_fleet_dry_run_shows_the_plan_batches_and_one_migrate(fleet, inv, repo
 
 
 def test_a_health_failure_in_the_second_batch_rolls_back_and_the_rest_never_flip(fleet, inv, repo):
+    # Healthy when started on its own (the pre-flip check passes), failing once its unit runs it
+    # (systemd sets INVOCATION_ID for units): a failure only production shows.
     health = repo.path / "src/web/crew/health.py"
     text = health.read_text()
     marker = "def build_report("
     assert marker in text
-    health.write_text(text.replace(marker, "import socket as _socket\n\n\n" + marker, 1).replace(
+    health.write_text(text.replace(marker, "import os as _os\nimport socket as _socket\n\n\n" + marker, 1).replace(
         '"release": settings.AYNA_RELEASE["release"],',
-        '"release": settings.AYNA_RELEASE["release"] if _socket.gethostname() != "sandbox2" else 1 / 0,', 1))
-    repo.git("commit", "-qam", "health fails on sandbox2 only")
+        '"release": settings.AYNA_RELEASE["release"] if _socket.gethostname() != "sandbox2" '
+        'or "INVOCATION_ID" not in _os.environ else 1 / 0,', 1))
+    repo.git("commit", "-qam", "health fails on sandbox2 only, under its unit")
     r = fab("-H", "fleet", "deploy", "--batch", "1", hosts_file=inv)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "fleet deploy stopped at batch 2: sandbox2 failed" in r.stderr
+    assert "fleet deploy stopped at batch 2: sandbox2 failed" in r.stderr, r.stdout + r.stderr
     for host in HOSTS:
         assert f"{host}: serving v1" in r.stderr
     assert "[sandbox1] flip" in r.stdout and "[sandbox2] flip" in r.stdout
@@ -206,3 +207,18 @@ def test_an_unreachable_host_is_a_status_row_with_its_error(fleet, inv):
     assert set(rows) == set(HOSTS)
     assert rows["sandbox4"]["error"] and "sandbox4" in rows["sandbox4"]["error"]
     assert all(rows[h]["error"] is None and rows[h]["release"] == "v1" for h in HOSTS[:3])
+
+
+def test_a_fleet_deploy_in_batches_of_one_loses_no_request_on_any_host(fleet, inv, repo):
+    before = currents(fleet)
+    loads = [Load(fleet, i, "fleet").start() for i in range(len(HOSTS))]
+    try:
+        time.sleep(2)
+        repo.mode("code-change", text="Fleet under load")
+        r = fab("-H", "fleet", "deploy", "--batch", "1", hosts_file=inv)
+    finally:
+        stats = [load.stop() for load in loads]
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(set(currents(fleet).values())) == 1 and set(currents(fleet).values()) != set(before.values())
+    for host, st in zip(HOSTS, stats):
+        assert served(st) > 50 and failed(st) == 0, (host, st)

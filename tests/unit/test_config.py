@@ -35,7 +35,7 @@ base_dir = "/srv/ayna"
 keep_releases = 3
 identity_file = "~/.ssh/id_ed25519"
 known_hosts = "keys/known_hosts"
-connect_timeout = 2.5
+connect_timeout = 3
 default_target = "production"
 
 [projects.uavcrew]
@@ -114,7 +114,7 @@ def test_full_file_loads_every_key(tmp_path, monkeypatch):
     assert (d.user, d.admin_user, d.base_dir, d.keep_releases) == ("deploy", "ops", "/srv/ayna", 3)
     assert d.identity_file == Path("/home/op/.ssh/id_ed25519")
     assert d.known_hosts == tmp_path / "keys/known_hosts"
-    assert d.connect_timeout == 2.5 and cfg.default_target == "production"
+    assert d.connect_timeout == 3 and cfg.default_target == "production"
 
     uav, new = cfg.projects["uavcrew"], cfg.projects["newproj"]
     assert uav.env_file == tmp_path / "secrets/uavcrew.env"

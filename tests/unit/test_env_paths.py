@@ -72,7 +72,7 @@ def test_deploy_manage_and_migrate_see_the_same_values(release):
     assert res["failed"] is None, res
     assert seen(dump, "django") == want                       # the deploy's check, migrate, collectstatic
 
-    call(cmd.finish(lay, "t1", {}, {}, None, []))
+    call(cmd.finish(lay, PROJECT, "t1", {}, {}, None, []))
     from tests.hosthelp import run
     assert run(cmd.manage(lay, PROJECT, ["shell"])).code == 0
     assert seen(dump, "manage-shell") == want                 # fab manage, fab shell

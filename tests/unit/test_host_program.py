@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,12 @@ def stage(lay, number, base, files, deleted=(), token="t1"):
     archive = f"{lay.releases}/.upload-v{number}.tar.gz"
     with open(archive, "wb") as f:
         f.write(tgz(files))
-    return call(cmd.stage(lay, token, number, base, archive, list(deleted), {"release": f"v{number}"}))
+    deleted_file = None
+    if deleted:
+        deleted_file = f"{lay.releases}/.upload-v{number}.deleted"
+        with open(deleted_file, "wb") as f:
+            f.write(cmd.deleted_list(list(deleted)))
+    return call(cmd.stage(lay, token, number, base, archive, deleted_file, {"release": f"v{number}"}))
 
 
 def test_the_bootstrap_fits_in_one_argument():
@@ -50,7 +56,7 @@ def test_the_lock_is_exclusive_and_names_its_holder(lay):
     assert plan(lay)["next"] == 1
     assert plan(lay) == {"error": "locked", "detail": "another operation holds the lock", "holder": OWNER}
     assert call(cmd.unlock(lay, "other"))["result"] == "held-by-other"
-    assert call(cmd.finish(lay, "t1", {}, {}, None, []))["unlocked"] == "released"
+    assert call(cmd.finish(lay, PROJECT, "t1", {}, {}, None, []))["unlocked"] == "released"
     assert "error" not in plan(lay)
 
 
@@ -73,14 +79,17 @@ def test_release_numbers_are_never_reused(lay):
     assert not os.path.exists(lay.release(2))
 
 
-def test_staging_links_unchanged_files_and_unpacks_changed_ones(lay):
+def test_staging_copies_unchanged_files_and_unpacks_changed_ones(lay):
     plan(lay)
     assert stage(lay, 1, None, {"a.py": "a1", "pkg/b.py": "b1", "c.py": "c1"})["unpacked"] == 3
     res = stage(lay, 2, 1, {"a.py": "a2"}, deleted=["c.py"])
-    assert (res["unpacked"], res["linked"], res["files"]) == (1, 1, 2)
+    assert (res["unpacked"], res["copied"], res["files"]) == (1, 1, 2)
     v1, v2 = lay.release(1), lay.release(2)
     assert open(f"{v2}/a.py").read() == "a2" and open(f"{v1}/a.py").read() == "a1"
-    assert os.stat(f"{v2}/pkg/b.py").st_ino == os.stat(f"{v1}/pkg/b.py").st_ino  # hard link
+    assert os.stat(f"{v2}/pkg/b.py").st_ino != os.stat(f"{v1}/pkg/b.py").st_ino  # a copy, not a link
+    with open(f"{v2}/pkg/b.py", "r+") as f:  # written in place in the new release...
+        f.write("XX")
+    assert open(f"{v1}/pkg/b.py").read() == "b1"  # ...the release a rollback goes back to is unchanged
     assert not os.path.exists(f"{v2}/c.py")
     assert os.readlink(f"{v2}/.env") == lay.env_file
     assert os.readlink(f"{v2}/media") == f"{lay.shared}/media"
@@ -100,7 +109,7 @@ def test_finish_records_states_logs_and_sets_old_releases_aside(lay):
     for n in (1, 2, 3):
         stage(lay, n, None, {"a.py": str(n)})
     os.symlink("v3", lay.current)
-    res = call(cmd.finish(lay, "t1", {3: "active", 2: "previous"}, {}, {"event": "deploy", "release": "v3"}, [1, 3]))
+    res = call(cmd.finish(lay, PROJECT, "t1", {3: "active", 2: "previous"}, {}, {"event": "deploy", "release": "v3"}, [1, 3]))
     assert res["removed"] == [1]  # never the live release, whatever it is told
     assert not os.path.exists(lay.release(1)) and os.path.exists(lay.release(3))
     assert json.load(open(f"{lay.release(2)}/.ayna-release.json"))["state"] == "previous"
@@ -126,3 +135,28 @@ def test_a_crash_on_the_host_is_reported_with_its_traceback(lay):
     with pytest.raises(OperationFailed) as err:
         call(cmd.migrations(lay, PROJECT, [1]).__class__("echo nothing; exit 7", "migrations"))
     assert "gave no answer (exit 7)" in err.value.message
+
+
+def test_a_lock_with_a_step_still_running_on_the_host_is_never_released(lay):
+    """A step that outlives the laptop (a link dropped mid-migrate) keeps the lock until it ends."""
+    import subprocess
+    import sys
+    plan(lay)
+    worker = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from ayna_fab.host import lock
+lock.mark_working({lay.root!r}, "migrate")
+print("marked", flush=True)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout.readline().strip() == "marked"
+        status = call(cmd.status(lay, PROJECT))["lock"]
+        assert status["workers"][0]["what"] == "migrate" and status["idle_seconds"] < 60
+        assert call(cmd.finish(lay, PROJECT, "t1", {}, {}, None, []))["unlocked"] == "busy"
+        assert call(cmd.unlock(lay, "t1", force=True))["result"] == "busy"
+    finally:
+        worker.kill()
+        worker.wait()
+    assert call(cmd.unlock(lay, "t1"))["result"] == "released"

@@ -219,8 +219,8 @@ def answer(stdout: str, code: int = 0) -> dict:
 def test_results_are_read_from_the_last_result_line():
     assert answer('noise\n@@result {"a": 1}\n') == {"a": 1}
     assert answer('Operations...\n@@step backup 0.5 ok\n  No migrations.\n@@result {"code": 0}\n') == {"code": 0}
-    assert hostcall.steps("x\n@@step backup 0.500 ok\n@@step check 1.000 failed\n") == [
-        ("backup", 0.5, True), ("check", 1.0, False)]
+    assert hostcall.steps("x\n@@step backup 0.500 ok {\"backup\": \"b\"}\n@@step check 1.000 failed\n") == [
+        ("backup", 0.5, True, {"backup": "b"}), ("check", 1.0, False, None)]
     with pytest.raises(Exception, match="gave no answer"):
         answer("Traceback ...\n", 1)
 

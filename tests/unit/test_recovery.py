@@ -58,7 +58,8 @@ class World:
             lay = self.layout(h)
             for d in ("releases", "shared/media", "logs"):
                 os.makedirs(f"{lay.root}/{d}")
-            Path(lay.env_file).write_text("SECRET_KEY=x\n")
+            # a DATABASE_URL the plan can back up: deploys refuse at plan time when they could not
+            Path(lay.env_file).write_text("SECRET_KEY=x\nDATABASE_URL=postgresql://demo@localhost/demo\n")
 
     def config_of(self, host: str) -> config.Config:
         base = str(self.tmp / host / "opt")
@@ -121,7 +122,7 @@ def test_a_clean_deploy_goes_live_records_and_unlocks(world):
     assert world.current() == 2 and not world.locked()
     assert (world.state(2), world.state(1)) == ("active", "previous")
     assert world.log()[-1]["result"] == "ok" and world.log()[-1]["release"] == "v2"
-    assert ("reload-or-restart", "demo-web.service") in world.states["h1"].restarts  # lock unchanged: HUP
+    assert ("restart", "demo-web.service") in world.states["h1"].restarts
 
 
 # Every call of a one-host deploy, and each way it can fail there.
@@ -181,8 +182,19 @@ def test_an_interrupt_once_the_deploy_is_recorded_comes_too_late_to_undo_it(worl
     assert world.current() == 2 and world.state(2) == "active" and not world.locked()
 
 
-def test_a_release_that_fails_its_health_check_is_rolled_back(world):
+def test_a_release_that_fails_its_health_check_is_refused_before_the_flip(world):
     world.states["h1"].broken.add(2)
+    with pytest.raises(OperationFailed) as err:
+        world.deploy()
+    assert world.current() == 1 and not world.locked() and world.state(2) == "failed"
+    assert err.value.step == "preflight" and "status 500" in err.value.message
+    assert "never took traffic" in err.value.message and "the live site is untouched" in err.value.message
+    assert not [r for r in world.states["h1"].restarts[3:]]    # no unit was touched: nothing went live
+    assert world.states["h1"].preflights[-1] == 2
+
+
+def test_a_release_unhealthy_only_once_live_is_rolled_back(world):
+    world.states["h1"].broken_live.add(2)
     with pytest.raises(OperationFailed) as err:
         world.deploy()
     assert world.current() == 1 and not world.locked() and world.state(2) == "failed"
@@ -190,7 +202,7 @@ def test_a_release_that_fails_its_health_check_is_rolled_back(world):
 
 
 def test_when_putting_back_fails_too_a_person_is_told_and_the_lock_is_kept(world):
-    world.states["h1"].broken.update({1, 2})   # the previous release is unhealthy now as well
+    world.states["h1"].broken_live.update({1, 2})   # the previous release is unhealthy now as well
     with pytest.raises(NeedsAttention) as err:
         world.deploy()
     assert err.value.exit_code == 3 and "restoring failed too" in err.value.message
@@ -199,7 +211,7 @@ def test_when_putting_back_fails_too_a_person_is_told_and_the_lock_is_kept(world
 
 def test_a_failed_first_deploy_stops_the_units_and_removes_current(tmp_path):
     w = World(tmp_path, hosts=("h1",))
-    w.states["h1"].broken.add(1)
+    w.states["h1"].broken_live.add(1)
     with pytest.raises(OperationFailed, match="no earlier release existed"):
         w.deploy()
     assert w.current() is None and not w.locked() and w.state(1) == "failed"
@@ -227,6 +239,42 @@ def test_a_deploy_whose_lock_was_taken_away_stops_and_says_so(world):
     assert "no longer holds the deploy lock" in err.value.message and "ana@" in err.value.message
     assert world.current() == 1 and not os.path.exists(world.layout("h1").release(2))
     assert json.loads(Path(f"{root}/.deploy-lock/owner.json").read_text())["token"] == "other"
+
+
+def test_a_step_still_running_on_the_host_keeps_the_lock_until_it_ends(world):
+    """The link drops while prepare runs; the host goes on with it. The laptop must not release
+    the lock under it, nor report the site as free for the next deploy."""
+    import subprocess
+    import sys
+    root = world.layout("h1").root
+    worker = {}
+    orig = FakeRemote.answer
+
+    def answer(self, name, call):
+        if name == "prepare" and not worker:     # prepare is still busy on the host when the link goes
+            worker["p"] = subprocess.Popen([sys.executable, "-c", (
+                "import sys, time; sys.path.insert(0, %r); from ayna_fab.host import lock; "
+                "lock.mark_working(%r, 'prepare'); print('on', flush=True); time.sleep(60)")
+                % (str(Path(__file__).resolve().parents[2]), root)], stdout=subprocess.PIPE, text=True)
+            worker["p"].stdout.readline()
+            raise OperationFailed("lost the connection or timed out: injected", host="h1", step="prepare")
+        return orig(self, name, call)
+
+    FakeRemote.answer = answer
+    try:
+        with pytest.raises(OperationFailed, match="still running on the host") as err:
+            world.deploy()
+        assert world.locked() and world.current() == 1
+        assert "once it has ended: fab -H h1 unlock" in err.value.hint
+    finally:
+        FakeRemote.answer = orig
+        worker["p"].kill()
+        worker["p"].wait()
+    from ayna_fab.commands import host as cmd
+    from tests.hosthelp import call
+    lay = world.layout("h1")
+    holder = call(cmd.status(lay, world.project))["lock"]
+    assert holder["workers"] == [] and call(cmd.unlock(lay, holder["token"]))["result"] == "released"
 
 
 def test_a_held_lock_refuses_the_deploy_and_changes_nothing(world):
@@ -269,8 +317,17 @@ def test_a_fleet_failing_before_any_flip_changes_no_host(world, phase, call, kin
         assert expect in lines[h], lines
 
 
-def test_a_fleet_batch_failing_its_health_puts_every_flipped_host_back(world):
+def test_a_fleet_host_failing_its_pre_flip_check_stops_the_fleet_before_any_flip(world):
     world.states["h2"].broken.add(2)
+    with pytest.raises(OperationFailed) as err:
+        world.deploy(hosts=HOSTS, batch="1")
+    assert "fleet deploy stopped at preflight: h2 failed" in err.value.message
+    assert [world.current(h) for h in HOSTS] == [1, 1, 1] and not any(world.locked(h) for h in HOSTS)
+    assert all(world.states[h].preflights[-1] == 2 for h in HOSTS)
+
+
+def test_a_fleet_batch_failing_its_health_puts_every_flipped_host_back(world):
+    world.states["h2"].broken_live.add(2)
     with pytest.raises(OperationFailed) as err:
         world.deploy(hosts=HOSTS, batch="1")
     assert "fleet deploy stopped at batch 2: h2 failed" in err.value.message
@@ -281,7 +338,7 @@ def test_a_fleet_batch_failing_its_health_puts_every_flipped_host_back(world):
 
 
 def test_a_fleet_with_on_failure_stop_keeps_the_healthy_flipped_hosts(world):
-    world.states["h2"].broken.add(2)
+    world.states["h2"].broken_live.add(2)
     with pytest.raises(OperationFailed) as err:
         world.deploy(hosts=HOSTS, batch="1", on_failure="stop")
     assert [world.current(h) for h in HOSTS] == [2, 1, 1]
@@ -314,10 +371,15 @@ def test_rollback_goes_back_and_its_failures_restore_what_served(world):
     assert world.current() == 1 and world.state(2) == "rolled-back" and not world.locked()
     world.commit("v = 3\n")
     world.deploy()                                             # v3 live, v1 previous
-    world.states["h1"].broken.add(1)
+    world.states["h1"].broken_live.add(1)
     with pytest.raises(OperationFailed, match="v1 did not come up healthy; v3 is back and serving"):
         world.rollback(to=1)
     assert world.current() == 3 and not world.locked()
+    world.states["h1"].broken.add(1)                           # and one that fails privately never goes live
+    restarts = len(world.states["h1"].restarts)
+    with pytest.raises(OperationFailed, match="v1 failed its pre-flip check"):
+        world.rollback(to=1)
+    assert world.current() == 3 and not world.locked() and len(world.states["h1"].restarts) == restarts
 
 
 @pytest.mark.parametrize("call,kind", [("plan", "link-after"), ("migrations", "link-before"),

@@ -1,0 +1,104 @@
+"""Soak: steady load on web and api while a host goes through many routine operations, with
+keep_releases = 2 so cleanup deletes releases all along. No request may fail, no user may see a
+broken release, and after every step every process of every unit uses only the live release's files.
+
+Loopback only, bounded: the load runs on the sandbox host itself, stops on a stop file, after 15
+minutes, or after 300,000 requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.e2e.conftest import fab, write_inventory
+from tests.e2e.load import Load, failed, releases_mapped, releases_seen, served
+from tests.e2e.test_deploy import Repo
+
+pytestmark = pytest.mark.e2e
+ROOT = "/opt/ayna/uavcrew"
+UNITS = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
+HOST = 1    # sandbox2: test_deploy's story runs on sandbox1
+
+
+@pytest.fixture(scope="module")
+def soak(sandbox, first_setup, tmp_path_factory):
+    assert all(r.returncode == 0 for r in first_setup), [r.stderr for r in first_setup]
+    repo = Repo(tmp_path_factory.mktemp("soaksrc") / "uavcrew")
+    repo.mode("health-500", branch="broken")
+    inv = write_inventory(tmp_path_factory.mktemp("soak") / "hosts.toml", sandbox, source=repo.path,
+                          keep_releases=2)
+    name = sandbox.hosts[HOST].name
+
+    def run(*args):
+        return fab("-H", name, *args, hosts_file=inv)
+
+    r = run("deploy")   # whatever the host had before: this repository's first release, before any load
+    assert r.returncode == 0, r.stdout + r.stderr
+    return sandbox, repo, run
+
+
+def live(sandbox) -> str:
+    return sandbox.check(HOST, f"readlink {ROOT}/releases/current").strip()
+
+
+def only_live_release_in_use(sandbox, step: str) -> None:
+    want = live(sandbox)
+    deadline = time.monotonic() + 30   # a recycled worker may still be on its way out
+    while True:
+        mapped = releases_mapped(sandbox, HOST, ROOT, UNITS)
+        stray = {proc: used for proc, used in mapped.items() if used != [want]}
+        if not stray or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert mapped and not stray, f"after {step}: processes using other releases than {want}: {stray}"
+
+
+def test_routine_operations_under_load_lose_no_request(soak):
+    sandbox, repo, run = soak
+    load = Load(sandbox, HOST, "soak").start()
+    time.sleep(3)
+    steps = []
+    try:
+        for i in range(6):
+            repo.mode("code-change", text=f"Soak edition {i}")
+            r = run("deploy")
+            assert r.returncode == 0, r.stdout + r.stderr
+            steps.append(f"code-only deploy {i + 1}: {live(sandbox)}")
+            only_live_release_in_use(sandbox, steps[-1])
+        repo.mode("dependency-change")
+        r = run("deploy")
+        assert r.returncode == 0 and "dependencies changed" in r.stdout, r.stdout + r.stderr
+        steps.append(f"dependency-changing deploy: {live(sandbox)}")
+        only_live_release_in_use(sandbox, steps[-1])
+
+        before = live(sandbox)
+        r = run("deploy", "--ref", "broken")
+        assert r.returncode == 1 and "failed its pre-flip check" in r.stderr, r.stdout + r.stderr
+        states = json.loads(run("releases", "--json").stdout)[0]["releases"]
+        broken = max((n for n, s in states.items() if s == "failed"), key=lambda n: int(n[1:]))
+        assert live(sandbox) == before
+        steps.append(f"deploy refused at its pre-flip check: {broken}")
+        only_live_release_in_use(sandbox, steps[-1])
+
+        r = run("rollback")
+        assert r.returncode == 0, r.stdout + r.stderr
+        steps.append(f"manual rollback: {before} -> {live(sandbox)}")
+        only_live_release_in_use(sandbox, steps[-1])
+
+        main_pid = sandbox.check(HOST, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+        workers = sandbox.check(HOST, f"pgrep -P {main_pid}").split()
+        assert workers
+        sandbox.check(HOST, f"kill -TERM {' '.join(workers)}")   # each finishes its request, then a new one starts
+        time.sleep(5)
+        steps.append("web workers recycled")
+        only_live_release_in_use(sandbox, steps[-1])
+    finally:
+        stats = load.stop()
+    print("\n".join(steps))
+    print(json.dumps({k: v for k, v in stats.items() if k != "failures"}, indent=1))
+    assert served(stats) > 500, stats
+    assert failed(stats) == 0, stats["failures"]
+    assert broken not in releases_seen(stats), "a user saw the broken release"
