@@ -89,9 +89,5 @@ def parse(result: Result, *, host: str, step: str) -> dict:
                           host=host, step=step)
 
 
-def is_step_line(line: str) -> bool:
-    return line.startswith((STEP, RESULT))
-
-
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.strip().splitlines())

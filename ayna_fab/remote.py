@@ -7,8 +7,6 @@ printed. Secrets never travel in a command line: they go over SFTP or stdin.
 
 from __future__ import annotations
 
-import posixpath
-import shlex
 import signal
 import threading
 import time
@@ -147,24 +145,6 @@ class Remote:
             if sink is not None:
                 sink.finish()
         return Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
-
-    def put_text(self, text: str, path: str, *, mode: int, owner: str | None = None, step: str) -> None:
-        """Write a file atomically over SFTP (temp name, then rename), so no secret hits argv."""
-        if self.dry_run:
-            self.echo(f"[{self.name}] {step}: write {path} (mode {mode:o}"
-                      + (f", owner {owner}" if owner else "") + ")")
-            return
-        tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.ayna-tmp")
-        self.round_trips += 1
-        try:
-            sftp = self.conn.sftp()
-            with sftp.open(tmp, "w") as f:
-                f.chmod(mode)
-                f.write(text.encode())
-        except OSError as exc:
-            raise OperationFailed(f"cannot write {path}: {exc}", host=self.name, step=step) from exc
-        chown = f"chown {shlex.quote(owner)} {shlex.quote(tmp)} && " if owner else ""
-        self.run(Command(f"{chown}mv -f {shlex.quote(tmp)} {shlex.quote(path)}", step))
 
     def put_bytes(self, data: bytes, path: str, *, step: str) -> None:
         """Upload binary data over SFTP (never through a command's stdin, which corrupts bytes)."""
