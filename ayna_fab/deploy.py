@@ -79,10 +79,26 @@ def lock_and_plan(t: Target, lock_record: dict | None) -> None:
     if res.get("error") == "locked":
         raise lock.held(t.name, res["holder"], "lock")
     t.locked = lock_record is not None
+    if t.locked:   # the host knows at once if this laptop goes away (host/holder.py)
+        t.remote.hold(cmd.hold(t.layout, t.token))
+    if res.get("took_over"):
+        t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res
     t.releases = host_releases(res)
     t.base = releases.active(t.releases, res["current"])
     t.steps["lock + plan"] = round(time.monotonic() - started, 3)
+
+
+def took_over(what: dict) -> str:
+    """What the host did with a lock whose laptop was gone, before this operation took it."""
+    op = f"the {what.get('operation') or 'operation'} of {lock.describe(what.get('holder') or {})}"
+    n, back = what.get("number"), what.get("back")
+    done = {"live": f"its activation of v{n} had completed: v{n} is live and recorded",
+            "restored": f"its activation of v{n} had not completed: v{back} was put back",
+            "stopped": f"its activation of v{n} had not completed: the units were stopped",
+            "restore-failed": f"its activation of v{n} failed and putting v{back} back failed too"}
+    return (f"the deploy lock was left by {op}, whose connection is gone; the host settled it: "
+            + done.get(what.get("outcome"), "nothing of it had reached the live site; its release is marked failed"))
 
 
 class Deploy(runner.Operation):
@@ -203,16 +219,32 @@ class Deploy(runner.Operation):
             preflight(t)
 
     def activate(self, t: Target) -> None:
-        actions = activation.unit_actions(self.project)
-        res = activation.activate(t, t.number, actions, verify_timeout=self.options.verify_timeout,
-                                  health_timeout=self.options.health_timeout)
-        if res is not None and not res.get("ok"):
-            raise OperationFailed(res.get("detail") or activation.describe(res), host=t.name,
-                                  step="verify" if res.get("healthy") else "health")
+        """The host carries this to its end: on failure it puts the live release back and records
+        that itself; a lone host records success too (a fleet's laptop does, once every batch is in)."""
+        alone = len(self.targets) == 1
+        ok = cmd.record(self.project, *self.success(t))
+        res = activation.activate(t, t.number, activation.unit_actions(self.project),
+                                  verify_timeout=self.options.verify_timeout,
+                                  health_timeout=self.options.health_timeout, restore=True,
+                                  on_ok=ok if alone else None, pending=None if alone else ok,
+                                  on_failure=cmd.record(self.project, *self.failure(t, "activate")))
+        if res is None or res["ok"]:
+            return
+        step = "verify" if res["result"].get("healthy") else "health"
+        why = res.get("reason") or activation.describe(res["result"])
+        if res["outcome"] == "failed":   # the host was not to go back (a fleet's put_back)
+            raise OperationFailed(why, host=t.name, step=step)
+        what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
+                "no earlier release existed: the units were stopped and current removed")
+        hint = "fix the release and deploy again"
+        if t.backup:
+            hint += (f"; v{t.number} migrated the database, which was dumped first: "
+                     + backup_rules.restore_hint(t.name, t.backup))
+        raise OperationFailed(f"v{t.number} failed after the flip at {step}; {what}\n{activation.indent(why)}",
+                              host=t.name, step=step, hint=hint)
 
-    def finish(self, t: Target) -> None:
-        """Record the new states and a log line, clean up old releases (not in the way), unlock."""
-        started = time.monotonic()
+    def success(self, t: Target) -> tuple[dict, dict, dict, list[int]]:
+        """What a successful activation records: states, meta, the log line, releases to remove."""
         old = t.base.number if t.base else None
         states = releases.after_activation(t.releases + [releases.Release(t.number, "active")], t.number, old)
         merged = [releases.Release(x.number, states.get(x.number, x.state), complete=x.complete)
@@ -221,10 +253,29 @@ class Deploy(runner.Operation):
         log = {"event": "deploy", "result": "ok", "release": f"v{t.number}",
                "previous": t.base.name if t.base else None, "revision": self.revision, "ref": self.options.ref,
                "by": lock.who(), "at": lock.now(), "steps": t.steps, "message": self.options.message}
-        t.call(cmd.finish(t.layout, t.project, t.token, states, {t.number: {"steps": t.steps}}, log, remove))
+        return states, {t.number: {"steps": t.steps}}, log, remove
+
+    def failure(self, t: Target, step: str, why: str = "", restored: str | None = None) -> tuple[dict, dict, dict]:
+        """What a failed deploy records: the release failed, and a log line."""
+        log = {"event": "deploy", "result": "failed", "release": f"v{t.number}", "failed_step": step,
+               "reason": why[-2000:], "restored": restored, "revision": self.revision, "ref": self.options.ref,
+               "by": lock.who(), "at": lock.now(), "steps": t.steps}
+        states = {t.number: "failed"} if t.staged and t.number else {}
+        meta = {t.number: {"steps": t.steps, "failed_step": step}} if states else {}
+        return states, meta, log
+
+    def finish(self, t: Target) -> None:
+        """Record the new states and a log line, clean up old releases (not in the way), unlock."""
+        started = time.monotonic()
+        if t.recorded is None:   # a lone host's activation recorded itself
+            states, meta, log, remove = self.success(t)
+            t.recorded = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, remove)) or {}
         t.locked, t.done = False, True
+        removed = [int(n) for n in (t.recorded or {}).get("removed", [])] if not t.dry_run else \
+            self.success(t)[3]
         verb = "would remove" if t.dry_run else "removed"
-        t.show("record", time.monotonic() - started, note=f"{verb} {', '.join(f'v{n}' for n in remove)}" if remove else "")
+        t.show("record", time.monotonic() - started,
+               note=f"{verb} {', '.join(f'v{n}' for n in removed)}" if removed else "")
 
     # -- failing well -------------------------------------------------------------------------
 
@@ -232,8 +283,8 @@ class Deploy(runner.Operation):
         """Put t's host back in a good state after cause; the error to report for it."""
         why = runner.reason(cause)
         step = getattr(cause, "step", None) or phase
-        if isinstance(cause, NeedsAttention) and not t.locked:
-            return cause
+        if isinstance(cause, NeedsAttention) and (not t.locked or t.carried):
+            return cause   # the lock is gone, or the host is carrying the activation itself
         if not t.locked:  # failed before we held the lock: nothing of ours to undo
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step=step)
         try:
@@ -268,11 +319,7 @@ class Deploy(runner.Operation):
                                        + f"; the deploy lock is left in place: fab -H {t.name} unlock")
 
     def record_failure(self, t: Target, why: str, step: str, restored: str | None) -> None:
-        log = {"event": "deploy", "result": "failed", "release": f"v{t.number}", "failed_step": step,
-               "reason": why[-2000:], "restored": restored, "revision": self.revision, "ref": self.options.ref,
-               "by": lock.who(), "at": lock.now(), "steps": t.steps}
-        states = {t.number: "failed"} if t.staged and t.number else {}
-        meta = {t.number: {"steps": t.steps, "failed_step": step}} if states else {}
+        states, meta, log = self.failure(t, step, why, restored)
         res = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
         t.locked, t.done = False, True
         if res and res.get("unlocked") == "busy":
@@ -283,8 +330,8 @@ def raise_busy(t: Target) -> None:
     """The host still runs a step of this deploy (the link dropped while it ran): it finishes on its
     own, and the lock stays until it has, so nobody deploys over it."""
     raise OperationFailed("a step of this deploy is still running on the host; it will finish there, and "
-                          "the deploy lock stays until it has ended", host=t.name, step="record",
-                          hint=f"fab -H {t.name} status shows it; once it has ended: fab -H {t.name} unlock")
+                          "the deploy lock stays until it has ended, then the host releases it by itself",
+                          host=t.name, step="record", hint=f"fab -H {t.name} status shows it")
 
 
 def preflight(t: Target) -> None:

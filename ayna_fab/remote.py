@@ -55,12 +55,14 @@ class Remote:
         self.echo = echo or (lambda line: None)
         self.round_trips = 0
         self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
+        self._held = None                     # the channel of `hold`, while it is open
 
     @classmethod
     def open(cls, ep: ssh.Endpoint, **kw) -> "Remote":
         return cls(ep.name, ssh.connect(ep), **kw)
 
     def close(self) -> None:
+        self.let_go()
         if self.conn is not None:
             self.conn.close()
 
@@ -124,6 +126,40 @@ class Remote:
             return Result(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
         finally:
             chan.close()
+
+    def hold(self, cmd: Command) -> None:
+        """Keep cmd running on the host for as long as this connection lives (host/holder.py).
+        Opened on a thread of its own: nothing waits for it."""
+        if self.dry_run or self.conn is None:
+            return
+
+        def open_channel() -> None:
+            try:
+                self.conn.open()
+                chan = self.conn.client.get_transport().open_session()
+                chan.exec_command(cmd.script)
+                self._held = chan
+            except Exception:  # without a holder the host still works; it only waits for a person
+                self._held = None
+
+        self._held = threading.Thread(target=open_channel, daemon=True)
+        self._held.start()
+
+    def let_go(self, word: bytes = b"done\n") -> None:
+        """Close hold's channel, first saying the operation ended its own way (see holder.DONE)."""
+        held, self._held = self._held, None
+        if isinstance(held, threading.Thread):
+            held.join(10)
+            held, self._held = self._held, None
+        if held is None or isinstance(held, threading.Thread):
+            return
+        try:
+            held.sendall(word)
+            held.shutdown_write()
+            held.status_event.wait(5)   # the host has read it: its holder ends quietly
+            held.close()
+        except Exception:
+            pass
 
     def stream(self, cmd: Command, sink=None, *, pty: bool = False, stdin: bool = False) -> Result:
         """Run cmd, passing its output on as it comes: to sink (an output.Lines) line by line, or

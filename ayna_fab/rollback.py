@@ -52,7 +52,13 @@ class Rollback(runner.Operation):
         deploy.lock_and_plan(t, None if t.dry_run else t.owner)
 
     def choose(self) -> None:
-        number = fleet_target(self.targets, self.options.to)
+        undone = [t for t in self.targets if (t.plan.get("took_over") or {}).get("outcome") in ("restored", "stopped")]
+        if undone and self.options.to is None:
+            # the host has just undone an unfinished deploy: what was live before it is live again,
+            # and that is where a rollback goes (verified again below), not one further back
+            number = undone[0].plan["current"]
+        else:
+            number = fleet_target(self.targets, self.options.to)
         if len(self.targets) > 1:
             self.targets[0].say(f"fleet: every host to v{number}")
         for t in self.targets:
@@ -74,18 +80,36 @@ class Rollback(runner.Operation):
         deploy.preflight(t)
 
     def activate(self, t: Target) -> None:
+        """The host carries this to its end: on failure it puts the release that served back."""
+        alone = len(self.targets) == 1
+        ok = cmd.record(self.project, *self.success(t))
+        failed = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "by": lock.who(),
+                  "at": lock.now()}
         res = activation.activate(t, t.number, activation.unit_actions(self.project),
                                   verify_timeout=self.options.verify_timeout,
-                                  health_timeout=self.options.health_timeout)
-        if res is not None and not res.get("ok"):
-            raise OperationFailed(res.get("detail") or activation.describe(res), host=t.name, step="verify")
+                                  health_timeout=self.options.health_timeout, restore=t.base is not None,
+                                  on_ok=ok if alone else None, pending=None if alone else ok,
+                                  on_failure=cmd.record(self.project, {}, {}, failed))
+        if res is None or res["ok"]:
+            return
+        why = res.get("reason") or activation.describe(res["result"])
+        if res["outcome"] == "restored":
+            raise OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
+                                  + activation.indent(why), host=t.name, step="rollback",
+                                  hint="pick another target: fab -H HOST releases")
+        raise OperationFailed(why, host=t.name, step="verify")
 
-    def finish(self, t: Target) -> None:
-        started = time.monotonic()
+    def success(self, t: Target) -> tuple[dict, dict, dict, list]:
         states = releases.after_activation(t.releases, t.number, t.plan["current"], rolled_back=True)
         log = {"event": "rollback", "result": "ok", "release": f"v{t.number}",
                "from": t.base.name if t.base else None, "by": lock.who(), "at": lock.now(), "steps": t.steps}
-        t.call(cmd.finish(t.layout, t.project, t.token, states, {}, log, []))
+        return states, {}, log, []
+
+    def finish(self, t: Target) -> None:
+        started = time.monotonic()
+        if t.recorded is None:
+            states, meta, log, _ = self.success(t)
+            t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
         t.locked, t.done = False, True
         t.show("record", time.monotonic() - started)
 
@@ -100,6 +124,8 @@ class Rollback(runner.Operation):
             except AynaFabError as lost:
                 why += f"\nthe lock could not be released ({lost.message})"
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
+        if t.carried and isinstance(cause, NeedsAttention):
+            return cause   # the host is carrying the activation itself
         if t.base is None:
             return NeedsAttention(f"rollback to v{t.number} failed and there is no release to return to: {why}",
                                   host=t.name, step="rollback", hint=f"fab -H {t.name} status")

@@ -51,6 +51,8 @@ class Target:
     staged: bool = False              # releases/vN exists (deploys)
     flipped: bool = False             # current may point at number: failing now means putting base back
     done: bool = False                # recorded: nothing left to undo
+    carried: bool = False             # the host carries an activation of ours to its end (not us)
+    recorded: dict | None = None      # what the host recorded itself at the activation's end
     deps_changed: bool = True
     backup: str | None = None         # the dump taken before migrating, named in failure messages
     prepare_steps: tuple[str, ...] = ()
@@ -189,7 +191,9 @@ def run(op: Operation, say: Say) -> None:
                     failures = each(phase, op, group)
                     if failures:
                         raise PhaseFailed(label, failures)
-                    if i < len(op.phases) - 1:  # an interrupt after the last phase came too late to matter
+                    # An interrupt after the last phase, or once every host has recorded (the host
+                    # carried the activation to its end), came too late to matter.
+                    if i < len(op.phases) - 1 and not all(t.done for t in op.targets):
                         for t in group:
                             t.stop_if_interrupted()
         except (PhaseFailed, AynaFabError, KeyboardInterrupt, Exception) as exc:
@@ -201,6 +205,9 @@ def run(op: Operation, say: Say) -> None:
                 t.remote.interrupted = None
             with no_interrupts():
                 raise settle(op, label, failures) from _first(exc)
+        finally:
+            for t in op.targets:   # seen through: the hosts' holders end quietly (host/holder.py)
+                t.remote.let_go()
 
 
 def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[Target]]]:
@@ -269,8 +276,9 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
             f"putting the host back failed: {reason(exc)}", host=name, step="restore",
             hint=f"fab -H {name} status")
     if len(op.targets) == 1:
-        only = outcome[op.targets[0].name]
-        return only or OperationFailed(reason(failures[first]), host=first, step=phase)
+        only, cause = outcome[op.targets[0].name], failures[first]
+        return only or (cause if isinstance(cause, AynaFabError) else
+                        OperationFailed(reason(cause), host=first, step=phase))
     lines = []
     for t in op.targets:
         err = outcome.get(t.name)

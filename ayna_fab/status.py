@@ -17,6 +17,26 @@ from ayna_fab.remote import Remote
 MAX_PARALLEL = 16
 
 
+def lock_text(lock: dict | None) -> str | None:
+    """Who holds the lock, and what the host knows of it: a step running, its laptop gone."""
+    if not lock:
+        return None
+    text = f"{lock.get('by')}@{lock.get('from')} since {lock.get('at')}"
+    running = ", ".join(f"{w['what']} {w['seconds']}s" for w in lock.get("workers") or [])
+    if running:
+        text += f" (running: {running})"
+    if lock.get("orphaned"):
+        text += " (its laptop is gone: the next deploy or rollback settles it)"
+    return text
+
+
+def activation_text(j: dict | None) -> str | None:
+    """An activation the host is carrying now, else None."""
+    if not j or j.get("phase") == "done":
+        return None
+    return f"v{j.get('number')}: {j.get('phase')}"
+
+
 def row(config: Config, host: Host, project: Project, res: dict | None, error: str | None) -> dict:
     if error:
         return {"host": host.name, "project": project.name, "error": error}
@@ -29,8 +49,8 @@ def row(config: Config, host: Host, project: Project, res: dict | None, error: s
         "deployed_at": meta.get("deployed_at"), "deployed_by": meta.get("deployed_by"),
         "units": res["units"],
         "health": {k: ("ok" if v["ok"] else f"{v['status'] or 'down'}") for k, v in res["health"].items()},
-        "lock": (f"{res['lock'].get('by')}@{res['lock'].get('from')} since {res['lock'].get('at')}"
-                 if res["lock"] else None),
+        "lock": lock_text(res["lock"]),
+        "activation": activation_text(res.get("activation")),
         "releases": len(rels),
         "states": {f"v{r['number']}": (r["meta"] or {}).get("state", "?") for r in rels},
         "disk_free_gb": round(res["disk_free"] / 2**30, 1) if res["disk_free"] is not None else None,
@@ -76,4 +96,9 @@ def cells(r: dict) -> list:
     health = " ".join(f"{k}:{v}" for k, v in r["health"].items())
     return [r["host"], r["project"], r["release"] or "-", (r["revision"] or "")[:12],
             f"{r['deployed_at'] or ''} {r['deployed_by'] or ''}".strip(), units, health or "-",
-            r["lock"] or "-", r["releases"], f"{r['disk_free_gb']} GB", "DRIFT" if r["drift"] else ""]
+            lock_cell(r), r["releases"], f"{r['disk_free_gb']} GB", "DRIFT" if r["drift"] else ""]
+
+
+def lock_cell(r: dict) -> str:
+    activating = f"activating {r['activation']}" if r.get("activation") else None
+    return " ".join(x for x in (r["lock"], activating) if x) or "-"

@@ -31,7 +31,7 @@ from ayna_fab.remote import Command, Remote, Result
 class Fault:
     call: str                     # host call name (plan, stage, prepare, activate, finish, ...), or "upload"
     nth: int = 1                  # the nth such call on this host
-    kind: str = "link-before"     # link-before | link-after | interrupt | fail-step
+    kind: str = "link-before"     # link-before | link-after | interrupt | fail-step | die-before | die-after
     step: str | None = None       # fail-step: which prepare step fails
 
 
@@ -45,10 +45,21 @@ class HostState:
     units: dict[str, str] = field(default_factory=dict)  # unit -> active/inactive
     restarts: list[tuple[str, str]] = field(default_factory=list)
     preflights: list[int] = field(default_factory=list)   # releases checked privately before a flip
+    kill_worker: bool = False     # the activation's worker is killed when it starts polling health
+
+
+class LaptopDied(BaseException):
+    """The laptop is gone (SIGKILL, a closed lid): nothing of it runs on, no recovery, no finally."""
+
+
+class WorkerKilled(BaseException):
+    """The host's activation worker was killed: its journal stays as it was."""
 
 
 class FakeRemote(Remote):
     """A Remote whose commands are answered by the real host program, in this process."""
+
+    laptop_dead = False   # set by a die fault: every later call of any host raises LaptopDied
 
     def __init__(self, name: str, root: str, state: HostState, faults: list[Fault] | None = None, *,
                  dry_run=False, echo=None) -> None:
@@ -75,6 +86,9 @@ class FakeRemote(Remote):
         name = type(cmd.call).__name__.lower()
         fault = self._fault(name)
         self.round_trips += 1
+        if FakeRemote.laptop_dead or (fault and fault.kind == "die-before"):
+            FakeRemote.laptop_dead = True   # nothing more reaches any host from a dead laptop
+            raise LaptopDied(name)
         if fault and fault.kind == "link-before":
             raise OperationFailed("lost the connection or timed out: injected", host=self.name, step=cmd.step)
         if fault and fault.kind == "fail-step":
@@ -83,6 +97,9 @@ class FakeRemote(Remote):
         code, out = self.answer(name, cmd.call)
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.discard(fault.step)
+        if fault and fault.kind == "die-after":
+            FakeRemote.laptop_dead = True
+            raise LaptopDied(name)
         if fault and fault.kind == "link-after":
             raise OperationFailed("lost the connection or timed out: injected", host=self.name, step=cmd.step)
         if fault and fault.kind == "interrupt":   # as Remote.run: the answer counts, the operation stops next
@@ -128,6 +145,11 @@ class FakeRemote(Remote):
                 return ("", None)
 
         def poll(checks, expect, deadline, fail_fast=False):
+            if st.kill_worker:   # the worker dies: its mark in the lock dies with it
+                st.kill_worker = False
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self.root}/.deploy-lock/worker-{os.getpid()}.json")
+                raise WorkerKilled()
             live = store.current_number(self.root)
             ok = live not in st.broken | st.broken_live
             report = {c["name"]: {"status": 200 if ok else 500, "release": f"v{live}", "ok": ok,
@@ -173,6 +195,7 @@ class FakeRemote(Remote):
         patch(units, "control_async", lambda verb, unit: Done(unit, verb))
         patch(health, "poll", poll)
         patch(activate, "verify", verify)
+        patch(activate, "detach", lambda root, work: work())  # the worker, carried out in this call
         patch(preflight, "check", check)
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)

@@ -77,12 +77,36 @@ def preflight(layout: Layout, project: Project, token: str, number: int) -> Comm
 
 
 def activate(layout: Layout, project: Project, token: str, number: int, actions: list[tuple[str, str]],
-             verify_timeout: float, health_timeout: float, step: str = "activate") -> Command:
+             verify_timeout: float, health_timeout: float, *, back: int | None = None, restore: bool = False,
+             on_ok: dict | None = None, on_failure: dict | None = None, pending: dict | None = None,
+             step: str = "activate") -> Command:
+    """Make vN live, carried to its end by the host (host/activate.py). restore: on failure, put
+    back `back` (or stop the units when it is None). on_ok / on_failure: what the host records at
+    the end (built by `record`); pending: what a fleet host records if its laptop goes away."""
     return hostcall.command(calls.Activate(
         root=layout.root, token=token, number=number, actions=[list(a) for a in actions],
         health=health_checks(project),
         http_units=[units.unit_name(project, s) for s in ("web", "api") if s in project.services],
-        verify_timeout=verify_timeout, health_timeout=health_timeout), step)
+        verify_timeout=verify_timeout, health_timeout=health_timeout, back=back, restore=restore,
+        record={"ok": on_ok, "failed": on_failure, "pending": pending}), step)
+
+
+def record(project: Project, states: dict[int, str], meta: dict[int, dict], log: dict | None,
+           remove: list[int] = ()) -> dict:
+    """An outcome the host records itself at an activation's end: Finish's arguments, as data."""
+    return {"states": {str(k): v for k, v in states.items()}, "meta": {str(k): v for k, v in meta.items()},
+            "log": log, "remove": list(remove), "units": units.unit_names(project)}
+
+
+def follow(layout: Layout, token: str, timeout: float) -> Command:
+    """Reattach to this operation's activation on the host (after a lost link)."""
+    return hostcall.command(calls.Follow(root=layout.root, token=token, timeout=timeout), "activate",
+                            changes=False)
+
+
+def hold(layout: Layout, token: str) -> Command:
+    """The operation's presence on the host while the laptop's connection lives (host/holder.py)."""
+    return hostcall.command(calls.Hold(root=layout.root, token=token), "hold")
 
 
 def deactivate(layout: Layout, project: Project, token: str) -> Command:

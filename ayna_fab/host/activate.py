@@ -1,13 +1,28 @@
-"""Activation: flip `current`, reload or restart the units, poll health, verify every process.
+"""Activation, carried to its end on the host whatever happens to the laptop.
 
-Also the way back when there is no release to return to (deactivate).
+The activate call starts a worker of its own session, detached from the SSH
+connection, and then only follows it. The worker flips `current`, restarts every
+unit, polls health, verifies every process, and when that fails puts the release
+it replaced back (or, with none, stops the units), then records the outcome:
+states, the log line, the lock's release. Its progress goes to the journal
+(journal.py) step by step. Losing the link, killing the laptop or killing the
+call that follows changes nothing; killing the worker itself leaves its journal,
+and whoever comes next (the follower, the holder when the laptop is gone, the
+next plan) finishes the way back: `resume`. docs/ARCHITECTURE.md.
 """
 
+import fcntl
 import os
+import signal
 import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import asdict
 
-from . import calls, health, store, units, wire
+from . import calls, health, journal, lock, releases, store, units, wire
 from .releases import require_lock
+
+FOLLOW_POLL = 0.1
 
 
 def verify(unit_names, rel, deadline):
@@ -39,17 +54,187 @@ def verify(unit_names, rel, deadline):
         time.sleep(0.2)
 
 
-def activate(a: calls.Activate):
-    require_lock(a.root, a.token)
-    rel = store.release_dir(a.root, a.number)
-    if not os.path.isdir(rel):
-        raise wire.Refused("missing", f"{rel} does not exist")
-    res = {"number": a.number, "steps": {}}
+def describe(res):
+    """What went wrong in a bring-up, one line per unit or endpoint (the log's reason, the error)."""
+    lines = list(res.get("unit_errors", []))
+    for unit, v in res.get("verify", {}).items():
+        if v["active"] != "active":
+            lines.append(f"{unit} is {v['active']}")
+        for pid, cwd in v["stale"]:
+            lines.append(f"{unit}: pid {pid} still runs from {cwd}")
+    for name, h in res.get("health", {}).items():
+        if not h["ok"]:
+            lines.append(f"{name} health: status {h['status']}, release {h['release']}: {h['body'][:160]}")
+    if res.get("detail"):
+        lines.append(res["detail"])
+    return f"v{res['number']} is not healthy:\n" + "\n".join("    " + x for x in lines)
 
+
+# --- the call ------------------------------------------------------------------------------------
+
+def activate(a: calls.Activate):
+    """Start the worker, then follow it to its end (the answer is the journal's outcome)."""
+    require_lock(a.root, a.token)
+    if not os.path.isdir(store.release_dir(a.root, a.number)):
+        raise wire.Refused("missing", f"{store.release_dir(a.root, a.number)} does not exist")
+    journal.write(a.root, {"token": a.token, "number": a.number, "back": a.back, "call": asdict(a),
+                           "steps": [], "phase": "starting", "outcome": None, "started": time.time()})
+    detach(a.root, lambda: carry(a))
+    return follow(a.root, a.token)
+
+
+def follow_call(a: calls.Follow):
+    """Reattach to an activation (after a lost link): relay its steps, answer its outcome."""
+    if journal.of(a.root, a.token) is None:
+        raise wire.Refused("no-activation", "this operation started no activation on the host")
+    return follow(a.root, a.token, time.monotonic() + a.timeout if a.timeout else None)
+
+
+def detach(root, work):
+    """Run work in a grandchild of its own session with its stdio on /dev/null: no hang-up, no
+    closed pipe and no signal sent to this call reaches it. Its pid goes to the journal first."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        ready_r, ready_w = os.pipe()
+        child = os.fork()
+        if child:  # the worker is known before this call goes on to follow it
+            journal.update(root, worker={"pid": child, "start": lock.start_time(child)})
+            os._exit(0)
+        os.close(ready_w)
+        os.read(ready_r, 1)  # end of file once the journal names this worker: no lost update
+        os.close(ready_r)
+        for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(s, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        work()
+    except BaseException:
+        try:
+            journal.update(root, crash=traceback.format_exc()[-3000:])
+        except Exception:
+            pass
+    finally:
+        os._exit(0)
+
+
+def follow(root, token, deadline=None):
+    """Relay the journal's steps as they come until the activation is done. A worker that died
+    on the way is finished here (resume). With a deadline, may answer {"running": True}."""
+    sent = 0
+    while True:
+        j = journal.of(root, token) or {}
+        for name, seconds, ok in j.get("steps", [])[sent:]:
+            wire.step(name, seconds, ok)
+        sent = len(j.get("steps", []))
+        if j.get("phase") == "done":
+            return answer(j)
+        w = j.get("worker") or {}
+        if w and not lock.alive(w["pid"], w.get("start")):
+            resume(root, token)
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            return {"running": True, "phase": j.get("phase"), "number": j.get("number")}
+        time.sleep(FOLLOW_POLL)
+
+
+def answer(j):
+    return {"outcome": j["outcome"], "ok": j["outcome"] == "live", "number": j["number"], "back": j.get("back"),
+            "result": j.get("result") or {}, "restore": j.get("restore"), "recorded": j.get("recorded"),
+            "reason": j.get("reason")}
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+@contextmanager
+def carrying(root):
+    """One process carries an activation at a time; the flock dies with it, so a resumer waits
+    for a live worker and goes on at once after a dead one."""
+    with open(os.path.join(root, journal.NAME + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def carry(a: calls.Activate):
+    """The whole transaction: bring vN up; on failure, the way back; record the outcome."""
+    with carrying(a.root):
+        lock.mark_working(a.root, "activate")
+        res = bring_up(a, a.number)
+        journal.update(a.root, result=res)
+        if res["ok"]:
+            conclude(a, "live", res, None)
+        else:
+            back_out(a, res, describe(res))
+
+
+def back_out(a: calls.Activate, res, reason):
+    """The new release failed (or its worker died): put a.back live again, or stop the units."""
+    back = None
+    if not a.restore:
+        outcome = "failed"
+    elif a.back is None:
+        outcome = "stopped" if stop(a) else "restore-failed"
+    else:
+        back = bring_up(a, a.back, restoring=True)
+        outcome = "restored" if back["ok"] else "restore-failed"
+    conclude(a, outcome, res, back, reason)
+
+
+def resume(root, token):
+    """Finish an activation whose worker died: if it had not concluded, the new release is not
+    trusted, so the way back is taken; then the outcome is recorded. Idempotent."""
+    with carrying(root):
+        j = journal.of(root, token)
+        if j is None or j.get("phase") == "done":
+            return
+        a = calls.Activate(**j["call"])
+        if j.get("outcome") is None:
+            res = j.get("result") or {"number": a.number, "ok": False}
+            why = f"the activation of v{a.number} stopped at {j.get('phase')} (its process was killed)"
+            journal.update(root, reason=why, result=res)
+            lock.mark_working(root, "activate")
+            back_out(a, res, why)
+        else:
+            conclude(a, j["outcome"], j.get("result") or {}, j.get("restore"), j.get("reason"))
+
+
+def conclude(a: calls.Activate, outcome, res, back, reason=None):
+    """Record the outcome as asked (record["ok"] or record["failed"]), then mark the journal done."""
+    journal.update(a.root, outcome=outcome, restore=back, phase="record", reason=reason)
+    which = {"live": "ok", "restored": "failed", "stopped": "failed"}.get(outcome)
+    recorded = None
+    spec = (a.record or {}).get(which) if which else None
+    if spec and lock.holds(a.root, a.token):
+        log = dict(spec["log"]) if spec.get("log") else None
+        if log is not None and which == "failed":
+            log.update(reason=(reason or "")[-2000:], restored=f"v{a.back}" if outcome == "restored" else None)
+        recorded = releases.record(a.root, a.token, spec.get("states", {}), spec.get("meta", {}), log,
+                                   spec.get("remove", []), spec.get("units", []))
+    journal.update(a.root, recorded=recorded, phase="done", finished=time.time())
+
+
+def bring_up(a: calls.Activate, number, restoring=False):
+    """Flip to number, restart every unit (all at once), poll health while workers finish their
+    warm shutdowns, verify. Steps go to the journal (a way back shows as one `restore` step)."""
+    rel = store.release_dir(a.root, number)
+    res = {"number": number, "steps": {}}
+    started = time.monotonic()
+
+    def done(name, seconds, ok=True):
+        res["steps"][name] = round(seconds, 3)
+        if not restoring:
+            journal.add_step(a.root, name, seconds, ok)
+
+    journal.update(a.root, phase="restore" if restoring else "flip")
     t = time.monotonic()
-    store.flip(a.root, a.number)
-    res["steps"]["flip"] = round(time.monotonic() - t, 3)
-    wire.step("flip", time.monotonic() - t)
+    store.flip(a.root, number)
+    done("flip", time.monotonic() - t)
+    if not restoring:
+        journal.update(a.root, phase="restart")
 
     t = time.monotonic()
     errors = []
@@ -68,27 +253,38 @@ def activate(a: calls.Activate):
     # Health needs only the HTTP units: poll it while workers finish their warm shutdowns.
     http = set(a.http_units)
     settle([p for p in procs if p[0] in http])
+    if not restoring:
+        journal.update(a.root, phase="health")
     t_health = time.monotonic()
-    healthy, hreport = health.poll(a.health, f"v{a.number}", time.monotonic() + a.health_timeout,
+    healthy, hreport = health.poll(a.health, f"v{number}", time.monotonic() + a.health_timeout,
                                    fail_fast=not errors)
     health_seconds = time.monotonic() - t_health
     settle([p for p in procs if p[0] not in http])
-    res["steps"]["restart"] = round(time.monotonic() - t - health_seconds, 3)
-    wire.step("restart", res["steps"]["restart"], not errors)
+    done("restart", time.monotonic() - t - health_seconds, not errors)
     res["unit_errors"] = errors
-    res["steps"]["health"] = round(health_seconds, 3)
-    wire.step("health", health_seconds, healthy)
+    done("health", health_seconds, healthy)
     res["health"] = hreport
     res["healthy"] = healthy
 
+    if not restoring:
+        journal.update(a.root, phase="verify")
     t = time.monotonic()
     ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout)
-    res["steps"]["verify"] = round(time.monotonic() - t, 3)
-    wire.step("verify", time.monotonic() - t, ok)
+    done("verify", time.monotonic() - t, ok)
     res["verify"] = report
     res["verified"] = ok and not errors
     res["ok"] = res["verified"] and healthy
+    if restoring:
+        journal.add_step(a.root, "restore", time.monotonic() - started, res["ok"])
     return res
+
+
+def stop(a: calls.Activate):
+    """No release to go back to (a failed first deploy): stop the units, remove current."""
+    errors = [e for e in (units.control("stop", u) for u, _ in a.actions) if e]
+    store.unlink_current(a.root)
+    journal.add_step(a.root, "restore", 0.0, not errors)
+    return not errors
 
 
 def deactivate(a: calls.Deactivate):

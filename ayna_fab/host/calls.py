@@ -72,7 +72,10 @@ class Preflight:
 
 @dataclass(frozen=True)
 class Activate:
-    """Flip current to vN, reload or restart the units, poll health, verify every process."""
+    """Make vN live, carried to its end on the host whatever happens to the connection (a detached
+    worker): flip, restart, health, verify; on failure, with restore, put `back` live again (or
+    stop the units when back is None); then record: record["ok"] or record["failed"], each None or
+    {"states", "meta", "log", "remove", "units"} as Finish takes them (it releases the lock)."""
     root: str
     token: str
     number: int
@@ -81,6 +84,26 @@ class Activate:
     http_units: list
     verify_timeout: float
     health_timeout: float
+    back: int | None
+    restore: bool
+    record: dict
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Reattach to this operation's activation: its steps and, once done, its outcome (timeout:
+    seconds to wait for it; 0 waits to the end)."""
+    root: str
+    token: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The operation's presence on the host for as long as the laptop's connection lives; when it
+    closes with the lock still held, the host finishes or abandons the operation by itself."""
+    root: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -225,7 +248,7 @@ class AuthorizeKey:
 
 
 CALLS = {cls.__name__.lower(): cls for cls in (
-    Plan, Stage, Prepare, Preflight, Activate, Deactivate, Finish, Unlock, Status, Migrations,
+    Plan, Stage, Prepare, Preflight, Activate, Follow, Hold, Deactivate, Finish, Unlock, Status, Migrations,
     Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
 
 

@@ -5,7 +5,10 @@ ownership every later call of the same operation presents. Liveness is judged
 here, on the host, never from the laptop's pid or hostname: every call of the
 operation touches the record (a heartbeat), and a step that runs long marks
 itself in the lock (`working`) for as long as its process lives. A lock with a
-live worker is never released, not even by force: the work ends first.
+live worker is never released, not even by force: the work ends first. Deploys
+and rollbacks also keep a holder on the host for as long as the laptop's
+connection lives (holder.py): when it closes, the host finishes or abandons the
+operation itself.
 """
 
 import json
@@ -59,7 +62,8 @@ def holds(root, token):
     return ok
 
 
-def _start_time(pid):
+def start_time(pid):
+    """The process's start time (from /proc): with its pid, it names one process for good."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
@@ -67,26 +71,50 @@ def _start_time(pid):
         return None
 
 
+def alive(pid, start):
+    """Whether process pid, started at start, still runs (a pid reused since is another process)."""
+    return start is not None and start_time(pid) == start
+
+
+def _mark(root, kind, what):
+    """A marker file for this process in the lock: it counts for as long as the process lives."""
+    pid = os.getpid()
+    marker = os.path.join(path(root), f"{kind}-{pid}.json")
+    try:
+        with open(marker, "w") as f:
+            json.dump({"pid": pid, "start": start_time(pid), "what": what, "since": time.time()}, f)
+    except OSError:
+        return None
+    return marker
+
+
+def _live(root, kind):
+    """The processes marked as kind in the lock that still run: [{"pid", "what", "seconds"}]."""
+    found = []
+    try:
+        names = [n for n in os.listdir(path(root)) if n.startswith(kind + "-")]
+    except OSError:
+        return found
+    for name in names:
+        try:
+            with open(os.path.join(path(root), name)) as f:
+                w = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if alive(w["pid"], w.get("start")):
+            found.append({"pid": w["pid"], "what": w.get("what"), "seconds": round(time.time() - w["since"])})
+    return found
+
+
 def mark_working(root, what):
     """Mark this process as doing `what` under the lock (the mark dies with the process)."""
-    pid = os.getpid()
-    try:
-        with open(os.path.join(path(root), f"worker-{pid}.json"), "w") as f:
-            json.dump({"pid": pid, "start": _start_time(pid), "what": what, "since": time.time()}, f)
-    except OSError:
-        pass
+    _mark(root, "worker", what)
 
 
 @contextmanager
 def working(root, what):
     """Mark this process as doing `what` under the lock, for as long as it runs."""
-    pid = os.getpid()
-    marker = os.path.join(path(root), f"worker-{pid}.json")
-    try:
-        with open(marker, "w") as f:
-            json.dump({"pid": pid, "start": _start_time(pid), "what": what, "since": time.time()}, f)
-    except OSError:
-        marker = None
+    marker = _mark(root, "worker", what)
     try:
         yield
     finally:
@@ -99,20 +127,30 @@ def working(root, what):
 
 def workers(root):
     """The steps still running under the lock: [{"pid", "what", "seconds"}] of live processes."""
-    found = []
+    return _live(root, "worker")
+
+
+def mark_holding(root):
+    """Mark this process as the holder's presence on the host: it lives as long as the laptop's
+    connection (holder.py), so the host knows at once when the operation's controller is gone."""
+    return _mark(root, "holder", "connection")
+
+
+def holders(root):
+    return _live(root, "holder")
+
+
+def had_holder(root):
+    """Whether the operation ever kept a holder here (a lock from before holders has none)."""
     try:
-        names = [n for n in os.listdir(path(root)) if n.startswith("worker-")]
+        return any(n.startswith("holder-") for n in os.listdir(path(root)))
     except OSError:
-        return found
-    for name in names:
-        try:
-            with open(os.path.join(path(root), name)) as f:
-                w = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if w.get("start") and _start_time(w["pid"]) == w["start"]:
-            found.append({"pid": w["pid"], "what": w.get("what"), "seconds": round(time.time() - w["since"])})
-    return found
+        return False
+
+
+def orphaned(root):
+    """A lock whose operation is gone: its holder's connection closed and nothing of it runs."""
+    return had_holder(root) and not holders(root) and not workers(root)
 
 
 def inspect(root):
@@ -125,7 +163,8 @@ def inspect(root):
         idle = round(time.time() - os.stat(os.path.join(path(root), OWNER)).st_mtime)
     except OSError:
         idle = None
-    return {**h, "idle_seconds": idle, "workers": workers(root)}
+    return {**h, "idle_seconds": idle, "workers": workers(root), "connected": bool(holders(root)),
+            "orphaned": orphaned(root)}
 
 
 def release(root, token, force=False):

@@ -15,7 +15,8 @@ from . import calls, lock, wire
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
     "preflight": "prepare.preflight",
-    "activate": "activate.activate", "deactivate": "activate.deactivate", "finish": "releases.finish",
+    "activate": "activate.activate", "follow": "activate.follow_call", "hold": "holder.hold",
+    "deactivate": "activate.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
     "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
     "restore": "ops.restore", "services": "ops.services", "facts": "facts.gather",
@@ -25,7 +26,8 @@ HANDLERS = {
 
 # Calls that may run long under the deploy lock: they outlive a dropped connection (SIGHUP
 # ignored) and mark the lock as busy while they run, so nobody can release it under them.
-LONG = ("prepare", "preflight", "activate")
+# (activate detaches a worker of its own, which marks itself: activate.py.)
+LONG = ("prepare", "preflight")
 
 
 def _outlive_the_connection():

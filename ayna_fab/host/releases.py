@@ -7,7 +7,7 @@ import shutil
 import tarfile
 import time
 
-from . import calls, dumps, lock, store, units, wire
+from . import calls, dumps, journal, lock, store, units, wire
 from .health import poll
 from .wire import Refused
 
@@ -23,8 +23,16 @@ def plan(a: calls.Plan):
     root = a.root
     if not os.path.isdir(store.releases_dir(root)):
         raise Refused("no-layout", f"{store.releases_dir(root)} does not exist")
+    took_over = None
     if a.lock is not None:
         holder = lock.take(root, a.lock)
+        if holder is not None and lock.orphaned(root):
+            # its laptop's connection is gone and nothing of it runs: the host settles it, and
+            # this operation goes on (holder.py)
+            from .holder import abandon
+            took_over = abandon(root, holder.get("token"), why="its laptop's connection was gone")
+            took_over["holder"] = holder
+            holder = lock.take(root, a.lock)
         if holder is not None:
             raise Refused("locked", "another operation holds the lock", holder=holder)
     rels = store.listing(root)
@@ -34,7 +42,8 @@ def plan(a: calls.Plan):
             "disk_free": st.f_bavail * st.f_frsize, "units": {u: units.state(u) for u in a.units},
             # for the laptop's plan-time refusals (ayna_fab/planchecks.py): the database's engine
             # (a backup must be possible before migrate) and setup's uv config (Layout.uv_config)
-            "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG))}
+            "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG)),
+            "took_over": took_over}
 
 
 UV_CONFIG = "uv.toml"   # in the project's directory; Layout.uv_config names the same file
@@ -149,16 +158,20 @@ def stage(a: calls.Stage):
 
 
 def finish(a: calls.Finish):
-    """Record states and the log line, set old releases aside, release the lock."""
     require_lock(a.root, a.token)
-    for number, state in a.states.items():
-        store.set_state(a.root, int(number), state, a.meta.get(number))
-    if a.log:
-        store.append_log(a.root, a.log)
-    in_use = units.releases_in_use(a.units, store.releases_dir(a.root)) if a.remove else {}
-    removed = store.remove(a.root, [n for n in a.remove if n not in in_use])
-    kept = {f"v{n}": pids for n, pids in in_use.items() if n in a.remove}
-    return {"removed": removed, "kept_in_use": kept, "unlocked": lock.release(a.root, a.token)}
+    return record(a.root, a.token, a.states, a.meta, a.log, a.remove, a.units)
+
+
+def record(root, token, states, meta, log, remove, unit_names):
+    """Record states and the log line, set old releases aside, release the lock."""
+    for number, state in states.items():
+        store.set_state(root, int(number), state, meta.get(number))
+    if log:
+        store.append_log(root, log)
+    in_use = units.releases_in_use(unit_names, store.releases_dir(root)) if remove else {}
+    removed = store.remove(root, [n for n in remove if n not in in_use])
+    kept = {f"v{n}": pids for n, pids in in_use.items() if n in remove}
+    return {"removed": removed, "kept_in_use": kept, "unlocked": lock.release(root, token)}
 
 
 def unlock(a: calls.Unlock):
@@ -178,7 +191,13 @@ def status(a: calls.Status):
     except OSError:
         free = None
     return {"current": cur, "meta": meta, "units": {u: units.state(u) for u in a.units}, "health": hreport,
-            "lock": lock.inspect(root), "releases": rels, "disk_free": free, "exists": os.path.isdir(root)}
+            "lock": lock.inspect(root), "releases": rels, "disk_free": free, "exists": os.path.isdir(root),
+            "activation": _activation(root)}
+
+
+def _activation(root):
+    j = journal.read(root)
+    return {k: j.get(k) for k in ("number", "phase", "outcome", "back")} if j else None
 
 
 def migrations(a: calls.Migrations):

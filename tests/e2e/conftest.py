@@ -31,7 +31,8 @@ FAB = Path(sys.executable).with_name("fab")
 
 # The session's hosts are shared, so modules run as a story: bare hosts first, then setup,
 # then deploys on set-up hosts.
-MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy", "test_ops", "test_soak", "test_corpus",
+MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy", "test_ops", "test_faults", "test_soak",
+                "test_corpus",
                 "test_fleet",
                 "test_hostile")
 

@@ -1,0 +1,226 @@
+"""The fault matrix: a deploy broken at each phase by each fault, on a real sandbox host.
+
+For every cell, a deploy of a new commit is started as a person would (`fab` in a
+process of its own); the test watches the host's own files from outside the
+container until the phase begins, then injects the fault: the link cut at the
+sandbox forwarder, the laptop killed (SIGKILL) or sent SIGTERM, the host-side
+process of the step killed, the disk full under uv's cache, PostgreSQL stopped,
+a release whose units will not serve. Then, with no person acting, within 90 s:
+`current` points at a complete release that passes its health check (the old one
+unless the new one finished), no lock is left, `fab status` says so, and the next
+`fab deploy` succeeds. README.md has the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ayna_fab.sandbox import forwarder
+from tests.e2e.conftest import FAB, REPO, fab
+from tests.e2e.test_deploy import ROOT, Repo, health, inv, repo  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.e2e
+GOOD_WITHIN = 90.0
+PHASE_WAIT = 180.0
+
+
+def host_path(sandbox, path: str) -> Path:
+    """A path of the first sandbox host, read from outside the container (no round trip)."""
+    return sandbox.hosts[0].merged / path.lstrip("/")
+
+
+def current_number(sandbox) -> int | None:
+    try:
+        return int(os.readlink(host_path(sandbox, f"{ROOT}/releases/current")).rstrip("/").rsplit("v", 1)[1])
+    except OSError:
+        return None
+
+
+def journal(sandbox) -> dict:
+    try:
+        return json.loads(host_path(sandbox, f"{ROOT}/activation.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def backups(sandbox) -> set[str]:
+    d = host_path(sandbox, f"{ROOT}/shared/backups")
+    return set(os.listdir(d)) if d.is_dir() else set()
+
+
+class Cell:
+    """One deploy with one fault; `when` says when the phase has begun (read on the host)."""
+
+    def __init__(self, sandbox, inv: Path, repo: Repo, number: int) -> None:
+        self.sandbox, self.inv, self.repo, self.number = sandbox, inv, repo, number
+        self.before_backups = backups(sandbox)
+        self.before_journal = journal(sandbox).get("started")
+
+    def phase_begun(self, phase: str) -> bool:
+        root, n = ROOT, self.number
+        exists = lambda p: host_path(self.sandbox, p).exists()  # noqa: E731
+        j = journal(self.sandbox)
+        new_journal = j.get("started") != self.before_journal and j.get("number") == n
+        return {
+            "plan": exists(f"{root}/.deploy-lock/owner.json"),
+            "upload": exists(f"{root}/releases/.upload-v{n}.tar.gz") or exists(f"{root}/releases/v{n}"),
+            "install": exists(f"{root}/releases/v{n}/.venv"),
+            "check/migrate": bool(backups(self.sandbox) - self.before_backups),
+            "activate": new_journal,
+            "after flip": new_journal and current_number(self.sandbox) == n,
+            "health": new_journal and j.get("phase") in ("health", "verify", "record", "done"),
+            "record": new_journal and j.get("phase") in ("record", "done"),
+        }[phase]
+
+    def start(self) -> subprocess.Popen:
+        env = {**os.environ, "AYNA_FAB_HOSTS": str(self.inv)}
+        self.out = open(self.inv.parent / f"fab-{self.number}.log", "w+")
+        return subprocess.Popen([str(FAB), "-H", "sandbox1", "deploy"], cwd=REPO, env=env, stdout=self.out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_for(self, phase: str, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + PHASE_WAIT
+        while not self.phase_begun(phase):
+            assert proc.poll() is None, f"fab ended before {phase}: {self.output()}"
+            assert time.monotonic() < deadline, f"{phase} never began: {self.output()}"
+            time.sleep(0.02)
+
+    def output(self) -> str:
+        self.out.flush()
+        self.out.seek(0)
+        return self.out.read()
+
+
+def kill_host_call(sandbox, call: str) -> str:
+    """SIGKILL every host-program process running `call` (for activate: the call and its worker)."""
+    script = ("import os,signal\n"
+              "for p in os.listdir('/proc'):\n"
+              " try:\n"
+              "  a=open(f'/proc/{p}/cmdline','rb').read().split(b'\\0')\n"
+              " except OSError: continue\n"
+              f" if len(a)>4 and a[0].endswith(b'python3') and a[1]==b'-c' and a[3]==b'{call}':\n"
+              "  os.kill(int(p),signal.SIGKILL); print(p)\n")
+    return sandbox.check(0, f"python3 -c {json.dumps(script)}")
+
+
+FAULTS = {
+    "link cut": lambda c, p: forwarder.request(c.sandbox.hosts[0].control, "cut"),
+    "SIGKILL": lambda c, p: p.send_signal(signal.SIGKILL),
+    "SIGTERM": lambda c, p: p.send_signal(signal.SIGTERM),
+}
+
+# (phase, fault): the cells. Each fault at each phase where it means something different.
+MATRIX = [
+    ("plan", "SIGKILL"), ("plan", "link cut"),
+    ("upload", "SIGKILL"), ("upload", "SIGTERM"),
+    ("install", "SIGKILL"), ("install", "link cut"), ("install", "step killed"), ("install", "disk full"),
+    ("check/migrate", "SIGTERM"), ("check/migrate", "PostgreSQL stopped"), ("check/migrate", "SIGKILL"),
+    ("activate", "SIGKILL"),
+    ("after flip", "SIGKILL"), ("after flip", "link cut"), ("after flip", "step killed"),
+    ("health", "SIGTERM"), ("health", "link cut"), ("health", "unit will not start"), ("health", "step killed"),
+    ("record", "SIGKILL"),
+]
+
+
+@pytest.fixture(scope="module")
+def faults_inv(inv):
+    return inv
+
+
+@pytest.fixture(scope="module")
+def started(sandbox, faults_inv, repo):
+    """The matrix starts from a healthy, recorded release (the deploy story ran before)."""
+    r = fab("-H", "sandbox1", "deploy", hosts_file=faults_inv)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return {"cells": []}
+
+
+def next_number(sandbox) -> int:
+    counter = host_path(sandbox, f"{ROOT}/releases/.counter")
+    return int(counter.read_text().strip()) + 1
+
+
+@pytest.mark.parametrize("phase,fault", MATRIX, ids=[f"{p}-{f}".replace(" ", "_").replace("/", "_") for p, f in MATRIX])
+def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_inv, repo, started, phase, fault):
+    live_before = current_number(sandbox)
+    if fault == "unit will not start":
+        repo.health_fails_under_unit(f"faults-{phase}")   # passes the pre-flip check, fails under its unit
+        repo.git("checkout", "-q", f"faults-{phase}")
+    else:
+        repo.git("checkout", "-q", "main")
+        repo.mode("dependency-change" if fault == "disk full" else "code-change",
+                  text=f"fault cell {phase} {fault}")
+    cell = Cell(sandbox, faults_inv, repo, next_number(sandbox))
+    undo = None
+    if fault == "disk full":   # uv's cache on a full file system: the install cannot write a wheel
+        cache = "/opt/ayna/.uv-cache"
+        sandbox.check(0, f"mkdir -p /tmp/full && mount -t tmpfs -o size=64k tmpfs {cache} && "
+                         f"chown adonis: {cache} && dd if=/dev/zero of={cache}/ballast bs=4k 2>/dev/null; true")
+        undo = lambda: sandbox.check(0, f"umount {cache}")  # noqa: E731
+    proc = cell.start()
+    try:
+        if fault != "unit will not start" and fault != "disk full":
+            cell.wait_for(phase, proc)
+            injected = time.monotonic()
+            if fault == "step killed":
+                kill_host_call(sandbox, "activate" if phase in ("after flip", "health") else "prepare")
+            elif fault == "PostgreSQL stopped":
+                sandbox.check(0, "systemctl stop postgresql")
+                undo = lambda: sandbox.check(0, "systemctl start postgresql")  # noqa: E731
+            else:
+                FAULTS[fault](cell, proc)
+        else:
+            injected = time.monotonic()
+        try:
+            rc = proc.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"fab did not end: {cell.output()}")
+    finally:
+        repo.git("checkout", "-q", "main")
+        if undo:
+            undo()
+    said = cell.output()
+    if fault not in ("SIGKILL",):
+        assert rc != 0 or current_number(sandbox) == cell.number, said
+        assert "Traceback" not in said, said
+
+    # With no person acting: a good state within 90 s.
+    good, last = False, None
+    while time.monotonic() - injected < GOOD_WITHIN:
+        live = current_number(sandbox)
+        locked = host_path(sandbox, f"{ROOT}/.deploy-lock").exists()
+        served = {health(sandbox, s).get("release") for s in ("web", "api")}
+        last = (live, locked, served)
+        if live is not None and not locked and served == {f"v{live}"}:
+            good = True
+            break
+        time.sleep(1)
+    seconds = round(time.monotonic() - injected, 1)
+    assert good, f"no good state {GOOD_WITHIN} s after {fault} at {phase}: (live, locked, serving) = {last}\n{said}"
+    live = current_number(sandbox)
+    assert live in (live_before, cell.number), (live, live_before, cell.number)
+    complete = json.loads(host_path(sandbox, f"{ROOT}/releases/v{live}/.ayna-release.json").read_text())
+    assert complete["state"] == "active", complete
+    if fault == "unit will not start":
+        assert live == live_before
+
+    status = fab("-H", "sandbox1", "status", "--json", hosts_file=faults_inv)
+    assert status.returncode == 0, status.stdout + status.stderr
+    row = next(r for r in json.loads(status.stdout) if r["project"] == "uavcrew")
+    assert (row["release"], row["lock"], row["activation"]) == (f"v{live}", None, None), row
+    assert set(row["health"].values()) == {"ok"}, row
+
+    repo.mode("code-change", text=f"after {phase} {fault}")
+    nxt = fab("-H", "sandbox1", "deploy", hosts_file=faults_inv)
+    assert nxt.returncode == 0, f"the next deploy after {fault} at {phase} failed:\n{nxt.stdout}{nxt.stderr}"
+    started["cells"].append({"phase": phase, "fault": fault, "left": f"v{live}",
+                             "new": f"v{cell.number}", "seconds_to_good": seconds, "fab_exit": rc})
+    print(json.dumps(started["cells"][-1]))

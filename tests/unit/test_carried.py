@@ -1,0 +1,125 @@
+"""The host finishes what its laptop cannot: a laptop killed at any call, an activation worker
+killed half-way, a lock whose laptop is gone. Run against the real host program (tests/fakehost.py).
+
+A dead laptop is modelled exactly: the operation stops (no recovery, no `finally` of ours runs);
+what the host does next is what its holder does when the connection closes (holder.abandon),
+or what the next operation's plan does with a lock whose holder is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ayna_fab.errors import OperationFailed
+from ayna_fab.host import holder, journal
+from tests.fakehost import Fault, LaptopDied
+from tests.unit.test_recovery import World, world  # noqa: F401  (the fixture)
+
+
+def held_token(w: World, host="h1") -> str:
+    with open(f"{w.layout(host).root}/.deploy-lock/owner.json") as f:
+        return json.load(f)["token"]
+
+
+def connection_gone(w: World, host="h1") -> None:
+    """The lock's holder process has ended (the laptop's connection closed): a dead pid's marker."""
+    with open(f"{w.layout(host).root}/.deploy-lock/holder-999999.json", "w") as f:
+        json.dump({"pid": 999999, "start": "0", "what": "connection", "since": 0}, f)
+
+
+DIE_AT = [("plan", "die-after"), ("stage", "die-before"), ("stage", "die-after"), ("prepare", "die-before"),
+          ("prepare", "die-after")]
+
+
+@pytest.mark.parametrize("call,kind", DIE_AT, ids=[f"{c}-{k}" for c, k in DIE_AT])
+def test_a_laptop_dying_before_activation_is_abandoned_by_the_host(world, call, kind):
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault(call, kind=kind)]})
+    assert world.locked() and world.current() == 1
+    res = holder.abandon(world.layout("h1").root, held_token(world))
+    assert res["abandoned"] is True and res["outcome"] is None   # nothing had reached the live site
+    assert not world.locked() and world.current() == 1 and world.state(1) == "active"
+    if os.path.isdir(world.layout("h1").release(2)):
+        assert world.state(2) == "failed"
+    assert world.log()[-1]["result"] == "abandoned"
+    world.deploy()   # the next deploy goes through (v2 again when the laptop died before claiming it)
+    assert world.current() in (2, 3) and world.state(world.current()) == "active" and not world.locked()
+
+
+def test_the_next_plan_takes_over_a_lock_whose_laptop_is_gone(world):
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault("prepare", kind="die-after")]})
+    connection_gone(world)
+    world.deploy()
+    assert world.current() == 3 and not world.locked()
+    assert world.state(2) == "failed" and [e["result"] for e in world.log()[-2:]] == ["abandoned", "ok"]
+
+
+def test_a_lock_whose_laptop_is_still_connected_is_not_taken_over(world):
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault("prepare", kind="die-after")]})
+    with pytest.raises(OperationFailed, match="lock"):
+        world.deploy()   # no holder marker at all: a lock from an operation that never held: stays
+    assert world.locked() and world.current() == 1
+
+
+def test_a_laptop_dying_during_activation_changes_nothing_of_the_outcome(world):
+    """The lone host records success itself: the deploy is complete without its laptop."""
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault("activate", kind="die-after")]})
+    assert world.current() == 2 and not world.locked()
+    assert (world.state(2), world.state(1)) == ("active", "previous") and world.log()[-1]["result"] == "ok"
+
+
+def test_a_failing_activation_whose_laptop_died_is_put_back_by_the_host(world):
+    world.states["h1"].broken_live.add(2)
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault("activate", kind="die-after")]})
+    assert world.current() == 1 and not world.locked() and world.state(2) == "failed"
+    assert world.log()[-1]["restored"] == "v1"
+
+
+def test_an_activation_worker_killed_half_way_is_finished_by_the_next_plan(world):
+    """Worker and laptop both gone mid-activation: current points at the unverified v2. The next
+    deploy's plan puts v1 back (the journal says where it was), records v2 failed, and goes on."""
+    world.states["h1"].kill_worker = True
+    with pytest.raises(BaseException):
+        world.deploy()
+    j = journal.read(world.layout("h1").root)
+    assert j["outcome"] is None and j["phase"] == "health" and world.current() == 2
+    connection_gone(world)
+    world.deploy()
+    assert world.current() == 3 and world.state(2) == "failed"
+    failed = [e for e in world.log() if e.get("release") == "v2"][-1]
+    assert failed["result"] == "failed" and failed["restored"] == "v1" and "killed" in failed["reason"]
+
+
+def test_a_rollback_after_an_unfinished_deploy_goes_to_the_release_live_before_it(world):
+    world.deploy()                                    # v2 live, v1 previous
+    world.commit("v = 3\n")
+    world.states["h1"].kill_worker = True
+    with pytest.raises(BaseException):
+        world.deploy()                                # v3 flipped, worker and laptop killed
+    assert world.current() == 3
+    connection_gone(world)
+    world.rollback()
+    assert world.current() == 2, "the release live before the unfinished deploy, not the one before that"
+    assert world.state(3) == "failed"
+
+
+def test_a_fleet_host_left_live_by_a_dead_laptop_is_recorded_as_serving(world):
+    with pytest.raises(BaseException):   # threads of a fleet see the laptop die call by call
+        world.deploy(hosts=("h1", "h2"), faults={"h1": [Fault("finish", kind="die-before")]})
+    for h in ("h1", "h2"):
+        assert world.current(h) == 2 and world.locked(h)
+        holder.abandon(world.layout(h).root, held_token(world, h))
+        assert not world.locked(h) and world.state(2, h) == "active" and world.state(1, h) == "previous"
+
+
+def test_a_laptop_that_saw_its_operation_through_leaves_nothing_for_the_holder(world):
+    world.deploy()
+    assert holder.abandon(world.layout("h1").root, "some-old-token") == {"abandoned": False}
+    assert world.current() == 2 and world.log()[-1]["result"] == "ok"
