@@ -78,9 +78,7 @@ def lock_and_plan(t: Target, lock_record: dict | None) -> None:
                          step="plan", hint=f"fab -H {t.name} setup")
     if res.get("error") == "locked":
         raise lock.held(t.name, res["holder"], "lock")
-    t.locked = lock_record is not None
-    if t.locked:   # the host knows at once if this laptop goes away (host/holder.py)
-        t.remote.hold(cmd.hold(t.layout, t.token))
+    t.locked = lock_record is not None   # the plan call stays on as the lock's holder (host/holder.py)
     if res.get("took_over"):
         t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res

@@ -52,13 +52,14 @@ def bootstrap() -> str:
     return BOOTSTRAP.format(blob=blob, p=HOST_NAME, n=len(HOST_NAME) + 1)
 
 
-def command(call, step: str, *, changes: bool = True, hint: str | None = None) -> Command:
-    """The one way to run a host call: the call travels as data too, so a test host can answer it."""
+def command(call, step: str, *, changes: bool = True, hint: str | None = None, held: bool = False) -> Command:
+    """The one way to run a host call: the call travels as data too, so a test host can answer it.
+    held: the call stays on after its answer, as the operation's holder (Remote.run)."""
     name = calls.name_of(call)
     payload = json.dumps(asdict(call), sort_keys=True)
     script = f"python3 -c {shlex.quote(bootstrap())} {name} {shlex.quote(payload)}"
     display = f"ayna-host {name} {shlex.quote(payload)}"
-    return Command(script, step, changes, hint, display, call=call)
+    return Command(script, step, changes, hint, display, call=call, held=held)
 
 
 def step(line: str) -> tuple[str, float, bool, dict | None] | None:

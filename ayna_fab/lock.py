@@ -57,6 +57,10 @@ def is_stale(holder: dict, here: str | None = None, pid_alive=None) -> tuple[boo
     if workers:
         w = workers[0]
         return False, f"pid {w['pid']} is still running {w['what']} on the host ({w['seconds']}s so far)"
+    if holder.get("orphaned"):
+        return True, "its laptop's connection is gone and no step of it runs on the host"
+    if holder.get("connected"):
+        return False, "its laptop is still connected to the host"
     here = here or socket.gethostname()
     alive = pid_alive or _pid_alive
     if holder.get("from") == here and isinstance(holder.get("pid"), int) and not alive(holder["pid"]):

@@ -30,6 +30,7 @@ class Command:
     hint: str | None = None       # what to do when it fails
     display: str | None = None    # a short form for dry-run listings (the script may be long)
     call: object | None = None    # a host call (ayna_fab.host.calls) as data, when this is one
+    held: bool = False            # the command stays on after its answer, until let_go (a lock's holder)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Remote:
         self.echo = echo or (lambda line: None)
         self.round_trips = 0
         self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
-        self._held = None                     # the channel of `hold`, while it is open
+        self._held = None                     # the channel of a held call (the lock's holder)
 
     @classmethod
     def open(cls, ep: ssh.Endpoint, **kw) -> "Remote":
@@ -82,7 +83,9 @@ class Remote:
         self.round_trips += 1
         try:
             with _interrupts_kept() as interrupted:
-                if stdin is not None:
+                if cmd.held:
+                    r = self._run_held(cmd.script, timeout)
+                elif stdin is not None:
                     r = self._run_with_input(cmd.script, stdin, timeout)
                 else:
                     r = self.conn.run(cmd.script, hide=True, warn=True, timeout=timeout, in_stream=False)
@@ -127,31 +130,30 @@ class Remote:
         finally:
             chan.close()
 
-    def hold(self, cmd: Command) -> None:
-        """Keep cmd running on the host for as long as this connection lives (host/holder.py).
-        Opened on a thread of its own: nothing waits for it."""
-        if self.dry_run or self.conn is None:
-            return
-
-        def open_channel() -> None:
-            try:
-                self.conn.open()
-                chan = self.conn.client.get_transport().open_session()
-                chan.exec_command(cmd.script)
-                self._held = chan
-            except Exception:  # without a holder the host still works; it only waits for a person
-                self._held = None
-
-        self._held = threading.Thread(target=open_channel, daemon=True)
-        self._held.start()
+    def _run_held(self, script: str, timeout: float | None) -> Result:
+        """Run script until its `@@result` line, and leave it running on its channel: the lock's
+        holder, which ends when let_go says `done` or when this connection dies (host/holder.py)."""
+        self.conn.open()
+        chan = self.conn.client.get_transport().open_session()
+        chan.settimeout(timeout)
+        chan.exec_command(script)
+        out = bytearray()
+        while b"\n@@result " not in b"\n" + out or not out.endswith(b"\n"):
+            data = chan.recv(65536)
+            if not data:   # it ended (a refusal, a crash): an ordinary answer
+                err = chan.recv_stderr(65536) if chan.recv_stderr_ready() else b""
+                code = chan.recv_exit_status()
+                chan.close()
+                return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+            out += data
+        chan.settimeout(None)
+        self._held = chan
+        return Result(0, out.decode(errors="replace"), "")
 
     def let_go(self, word: bytes = b"done\n") -> None:
-        """Close hold's channel, first saying the operation ended its own way (see holder.DONE)."""
+        """End the holder: say the operation ended its own way (host/holder.DONE), and close."""
         held, self._held = self._held, None
-        if isinstance(held, threading.Thread):
-            held.join(10)
-            held, self._held = self._held, None
-        if held is None or isinstance(held, threading.Thread):
+        if held is None:
             return
         try:
             held.sendall(word)

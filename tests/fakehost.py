@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.host import activate, dumps, health, main, preflight, prepare, releases, store, units
+from ayna_fab.host import activate, dumps, health, holder, main, preflight, prepare, releases, store, units
 from ayna_fab.remote import Command, Remote, Result
 
 
@@ -196,6 +196,7 @@ class FakeRemote(Remote):
         patch(health, "poll", poll)
         patch(activate, "verify", verify)
         patch(activate, "detach", lambda root, work: work())  # the worker, carried out in this call
+        patch(holder, "keep", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)

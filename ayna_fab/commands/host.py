@@ -27,7 +27,7 @@ def plan(layout: Layout, project: Project, lock: dict | None) -> Command:
     """Take the deploy lock (lock=None: only look) and read the releases, in one round trip."""
     return hostcall.command(calls.Plan(root=layout.root, env_file=layout.env_file,
                                        units=units.unit_names(project), lock=lock),
-                            "lock + plan", changes=False)
+                            "lock + plan", changes=False, held=lock is not None)
 
 
 def stage(layout: Layout, token: str, number: int, base: int | None, archive: str | None,
@@ -102,11 +102,6 @@ def follow(layout: Layout, token: str, timeout: float) -> Command:
     """Reattach to this operation's activation on the host (after a lost link)."""
     return hostcall.command(calls.Follow(root=layout.root, token=token, timeout=timeout), "activate",
                             changes=False)
-
-
-def hold(layout: Layout, token: str) -> Command:
-    """The operation's presence on the host while the laptop's connection lives (host/holder.py)."""
-    return hostcall.command(calls.Hold(root=layout.root, token=token), "hold")
 
 
 def deactivate(layout: Layout, project: Project, token: str) -> Command:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class Plan:
-    """Take the lock (unless lock is None: a dry run or a read) and describe the releases."""
+    """Take the lock (unless lock is None: a dry run or a read) and describe the releases. With
+    the lock taken, the call stays on as the operation's holder after answering (holder.py)."""
     root: str
     env_file: str
     units: list
@@ -96,14 +97,6 @@ class Follow:
     root: str
     token: str
     timeout: float
-
-
-@dataclass(frozen=True)
-class Hold:
-    """The operation's presence on the host for as long as the laptop's connection lives; when it
-    closes with the lock still held, the host finishes or abandons the operation by itself."""
-    root: str
-    token: str
 
 
 @dataclass(frozen=True)
@@ -248,7 +241,7 @@ class AuthorizeKey:
 
 
 CALLS = {cls.__name__.lower(): cls for cls in (
-    Plan, Stage, Prepare, Preflight, Activate, Follow, Hold, Deactivate, Finish, Unlock, Status, Migrations,
+    Plan, Stage, Prepare, Preflight, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
     Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
 
 

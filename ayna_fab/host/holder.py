@@ -13,26 +13,28 @@ import signal
 import sys
 import time
 
-from . import activate, calls, journal, lock, store
-from .releases import require_lock
+from . import activate, journal, lock, store
 
 SETTLE_POLL = 0.5
 DONE = b"done"   # what the laptop writes before closing, once the operation has ended its way
 
 
-def hold(a: calls.Hold):
-    require_lock(a.root, a.token)
+def keep(root, token):
+    """Once a plan has taken the lock for token and answered, its process stays as the holder:
+    it reads stdin until the laptop says `done` or its connection closes (main.py)."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # the end of stdin says it all
-    lock.mark_holding(a.root)
     said = b""
     try:
         while chunk := sys.stdin.buffer.read(4096):
             said += chunk
     except OSError:
         pass
-    if said.strip() == DONE:   # the laptop saw the operation through and said so: nothing to do
+    if said.strip() == DONE:
+        # The laptop saw the operation through and said so. A lock it left (a host that needs a
+        # person) stays for a person: without a holder's mark it is never taken for orphaned.
+        lock.unmark_holding(root)
         return {"abandoned": False}
-    return abandon(a.root, a.token)
+    return abandon(root, token)
 
 
 def abandon(root, token, why="the connection to the laptop closed"):

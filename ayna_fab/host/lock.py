@@ -136,6 +136,13 @@ def mark_holding(root):
     return _mark(root, "holder", "connection")
 
 
+def unmark_holding(root):
+    try:
+        os.unlink(os.path.join(path(root), f"holder-{os.getpid()}.json"))
+    except OSError:
+        pass
+
+
 def holders(root):
     return _live(root, "holder")
 

@@ -15,7 +15,7 @@ from . import calls, lock, wire
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
     "preflight": "prepare.preflight",
-    "activate": "activate.activate", "follow": "activate.follow_call", "hold": "holder.hold",
+    "activate": "activate.activate", "follow": "activate.follow_call",
     "deactivate": "activate.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
     "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
@@ -62,6 +62,8 @@ def run(argv):
         wire.result({"error": "crash", "detail": traceback.format_exc()[-3000:]})
         return EXIT_CRASHED
     wire.result(out if out is not None else {})
+    if name == "plan" and args.lock is not None:   # the lock is taken: stay as its holder
+        importlib.import_module(f"{__package__}.holder").keep(args.root, args.lock.get("token"))
     return 0
 
 

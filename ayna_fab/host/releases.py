@@ -35,6 +35,7 @@ def plan(a: calls.Plan):
             holder = lock.take(root, a.lock)
         if holder is not None:
             raise Refused("locked", "another operation holds the lock", holder=holder)
+        lock.mark_holding(root)   # this process: main.py keeps it as the holder (holder.py)
     rels = store.listing(root)
     st = os.statvfs(root)
     return {"releases": rels, "current": store.current_number(root), "next": store.next_number(root, rels),

@@ -26,6 +26,10 @@ def held_token(w: World, host="h1") -> str:
 
 def connection_gone(w: World, host="h1") -> None:
     """The lock's holder process has ended (the laptop's connection closed): a dead pid's marker."""
+    lockdir = f"{w.layout(host).root}/.deploy-lock"
+    for name in os.listdir(lockdir):
+        if name.startswith("holder-"):   # in this fake, the plan marked the test's own process
+            os.unlink(f"{lockdir}/{name}")
     with open(f"{w.layout(host).root}/.deploy-lock/holder-999999.json", "w") as f:
         json.dump({"pid": 999999, "start": "0", "what": "connection", "since": 0}, f)
 
@@ -62,7 +66,7 @@ def test_a_lock_whose_laptop_is_still_connected_is_not_taken_over(world):
     with pytest.raises(LaptopDied):
         world.deploy(faults={"h1": [Fault("prepare", kind="die-after")]})
     with pytest.raises(OperationFailed, match="lock"):
-        world.deploy()   # no holder marker at all: a lock from an operation that never held: stays
+        world.deploy()   # its holder (here: this very process) still lives: the lock stays
     assert world.locked() and world.current() == 1
 
 
@@ -123,3 +127,41 @@ def test_a_laptop_that_saw_its_operation_through_leaves_nothing_for_the_holder(w
     world.deploy()
     assert holder.abandon(world.layout("h1").root, "some-old-token") == {"abandoned": False}
     assert world.current() == 2 and world.log()[-1]["result"] == "ok"
+
+
+# --- the real holder, in processes of its own ----------------------------------------------------
+
+def _held_plan(tmp_path):
+    """A plan that takes the lock, run as a host runs it: its own process, its stdin a pipe."""
+    import subprocess
+    from ayna_fab import config as cfgmod
+    from ayna_fab.commands import host as cmd
+    from ayna_fab.layout import Layout
+    w = World(tmp_path, hosts=("h1",))
+    lay = w.layout("h1")
+    command = cmd.plan(lay, w.project, {"token": "t1", "by": "ana", "operation": "deploy"})
+    assert command.held
+    p = subprocess.Popen(["bash", "-c", command.script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("@@result "):
+        line = p.stdout.readline()
+        assert line, "the plan ended without an answer"
+    assert "error" not in json.loads(line[len("@@result "):])
+    return w, p, cfgmod, Layout
+
+
+def test_a_plan_that_took_the_lock_stays_as_its_holder_until_told_done(tmp_path):
+    w, p, _, _ = _held_plan(tmp_path)
+    assert p.poll() is None and w.locked(), "the holder stays while the laptop is there"
+    p.stdin.write("done\n")
+    p.stdin.close()
+    assert p.wait(10) == 0
+    assert w.locked(), "a laptop that said done keeps its lock for its own calls (record releases it)"
+
+
+def test_a_holder_whose_connection_closes_settles_the_operation(tmp_path):
+    w, p, _, _ = _held_plan(tmp_path)
+    p.stdin.close()    # the connection is gone, nothing said
+    assert p.wait(10) == 0
+    assert not w.locked()
+    assert w.log()[-1]["result"] == "abandoned" and "connection to the laptop closed" in w.log()[-1]["reason"]

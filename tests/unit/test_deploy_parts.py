@@ -62,6 +62,12 @@ def test_lock_staleness_is_judged_from_what_the_host_says():
     assert lock_is_stale(idle, "laptop") == (
         True, "nothing has run under it for 20 minutes and no step of it runs on the host")
     assert lock_is_stale({"from": "x"}, "laptop")[0] is True
+    # the host's holder says whether the laptop's connection lives: it outweighs pid and idle time
+    gone = {"from": "elsewhere", "pid": 42, "idle_seconds": 5, "workers": [], "orphaned": True}
+    assert lock_is_stale(gone, "laptop") == (True, "its laptop's connection is gone and no step of it runs "
+                                                   "on the host")
+    connected = {**idle, "connected": True}
+    assert lock_is_stale(connected, "laptop", pid_alive=lambda p: False)[0] is False
 
 
 def _git(path, *args):
