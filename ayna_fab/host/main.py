@@ -14,7 +14,7 @@ from . import calls, lock, wire
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
-    "preflight": "prepare.preflight",
+    "preflight": "prepare.preflight", "hooks": "hooks.phase",
     "activate": "activate.activate", "deactivate": "activate.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
     "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
@@ -25,7 +25,7 @@ HANDLERS = {
 
 # Calls that may run long under the deploy lock: they outlive a dropped connection (SIGHUP
 # ignored) and mark the lock as busy while they run, so nobody can release it under them.
-LONG = ("prepare", "preflight", "activate")
+LONG = ("prepare", "preflight", "hooks", "activate")
 
 
 def _outlive_the_connection():
