@@ -32,9 +32,11 @@ OUTPUT_LINES = 40   # of a failed build's output, shown in its error
 
 @dataclass(frozen=True)
 class Built:
-    """The build's output files: release-relative name -> (bytes, mode)."""
+    """The build's output files: release-relative name -> (bytes, mode). ran=False: the build
+    was skipped (a dry run), so nothing is known about its outputs and none counts as gone."""
 
     files: Mapping[str, tuple[bytes, int]] = field(default_factory=dict)
+    ran: bool = True
 
     @property
     def digests(self) -> dict[str, str]:
@@ -50,7 +52,7 @@ def run(project: Project, source: Source, revision: str, say: Callable[[str], No
         for step in project.build:
             say(f"[laptop] build:{step.name}: would run {shlex.join(step.command)} in an export of "
                 f"{revision[:12]}, producing {', '.join(step.outputs)}")
-        return Built()
+        return Built(ran=False)
     with tempfile.TemporaryDirectory(prefix="ayna-fab-build.") as tmp:
         export(source, revision, Path(tmp))
         for step in project.build:
@@ -107,6 +109,8 @@ def collect(root: Path, step: BuildStep) -> dict[str, tuple[bytes, int]]:
 def changes(built: Built, base_meta: Mapping | None, changed: list[str]) -> tuple[list[str], list[str]]:
     """(output files to send, outputs of the base release that are gone): unchanged outputs stay
     on the host. A committed file changed at an output's path is sent as the build made it."""
+    if not built.ran:
+        return [], []
     before = (base_meta or {}).get("build") or {}
     now = built.digests
     send = sorted(n for n, d in now.items() if before.get(n) != d or n in changed)

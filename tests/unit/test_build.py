@@ -113,6 +113,7 @@ def test_a_dry_run_builds_nothing(world):
     source, revision = resolve(world.project, "HEAD")
     out = build.run(world.project, source, revision, world.said.append, dry_run=True)
     assert out.files == {} and "would run python3 -c" in world.said[-1]
+    assert build.changes(out, {"build": {"dist/app.css": "x"}}, []) == ([], [])   # nothing counts as gone
 
 
 def test_changes_send_new_and_changed_outputs_and_name_the_gone_ones():
