@@ -204,6 +204,7 @@ def test_a_dry_run_lists_the_build_and_the_hooks_in_phase_order(sandbox, inv):
     assert names == ["assets", "compile", "gate", "smoke", "chat", "cleanup", "record", "record-failure"], lines
     assert all("as adonis" in line for line in lines if line.startswith("[sandbox1]"))
     assert "nothing was changed" in r.stdout
+    assert ".deleted" not in r.stdout   # the build is skipped, so none of its outputs counts as deleted
 
 
 def test_the_demo_inventorys_own_build_and_hooks(sandbox, repo, tmp_path_factory):
