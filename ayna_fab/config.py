@@ -18,7 +18,7 @@ Schema (README.md, "hosts.toml", documents every key; keep it in step):
   [projects.NAME]   source, port_base, services, env, env_file, health,
                     migrate_host, create_database, django_dir, wsgi_app, asgi_dir,
                     asgi_app, celery_app, batch, on_failure, keep_backups,
-                    backup_before_migrate, checks, django
+                    backup_before_migrate, checks, django, build, hooks, hook_failure
   [hosts.NAME]      hostname, port, user, admin_user, identity_file,
                     admin_identity_file, known_hosts, projects, gateway
   index_url, extra_index_urls, system_certs: in any of the three (INDEX_KEYS)
@@ -72,6 +72,15 @@ HOST_KEYS = ("hostname", "port", "user", "admin_user", "identity_file", "admin_i
 INDEX_KEYS = ("index_url", "extra_index_urls", "system_certs")
 DEFAULTS_KEYS += INDEX_KEYS
 PROJECT_KEYS += ("checks", "django", *INDEX_KEYS)
+# Build steps (laptop, before upload) and hooks (host or laptop, at named phases): README, "Builds and hooks".
+PROJECT_KEYS += ("build", "hooks", "hook_failure")
+BUILD_KEYS = ("name", "command", "outputs", "timeout")
+HOOK_KEYS = ("name", "phase", "command", "on", "once", "timeout")
+HOOK_PHASES = ("after-install", "before-flip", "after-success", "after-failure")  # in the order they run
+LAPTOP_PHASES = ("after-success", "after-failure")   # the laptop only learns the outcome
+HOOK_ON = ("host", "laptop")
+HOOK_FAILURE = ("warn", "fail")   # a failed hook after the flip: a warning (exit 0), or exit 1
+RESERVED_OUTPUTS = (".env", "media", ".venv")   # a release's own links and venv (and .ayna-*)
 HOST_KEYS += ("gateway", *INDEX_KEYS)
 # checks = "errors": Django's errors fail a deploy, its warnings are printed; "strict": both fail.
 CHECKS = ("errors", "strict")
@@ -110,6 +119,34 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class BuildStep:
+    """A command run on the laptop in a clean export of the deployed commit; the files under
+    `outputs` go into the release although git does not hold them."""
+
+    name: str
+    command: tuple[str, ...]        # argv, no shell: ["sh", "-c", "..."] for one
+    outputs: tuple[str, ...]        # relative files or directories it produces
+    timeout: int = 600
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command run at a named phase of deploy and rollback: on every host (in a release, as the
+    deploy user, with the units' environment) or once on the laptop (notifications)."""
+
+    name: str
+    phase: str                      # one of HOOK_PHASES
+    command: tuple[str, ...]        # argv, no shell
+    on: str = "host"                # "host" or "laptop"
+    once: bool = False              # host hooks: on one host of a fleet only (the migrate host)
+    timeout: int = 300
+
+    @property
+    def laptop(self) -> bool:
+        return self.on == "laptop"
+
+
+@dataclass(frozen=True)
 class Project:
     """One deployable project: where its code comes from and what it runs."""
 
@@ -136,6 +173,9 @@ class Project:
     index_url: str | None = None         # package index settings, over the host's: see PackageIndex
     extra_index_urls: tuple[str, ...] | None = None
     system_certs: bool | None = None
+    build: tuple[BuildStep, ...] = ()
+    hooks: tuple[Hook, ...] = ()
+    hook_failure: str = "warn"           # "fail": a failed hook after the flip makes the deploy exit 1
 
     @property
     def ports(self) -> registry.PortRange:
@@ -530,8 +570,81 @@ class _Loader:
                 **self.fleet_settings(tbl, k),
                 **self.django_settings(tbl, k, services),
                 **self.index_settings(tbl, k),
+                **self.build_and_hooks(tbl, k),
             )
         return projects, ports
+
+    def build_and_hooks(self, tbl, k) -> dict[str, Any]:
+        """Build steps and hooks: arrays of tables, each command an argv (never a shell string)."""
+        steps = tuple(self.build_step(t, f"{k}.build[{i}]") for i, t in enumerate(self.tables(tbl, k, "build")))
+        hooks = tuple(self.hook(t, f"{k}.hooks[{i}]") for i, t in enumerate(self.tables(tbl, k, "hooks")))
+        for what, items in (("build", steps), ("hooks", hooks)):
+            names = [x.name for x in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                self.fail(f"{k}.{what}", f"names {dupes[0]!r} twice", "give each one a name of its own")
+        failure = self.string(tbl, k, "hook_failure", "warn", '"warn"')
+        if failure not in HOOK_FAILURE:
+            self.fail(f"{k}.hook_failure", f"unknown setting {failure!r}",
+                      'write hook_failure = "warn" (a failed hook after the flip is a warning, exit 0) '
+                      'or "fail" (exit 1; what is live stays live)')
+        return {"build": steps, "hooks": hooks, "hook_failure": failure}
+
+    def tables(self, tbl, k, name) -> list[dict[str, Any]]:
+        items = self.typed(tbl, k, name, list, "an array of tables", [], f"[[{k}.{name}]] tables")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                self.fail(f"{k}.{name}[{i}]", f"must be a table, got {_kind(item)}",
+                          f"write each one as a [[{k}.{name}]] table")
+        return items
+
+    def argv(self, tbl, key) -> tuple[str, ...]:
+        argv = self.strings(tbl, key, "command", _REQUIRED, '["sh", "-c", "npm ci && npm run build"]')
+        for arg in argv:
+            if not arg or any(ord(c) < 32 or c == "\x7f" for c in arg):
+                self.fail(f"{key}.command", f"{arg!r} is empty or holds a control character",
+                          "write each argument as plain text; for a shell line use [\"sh\", \"-c\", \"...\"]")
+        return tuple(argv)
+
+    def timeout(self, tbl, key, default) -> int:
+        seconds = self.integer(tbl, key, "timeout", default, str(default))
+        if not 1 <= seconds <= 7200:
+            self.fail(f"{key}.timeout", f"must be 1-7200 seconds, got {seconds}", f"write timeout = {default}")
+        return seconds
+
+    def build_step(self, tbl, key) -> BuildStep:
+        tbl = self.table(tbl, key, BUILD_KEYS)
+        name = self.name(f"{key}.name", self.string(tbl, key, "name", _REQUIRED, '"assets"'), "build step")
+        outputs = self.strings(tbl, key, "outputs", _REQUIRED, '["static/dist"]')
+        for out in outputs:
+            top = out.split("/", 1)[0]
+            if top in RESERVED_OUTPUTS or top.startswith(".ayna-"):
+                self.fail(f"{key}.outputs", f"{out!r} is a path every release uses for itself",
+                          "build into another directory")
+            if not REL_PATH_RE.fullmatch(out) or ".." in out.split("/"):
+                self.fail(f"{key}.outputs", f"{out!r} is not a relative path inside the project",
+                          'write a path such as "src/web/static/dist"')
+        return BuildStep(name=name, command=self.argv(tbl, key), outputs=tuple(outputs),
+                         timeout=self.timeout(tbl, key, 600))
+
+    def hook(self, tbl, key) -> Hook:
+        tbl = self.table(tbl, key, HOOK_KEYS)
+        name = self.name(f"{key}.name", self.string(tbl, key, "name", _REQUIRED, '"notify"'), "hook")
+        phase = self.string(tbl, key, "phase", _REQUIRED, '"after-success"')
+        if phase not in HOOK_PHASES:
+            self.fail(f"{key}.phase", f"unknown phase {phase!r}",
+                      _did_you_mean(phase, HOOK_PHASES) + f"phases, in order: {', '.join(HOOK_PHASES)}")
+        on = self.string(tbl, key, "on", "host", '"host"')
+        if on not in HOOK_ON:
+            self.fail(f"{key}.on", f"unknown place {on!r}", 'write on = "host" (every host) or "laptop"')
+        if on == "laptop" and phase not in LAPTOP_PHASES:
+            self.fail(f"{key}.phase", f"a laptop hook runs once the outcome is known, not at {phase}",
+                      f"use phase = {' or '.join(repr(p) for p in LAPTOP_PHASES)}, or on = \"host\"")
+        once = self.typed(tbl, key, "once", bool, "true or false", False, "true")
+        if once and on == "laptop":
+            self.fail(f"{key}.once", "a laptop hook runs once already", "remove once")
+        return Hook(name=name, phase=phase, command=self.argv(tbl, key), on=on, once=once,
+                    timeout=self.timeout(tbl, key, 300))
 
     def port_range(self, tbl, k, name, ports) -> dict[str, registry.PortRange]:
         standard = registry.STANDARD.get(name)

@@ -7,8 +7,13 @@
     migrate      a fleet, once, on its migrate host: back the database up, migrate
     preflight    a fleet, each host: the new release's web and api started privately
                  until healthy (the pre-flip check), then stopped
+    before flip  each host: the project's before-flip hooks, in the new release
     activate     in health-gated batches: flip, restart, health, verify
+    after success  every host live and healthy: the after-success hooks (never change what is live)
     record       each host: states, log line, clean up old releases, unlock
+
+Build steps run on the laptop before all of this (build.py); after-install hooks run inside
+prepare, after-failure hooks in recovery, the laptop's hooks once it is over (hooks.py).
 
 Everything before activate leaves the live site untouched: a failure there marks
 the half-built release failed. A failure at or after the flip puts the previous
@@ -20,7 +25,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ayna_fab import activation, lock, planchecks, releases, runner
+from ayna_fab import activation, build, hooks, lock, planchecks, releases, runner
 from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
@@ -105,11 +110,13 @@ class Deploy(runner.Operation):
     name = "deploy"
 
     def __init__(self, config: Config, project: Project, source: Source, revision: str, options: Options,
-                 targets: list[Target]) -> None:
+                 targets: list[Target], built: build.Built | None = None) -> None:
         self.config, self.project, self.source, self.revision = config, project, source, revision
         self.options = options
         self.targets = targets
         self.lock_blob = source.blob(revision, "uv.lock")
+        self.built = built or build.Built()   # the build steps' outputs, made before any connection
+        self.hook_problems: list[str] = []     # after-success hooks that failed (the release stays live)
         self.phases = PHASES
 
     def once_target(self) -> Target | None:
@@ -163,10 +170,14 @@ class Deploy(runner.Operation):
         base = t.base if t.base and t.base.complete and self.source.has_commit(t.base.revision) else None
         if base:
             changed, deleted = self.source.changes(base.revision, self.revision)
+            outputs, gone = build.changes(self.built, base.meta, changed)
+            deleted += gone
             data = self.source.archive(self.revision, changed) if changed else None
         else:
             changed, deleted = None, []
+            outputs = sorted(self.built.files)
             data = self.source.archive(self.revision)
+        data = build.with_files(data, self.built, outputs)
         archive = f"{t.layout.releases}/.upload-v{t.number}.tar.gz" if data else None
         if data:
             t.remote.put_bytes(data, archive, step="upload")
@@ -176,11 +187,11 @@ class Deploy(runner.Operation):
             t.remote.put_bytes(cmd.deleted_list(deleted), deleted_file, step="upload")
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
-                "project": self.project.name}
+                "project": self.project.name, **({"build": self.built.digests} if self.built.files else {})}
         t.staged = True
         res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
                                meta),
-                     show_steps=False) or {"unpacked": len(changed) if changed is not None else "all",
+                     show_steps=False) or {"unpacked": len(changed) + len(outputs) if changed is not None else "all",
                                            "copied": "the rest"}
         t.show("upload", time.monotonic() - started,
                note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('copied')} copied"
@@ -188,12 +199,16 @@ class Deploy(runner.Operation):
 
     def run_prepare(self, t: Target, steps: tuple[str, ...]) -> None:
         base_venv = f"{t.layout.release(t.base.number)}/.venv" if t.base and t.base.complete else None
+        after_install = hooks.for_host(self, t, "after-install") if "install" in steps else []
+        hooks.plan(t, after_install, f"in v{t.number}, after install")
         res = t.call(cmd.prepare(t.layout, t.project, t.token, t.number, list(steps), base_venv,
                                  t.base.name if t.base else None,
-                                 backup_rules.keep_for(self.project, self.config.defaults)),
+                                 backup_rules.keep_for(self.project, self.config.defaults), tuple(after_install),
+                                 hooks.env_for(self, t)),
                      timeout=PREPARE_TIMEOUT)
         if res is None:
             return
+        hooks.show(t, res.get("hooks") or [])
         for step, text in res.get("notes") or []:   # Django's check warnings: shown, not failing
             t.say(f"[{t.name}] {step}: " + text.replace("\n", "\n    "))
         if res.get("backup"):
@@ -205,8 +220,9 @@ class Deploy(runner.Operation):
                                   + activation.indent(res.get("output", "")), host=t.name, step="preflight",
                                   hint=HINTS["preflight"])
         if res["failed"]:
+            hint = hooks.BEFORE_FLIP_HINT if res["failed"].startswith("hook:") else HINTS.get(res["failed"])
             raise OperationFailed(f"{res['failed']} failed:\n" + activation.indent(res.get("output", "")),
-                                  host=t.name, step=res["failed"], hint=HINTS.get(res["failed"]))
+                                  host=t.name, step=res["failed"], hint=hint)
 
     def migrate(self, t: Target) -> None:
         self.run_prepare(t, migrate_steps(self.backup_due(t)))
@@ -216,22 +232,32 @@ class Deploy(runner.Operation):
         if len(self.targets) > 1:
             preflight(t)
 
+    def before_flip(self, t: Target) -> None:
+        hooks.before_flip(self, t)
+
+    def after_success(self) -> None:
+        self.hook_problems = hooks.after_success(self)
+
     def activate(self, t: Target) -> None:
         """The host carries this to its end: on failure it puts the live release back and records
         that itself; a lone host records success too (a fleet's laptop does, once every batch is in)."""
-        alone = len(self.targets) == 1
         ok = cmd.record(self.project, *self.success(t))
+        on_ok, on_failure = hooks.records_itself(self, t)
         res = activation.activate(t, t.number, activation.unit_actions(self.project),
                                   verify_timeout=self.options.verify_timeout,
                                   health_timeout=self.options.health_timeout, restore=True,
-                                  on_ok=ok if alone else None, pending=None if alone else ok,
-                                  on_failure=cmd.record(self.project, *self.failure(t, "activate")))
+                                  on_ok=ok if on_ok else None, pending=None if on_ok else ok,
+                                  on_failure=cmd.record(self.project, *self.failure(t, "activate"))
+                                  if on_failure else None)
         if res is None or res["ok"]:
             return
         step = "verify" if res["result"].get("healthy") else "health"
         why = res.get("reason") or activation.describe(res["result"])
         if res["outcome"] == "failed":   # the host was not to go back (a fleet's put_back)
             raise OperationFailed(why, host=t.name, step=step)
+        if not t.done:   # restored, and left for the after-failure hooks to run under the lock
+            why += hooks.after_failure(self, t)
+            self.record_failure(t, why, step, restored=t.base.name if t.base else None)
         what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
                 "no earlier release existed: the units were stopped and current removed")
         hint = "fix the release and deploy again"
@@ -250,7 +276,8 @@ class Deploy(runner.Operation):
         remove = releases.to_remove(merged, t.number, self.config.defaults.keep_releases)
         log = {"event": "deploy", "result": "ok", "release": f"v{t.number}",
                "previous": t.base.name if t.base else None, "revision": self.revision, "ref": self.options.ref,
-               "by": lock.who(), "at": lock.now(), "steps": t.steps, "message": self.options.message}
+               "by": lock.who(), "at": lock.now(), "steps": t.steps, "message": self.options.message,
+               **({"hook_problems": self.hook_problems} if self.hook_problems else {})}
         return states, {t.number: {"steps": t.steps}}, log, remove
 
     def failure(self, t: Target, step: str, why: str = "", restored: str | None = None) -> tuple[dict, dict, dict]:
@@ -289,6 +316,7 @@ class Deploy(runner.Operation):
             if not t.flipped:
                 live = t.base.name if t.base else "nothing (first deploy)"
                 hint = getattr(cause, "hint", None)
+                why += hooks.after_failure(self, t)   # in the live release, still under the lock
                 try:
                     self.record_failure(t, why, step, restored=None)
                 except AynaFabError as lost:  # unreachable, or a step still runs there: the lock stays
@@ -300,6 +328,7 @@ class Deploy(runner.Operation):
                 return OperationFailed(f"{what} failed at {step}; the live site is untouched "
                                        f"(still {live})\n{activation.indent(why)}", host=t.name, step=step, hint=hint)
             restored = activation.put_back(t)
+            why += hooks.after_failure(self, t)   # on the release put back, still under the lock
             self.record_failure(t, why, step, restored=restored)
             what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
                     "no earlier release existed: the units were stopped and current removed")
@@ -366,9 +395,11 @@ HINTS = {
 PHASES = [
     Phase("lock + plan", Deploy.lock_and_plan, EACH),
     Phase("agree", Deploy.agree, FLEET),
-    Phase("prepare", Deploy.prepare, EACH),     # upload, install, check, collectstatic (+ migrate alone)
+    Phase("prepare", Deploy.prepare, EACH),     # upload, install, after-install hooks, check, collectstatic (+ migrate alone)
     Phase("migrate", Deploy.migrate, ONCE),     # fleets: backup and migrate on one host
     Phase("preflight", Deploy.preflight, EACH),  # fleets: the pre-flip check on every host
+    Phase("before flip", Deploy.before_flip, EACH),      # hooks, on every host before any flips
     Phase("activate", Deploy.activate, BATCHES),
+    Phase("after success", Deploy.after_success, FLEET),  # hooks, once every host is live
     Phase("record", Deploy.finish, EACH),
 ]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ayna_fab.errors import OperationFailed
 
 
 def run(argv: Sequence[str], *, step: str, check: bool = True, timeout: float | None = None,
-        hint: str | None = None) -> subprocess.CompletedProcess[str]:
+        hint: str | None = None, cwd: str | os.PathLike | None = None,
+        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run argv, capture its output, and on failure raise naming the step and stderr's tail."""
     try:
         proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, cwd=cwd, env=None if env is None else dict(env),
+                              errors="replace")
     except FileNotFoundError as exc:
         raise OperationFailed(f"{argv[0]} is not installed", step=step, hint=hint) from exc
     except subprocess.TimeoutExpired as exc:

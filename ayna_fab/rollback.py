@@ -4,7 +4,9 @@ restarted units, health. The same runner and lock as deploys, phases of its own:
     lock + plan  each host: take the lock, read its releases
     choose       the laptop: the target release (every host of a fleet goes to the same one)
     preflight    each host: the target's web and api started privately until healthy, then stopped
+    before flip  each host: the project's before-flip hooks, in the target (hooks.py)
     activate     each host: flip, restart every unit, health, verify
+    after success  the after-success hooks, in the live target
     record       each host: states (the release left is rolled-back), log line, unlock
 
 The migrations the abandoned release had and the target lacks are named, since the
@@ -16,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ayna_fab import activation, deploy, lock, releases, runner
+from ayna_fab import activation, deploy, hooks, lock, releases, runner
 from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
@@ -47,6 +49,7 @@ class Rollback(runner.Operation):
     def __init__(self, config: Config, project: Project, options: Options, targets: list[Target]) -> None:
         self.config, self.project, self.options, self.targets = config, project, options, targets
         self.phases = PHASES
+        self.hook_problems: list[str] = []
 
     def lock_and_plan(self, t: Target) -> None:
         deploy.lock_and_plan(t, None if t.dry_run else t.owner)
@@ -79,20 +82,31 @@ class Rollback(runner.Operation):
     def preflight(self, t: Target) -> None:
         deploy.preflight(t)
 
+    def before_flip(self, t: Target) -> None:
+        hooks.before_flip(self, t)
+
+    def after_success(self) -> None:
+        self.hook_problems = hooks.after_success(self)
+
     def activate(self, t: Target) -> None:
         """The host carries this to its end: on failure it puts the release that served back."""
-        alone = len(self.targets) == 1
         ok = cmd.record(self.project, *self.success(t))
+        on_ok, on_failure = hooks.records_itself(self, t)
         failed = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "by": lock.who(),
                   "at": lock.now()}
         res = activation.activate(t, t.number, activation.unit_actions(self.project),
                                   verify_timeout=self.options.verify_timeout,
                                   health_timeout=self.options.health_timeout, restore=t.base is not None,
-                                  on_ok=ok if alone else None, pending=None if alone else ok,
-                                  on_failure=cmd.record(self.project, {}, {}, failed))
+                                  on_ok=ok if on_ok else None, pending=None if on_ok else ok,
+                                  on_failure=cmd.record(self.project, {}, {}, failed) if on_failure else None)
         if res is None or res["ok"]:
             return
         why = res.get("reason") or activation.describe(res["result"])
+        if res["outcome"] == "restored" and not t.done:   # left for the after-failure hooks, under the lock
+            why += hooks.after_failure(self, t)
+            log = {**failed, "restored": t.base.name, "reason": why[-2000:]}
+            t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
+            t.locked, t.done = False, True
         if res["outcome"] == "restored":
             raise OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
                                   + activation.indent(why), host=t.name, step="rollback",
@@ -118,6 +132,7 @@ class Rollback(runner.Operation):
         if not t.locked:
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
         if not t.flipped:
+            why += hooks.after_failure(self, t)
             try:
                 t.call(cmd.unlock(t.layout, t.token))
                 t.locked = False
@@ -131,6 +146,7 @@ class Rollback(runner.Operation):
                                   host=t.name, step="rollback", hint=f"fab -H {t.name} status")
         try:
             activation.put_back(t)
+            why += hooks.after_failure(self, t)
             log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.base.name,
                    "reason": why[-2000:], "by": lock.who(), "at": lock.now()}
             t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
@@ -148,6 +164,8 @@ PHASES = [
     Phase("lock + plan", Rollback.lock_and_plan, EACH),
     Phase("choose", Rollback.choose, FLEET),
     Phase("preflight", Rollback.preflight, EACH),
+    Phase("before flip", Rollback.before_flip, EACH),
     Phase("activate", Rollback.activate, BATCHES),
+    Phase("after success", Rollback.after_success, FLEET),
     Phase("record", Rollback.finish, EACH),
 ]

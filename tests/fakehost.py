@@ -6,7 +6,7 @@ files. What needs a server is faked: systemd units (a dict), uv and Django (step
 that succeed unless told to fail), health (a release is healthy unless marked broken).
 Faults are injected by call name and count: the link lost before a call reaches the
 host, or after the host did it but before the answer came back; a Ctrl-C; a step
-that fails.
+that fails. Hooks run for real (as processes in the release directories).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.host import activate, dumps, health, holder, main, preflight, prepare, releases, store, units
+from ayna_fab.host import activate, dumps, health, holder, hooks, main, preflight, prepare, releases, store, units
 from ayna_fab.remote import Command, Remote, Result
 
 
@@ -200,6 +200,7 @@ class FakeRemote(Remote):
         patch(preflight, "check", check)
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)
+        patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
         patch(releases, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
         try:
             yield

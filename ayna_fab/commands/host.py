@@ -8,7 +8,7 @@ checks that each call type is built here exactly once.
 from __future__ import annotations
 
 from ayna_fab import hostcall, units
-from ayna_fab.config import Project
+from ayna_fab.config import Hook, Project
 from ayna_fab.host import backups as rules
 from ayna_fab.host import calls
 from ayna_fab.layout import Layout
@@ -55,8 +55,12 @@ def project_steps(project: Project, steps: list[str]) -> list[str]:
 
 
 def prepare(layout: Layout, project: Project, token: str, number: int, steps: list[str],
-            base_venv: str | None, backup_release: str | None, keep_backups: int) -> Command:
+            base_venv: str | None, backup_release: str | None, keep_backups: int,
+            after_install: tuple[Hook, ...] = (), hook_env: dict[str, str] | None = None) -> Command:
+    """Install, back up, the Django steps and the pre-flip check; after_install: hooks run right
+    after install (only when install is one of the steps), told hook_env besides the .env."""
     return hostcall.command(calls.Prepare(
+        hooks=hook_specs(after_install) if "install" in steps else [], hook_env=dict(hook_env or {}),
         root=layout.root, token=token, number=number, steps=project_steps(project, steps), base_venv=base_venv,
         env_file=layout.env_file, uv_cache=layout.uv_cache,
         django_dir=project.django_dir if project.django else None, checks=project.checks,
@@ -74,6 +78,20 @@ def preflight(layout: Layout, project: Project, token: str, number: int) -> Comm
                                             env_file=layout.env_file,
                                             servers=units.preflight_servers(project, layout.release(number)),
                                             timeout=PREFLIGHT_TIMEOUT), "preflight")
+
+
+def hook_specs(hooks: tuple[Hook, ...] | list[Hook]) -> list[dict]:
+    """Hooks as the host program runs them: name, argv, timeout (where and when is the laptop's choice)."""
+    return [{"name": h.name, "command": list(h.command), "timeout": h.timeout} for h in hooks]
+
+
+def hooks(layout: Layout, token: str, number: int | None, phase: str, chosen: list[Hook], env: dict[str, str],
+          *, stop_at_failure: bool) -> Command:
+    """Run one phase's hooks on the host, under the lock, in release vN (None: the live release)."""
+    return hostcall.command(calls.Hooks(root=layout.root, token=token, number=number, env_file=layout.env_file,
+                                        phase=phase, hooks=hook_specs(chosen), env=dict(env),
+                                        stop_at_failure=stop_at_failure), f"hooks {phase}",
+                            hint="the hook's output is above; run it by hand in the release as the deploy user")
 
 
 def activate(layout: Layout, project: Project, token: str, number: int, actions: list[tuple[str, str]],

@@ -58,6 +58,8 @@ class Prepare:
     preflight_timeout: float
     checks: str                 # "errors" | "strict": Django's check warnings fail the check too
     uv_config: str              # setup's uv.toml from hosts.toml's index settings; used if it exists
+    hooks: list                 # after-install hooks ({name, command, timeout}), run right after install
+    hook_env: dict              # what those hooks are told besides the .env (AYNA_* variables)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,20 @@ class Preflight:
     env_file: str
     servers: list
     timeout: float
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Run one phase's hooks (host/hooks.py) in release vN, or in the live release (number None),
+    with the units' environment plus `env` (AYNA_* variables); stop at the first failure if asked."""
+    root: str
+    token: str
+    number: int | None
+    env_file: str
+    phase: str
+    hooks: list
+    env: dict
+    stop_at_failure: bool
 
 
 @dataclass(frozen=True)
@@ -241,7 +257,7 @@ class AuthorizeKey:
 
 
 CALLS = {cls.__name__.lower(): cls for cls in (
-    Plan, Stage, Prepare, Preflight, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
+    Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
     Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
 
 

@@ -54,6 +54,12 @@ def abandon(root, token, why="the connection to the laptop closed"):
         j = journal.of(root, token) or {}
         if j.get("outcome") == "live" and lock.holds(root, token):
             _record_live(root, token, j, why)
+        elif j.get("outcome") in ("restored", "stopped") and not j.get("recorded"):
+            store.set_state(root, j["number"], "failed", {"failed_step": "activate"})
+            store.append_log(root, {"event": held.get("operation") or "deploy", "result": "failed",
+                                    "release": f"v{j['number']}", "restored": f"v{j['back']}" if j.get("back") else None,
+                                    "reason": f"{j.get('reason') or 'not healthy'}; then {why}",
+                                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         outcome.update(outcome=j.get("outcome"), number=j.get("number"), back=j.get("back"))
     else:
         building = [r["number"] for r in store.listing(root)

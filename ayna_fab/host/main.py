@@ -14,7 +14,7 @@ from . import calls, lock, wire
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
-    "preflight": "prepare.preflight",
+    "preflight": "prepare.preflight", "hooks": "hooks.phase",
     "activate": "activate.activate", "follow": "activate.follow_call",
     "deactivate": "activate.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
@@ -27,7 +27,7 @@ HANDLERS = {
 # Calls that may run long under the deploy lock: they outlive a dropped connection (SIGHUP
 # ignored) and mark the lock as busy while they run, so nobody can release it under them.
 # (activate detaches a worker of its own, which marks itself: activate.py.)
-LONG = ("prepare", "preflight")
+LONG = ("prepare", "preflight", "hooks")
 
 
 def _outlive_the_connection():

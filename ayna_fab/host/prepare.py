@@ -7,7 +7,7 @@ import re
 import subprocess
 import time
 
-from . import calls, dumps, envfile, preflight as private, source, store, wire
+from . import calls, dumps, envfile, hooks, preflight as private, source, store, wire
 from .releases import require_lock
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
@@ -89,6 +89,12 @@ def prepare(a: calls.Prepare):
                            capture_output=True, text=True)
         if not done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr):
             return result
+        if a.hooks:  # after install: the release has its venv; nothing has migrated yet
+            result["hooks"] = hooks.run_all(a.hooks, rel, dict(env, **a.hook_env), "after-install")
+            failed = next((r for r in result["hooks"] if not r["ok"]), None)
+            if failed:
+                result["failed"], result["output"] = f"hook:{failed['name']}", failed["output"]
+                return result
     if "backup" in a.steps:
         t = time.monotonic()
         try:

@@ -3,7 +3,7 @@ are deploy.py and rollback.py, run by runner.py."""
 
 from __future__ import annotations
 
-from ayna_fab import config, deploy as pipeline, lock, output, releases, rollback as rollback_pipeline
+from ayna_fab import build, config, deploy as pipeline, hooks, lock, output, releases, rollback as rollback_pipeline
 from ayna_fab import runner, status as fleet_status, targets
 from ayna_fab.cli import task
 from ayna_fab.commands import host as cmd
@@ -65,15 +65,20 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
     for proj, hosts, source, revision, opts in work:
         if source.dirty():
             output.warn(f"{proj.source} has uncommitted changes; they are not deployed (committed code only)")
-        op, remotes = _run(lambda ts: pipeline.Deploy(cfg, proj, source, revision, opts, ts), cfg, hosts, proj,
-                           dry_run, "deploy", message)
-        for t in op.targets:
-            if dry_run:
-                output.say(f"[{t.name}] dry run: v{t.number} of {proj.name} at {revision[:12]} would be deployed; "
-                           "nothing was changed")
-            else:
-                output.say(f"[{t.name}] {proj.name} v{t.number} ({revision[:12]}) is live and healthy "
-                           f"({sum(t.steps.values()):.1f}s in steps, {remotes[t.name].round_trips} round trips)")
+        outcome = hooks.Outcome("deploy", proj, [h.name for h in hosts], revision)
+        with hooks.laptop_hooks(outcome, output.say, dry_run=dry_run):
+            built = build.run(proj, source, revision, output.say, dry_run=dry_run)  # before anything remote
+            op, remotes = _run(lambda ts: outcome.track(pipeline.Deploy(cfg, proj, source, revision, opts, ts, built)),
+                               cfg, hosts, proj, dry_run, "deploy", message)
+            outcome.problems += op.hook_problems
+            for t in op.targets:
+                if dry_run:
+                    output.say(f"[{t.name}] dry run: v{t.number} of {proj.name} at {revision[:12]} would be "
+                               "deployed; nothing was changed")
+                else:
+                    output.say(f"[{t.name}] {proj.name} v{t.number} ({revision[:12]}) is live and healthy "
+                               f"({sum(t.steps.values()):.1f}s in steps, {remotes[t.name].round_trips} round trips)")
+        hooks.report(outcome, output.warn)
 
 
 @task(help={"to": "the release to go back to, e.g. v3 (default: the previous good one)",
@@ -85,10 +90,14 @@ def rollback(c, to=None, project=None, dry_run=False):
     opts = rollback_pipeline.Options(to=releases.parse_name(to) if to else None, dry_run=dry_run)
     for name, hosts in _by_project(c, cfg, project).items():
         proj = cfg.projects[name]
-        op, _ = _run(lambda ts: rollback_pipeline.Rollback(cfg, proj, opts, ts), cfg, hosts, proj, dry_run,
-                     "rollback")
-        for t in op.targets:
-            output.say(f"[{t.name}] {proj.name}: v{t.number} is live and healthy" + (" (dry run)" if dry_run else ""))
+        outcome = hooks.Outcome("rollback", proj, [h.name for h in hosts])
+        with hooks.laptop_hooks(outcome, output.say, dry_run=dry_run):
+            op, _ = _run(lambda ts: outcome.track(rollback_pipeline.Rollback(cfg, proj, opts, ts)), cfg, hosts, proj,
+                         dry_run, "rollback")
+            outcome.problems += op.hook_problems
+            for t in op.targets:
+                output.say(f"[{t.name}] {proj.name}: v{t.number} is live and healthy" + (" (dry run)" if dry_run else ""))
+        hooks.report(outcome, output.warn)
 
 
 @task(help={"json": "print JSON for scripts", "project": "only this project"})

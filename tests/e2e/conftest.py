@@ -34,7 +34,7 @@ FAB = Path(sys.executable).with_name("fab")
 MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy", "test_ops", "test_faults", "test_soak",
                 "test_corpus",
                 "test_fleet",
-                "test_hostile")
+                "test_hostile", "test_hooks")
 
 
 def pytest_collection_modifyitems(items):

@@ -252,6 +252,52 @@ def cmd_relock_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+ASSETS_SOURCE = WEB_DIR / "crew" / "static" / "crew" / "site.css"
+ASSETS_BUILD = WEB_DIR / "crew" / "static" / "crew" / "build"   # git-ignored: ayna-fab's build step makes it
+
+
+def minify_css(text: str) -> str:
+    """Comments and runs of whitespace out: a stand-in for a real frontend build (npm, tailwind)."""
+    import re
+
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"\s+", " ", text)
+    return re.sub(r"\s*([{}:;,])\s*", r"\1", text).replace(";}", "}").strip() + "\n"
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    """Build the stylesheet into crew/static/crew/build (deterministic: same input, same bytes)."""
+    import hashlib
+    import json
+
+    css = minify_css(ASSETS_SOURCE.read_text())
+    ASSETS_BUILD.mkdir(parents=True, exist_ok=True)
+    (ASSETS_BUILD / "site.min.css").write_text(css)
+    digest = hashlib.sha256(css.encode()).hexdigest()[:12]
+    (ASSETS_BUILD / "assets.json").write_text(json.dumps({"site.min.css": digest}, indent=1) + "\n")
+    print(f"site.min.css: {len(css)} bytes ({ASSETS_SOURCE.stat().st_size} before), {digest}")
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """GET the live web and api health endpoints (a post-deploy hook: runs on the server)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    failed = 0
+    for name, port, path in (("web", os.environ.get("WEB_PORT", DEFAULT_WEB_PORT), "/health/"),
+                             ("api", os.environ.get("API_PORT", DEFAULT_API_PORT), "/health")):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                body = json.loads(response.read() or b"{}")
+                print(f"{name}: {response.status}, release {body.get('release')}")
+        except (OSError, ValueError) as exc:
+            print(f"{name}: {exc}")
+            failed += 1
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poe_commands.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("start", "stop", "restart", "status"))
     p.set_defaults(func=cmd_services)
 
+    sub.add_parser("assets", help="build the stylesheet into crew/static/crew/build").set_defaults(func=cmd_assets)
+    sub.add_parser("smoke", help="GET the live health endpoints").set_defaults(func=cmd_smoke)
     sub.add_parser("test", help="run pytest").set_defaults(func=cmd_test)
     sub.add_parser("lint", help="compile sources and run Django checks").set_defaults(func=cmd_lint)
     sub.add_parser("wheelhouse", help="regenerate wheelhouse-requirements.txt").set_defaults(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.db import DatabaseError
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -10,6 +11,9 @@ from django.views.decorators.http import require_GET
 from .banner import BANNER
 from .health import build_report
 from .models import CrewMember
+
+
+BUILT_CSS = "crew/build/site.min.css"   # made by the deploy's build step, not committed
 
 
 @require_GET
@@ -26,6 +30,7 @@ def index(request):
             "crew": crew,
             "database_error": database_error,
             "release": settings.AYNA_RELEASE,
+            "stylesheet": BUILT_CSS if finders.find(BUILT_CSS) else "crew/site.css",
         },
     )
 
