@@ -16,7 +16,7 @@ from ayna_fab.commands import host as cmd
 from ayna_fab.config import Project
 from ayna_fab.errors import NeedsAttention, OperationFailed
 from ayna_fab.host import activate as host_activate
-from ayna_fab.runner import Target
+from ayna_fab.runner import Target, no_interrupts
 
 EXTRA_SECONDS = 120   # the laptop waits this much beyond the host's own verify and health timeouts
 REATTACH_WAIT = 30.0  # each follow call after a lost link waits this long for the outcome
@@ -53,13 +53,30 @@ def activate(t: Target, number: int, actions: list[tuple[str, str]], *, verify_t
         res = t.call(command, timeout=limit, show_steps=show_steps)
     except OperationFailed as lost:
         res = reattach(t, lost, limit)
+    except KeyboardInterrupt as stop:   # too late to stop: the host carries it; follow it to its end
+        t.remote.interrupted = t.remote.interrupted or (stop.args[0] if stop.args else "Ctrl-C")
+        t.say(f"[{t.name}] interrupted ({t.remote.interrupted}) during activation: the host carries it to "
+              "its end; following it")
+        with no_interrupts():
+            res = reattach(t, None, limit)
     return settled(t, res)
 
 
-def reattach(t: Target, lost: OperationFailed, limit: float) -> dict:
-    """The link dropped while the host was activating: connect again and follow it to its end."""
-    t.say(f"[{t.name}] the link dropped during activation ({lost.message.splitlines()[0]}); the host carries "
-          "on by itself: reconnecting to follow it")
+def too_late_to_stop(t: Target, res: dict | None) -> None:
+    """A lone host's interrupt that came while its activation went live: the release is live and
+    healthy, so the operation goes on to record it rather than undo it."""
+    if res is not None and res.get("ok") and t.remote.interrupted:
+        t.say(f"[{t.name}] interrupted ({t.remote.interrupted}) once v{res['number']} was live and healthy: "
+              "recording it")
+        t.remote.interrupted = None
+
+
+def reattach(t: Target, lost: OperationFailed | None, limit: float) -> dict:
+    """The link dropped (or the laptop was interrupted) while the host was activating: connect
+    again if need be and follow the activation to its end."""
+    if lost is not None:
+        t.say(f"[{t.name}] the link dropped during activation ({lost.message.splitlines()[0]}); the host "
+              "carries on by itself: reconnecting to follow it")
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
@@ -69,7 +86,7 @@ def reattach(t: Target, lost: OperationFailed, limit: float) -> dict:
             continue
         if res.get("error") == "no-activation":   # the call never reached the host: nothing changed
             t.flipped = t.carried = False
-            raise lost
+            raise lost or KeyboardInterrupt(t.remote.interrupted)
         if res.get("error"):
             raise NeedsAttention(f"lost the link during activation, then: {res.get('detail')}", host=t.name,
                                  step="activate", hint=f"fab -H {t.name} status")

@@ -249,6 +249,8 @@ class Deploy(runner.Operation):
                                   on_ok=ok if on_ok else None, pending=None if on_ok else ok,
                                   on_failure=cmd.record(self.project, *self.failure(t, "activate"))
                                   if on_failure else None)
+        if len(self.targets) == 1:
+            activation.too_late_to_stop(t, res)
         if res is None or res["ok"]:
             return
         step = "verify" if res["result"].get("healthy") else "health"

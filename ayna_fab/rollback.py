@@ -99,6 +99,8 @@ class Rollback(runner.Operation):
                                   health_timeout=self.options.health_timeout, restore=t.base is not None,
                                   on_ok=ok if on_ok else None, pending=None if on_ok else ok,
                                   on_failure=cmd.record(self.project, {}, {}, failed) if on_failure else None)
+        if len(self.targets) == 1:
+            activation.too_late_to_stop(t, res)
         if res is None or res["ok"]:
             return
         why = res.get("reason") or activation.describe(res["result"])

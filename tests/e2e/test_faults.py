@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -107,7 +108,7 @@ def kill_host_call(sandbox, call: str) -> str:
               " except OSError: continue\n"
               f" if len(a)>4 and a[0].endswith(b'python3') and a[1]==b'-c' and a[3]==b'{call}':\n"
               "  os.kill(int(p),signal.SIGKILL); print(p)\n")
-    return sandbox.check(0, f"python3 -c {json.dumps(script)}")
+    return sandbox.check(0, "python3 -c " + shlex.quote(script))
 
 
 FAULTS = {
@@ -187,6 +188,9 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
         repo.git("checkout", "-q", "main")
         if undo:
             undo()
+        if proc.poll() is None:   # this cell failed on the way: its deploy must not outlive it
+            proc.kill()
+            proc.wait()
     said = cell.output()
     if fault not in ("SIGKILL",):
         assert rc != 0 or current_number(sandbox) == cell.number, said

@@ -92,7 +92,9 @@ def last_outcome(record: Path) -> dict:
 
 
 def releases_on_host(sandbox) -> str:
-    return sandbox.check(0, f"ls -A {ROOT}/releases")
+    """The releases directory, once an earlier deploy's background cleanup (.trash-*) has ended."""
+    return sandbox.check(0, f"for i in $(seq 300); do ls -d {ROOT}/releases/.trash-* >/dev/null 2>&1 || break; "
+                            f"sleep 0.1; done; ls -A {ROOT}/releases")
 
 
 def lock_free(sandbox) -> bool:
