@@ -54,11 +54,12 @@ def activate(t: Target, number: int, actions: list[tuple[str, str]], *, verify_t
     except OperationFailed as lost:
         res = reattach(t, lost, limit)
     except KeyboardInterrupt as stop:   # too late to stop: the host carries it; follow it to its end
-        t.remote.interrupted = t.remote.interrupted or (stop.args[0] if stop.args else "Ctrl-C")
-        t.say(f"[{t.name}] interrupted ({t.remote.interrupted}) during activation: the host carries it to "
-              "its end; following it")
+        seen = t.remote.interrupted or (stop.args[0] if stop.args else "an interrupt")
+        t.say(f"[{t.name}] interrupted ({seen}) during activation: the host carries it to its end; following it")
+        t.remote.interrupted = None   # the follow calls must go out; the interrupt is noted again after
         with no_interrupts():
             res = reattach(t, None, limit)
+        t.remote.interrupted = seen
     return settled(t, res)
 
 

@@ -31,7 +31,7 @@ from ayna_fab.remote import Command, Remote, Result
 class Fault:
     call: str                     # host call name (plan, stage, prepare, activate, finish, ...), or "upload"
     nth: int = 1                  # the nth such call on this host
-    kind: str = "link-before"     # link-before | link-after | interrupt | fail-step | die-before | die-after
+    kind: str = "link-before"     # link-before | link-after | interrupt | interrupt-raised | fail-step | die-before | die-after
     step: str | None = None       # fail-step: which prepare step fails
 
 
@@ -102,6 +102,8 @@ class FakeRemote(Remote):
             raise LaptopDied(name)
         if fault and fault.kind == "link-after":
             raise OperationFailed("lost the connection or timed out: injected", host=self.name, step=cmd.step)
+        if fault and fault.kind == "interrupt-raised":   # a signal that escaped the command in flight
+            raise KeyboardInterrupt()
         if fault and fault.kind == "interrupt":   # as Remote.run: the answer counts, the operation stops next
             self.interrupted = "Ctrl-C"
         return Result(code, out, "")

@@ -135,7 +135,7 @@ BEFORE_FLIP = [
     ("activate", "link-before"),   # the host never got it: the journal says no activation started
 ] + [("prepare", f"fail-step:{s}") for s in ("install", "backup", "check", "migrate", "collectstatic")]
 # Once the host has the activation, it carries it to its end whatever the laptop sees.
-CARRIED = [("activate", "link-after"), ("activate", "interrupt")]
+CARRIED = [("activate", "link-after"), ("activate", "interrupt"), ("activate", "interrupt-raised")]
 
 
 def fault(call: str, kind: str) -> Fault:
