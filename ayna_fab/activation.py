@@ -54,7 +54,7 @@ def activate(t: Target, number: int, actions: list[tuple[str, str]], *, verify_t
     except OperationFailed as lost:
         res = reattach(t, lost, limit)
     except KeyboardInterrupt as stop:   # too late to stop: the host carries it; follow it to its end
-        seen = t.remote.interrupted or (stop.args[0] if stop.args else "an interrupt")
+        seen = t.remote.interrupted or (stop.args[0] if stop.args else "Ctrl-C or SIGTERM")
         t.say(f"[{t.name}] interrupted ({seen}) during activation: the host carries it to its end; following it")
         t.remote.interrupted = None   # the follow calls must go out; the interrupt is noted again after
         with no_interrupts():
