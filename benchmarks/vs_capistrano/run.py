@@ -103,11 +103,13 @@ class Bench:
     def reset(self) -> None:
         """Both hosts back to no release and an empty database (uv's cache stays warm)."""
         for i in (0, 1):
-            self.sandbox.check(i, f"systemctl stop {' '.join(UNITS)}; rm -rf {ROOT}/releases/v* {ROOT}/releases/current "
+            # KILL first: a warm shutdown on a loaded machine is not what is measured, and may take minutes.
+            self.sandbox.check(i, f"systemctl kill -s KILL {' '.join(UNITS)}; systemctl stop {' '.join(UNITS)}; "
+                                  f"rm -rf {ROOT}/releases/v* {ROOT}/releases/current "
                                   f"{ROOT}/cap-releases; "
                                   + (f"rm -f {ROOT}/venv; " if i == 0 else "")
                                   + "cd / && runuser -u postgres -- dropdb --if-exists uavcrew "
-                                    "&& runuser -u postgres -- createdb -O uavcrew uavcrew")
+                                    "&& runuser -u postgres -- createdb -O uavcrew uavcrew", timeout=600)
 
     def live(self, i: int) -> str:
         """The release `current` points at, and whether web's health answers 2xx."""
@@ -236,8 +238,10 @@ def main() -> None:
             for n in range(args.runs):
                 one_run(b, n, figures)
                 print(f"rtt {rtt:g} ms: run {n + 1}/{args.runs} done", file=sys.stderr, flush=True)
+                # what is done so far stays on disk if a later run fails
+                report["results"][f"{rtt:g}"] = {"summary": summarize(figures), "runs": figures, "done": n + 1}
+                args.json.write_text(json.dumps(report, indent=1))
             summary = summarize(figures)
-            report["results"][f"{rtt:g}"] = {"summary": summary, "runs": figures}
             print(table(rtt, summary, args.runs), flush=True)
             print(profile(summary), flush=True)
             print(flush=True)
