@@ -1,90 +1,161 @@
-"""Print the wall time of a fleet deploy to 1, 2, 4 and 8 sandbox hosts (median of --runs).
+"""A fleet deploy to 1, 2, 4 and 8 sandbox hosts: what the tool costs, apart from the hosts' own work.
 
-    .venv/bin/python benchmarks/fleet_deploy.py [--runs 3] [--sizes 1,2,4,8]
+    .venv/bin/python benchmarks/fleet_deploy.py [--runs 3] [--sizes 1,2,4,8] [--rtt-ms 50]
+                                                [--profiles light,demo] [--json FILE]
 
-Each run deploys a one-file change to the first N hosts with `fab -H h1,...,hN deploy`
-(Python start-up and connections included). The hosts share one PostgreSQL, as a fleet
-does, so migrations run once. Uses a sandbox of its own (prefix aynafleet, ports 2451..).
+Each run deploys a one-file change to the first N hosts with `fab -H h1,...,hN deploy` (Python
+start-up and connections included), sizes interleaved (ascending, then descending). On a 2-core
+machine eight hosts running the demo's Django checks at once measure the CPU, not the tool, so
+each deploy is split into:
+
+- wall: the whole command;
+- slowest host: the largest sum of one host's own step times (the @@step timings the host
+  program reports);
+- overhead: wall minus the slowest host's steps: start-up, connecting, the laptop's work,
+  round-trip latency, and waiting at each phase's barrier for the slowest host of that phase;
+- host path: each step's slowest host, summed; wall minus that is the tool's own part with the
+  phase barriers taken out;
+- turns per host: what each host's SSH forwarder counted (about one round trip each), the
+  median over the fleet's hosts; and the round trips ayna-fab itself reports, when it does.
+
+Profiles: `light` is a project of the demo's API alone with one uvicorn worker (no Django, no
+migrations), so hosts do little; `demo` is the whole demo (web, api, Celery worker and beat),
+the hosts sharing one PostgreSQL, as a fleet does, so migrations run once. Only the profile being
+measured runs on the hosts. Uses a sandbox of its own (prefix aynafleet, ports 2451..).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import DEMO_ENV, FAB, DemoRepo, machine, median, run, sandbox_settings, set_rtt, steps  # noqa: E402
 
 from ayna_fab.sandbox import manager  # noqa: E402
-from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings  # noqa: E402
+from tests.e2e.conftest import Sandbox  # noqa: E402
 
-FAB = str(Path(sys.executable).with_name("fab"))
+PROFILES = {"light": "uavlight", "demo": "uavcrew"}
+ROUND_TRIPS_RE = re.compile(r"(\d+) round trips")
 
 
-def run(argv, env):
-    t = time.monotonic()
-    p = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed:\n{p.stdout}\n{p.stderr}")
-    return time.monotonic() - t
+def inventory(path: Path, sandbox: Sandbox, src: Path, env_file: Path) -> None:
+    """Both profiles on every host, each with its env file (the light one names its own ports)."""
+    s = sandbox.settings
+    light_env = env_file.with_name("light.env")
+    light_env.write_text(env_file.read_text().replace("PROJECT_NAME=uavcrew", "PROJECT_NAME=uavlight")
+                         .replace("WEB_PORT=8130", "WEB_PORT=8150").replace("API_PORT=8131", "API_PORT=8151"))
+    text = [f'[defaults]\nidentity_file = "{s.key_path}"\nknown_hosts = "{s.known_hosts_path}"\n',
+            f'[projects.uavcrew]\nsource = "{src}"\nenv = "production"\nenv_file = "{env_file}"\n'
+            'create_database = true\n',
+            # The demo's API alone: port range 8150 (outside the standard's table), no Django.
+            f'[projects.uavlight]\nsource = "{src}"\nport_base = 8150\nservices = ["api"]\nenv = "production"\n'
+            f'env_file = "{light_env}"\n']
+    for hs in sandbox.hosts:
+        text.append(f'[hosts.{hs.name}]\nhostname = "127.0.0.1"\nport = {hs.ssh_port}\n'
+                    'projects = ["uavcrew", "uavlight"]\n')
+    path.write_text("\n".join(text))
+
+
+def only(sandbox: Sandbox, project: str) -> None:
+    """Stop every other project's units on every host, so idle apps do not share the CPU."""
+    for i in range(len(sandbox.hosts)):
+        for other in PROFILES.values():
+            if other != project:
+                sandbox.check(i, f"systemctl stop '{other}-*' || true")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1,2,4,8")
+    ap.add_argument("--rtt-ms", type=float, default=50.0)
+    ap.add_argument("--profiles", default="light,demo")
+    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    profiles = args.profiles.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="ayna-fleet-"))
-    settings = SandboxSettings.from_env(state_dir=tmp / "state", prefix="aynafleet", ssh_port_base=2450,
-                                        requirements=(BASE_REQUIREMENTS, REPO / "examples/uavcrew/wheelhouse-requirements.txt"))
+    settings = sandbox_settings(tmp, "aynafleet", 2450)
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "rtt_ms": args.rtt_ms, "runs": args.runs, "command": " ".join(sys.argv), "profiles": {}}
     try:
-        hosts = manager.up(settings, max(sizes), lambda m: None, shared_db=True)
-        src = tmp / "uavcrew"
-        shutil.copytree(REPO / "examples/uavcrew", src, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
-        git = ["git", "-C", str(src), "-c", "user.name=b", "-c", "user.email=b@b"]
-        subprocess.run(git + ["init", "-q"], check=True)
-        subprocess.run(git + ["add", "-A"], check=True)
-        subprocess.run(git + ["commit", "-qm", "x"], check=True)
+        sandbox = Sandbox(settings, manager.up(settings, max(sizes), lambda m: None, shared_db=True))
+        repo = DemoRepo(tmp / "uavcrew")
         env_file = tmp / "fleet.env"
-        env_file.write_text((REPO / "examples/uavcrew.sandbox.env").read_text()
-                            .replace("@localhost:5432/uavcrew", "@/uavcrew?host=/srv/ayna-db"))
-        lines = [f'[defaults]\nidentity_file = "{settings.key_path}"\nknown_hosts = "{settings.known_hosts_path}"\n',
-                 f'[projects.uavcrew]\nsource = "{src}"\nenv = "production"\nenv_file = "{env_file}"\n'
-                 'create_database = true\n']
-        for hs in hosts:
-            lines.append(f'[hosts.{hs.name}]\nhostname = "127.0.0.1"\nport = {hs.ssh_port}\nprojects = ["uavcrew"]\n')
+        env_file.write_text(DEMO_ENV.read_text().replace("@localhost:5432/uavcrew", "@/uavcrew?host=/srv/ayna-db"))
         inv = tmp / "hosts.toml"
-        inv.write_text("\n".join(lines))
-        env = {**os.environ, "AYNA_FAB_HOSTS": str(inv)}
-        names = [hs.name for hs in hosts]
+        inventory(inv, sandbox, repo.path, env_file)
+        env = {**__import__("os").environ, "AYNA_FAB_HOSTS": str(inv)}
+        names = [hs.name for hs in sandbox.hosts]
         for name in names:
             run([FAB, "-H", name, "setup"], env)
-        run([FAB, "-H", ",".join(names), "deploy"], env)  # every host has a live release and a warm cache
-        results = {}
-        for n in sizes:
-            times = []
-            for i in range(args.runs):
-                banner = src / "src/web/crew/banner.py"
-                banner.write_text(banner.read_text().rstrip("\n") + f"\n# fleet {n} {i}\n")
-                subprocess.run(git + ["commit", "-qam", f"fleet {n} {i}"], check=True)
-                times.append(run([FAB, "-H", ",".join(names[:n]), "deploy"], env))
-            results[n] = times
-        one = statistics.median(results[sizes[0]])
-        for n, times in results.items():
-            med = statistics.median(times)
-            print(f"{n} host(s): median {med:5.2f}s (min {min(times):.2f}, max {max(times):.2f}; {args.runs} runs)"
-                  f"  {med / one:4.2f}x the {sizes[0]}-host time")
+        for i in range(len(names)):  # the light profile's one worker
+            sandbox.check(i, "sed -i 's/--workers 2/--workers 1/' /etc/systemd/system/uavlight-api.service "
+                             "&& systemctl daemon-reload")
+        set_rtt(sandbox.hosts, args.rtt_ms)
+        for profile in profiles:
+            project = PROFILES[profile]
+            only(sandbox, project)
+            run([FAB, "-H", ",".join(names), "deploy", "--project", project], env)  # a live release, a warm cache
+            rows: dict[int, list[dict]] = {n: [] for n in sizes}
+            for r in range(args.runs):
+                for n in (sizes if r % 2 == 0 else sizes[::-1]):
+                    repo.edit_one_file(f"{profile} {n} {r}")
+                    res = run([FAB, "-H", ",".join(names[:n]), "deploy", "--project", project], env,
+                              hosts=sandbox.hosts[:n])
+                    per_host = steps(res.output)
+                    slowest = max((sum(s.values()) for s in per_host.values()), default=0.0)
+                    trips = ROUND_TRIPS_RE.findall(res.output)
+                    rows[n].append({"wall": round(res.seconds, 3), "slowest_host": round(slowest, 3),
+                                    "overhead": round(res.seconds - slowest, 3),
+                                    "turns_per_host": res.traffic["turns"] / n,
+                                    "connections": res.traffic["connections"],
+                                    "bytes_up": res.traffic["bytes_up"],
+                                    "round_trips": int(trips[-1]) if trips else None, "steps": per_host})
+                print(f"{profile}: run {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
+            report["profiles"][profile] = {str(n): xs for n, xs in rows.items()}
+        print(table(report, sizes))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+            print(f"written: {args.json}")
     finally:
         manager.down(settings, lambda m: None)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def host_path(per_host: dict[str, dict[str, float]]) -> float:
+    """The hosts' share of the critical path: each step's slowest host, summed (steps of one phase
+    run in parallel, and a phase waits for its slowest host before the next begins)."""
+    names = {step for s in per_host.values() for step in s}
+    return sum(max(s.get(step, 0.0) for s in per_host.values()) for step in names)
+
+
+def table(report: dict, sizes: list[int]) -> str:
+    lines = [f"fleet deploy of a one-file change, rtt {report['rtt_ms']:g} ms, median of {report['runs']} run(s)",
+             f"{'profile':<8} {'hosts':>5} {'wall s':>7} {'x 1 host':>8} {'slowest host s':>14} {'overhead s':>10} "
+             f"{'host path s':>11} {'wall-path s':>11} {'turns/host':>10} {'round trips':>11}"]
+    for profile, rows in report["profiles"].items():
+        one = median([x["wall"] for x in rows[str(sizes[0])]])
+        for n in sizes:
+            xs = rows[str(n)]
+            wall = median([x["wall"] for x in xs])
+            trips = [x["round_trips"] for x in xs if x["round_trips"] is not None]
+            lines.append(f"{profile:<8} {n:>5} {wall:>7.2f} {wall / one:>8.2f} "
+                         f"{median([x['slowest_host'] for x in xs]):>14.2f} {median([x['overhead'] for x in xs]):>10.2f} "
+                         f"{median([host_path(x['steps']) for x in xs]):>11.2f} "
+                         f"{median([x['wall'] - host_path(x['steps']) for x in xs]):>11.2f} "
+                         f"{median([x['turns_per_host'] for x in xs]):>10.0f} "
+                         f"{(f'{median(trips):.0f}' if trips else '-'):>11}")
+    lines.append(f"{report['machine']}; {report['date']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

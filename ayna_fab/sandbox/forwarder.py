@@ -12,7 +12,15 @@ of hosts shares one database as a fleet does.
 
 Control: a Unix socket taking one line per request: `ping`, `rtt MS`, `cut`,
 `block on|off` (cut everything and refuse new connections: the host is
-unreachable), `stats`; each answered with one JSON line. Run as
+unreachable), `stats` (including the traffic counted since start: bytes each way,
+connections, and turns), `reset` (zero the traffic counters); each answered with one
+JSON line.
+
+A turn is counted each time the client speaks again after the server has spoken on
+that connection: the client (usually) waited for that answer, so on a far link every
+turn costs about one round trip. It is measured from outside (SSH is encrypted), so it
+is an estimate: an SSH client that keeps speaking while output streams in (window
+adjustments) adds turns that cost nothing. Run as
 `python -m ayna_fab.sandbox.forwarder --listen 127.0.0.1:2201 --netns PATH
 --target 127.0.0.1:22 --control PATH`.
 """
@@ -47,6 +55,27 @@ def enter_netns(path: str) -> None:
         os.close(fd)
 
 
+class Traffic:
+    """Bytes each way, connections and turns (see the module's docstring), since start or reset."""
+
+    def __init__(self) -> None:
+        self.bytes_up = self.bytes_down = self.connections = self.turns = 0
+
+    def up(self, side: dict, n: int) -> None:
+        self.bytes_up += n
+        if side["last"] == "down":
+            self.turns += 1
+        side["last"] = "up"
+
+    def down(self, side: dict, n: int) -> None:
+        self.bytes_down += n
+        side["last"] = "down"
+
+    def as_dict(self) -> dict:
+        return {"bytes_up": self.bytes_up, "bytes_down": self.bytes_down,
+                "connections": self.connections, "turns": self.turns}
+
+
 class Forwarder:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -55,6 +84,7 @@ class Forwarder:
         self.accepted = 0
         self.cuts = 0
         self.blocked = False
+        self.traffic = Traffic()
 
     async def handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
@@ -68,9 +98,11 @@ class Forwarder:
             return
         pair = (client_w, server_w)
         self.live.update(pair)
+        self.traffic.connections += 1
+        side = {"last": None}  # who spoke last on this connection
         try:
-            up = asyncio.create_task(self._pipe(client_r, server_w))
-            down = asyncio.create_task(self._pipe(server_r, client_w))
+            up = asyncio.create_task(self._pipe(client_r, server_w, lambda n: self.traffic.up(side, n)))
+            down = asyncio.create_task(self._pipe(server_r, client_w, lambda n: self.traffic.down(side, n)))
             pending = {up, down}
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +117,8 @@ class Forwarder:
                 self.live.discard(w)
                 w.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    count=lambda n: None) -> bool:
         """Copy one direction, each chunk held back rtt/2 from when it arrived (order kept).
 
         Returns True on a clean end of stream, False when either side broke.
@@ -109,6 +142,8 @@ class Forwarder:
         try:
             while True:
                 data = await reader.read(CHUNK)
+                if data:
+                    count(len(data))
                 queue.put_nowait((time.monotonic() + self.rtt_ms / 2000.0, data))
                 if not data:
                     break
@@ -145,7 +180,11 @@ class Forwarder:
                 reply = {"ok": True, "blocked": self.blocked, "cut": self.cut() if self.blocked else 0}
             elif line[0] == "stats":
                 reply = {"ok": True, "rtt_ms": self.rtt_ms, "live": len(self.live) // 2,
-                         "accepted": self.accepted, "cuts": self.cuts, "blocked": self.blocked}
+                         "accepted": self.accepted, "cuts": self.cuts, "blocked": self.blocked,
+                         **self.traffic.as_dict()}
+            elif line[0] == "reset":
+                self.traffic = Traffic()
+                reply = {"ok": True}
             else:
                 reply = {"error": f"unknown request {' '.join(line)!r}"}
         except ValueError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import paramiko
 
-from ayna_fab import conformance, envfile, hostcall, hostsetup, output, ssh, targets
+from ayna_fab import envfile, hostcall, output, ssh, targets
 from ayna_fab.cli import task
 from ayna_fab.commands import host as hostcmd
 from ayna_fab.errors import OperationFailed, UsageError
@@ -74,6 +74,7 @@ def _fetch_host_key(ep: ssh.Endpoint, prefer: list[str] = ()) -> paramiko.PKey:
 def setup(c, project=None, force_env=False):
     """Bootstrap a host: deploy user, directories, uv, .env, database, systemd units, sudoers."""
     cfg = common.load()
+    from ayna_fab import hostsetup  # setup's own modules load only for setup: fab start-up
     plans = [hostsetup.prepare(cfg, h, p, force_env) for h in common.hosts(c, cfg)
              for p in common.projects_on(cfg, h, project)]
     if not plans:
@@ -91,6 +92,7 @@ def setup(c, project=None, force_env=False):
 @task(help={"project": "only this project", "json": "print JSON for scripts"})
 def validate(c, project=None, json=False):
     """Conformance with the standard's seven checks: of the local project(s), or with -H of hosts."""
+    from ayna_fab import conformance
     cfg = common.load()
     reports = []
     if common.given_target(c) is None:

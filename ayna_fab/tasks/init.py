@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ayna_fab import config, output, projectinit, registry
+from ayna_fab import config, output, registry
 from ayna_fab.cli import task
 from ayna_fab.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from ayna_fab import projectinit
 
 
 USAGE = """Usage: fab init PATH [--write] [--name NAME] [--host HOST [--hostname ADDRESS]] [--env ENV]
@@ -42,6 +46,7 @@ def init(c, path, write=False, name=None, host=None, hostname=None, env="product
         raise UsageError(f"unknown env {env!r}", step="init", hint=f"--env is one of: {', '.join(config.ENVS)}")
     hosts_file = config.hosts_file_path()
     cfg = config.load(hosts_file) if hosts_file.exists() else None
+    from ayna_fab import projectinit  # only `fab init` reads projects: kept out of fab start-up
     found = projectinit.inspect(root, name)
     if not config.NAME_RE.fullmatch(found.name):
         raise UsageError(f"{found.name!r} is not a project name for hosts.toml", step="init",
@@ -87,6 +92,7 @@ def _write(hosts_file: Path, plan: projectinit.Plan, entry: str, host: str | Non
                          hint="move it away, or pass --name for another project name")
     old = hosts_file.read_text() if hosts_file.exists() else None
     try:
+        from ayna_fab import projectinit
         new = projectinit.inventory_text(old, entry, plan.name, host, hostname)
     except ValueError as exc:
         raise UsageError(f"{hosts_file}: {exc}", step="init", hint="add the entry printed without --write by hand")
@@ -111,6 +117,7 @@ def _write(hosts_file: Path, plan: projectinit.Plan, entry: str, host: str | Non
 
 
 def _gaps(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path) -> None:
+    from ayna_fab import projectinit
     gaps = projectinit.deploy_gaps(found)
     try:
         standard = projectinit.standard_gaps(*projectinit.project_config(plan, hosts_file.absolute()))

@@ -9,7 +9,6 @@ from invoke import Collection
 from ayna_fab import config, output
 from ayna_fab.cli import task
 from ayna_fab.errors import ConfigError, UsageError
-from ayna_fab.sandbox import forwarder, manager, wheelhouse
 from ayna_fab.sandbox.settings import SandboxSettings
 
 
@@ -17,6 +16,7 @@ from ayna_fab.sandbox.settings import SandboxSettings
             "shared_db": "every host reaches sandbox1's PostgreSQL at /srv/ayna-db (as a fleet shares one)"})
 def up(c, count=1, shared_db=False):
     """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
+    from ayna_fab.sandbox import manager, wheelhouse  # the sandbox's machinery loads only for its tasks
     settings = SandboxSettings.from_env(requirements=wheelhouse.requirements_for(_projects()))
     started = time.monotonic()
     manager.up(settings, int(count), output.say, shared_db=shared_db)
@@ -30,6 +30,7 @@ def up(c, count=1, shared_db=False):
 def down(c):
     """Stop every sandbox host and remove its processes, namespaces, mounts and files."""
     settings = SandboxSettings.from_env()
+    from ayna_fab.sandbox import manager
     names = manager.down(settings, output.say)
     output.say(f"stopped {', '.join(names)}" if names else "no sandbox hosts were running")
 
@@ -39,6 +40,7 @@ def status(c, json=False):
     """List sandbox hosts: running or not, SSH address, memory in use."""
     settings = SandboxSettings.from_env()
     if json:
+        from ayna_fab.sandbox import manager
         output.emit_json(manager.status(settings))
     else:
         _show(settings)
@@ -50,6 +52,7 @@ def status(c, json=False):
 def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None):
     """Simulate a far server or a dropped link on one host's SSH forwarder."""
     settings = SandboxSettings.from_env()
+    from ayna_fab.sandbox import forwarder, manager
     state = manager.State.load(settings.state_file)
     if name not in state.hosts:
         raise UsageError(f"no sandbox host {name!r}; running: {', '.join(state.hosts) or 'none'}",
@@ -76,6 +79,7 @@ def _projects():
 
 
 def _show(settings: SandboxSettings) -> None:
+    from ayna_fab.sandbox import manager
     rows = manager.status(settings)
     output.table("sandbox hosts", ["host", "running", "ssh", "netns", "memory MiB"],
                  [[r["name"], "yes" if r["running"] else "NO", r["ssh"], r["netns"], r["memory_mib"]]

@@ -216,3 +216,13 @@ def test_forwarder_cut_resets_live_connections_and_accepts_new_ones(fwd):
 def test_forwarder_rejects_unknown_requests(fwd):
     _, control = fwd
     assert "error" in forwarder.request(control, "explode")
+
+
+def test_forwarder_counts_bytes_connections_and_turns(fwd):
+    port, control = fwd
+    assert forwarder.request(control, "reset") == {"ok": True}
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for payload in (b"ab", b"cde", b"f"):  # three exchanges: two turns after the first answer
+            _roundtrip(s, payload)
+    stats = forwarder.request(control, "stats")
+    assert (stats["bytes_up"], stats["bytes_down"], stats["connections"], stats["turns"]) == (6, 6, 1, 2)
