@@ -25,9 +25,10 @@ from .releases import require_lock
 FOLLOW_POLL = 0.1
 
 
-def verify(unit_names, rel, deadline):
+def verify(unit_names, rel, deadline, restarts_before=None):
     """Every process of every unit must run from rel: its working directory inside it, and no
-    file of another release in its command line or its memory maps (interpreter, packages)."""
+    file of another release in its command line or its memory maps (interpreter, packages);
+    and no unit may have crashed since its restart."""
     want = os.path.realpath(rel) + os.sep
     releases_dir = os.path.dirname(os.path.realpath(rel))
     number = int(os.path.basename(rel)[1:])
@@ -46,12 +47,24 @@ def verify(unit_names, rel, deadline):
                     stale.append([pid, cwd.rstrip(os.sep)])
                 elif used - {number}:
                     stale.append([pid, "files of " + ", ".join(f"v{n}" for n in sorted(used - {number}))])
-            report[unit] = {"pids": len(pids), "stale": stale, "active": units.state(unit)}
-        if all(r["pids"] and not r["stale"] and r["active"] == "active" for r in report.values()):
+            report[unit] = {"pids": len(pids), "stale": stale, "active": units.state(unit),
+                            "restarts": crashes(units.restarts(unit), (restarts_before or {}).get(unit, 0))}
+        # A process that crashed and came back (Restart=) is active at this instant, yet not running.
+        if all(r["pids"] and not r["stale"] and r["active"] == "active" and not r["restarts"]
+               for r in report.values()):
             return True, report
         if time.monotonic() > deadline:
             return False, report
         time.sleep(0.2)
+
+
+def crashes(now, before):
+    """systemd's own restarts (NRestarts) since ours. Our restart may or may not have reset the
+    count (it does when the unit was waiting to restart itself): a count that moved and is not
+    zero is a crash either way."""
+    if now == before or now == 0:
+        return 0
+    return now - before if now > before else now
 
 
 def describe(res):
@@ -62,6 +75,9 @@ def describe(res):
             lines.append(f"{unit} is {v['active']}")
         for pid, cwd in v["stale"]:
             lines.append(f"{unit}: pid {pid} still runs from {cwd}")
+        if v.get("restarts"):
+            lines.append(f"{unit} crashed and was restarted by systemd {v['restarts']} time(s) since it was "
+                         f"restarted for this release: see journalctl -u {unit}")
     for name, h in res.get("health", {}).items():
         if not h["ok"]:
             lines.append(f"{name} health: status {h['status']}, release {h['release']}: {h['body'][:160]}")
@@ -239,6 +255,7 @@ def bring_up(a: calls.Activate, number, restoring=False):
     t = time.monotonic()
     errors = []
     procs = []
+    restarts_before = {unit: units.restarts(unit) for unit, _ in a.actions}
     for unit, action in a.actions:  # all at once: a slow warm shutdown must not hold up the rest
         if units.state(unit) != "active":
             action = "restart"  # not running (first deploy, or it died): start it
@@ -269,7 +286,7 @@ def bring_up(a: calls.Activate, number, restoring=False):
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()
-    ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout)
+    ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout, restarts_before)
     done("verify", time.monotonic() - t, ok)
     res["verify"] = report
     res["verified"] = ok and not errors

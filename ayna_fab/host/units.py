@@ -18,6 +18,13 @@ def state(unit):
     return p.stdout.strip() or p.stderr.strip()
 
 
+def restarts(unit):
+    """How often systemd restarted the unit by itself (Restart=) since it was last started by hand."""
+    out = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", unit], capture_output=True,
+                         text=True).stdout.strip()
+    return int(out) if out.isdigit() else 0
+
+
 def control(verb, unit):
     """verb the unit (start, stop, restart, reload-or-restart); None or the error text."""
     p = subprocess.run(["sudo", "-n", SYSTEMCTL, verb, unit], stdin=subprocess.DEVNULL,

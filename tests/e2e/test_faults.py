@@ -5,7 +5,7 @@ process of its own); the test watches the host's own files from outside the
 container until the phase begins, then injects the fault: the link cut at the
 sandbox forwarder, the laptop killed (SIGKILL) or sent SIGTERM, the host-side
 process of the step killed, the disk full under uv's cache, PostgreSQL stopped,
-a release whose units will not serve. Then, with no person acting, within 90 s:
+a release whose web will not serve under its unit, one whose worker will not start. Then, with no person acting, within 90 s:
 `current` points at a complete release that passes its health check (the old one
 unless the new one finished), no lock is left, `fab status` says so, and the next
 `fab deploy` succeeds. README.md has the matrix.
@@ -111,6 +111,20 @@ def kill_host_call(sandbox, call: str) -> str:
     return sandbox.check(0, "python3 -c " + shlex.quote(script))
 
 
+def worker_fails_under_unit(repo: Repo, branch: str) -> None:
+    """A branch whose Celery worker exits at once when systemd starts it: the pre-flip check (web
+    and api) passes, the restart's verify finds the worker unit not active."""
+    repo.git("checkout", "-q", "-b", branch, "main")
+    app = repo.path / "src/web/config/celery.py"
+    text = app.read_text()
+    marker = 'app = Celery("uavcrew")'
+    assert marker in text
+    app.write_text(text.replace(marker, 'import sys\nif "INVOCATION_ID" in os.environ and "worker" in sys.argv:\n'
+                                        '    raise SystemExit("this release\'s worker will not start")\n' + marker, 1))
+    repo.git("commit", "-qam", "the worker will not start under its unit")
+    repo.git("checkout", "-q", "main")
+
+
 FAULTS = {
     "link cut": lambda c, p: forwarder.request(c.sandbox.hosts[0].control, "cut"),
     "SIGKILL": lambda c, p: p.send_signal(signal.SIGKILL),
@@ -125,7 +139,8 @@ MATRIX = [
     ("check/migrate", "SIGTERM"), ("check/migrate", "PostgreSQL stopped"), ("check/migrate", "SIGKILL"),
     ("activate", "SIGKILL"),
     ("after flip", "SIGKILL"), ("after flip", "link cut"), ("after flip", "step killed"),
-    ("health", "SIGTERM"), ("health", "link cut"), ("health", "unit will not start"), ("health", "step killed"),
+    ("health", "SIGTERM"), ("health", "link cut"), ("health", "unit will not serve"), ("health", "step killed"),
+    ("restart", "unit will not start"),
     ("record", "SIGKILL"),
 ]
 
@@ -151,8 +166,11 @@ def next_number(sandbox) -> int:
 @pytest.mark.parametrize("phase,fault", MATRIX, ids=[f"{p}-{f}".replace(" ", "_").replace("/", "_") for p, f in MATRIX])
 def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_inv, repo, started, phase, fault):
     live_before = current_number(sandbox)
-    if fault == "unit will not start":
+    if fault == "unit will not serve":
         repo.health_fails_under_unit(f"faults-{phase}")   # passes the pre-flip check, fails under its unit
+        repo.git("checkout", "-q", f"faults-{phase}")
+    elif fault == "unit will not start":
+        worker_fails_under_unit(repo, f"faults-{phase}")   # the Celery worker exits at once under systemd
         repo.git("checkout", "-q", f"faults-{phase}")
     else:
         repo.git("checkout", "-q", "main")
@@ -167,7 +185,7 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
         undo = lambda: sandbox.check(0, f"umount {cache}")  # noqa: E731
     proc = cell.start()
     try:
-        if fault != "unit will not start" and fault != "disk full":
+        if fault not in ("unit will not serve", "unit will not start", "disk full"):
             cell.wait_for(phase, proc)
             injected = time.monotonic()
             if fault == "step killed":
@@ -213,7 +231,7 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
     assert live in (live_before, cell.number), (live, live_before, cell.number)
     complete = json.loads(host_path(sandbox, f"{ROOT}/releases/v{live}/.ayna-release.json").read_text())
     assert complete["state"] == "active", complete
-    if fault == "unit will not start":
+    if fault in ("unit will not serve", "unit will not start"):
         assert live == live_before
 
     status = fab("-H", "sandbox1", "status", "--json", hosts_file=faults_inv)

@@ -165,3 +165,11 @@ def test_a_holder_whose_connection_closes_settles_the_operation(tmp_path):
     assert p.wait(10) == 0
     assert not w.locked()
     assert w.log()[-1]["result"] == "abandoned" and "connection to the laptop closed" in w.log()[-1]["reason"]
+
+
+def test_a_unit_restarted_by_systemd_since_ours_counts_as_crashed_whether_or_not_ours_reset_the_count():
+    from ayna_fab.host.activate import crashes
+    assert crashes(0, 0) == 0 and crashes(3, 3) == 0      # nothing moved
+    assert crashes(0, 8) == 0                             # ours reset the count, no crash since
+    assert crashes(2, 0) == 2 and crashes(10, 8) == 2     # crashed since ours
+    assert crashes(1, 8) == 1                             # reset by ours, then crashed once
