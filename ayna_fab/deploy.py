@@ -322,8 +322,9 @@ class Deploy(runner.Operation):
                 try:
                     self.record_failure(t, why, step, restored=None)
                 except AynaFabError as lost:  # unreachable, or a step still runs there: the lock stays
-                    why += f"\nthe lock could not be released ({lost.message})"
-                    hint = lost.hint or f"once the host answers again: fab -H {t.name} unlock"
+                    why += (f"\nthe lock could not be released from here ({lost.message}); the host releases "
+                            "it by itself once this laptop's connection is gone and its steps have ended")
+                    hint = lost.hint or f"fab -H {t.name} status shows when it has"
                 if t.backup and step == "migrate":
                     hint = (hint or "") + f"; the database was dumped first: {backup_rules.restore_hint(t.name, t.backup)}"
                 what = f"deploy of v{t.number}" if t.number else "the deploy"
