@@ -260,14 +260,7 @@ class Deploy(runner.Operation):
         if not t.done:   # restored, and left for the after-failure hooks to run under the lock
             why += hooks.after_failure(self, t)
             self.record_failure(t, why, step, restored=t.base.name if t.base else None)
-        what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
-                "no earlier release existed: the units were stopped and current removed")
-        hint = "fix the release and deploy again"
-        if t.backup:
-            hint += (f"; v{t.number} migrated the database, which was dumped first: "
-                     + backup_rules.restore_hint(t.name, t.backup))
-        raise OperationFailed(f"v{t.number} failed after the flip at {step}; {what}\n{activation.indent(why)}",
-                              host=t.name, step=step, hint=hint)
+        raise rolled_back(t, step, why)
 
     def success(self, t: Target) -> tuple[dict, dict, dict, list[int]]:
         """What a successful activation records: states, meta, the log line, releases to remove."""
@@ -333,14 +326,7 @@ class Deploy(runner.Operation):
             restored = activation.put_back(t)
             why += hooks.after_failure(self, t)   # on the release put back, still under the lock
             self.record_failure(t, why, step, restored=restored)
-            what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
-                    "no earlier release existed: the units were stopped and current removed")
-            hint = "fix the release and deploy again"
-            if t.backup:
-                hint += (f"; v{t.number} migrated the database, which was dumped first: "
-                         + backup_rules.restore_hint(t.name, t.backup))
-            return OperationFailed(f"v{t.number} failed after the flip at {step}; {what}\n{activation.indent(why)}",
-                                   host=t.name, step=step, hint=hint)
+            return rolled_back(t, step, why)
         except AynaFabError as again:
             return NeedsAttention(f"v{t.number} failed ({why}) and restoring failed too: {again}",
                                   host=t.name, step="restore",
@@ -354,6 +340,19 @@ class Deploy(runner.Operation):
         t.locked, t.done = False, True
         if res and res.get("unlocked") == "busy":
             raise_busy(t)
+
+
+def rolled_back(t: Target, step: str, why: str) -> OperationFailed:
+    """The error for a release that failed after the flip, once the host is back on t.base (or,
+    with none, its units stopped), by the host's own worker or by recovery."""
+    what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
+            "no earlier release existed: the units were stopped and current removed")
+    hint = "fix the release and deploy again"
+    if t.backup:
+        hint += (f"; v{t.number} migrated the database, which was dumped first: "
+                 + backup_rules.restore_hint(t.name, t.backup))
+    return OperationFailed(f"v{t.number} failed after the flip at {step}; {what}\n{activation.indent(why)}",
+                           host=t.name, step=step, hint=hint)
 
 
 def raise_busy(t: Target) -> None:

@@ -296,17 +296,20 @@ def bring_up(a: calls.Activate, number, restoring=False):
     return res
 
 
+def stop_all(root, unit_names):
+    """No release to go back to (a failed first deploy): stop the units, remove current. The errors."""
+    errors = [e for e in (units.control("stop", u) for u in unit_names) if e]
+    store.unlink_current(root)
+    return errors
+
+
 def stop(a: calls.Activate):
-    """No release to go back to (a failed first deploy): stop the units, remove current."""
-    errors = [e for e in (units.control("stop", u) for u, _ in a.actions) if e]
-    store.unlink_current(a.root)
+    errors = stop_all(a.root, [u for u, _ in a.actions])
     journal.add_step(a.root, "restore", 0.0, not errors)
     return not errors
 
 
 def deactivate(a: calls.Deactivate):
-    """No good release to go back to (a failed first deploy): stop the units, remove current."""
     require_lock(a.root, a.token)
-    errors = [e for e in (units.control("stop", u) for u in a.units) if e]
-    store.unlink_current(a.root)
+    errors = stop_all(a.root, a.units)
     return {"ok": not errors, "errors": errors}
