@@ -46,6 +46,8 @@ class HostState:
     restarts: list[tuple[str, str]] = field(default_factory=list)
     preflights: list[int] = field(default_factory=list)   # releases checked privately before a flip
     kill_worker: bool = False     # the activation's worker is killed when it starts polling health
+    late_worker: bool = False     # the activate call dies after its journal, before its worker begins
+    late: list = field(default_factory=list)   # ... (its host, that worker), run when the test says
 
 
 class LaptopDied(BaseException):
@@ -123,6 +125,11 @@ class FakeRemote(Remote):
             code = main.run([name, json.dumps(asdict(call))])
         return code, out.getvalue()
 
+    def on_host(self, work):
+        """Run work as a process of this host would (its systemd, uv and apps faked as for calls)."""
+        with _ONE_AT_A_TIME, self.fakes():
+            return work()
+
     @contextlib.contextmanager
     def fakes(self):
         st = self.state
@@ -198,7 +205,15 @@ class FakeRemote(Remote):
         patch(units, "control_async", lambda verb, unit: Done(unit, verb))
         patch(health, "poll", poll)
         patch(activate, "verify", verify)
-        patch(activate, "detach", lambda root, work: work())  # the worker, carried out in this call
+        def detach(root, work):   # the worker, carried out in this call
+            if not st.late_worker:
+                return work()
+            st.late_worker = False
+            st.late.append((self, work))
+            FakeRemote.laptop_dead = True
+            raise LaptopDied("activate")
+
+        patch(activate, "detach", detach)
         patch(holder, "keep", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))

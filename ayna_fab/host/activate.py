@@ -93,9 +93,12 @@ def activate(a: calls.Activate):
     require_lock(a.root, a.token)
     if not os.path.isdir(store.release_dir(a.root, a.number)):
         raise wire.Refused("missing", f"{store.release_dir(a.root, a.number)} does not exist")
-    journal.write(a.root, {"token": a.token, "number": a.number, "back": a.back, "call": asdict(a),
-                           "steps": [], "phase": "starting", "outcome": None, "started": time.time()})
-    detach(a.root, lambda: carry(a))
+    # Marked as a step under the lock until its worker is marked in its place (detach): never a
+    # moment when the holder would take the activation for abandoned and settle it under the worker.
+    with lock.working(a.root, "activate"):
+        journal.write(a.root, {"token": a.token, "number": a.number, "back": a.back, "call": asdict(a),
+                               "steps": [], "phase": "starting", "outcome": None, "started": time.time()})
+        detach(a.root, lambda: carry(a))
     return follow(a.root, a.token)
 
 
@@ -117,7 +120,8 @@ def detach(root, work):
         os.setsid()
         ready_r, ready_w = os.pipe()
         child = os.fork()
-        if child:  # the worker is known before this call goes on to follow it
+        if child:  # the worker is known (journal, lock) before this call goes on to follow it
+            lock.mark_working(root, "activate", pid=child)
             journal.update(root, worker={"pid": child, "start": lock.start_time(child)})
             os._exit(0)
         os.close(ready_w)
@@ -176,8 +180,12 @@ def carrying(root):
 
 
 def carry(a: calls.Activate):
-    """The whole transaction: bring vN up; on failure, the way back; record the outcome."""
+    """The whole transaction: bring vN up; on failure, the way back; record the outcome. A worker
+    that comes to it after someone settled the activation in its place (resume) does nothing."""
     with carrying(a.root):
+        j = journal.of(a.root, a.token)
+        if j is None or j.get("phase") != "starting":
+            return
         lock.mark_working(a.root, "activate")
         res = bring_up(a, a.number)
         journal.update(a.root, result=res)

@@ -76,9 +76,10 @@ def alive(pid, start):
     return start is not None and start_time(pid) == start
 
 
-def _mark(root, kind, what):
-    """A marker file for this process in the lock: it counts for as long as the process lives."""
-    pid = os.getpid()
+def _mark(root, kind, what, pid=None):
+    """A marker file for process pid (this one by default) in the lock: it counts for as long as
+    that process lives."""
+    pid = pid or os.getpid()
     marker = os.path.join(path(root), f"{kind}-{pid}.json")
     try:
         with open(marker, "w") as f:
@@ -106,9 +107,9 @@ def _live(root, kind):
     return found
 
 
-def mark_working(root, what):
-    """Mark this process as doing `what` under the lock (the mark dies with the process)."""
-    _mark(root, "worker", what)
+def mark_working(root, what, pid=None):
+    """Mark this process (or pid) as doing `what` under the lock (the mark dies with the process)."""
+    _mark(root, "worker", what, pid)
 
 
 @contextmanager
