@@ -3,7 +3,8 @@
 A call is one shell command: `python3 -c BOOTSTRAP CALL ARGS_JSON`. BOOTSTRAP carries the
 whole host package (ayna_fab/host/, compressed) and imports it from memory, so a host
 needs nothing of ayna-fab installed, stdin stays free (manage and shell are interactive),
-and every round trip is self-contained. The answer is what host/wire.py writes:
+and every round trip is self-contained. It leaves a copy in the host's cache, which the
+short form of later calls (CACHED, about 1 kB) runs if its hash is the one meant. The answer is what host/wire.py writes:
 program output, `@@step` lines, then one `@@result` line, read by `parse` and only there.
 docs/ARCHITECTURE.md has the whole protocol.
 """
@@ -11,6 +12,7 @@ docs/ARCHITECTURE.md has the whole protocol.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shlex
 import zlib
@@ -20,15 +22,14 @@ from pathlib import Path
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.host import calls
-from ayna_fab.host.wire import RESULT, STEP
+from ayna_fab.host.wire import MISSING, MISSING_EXIT, RESULT, STEP
 from ayna_fab.remote import Command, Result
 
 PACKAGE = Path(__file__).with_name("host")
 HOST_NAME = "ayna_host"   # the package's name on the host
 
-BOOTSTRAP = """import base64,importlib.abc,importlib.util,json,sys,zlib
-S=json.loads(zlib.decompress(base64.b64decode("{blob}")))
-class F(importlib.abc.MetaPathFinder,importlib.abc.Loader):
+# The host package, compressed, becomes S (module name -> source); RUN imports it from there.
+RUN = """class F(importlib.abc.MetaPathFinder,importlib.abc.Loader):
  def find_spec(self,name,path,target=None):
   m=name[{n}:] or "__init__"
   if (name=="{p}" or name.startswith("{p}.")) and m in S:
@@ -44,12 +45,55 @@ from {p} import main
 sys.exit(main.run(sys.argv[1:]))
 """
 
+# The program travels whole, and leaves a copy in the SSH user's cache on the host for the
+# calls after it (kept 30 days from its writing; a failed write only costs the next call a resend).
+BOOTSTRAP = """import base64,hashlib,importlib.abc,importlib.util,json,os,sys,time,zlib
+Z=base64.b64decode("{blob}")
+S=json.loads(zlib.decompress(Z))
+try:
+ d=os.path.expanduser("{cache}");os.makedirs(d,mode=0o700,exist_ok=True)
+ t=f"{{d}}/.program-{h}.{{os.getpid()}}"
+ with open(t,"wb") as f:f.write(Z)
+ os.replace(t,f"{{d}}/program-{h}.z")
+ for x in os.listdir(d):
+  if x.startswith("program-") and os.stat(f"{{d}}/{{x}}").st_mtime<time.time()-30*86400:os.unlink(f"{{d}}/{{x}}")
+except OSError:pass
+""" + RUN
+
+# The program from that cache, if there and exactly the one meant (its hash); else exit MISSING.
+CACHED = """import hashlib,importlib.abc,importlib.util,json,os,sys,zlib
+try:
+ with open(os.path.expanduser("{cache}/program-{h}.z"),"rb") as f:Z=f.read()
+ if hashlib.sha256(Z).hexdigest()!="{h}":raise OSError
+except OSError:
+ sys.stderr.write("{missing}\\n");sys.exit({code})
+S=json.loads(zlib.decompress(Z))
+""" + RUN
+
+CACHE_DIR = "~/.cache/ayna-fab"
+
+
+@lru_cache(maxsize=1)
+def _program() -> tuple[bytes, str]:
+    sources = {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py"))}
+    data = zlib.compress(json.dumps(sources).encode(), 9)
+    return data, hashlib.sha256(data).hexdigest()
+
 
 @lru_cache(maxsize=1)
 def bootstrap() -> str:
-    sources = {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py"))}
-    blob = base64.b64encode(zlib.compress(json.dumps(sources).encode(), 9)).decode()
-    return BOOTSTRAP.format(blob=blob, p=HOST_NAME, n=len(HOST_NAME) + 1)
+    """The whole host program, as the text of `python3 -c` (it also leaves itself in the cache)."""
+    data, digest = _program()
+    return BOOTSTRAP.format(blob=base64.b64encode(data).decode(), h=digest, cache=CACHE_DIR,
+                            p=HOST_NAME, n=len(HOST_NAME) + 1)
+
+
+@lru_cache(maxsize=1)
+def cached_bootstrap() -> str:
+    """About a kilobyte that runs the host program from the host's cache (Remote.run falls back)."""
+    _, digest = _program()
+    return CACHED.format(h=digest, cache=CACHE_DIR, missing=MISSING, code=MISSING_EXIT,
+                         p=HOST_NAME, n=len(HOST_NAME) + 1)
 
 
 def command(call, step: str, *, changes: bool = True, hint: str | None = None, held: bool = False) -> Command:
@@ -58,8 +102,9 @@ def command(call, step: str, *, changes: bool = True, hint: str | None = None, h
     name = calls.name_of(call)
     payload = json.dumps(asdict(call), sort_keys=True)
     script = f"python3 -c {shlex.quote(bootstrap())} {name} {shlex.quote(payload)}"
+    cached = f"python3 -c {shlex.quote(cached_bootstrap())} {name} {shlex.quote(payload)}"
     display = f"ayna-host {name} {shlex.quote(payload)}"
-    return Command(script, step, changes, hint, display, call=call, held=held)
+    return Command(script, step, changes, hint, display, call=call, held=held, cached=cached)
 
 
 def step(line: str) -> tuple[str, float, bool, dict | None] | None:

@@ -18,6 +18,7 @@ from fabric import Connection
 
 from ayna_fab import ssh
 from ayna_fab.errors import OperationFailed
+from ayna_fab.host.wire import MISSING, MISSING_EXIT
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Command:
     display: str | None = None    # a short form for dry-run listings (the script may be long)
     call: object | None = None    # a host call (ayna_fab.host.calls) as data, when this is one
     held: bool = False            # the command stays on after its answer, until let_go (a lock's holder)
+    cached: str | None = None     # a short form that runs a program the host keeps (hostcall.py)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Remote:
         self.round_trips = 0
         self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
         self._held = None                     # the channel of a held call (the lock's holder)
+        self._misses = 0                      # calls whose cached program the host did not have
 
     @classmethod
     def open(cls, ep: ssh.Endpoint, **kw) -> "Remote":
@@ -80,22 +83,30 @@ class Remote:
             self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
             return Result(0, "", "")
         started = time.monotonic()
-        self.round_trips += 1
-        try:
-            with _interrupts_kept() as interrupted:
-                if cmd.held:
-                    r = self._run_held(cmd.script, timeout)
-                elif stdin is not None:
-                    r = self._run_with_input(cmd.script, stdin, timeout)
-                else:
-                    r = self.conn.run(cmd.script, hide=True, warn=True, timeout=timeout, in_stream=False)
-        except Exception as exc:  # a dropped link or a timeout: name the host and step
-            raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
-                                  step=cmd.step, hint=cmd.hint) from exc
+        # The short form first while it works on this host; a miss ran nothing, so the whole
+        # program follows (and stays in the host's cache). Two misses: the cache does not work here.
+        script = cmd.cached if cmd.cached and self._misses < 2 else cmd.script
+        while True:
+            self.round_trips += 1
+            try:
+                with _interrupts_kept() as interrupted:
+                    if cmd.held:
+                        r = self._run_held(script, timeout)
+                    elif stdin is not None:
+                        r = self._run_with_input(script, stdin, timeout)
+                    else:
+                        r = self.conn.run(script, hide=True, warn=True, timeout=timeout, in_stream=False)
+            except Exception as exc:  # a dropped link or a timeout: name the host and step
+                raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
+                                      step=cmd.step, hint=cmd.hint) from exc
+            result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) \
+                else Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
+            if script is cmd.script or not (result.code == MISSING_EXIT and MISSING in result.stderr):
+                break
+            self._misses += 1
+            script = cmd.script
         if interrupted:  # the command finished and its answer counts; the operation stops at its next step
             self.interrupted = "Ctrl-C" if interrupted[0] == "SIGINT" else interrupted[0]
-        result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) else \
-            Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
         if check and not result.ok:
             tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,

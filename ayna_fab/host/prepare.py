@@ -32,14 +32,42 @@ def _app_output(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("@@"))
 
 
+LOCK_FILES = ("uv.lock", "pyproject.toml")   # all that decides what the venv holds (uv export --frozen)
+REQUIREMENTS = ".ayna-requirements.txt"
+
+
+def _same_files(a, b, names):
+    for name in names:
+        try:
+            with open(os.path.join(a, name), "rb") as fa, open(os.path.join(b, name), "rb") as fb:
+                if fa.read() != fb.read():
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def reusable(rel, base_venv):
+    """Whether the live venv already is this release's: relocatable, made from the same lock and
+    project file, and installed to the end (its release has the requirements it synced)."""
+    if not base_venv or not _relocatable(base_venv):
+        return False
+    base = os.path.dirname(base_venv)
+    return _same_files(rel, base, LOCK_FILES) and os.path.isfile(os.path.join(base, REQUIREMENTS))
+
+
 def install_script(rel, base_venv):
     """uv: the locked requirements with hashes, into a venv cloned from the live one when it can be.
 
     A hard-linked copy of the live venv (relocatable, so nothing in it names its path) brings
-    compiled bytecode along, and `uv pip sync` then changes only what differs.
+    compiled bytecode along, and `uv pip sync` then changes only what differs. When nothing can
+    differ (reusable), the copy is all: no uv run at all.
     """
     venv = os.path.join(rel, ".venv")
-    req = os.path.join(rel, ".ayna-requirements.txt")
+    req = os.path.join(rel, REQUIREMENTS)
+    if reusable(rel, base_venv):
+        base_req = os.path.join(os.path.dirname(base_venv), REQUIREMENTS)
+        return f"set -e; cp -al {base_venv} {venv}\ncp {base_req} {req}\n"
     if base_venv and _relocatable(base_venv):
         create = f"cp -al {base_venv} {venv}\n"
     else:
@@ -85,9 +113,11 @@ def prepare(a: calls.Prepare):
 
     if "install" in a.steps:
         t = time.monotonic()
+        reuse = reusable(rel, a.base_venv)
         p = subprocess.run(["sh", "-c", install_script(rel, a.base_venv)], cwd=rel, env=env,
                            capture_output=True, text=True)
-        if not done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr):
+        if not done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr,
+                    detail={"venv": "reused", "from": os.path.basename(os.path.dirname(a.base_venv))} if reuse else None):
             return result
         if a.hooks:  # after install: the release has its venv; nothing has migrated yet
             result["hooks"] = hooks.run_all(a.hooks, rel, dict(env, **a.hook_env), "after-install")

@@ -3,7 +3,9 @@
 stdout carries, in this order: any output of the programs it runs (for people),
 `@@step NAME SECONDS ok|failed [JSON]` lines as steps end (for live progress; the
 optional JSON says what the step made), and last one `@@result JSON` line.
-ayna_fab/hostcall.py parses exactly this.
+ayna_fab/hostcall.py parses exactly this. A call sent in its short form (the program from
+the host's cache) that finds no program there writes only MISSING on stderr and exits
+MISSING_EXIT: nothing of it ran, and the laptop sends the whole program (remote.Remote.run).
 """
 
 import json
@@ -11,6 +13,8 @@ import sys
 
 STEP = "@@step "
 RESULT = "@@result "
+MISSING = "@@program-missing"
+MISSING_EXIT = 75
 
 
 class Refused(Exception):

@@ -182,6 +182,7 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     assert r.returncode == 0, r.stdout + r.stderr
     # Only the change travelled (the web and API banners); every other file was copied from v1 on the host.
     assert "2 files sent, 50 copied from v1" in r.stdout
+    assert "the lock is unchanged: v1's venv, hard-linked" in r.stdout   # no uv run at all
     assert current(sandbox) == "v2"
     assert serving(sandbox) == {"v2"} and health(sandbox, "web")["revision"] == rev
     assert process_dirs(sandbox) == {u: {"v2"} for u in UNITS}
