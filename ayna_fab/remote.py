@@ -101,12 +101,12 @@ class Remote:
                                       step=cmd.step, hint=cmd.hint) from exc
             result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) \
                 else Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
+            if interrupted:  # the command finished and its answer counts; the operation stops at its next step
+                self.interrupted = "Ctrl-C" if interrupted[0] == "SIGINT" else interrupted[0]
             if script is cmd.script or not (result.code == MISSING_EXIT and MISSING in result.stderr):
                 break
             self._misses += 1
             script = cmd.script
-        if interrupted:  # the command finished and its answer counts; the operation stops at its next step
-            self.interrupted = "Ctrl-C" if interrupted[0] == "SIGINT" else interrupted[0]
         if check and not result.ok:
             tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ayna_fab import hostcall
+from ayna_fab.sandbox import forwarder
 from tests.e2e.conftest import DEMO, fab, write_inventory
 from tests.prereqs import interruptible
 
@@ -178,10 +180,17 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     rev = repo.mode("code-change", text="Second edition")
     web_pid = sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip()
     since = host_time(sandbox)
+    forwarder.request(sandbox.hosts[0].control, "reset")
     r = deploy(inv)
     assert r.returncode == 0, r.stdout + r.stderr
     # Only the change travelled (the web and API banners); every other file was copied from v1 on the host.
     assert "2 files sent, 50 copied from v1" in r.stdout
+    # ... and the host program did not: v1's deploy left it in the deploy user's cache on the host,
+    # and every call since sent the 1 kB form that runs it (the whole program is some 52 kB a call).
+    sent = forwarder.request(sandbox.hosts[0].control, "stats")["bytes_up"]
+    assert sent < 52_000, f"{sent} bytes sent for a two-file change"
+    kept = sandbox.check(0, "ls ~adonis/.cache/ayna-fab").split()
+    assert kept == [f"program-{hostcall._program()[1]}.z"], kept
     assert "the lock is unchanged: v1's venv, hard-linked" in r.stdout   # no uv run at all
     assert current(sandbox) == "v2"
     assert serving(sandbox) == {"v2"} and health(sandbox, "web")["revision"] == rev
