@@ -189,7 +189,7 @@ class FakeRemote(Remote):
             return {"backup": f"{project}-20260101T000000Z-{release or 'none'}.dump", "bytes": 1, "pruned": [],
                     "release": release, "path": "/x", "seconds": 0.01}
 
-        def check(servers, env, cwd, expect, timeout):
+        def check(servers, env, cwd, expect, timeout, started=None):
             number = int(expect[1:])
             ok = number not in st.broken
             st.preflights.append(number)
@@ -216,6 +216,7 @@ class FakeRemote(Remote):
         patch(activate, "detach", detach)
         patch(holder, "keep", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
+        patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs

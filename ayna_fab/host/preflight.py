@@ -6,6 +6,7 @@ The Celery worker and beat are never started twice (a second beat would run ever
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,41 +29,74 @@ def _port_free(url):
             return False
 
 
-def _stop(procs):
-    for p, _ in procs:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    for p, _ in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+class Started:
+    """Servers of a release started privately, possibly ahead of the check (prepare.py starts them
+    before Django's steps, so they import the app meanwhile)."""
+
+    def __init__(self, servers, procs, runtime):
+        self.servers, self.procs, self.runtime = servers, procs, runtime
+        self.stopped = False
+
+    def exited(self):
+        return any(p.poll() is not None for p, _ in self.procs)
 
 
-def check(servers, env, cwd, expect, timeout):
-    """(ok, report): each server's health, or why it failed (its output's tail when it died)."""
+def _die_with_parent():
+    """In the server, before exec: killed when the call that started it dies (a killed prepare
+    must not leave servers on the reserved ports, which would refuse the next check)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def start(servers, env, cwd):
+    """Start each server on its reserved port: a Started, or the refusal report if a port is busy."""
     busy = [s["url"] for s in servers if not _port_free(s["url"])]
     if busy:
-        return False, {s["name"]: {"status": None, "release": None, "ok": False,
-                                   "body": f"the reserved port of {s['url']} is in use on the host"}
-                       for s in servers if s["url"] in busy}
-    env = dict(env, XDG_RUNTIME_DIR=tempfile.mkdtemp(prefix="ayna-preflight."))
+        return {s["name"]: {"status": None, "release": None, "ok": False,
+                            "body": f"the reserved port of {s['url']} is in use on the host"}
+                for s in servers if s["url"] in busy}
+    runtime = tempfile.mkdtemp(prefix="ayna-preflight.")
+    env = dict(env, XDG_RUNTIME_DIR=runtime)
     procs = []
+    for s in servers:
+        log = tempfile.TemporaryFile("w+")
+        procs.append((subprocess.Popen(s["argv"], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_die_with_parent), log))
+    return Started(servers, procs, runtime)
+
+
+def stop(started):
+    """They served nothing but our probes: killed at once, with every process of their group.
+    Once only: a reaped server's pid may name another process group by now."""
+    if started.stopped:
+        return
+    started.stopped = True
+    for p, _ in started.procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for p, log in started.procs:
+        p.wait()
+        log.close()
+    shutil.rmtree(started.runtime, ignore_errors=True)
+
+
+def check(servers, env, cwd, expect, timeout, started=None):
+    """(ok, report): each server's health, or why it failed (its output's tail when it died).
+    started: the servers, started ahead by `start`; else they are started here. Stopped either way."""
+    if started is None:
+        started = start(servers, env, cwd)
+    if not isinstance(started, Started):
+        return False, started
     try:
-        for s in servers:
-            log = tempfile.TemporaryFile("w+")
-            procs.append((subprocess.Popen(s["argv"], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True), log))
         deadline = time.monotonic() + timeout
         report = {}
-        pending = list(zip(servers, procs))
+        pending = list(zip(servers, started.procs))
         while pending:
             still = []
             for s, (p, log) in pending:
@@ -83,10 +117,7 @@ def check(servers, env, cwd, expect, timeout):
             if pending and time.monotonic() > deadline:
                 return False, report
             if pending:
-                time.sleep(0.2)
+                time.sleep(0.1)
         return True, report
     finally:
-        _stop(procs)
-        for _, log in procs:
-            log.close()
-        subprocess.run(["rm", "-rf", env["XDG_RUNTIME_DIR"]])
+        stop(started)

@@ -134,6 +134,19 @@ def prepare(a: calls.Prepare):
             done("backup", time.monotonic() - t, False, e.detail)
             return result
     django_steps = [s for s in a.steps if s in DJANGO_STEPS]
+    preflight_due = "preflight" in a.steps and bool(a.servers)
+    # The pre-flip check's servers import the app while Django's steps run (two cores, not one
+    # after the other); they are probed only once the database is migrated.
+    ahead = private.start(a.servers, env, rel) if preflight_due and django_steps else None
+    try:
+        return _django_then_preflight(a, rel, env, steps, django_steps, preflight_due, ahead)
+    finally:
+        if isinstance(ahead, private.Started):
+            private.stop(ahead)   # unless the check stopped them already (stop is idempotent)
+
+
+def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, preflight_due, ahead):
+    result, done = steps.result, steps.done
     if django_steps:
         # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
         args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
@@ -151,14 +164,18 @@ def prepare(a: calls.Prepare):
             result["failed"], result["output"] = django_steps[0], _tail(said)
         if result["failed"]:
             return result
-    if "preflight" in a.steps and a.servers:
-        result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done))
+    if preflight_due:
+        result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead))
     return result
 
 
-def _preflight(rel, env, number, servers, timeout, done):
+def _preflight(rel, env, number, servers, timeout, done, ahead=None):
     t = time.monotonic()
-    ok, report = private.check(servers, env, rel, f"v{number}", timeout)
+    ok, report = private.check(servers, env, rel, f"v{number}", timeout, started=ahead)
+    if not ok and isinstance(ahead, private.Started) and ahead.exited():
+        # A server that died having started before migrate may have needed the migrated
+        # database to start at all: it gets one fresh start on it before the release is refused.
+        ok, report = private.check(servers, env, rel, f"v{number}", timeout)
     done("preflight", time.monotonic() - t, ok, describe(report) if not ok else "")
     return {"preflight": report}
 

@@ -1,0 +1,115 @@
+"""The pre-flip check's private servers, as real processes (host/preflight.py): started ahead of
+Django's steps, probed, stopped at once, never outliving the call that started them; a server that
+died having started before migrate gets one fresh start before the release is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from ayna_fab.host import prepare, preflight
+
+# Answers 200 with the release it was told, unless the file named by NEEDS is missing at start.
+SERVER = """
+import http.server, os, sys
+need = os.environ.get("NEEDS")
+if need and not os.path.exists(need):
+    sys.exit("the database is not migrated")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"status": "ok", "release": "v7"}'
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer.allow_reuse_address = True
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def servers(n=1):
+    out = []
+    for i in range(n):
+        port = free_port()
+        out.append({"name": f"s{i}", "url": f"http://127.0.0.1:{port}/health",
+                    "argv": [sys.executable, "-c", SERVER, str(port)]})
+    return out
+
+
+def gone(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_servers_started_ahead_are_probed_then_killed(tmp_path):
+    s = servers(2)
+    started = preflight.start(s, dict(os.environ), str(tmp_path))
+    pids = [p.pid for p, _ in started.procs]
+    ok, report = preflight.check(s, dict(os.environ), str(tmp_path), "v7", 20, started=started)
+    assert ok and {r["release"] for r in report.values()} == {"v7"}
+    assert all(gone(pid) for pid in pids) and not os.path.exists(started.runtime)
+    preflight.stop(started)   # a second stop does nothing (the pids may be another's by now)
+
+
+def test_a_server_that_died_before_migrate_gets_one_fresh_start(tmp_path):
+    migrated = tmp_path / "migrated"
+    env = dict(os.environ, NEEDS=str(migrated))
+    s = servers()
+    ahead = preflight.start(s, env, str(tmp_path))
+    ahead.procs[0][0].wait(20)           # it died at start: no migrated database yet
+    migrated.write_text("")              # ... which migrate then made
+    said = []
+    out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead)
+    assert said[0][0] == "preflight" and said[0][2] is True, said
+    assert out["preflight"]["s0"]["ok"]
+
+
+def test_a_server_that_fails_on_the_migrated_database_fails_the_check(tmp_path):
+    env = dict(os.environ, NEEDS=str(tmp_path / "never"))
+    s = servers()
+    ahead = preflight.start(s, env, str(tmp_path))
+    said = []
+    out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead)
+    assert said[0][2] is False and "not migrated" in said[0][3] and not out["preflight"]["s0"]["ok"]
+
+
+def test_servers_die_with_the_call_that_started_them(tmp_path):
+    s = servers()
+    code = ("import os, sys, time\nsys.path.insert(0, sys.argv[1])\nfrom ayna_fab.host import preflight\n"
+            "import json\nst = preflight.start(json.loads(sys.argv[2]), dict(os.environ), sys.argv[3])\n"
+            "print(st.procs[0][0].pid, flush=True)\ntime.sleep(60)\n")
+    root = os.path.dirname(os.path.dirname(preflight.__file__))
+    call = subprocess.Popen([sys.executable, "-c", code, os.path.dirname(root), json.dumps(s), str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    pid = int(call.stdout.readline())
+    assert not gone(pid)
+    call.send_signal(signal.SIGKILL)     # the prepare call killed: no finally of its runs
+    call.wait()
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(pid), "a server outlived the call that started it"
+    assert preflight._port_free(s[0]["url"])
+
+
+def test_a_busy_reserved_port_is_refused_before_anything_starts(tmp_path):
+    s = servers()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", int(s[0]["url"].split(":")[2].split("/")[0])))
+        held.listen()
+        refused = preflight.start(s, dict(os.environ), str(tmp_path))
+    assert refused["s0"]["ok"] is False and "in use" in refused["s0"]["body"]
+    assert preflight.check(s, {}, str(tmp_path), "v7", 5, started=refused) == (False, refused)
