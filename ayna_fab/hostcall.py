@@ -46,7 +46,8 @@ sys.exit(main.run(sys.argv[1:]))
 """
 
 # The program travels whole, and leaves a copy in the SSH user's cache on the host for the
-# calls after it (kept 30 days from its writing; a failed write only costs the next call a resend).
+# calls after it (kept 30 days from its writing, as are pieces of interrupted writes; a failed
+# write only costs the next call a resend).
 BOOTSTRAP = """import base64,hashlib,importlib.abc,importlib.util,json,os,sys,time,zlib
 Z=base64.b64decode("{blob}")
 S=json.loads(zlib.decompress(Z))
@@ -56,7 +57,7 @@ try:
  with open(t,"wb") as f:f.write(Z)
  os.replace(t,f"{{d}}/program-{h}.z")
  for x in os.listdir(d):
-  if x.startswith("program-") and os.stat(f"{{d}}/{{x}}").st_mtime<time.time()-30*86400:os.unlink(f"{{d}}/{{x}}")
+  if x.startswith(("program-",".program-")) and os.stat(f"{{d}}/{{x}}").st_mtime<time.time()-30*86400:os.unlink(f"{{d}}/{{x}}")
 except OSError:pass
 """ + RUN
 
