@@ -37,8 +37,6 @@ class Started:
         self.servers, self.procs, self.runtime = servers, procs, runtime
         self.stopped = False
 
-    def exited(self):
-        return any(p.poll() is not None for p, _ in self.procs)
 
 
 def _die_with_parent():
@@ -83,6 +81,15 @@ def stop(started):
     for p, log in started.procs:
         p.wait()
         log.close()
+    # The workers (same group) hold the listening socket too: the port is free once they are gone.
+    deadline = time.monotonic() + 5
+    for p, _ in started.procs:
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
     shutil.rmtree(started.runtime, ignore_errors=True)
 
 
@@ -111,6 +118,8 @@ def check(servers, env, cwd, expect, timeout, started=None):
                     tail = "\n".join(log.read().strip().splitlines()[-15:])
                     report[s["name"]]["body"] = (body[:300] if status else "") + (
                         f"\n{s['name']} exited {p.returncode}:\n{tail}" if p.poll() is not None else "")
+                    if p.poll() is not None:   # it died by itself, before we stopped it
+                        report[s["name"]]["exited"] = p.returncode
                     return False, report
                 still.append((s, (p, log)))
             pending = still

@@ -172,7 +172,7 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, pref
 def _preflight(rel, env, number, servers, timeout, done, ahead=None):
     t = time.monotonic()
     ok, report = private.check(servers, env, rel, f"v{number}", timeout, started=ahead)
-    if not ok and isinstance(ahead, private.Started) and ahead.exited():
+    if not ok and isinstance(ahead, private.Started) and any("exited" in r for r in report.values()):
         # A server that died having started before migrate may have needed the migrated
         # database to start at all: it gets one fresh start on it before the release is refused.
         ok, report = private.check(servers, env, rel, f"v{number}", timeout)

@@ -14,19 +14,25 @@ import time
 
 from ayna_fab.host import prepare, preflight
 
-# Answers 200 with the release it was told, unless the file named by NEEDS is missing at start.
+# Answers STATUS (200) with release v7, unless the file named by NEEDS is missing at start; like
+# gunicorn, its master forks a worker that serves on the same listening socket.
 SERVER = """
 import http.server, os, sys
+if os.environ.get("STARTS"):
+    open(os.environ["STARTS"], "a").write("started\\n")
 need = os.environ.get("NEEDS")
 if need and not os.path.exists(need):
     sys.exit("the database is not migrated")
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b'{"status": "ok", "release": "v7"}'
-        self.send_response(200); self.end_headers(); self.wfile.write(body)
+        self.send_response(int(os.environ.get("STATUS", "200"))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 http.server.HTTPServer.allow_reuse_address = True
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+if os.fork() == 0:
+    server.serve_forever()
+os.wait()
 """
 
 
@@ -84,6 +90,20 @@ def test_a_server_that_fails_on_the_migrated_database_fails_the_check(tmp_path):
     said = []
     out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead)
     assert said[0][2] is False and "not migrated" in said[0][3] and not out["preflight"]["s0"]["ok"]
+
+
+def test_a_server_that_answers_500_is_refused_once_and_its_port_is_free_at_once(tmp_path):
+    starts = tmp_path / "starts"
+    env = dict(os.environ, STATUS="500", STARTS=str(starts))
+    s = servers()
+    ahead = preflight.start(s, env, str(tmp_path))
+    said = []
+    t = time.monotonic()
+    out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead)
+    assert len(said) == 1 and said[0][2] is False and out["preflight"]["s0"]["status"] == 500
+    assert starts.read_text().count("started") == 1   # it was stopped, it did not die: no second start
+    assert preflight._port_free(s[0]["url"]), "a worker of the stopped server still holds the port"
+    assert time.monotonic() - t < 10
 
 
 def test_servers_die_with_the_call_that_started_them(tmp_path):
