@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -154,9 +155,24 @@ def test_logs_follow_every_host_until_ctrl_c(sandbox, inv, fab_root):
     p = subprocess.Popen([str(FAB), *fab_root, "-H", "sandbox", "logs", "--follow", "--service", "celery,beat",
                           "--lines", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, preexec_fn=interruptible)
-    time.sleep(8)            # beat schedules a heartbeat every 5 seconds on each host
+    # beat schedules a heartbeat every 5 seconds on each host: wait until each host's lines came
+    # (a busy machine may take longer than one period), then Ctrl-C
+    lines: list[str] = []
+
+    def read():
+        for line in p.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(
+            sum(line.startswith(f"[{h}]") for line in list(lines)) >= 2 for h in ("sandbox1", "sandbox2")):
+        time.sleep(0.5)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+    p.wait(timeout=30)
+    reader.join(10)
+    err, out = p.stderr.read(), "".join(lines)
     assert p.returncode == 0, err
     hosts = [line.split("]")[0] for line in out.splitlines()]
     assert hosts.count("[sandbox1") >= 2 and hosts.count("[sandbox2") >= 2, out
