@@ -16,7 +16,7 @@ from ayna_fab.commands import host as cmd
 from ayna_fab.config import Project
 from ayna_fab.host.wire import MISSING, MISSING_EXIT
 from ayna_fab.layout import Layout
-from ayna_fab.remote import Remote
+from ayna_fab.remote import Remote, Result
 
 PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")
 
@@ -37,8 +37,7 @@ class LocalConnection:
 
     def run(self, script, **kw) -> Ran:
         self.scripts.append(script)
-        p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, HOME=str(self.home)))
+        p = run_local(script, self.home)
         return Ran(p.returncode, p.stdout, p.stderr)
 
 
@@ -114,6 +113,5 @@ def test_a_host_that_cannot_keep_the_program_gets_it_whole_after_two_misses(lay,
     assert remote.round_trips == 6 and [len(s) > 40_000 for s in conn.scripts] == [False, True, False, True, True, True]
 
 
-def _result(p: subprocess.CompletedProcess):
-    from ayna_fab.remote import Result
+def _result(p: subprocess.CompletedProcess) -> Result:
     return Result(p.returncode, p.stdout, p.stderr)
