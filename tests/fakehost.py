@@ -201,6 +201,8 @@ class FakeRemote(Remote):
 
         patch(units, "state", lambda unit: st.units.get(unit, "inactive"))
         patch(units, "restarts", lambda unit: 0)
+        patch(units, "states", lambda names: {u: {"state": st.units.get(u, "inactive"), "restarts": 0, "cgroup": ""}
+                                              for u in names})
         patch(units, "control", control)
         patch(units, "control_async", lambda verb, unit: Done(unit, verb))
         patch(health, "poll", poll)

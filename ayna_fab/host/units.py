@@ -25,6 +25,20 @@ def restarts(unit):
     return int(out) if out.isdigit() else 0
 
 
+def states(unit_names):
+    """{unit: {"state", "restarts", "cgroup"}} for several units from one `systemctl show`: an
+    activation asks these of every unit before its restart and in each round of its verify."""
+    unit_names = list(unit_names)
+    out = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,ControlGroup", "--", *unit_names],
+                         capture_output=True, text=True).stdout
+    blocks = [dict(line.partition("=")[::2] for line in b.splitlines() if line) for b in out.strip().split("\n\n")]
+    if len(blocks) != len(unit_names):   # not one block per unit, in order: ask one at a time
+        return {u: {"state": state(u), "restarts": restarts(u), "cgroup": cgroup(u)} for u in unit_names}
+    return {u: {"state": b.get("ActiveState") or "unknown",
+                "restarts": int(b["NRestarts"]) if b.get("NRestarts", "").isdigit() else 0,
+                "cgroup": b.get("ControlGroup", "")} for u, b in zip(unit_names, blocks)}
+
+
 def control(verb, unit):
     """verb the unit (start, stop, restart, reload-or-restart); None or the error text."""
     p = subprocess.run(["sudo", "-n", SYSTEMCTL, verb, unit], stdin=subprocess.DEVNULL,
