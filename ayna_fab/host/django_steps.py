@@ -2,7 +2,10 @@
 interpreter start instead of one per manage.py command.
 
     python -c SOURCE_OF_THIS_FILE '{"steps": [...], "django": true, "fail_level": "ERROR",
-                                    "asgi_dir": ..., "asgi_app": ...}'
+                                    "asgi_dir": ..., "asgi_app": ..., "gate": FD}'
+
+With "gate", the program was started before the release's install and backup had finished
+(prepare.py): it waits on that inherited file descriptor after check.
 
 Prints `@@step NAME SECONDS ok|failed` after each step (wire.py's format) and stops at the
 first failure, whose output is the application's own message: what manage.py would print
@@ -111,7 +114,15 @@ def main(args):
         steps = steps[1:]
         step(first, lambda: (setup(), known_first()))
     known = {"check": check, "migrate": migrate, "collectstatic": collectstatic}
+    gate = args.get("gate")
     for name in steps:
+        if name != "check" and gate is not None:
+            # Started beside the install and the backup: nothing after check runs before both are
+            # done (b"1"); otherwise the host reports what failed, and nothing here changed anything.
+            with os.fdopen(gate, "rb") as f:
+                if f.read(1) != b"1":
+                    return
+            gate = None
         step(name, known[name])
 
 

@@ -1,0 +1,171 @@
+"""prepare runs at once what nothing orders (host/prepare.py): the backup beside the install, and a
+release that takes the live venv as it is runs its check beside both, in that venv. Migrate waits
+at a gate for both to end well. The real prepare call and the real Django-steps program run here,
+against temporary releases, with a stand-in `django` package that logs when each command runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+
+from ayna_fab.host import calls, dumps, prepare, wire
+
+DJANGO_STUB = {
+    "__init__.py": "def setup():\n    pass\n",
+    "core/__init__.py": "",
+    "core/management/__init__.py": (
+        "import os, time\n"
+        "LOG = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'calls.log')\n"
+        "def call_command(name, **kw):\n"
+        "    with open(LOG, 'a') as f:\n"
+        "        f.write(f'{name} start {time.time()}\\n')\n"
+        "    time.sleep(float(os.environ.get('STUB_CHECK_SECONDS', '0')) if name == 'check' else 0)\n"
+        "    with open(LOG, 'a') as f:\n"
+        "        f.write(f'{name} end {time.time()}\\n')\n"),
+}
+
+
+def release(root, name, lock="lock-1"):
+    rel = root / "releases" / name
+    web = rel / "src" / "web"
+    for path, text in DJANGO_STUB.items():
+        (web / "django" / path).parent.mkdir(parents=True, exist_ok=True)
+        (web / "django" / path).write_text(text)
+    (rel / "uv.lock").write_text(lock)
+    (rel / "pyproject.toml").write_text("[project]\nname='x'\n")
+    return rel
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    """A live v1 with a relocatable venv whose python is this one, and a new v2 with the same lock."""
+    live = release(tmp_path, "v1")
+    (live / ".venv" / "bin").mkdir(parents=True)
+    (live / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\nrelocatable = true\n")
+    os.symlink(sys.executable, live / ".venv" / "bin" / "python")
+    (live / prepare.REQUIREMENTS).write_text("django==5.0 --hash=sha256:00\n")
+    env_file = tmp_path / ".env.production"
+    env_file.write_text("SECRET_KEY=x\n")
+    monkeypatch.setattr(prepare, "require_lock", lambda root, token: None)
+    monkeypatch.setenv("STUB_CHECK_SECONDS", "0.6")
+    backups = []
+
+    def take(root, env_file_, project, release_, keep, protect=()):
+        backups.append(("start", time.time()))
+        time.sleep(0.3)
+        if "backup" in failing:
+            raise wire.Refused("pg_dump", "pg_dump exited 1: connection refused")
+        backups.append(("end", time.time()))
+        return {"backup": "x.dump", "seconds": 0.3}
+
+    failing: set[str] = set()
+    monkeypatch.setattr(dumps, "take", take)
+    return tmp_path, live, env_file, failing, backups
+
+
+def call(tmp_path, live, env_file, steps=("install", "backup", "check", "migrate", "collectstatic"), hooks=()):
+    return calls.Prepare(root=str(tmp_path), token="t", number=2, steps=list(steps),
+                         base_venv=str(live / ".venv"), env_file=str(env_file), uv_cache=str(tmp_path / "uv"),
+                         django_dir="src/web", asgi_dir=None, asgi_app=None, project="p", keep_backups=5,
+                         backup_release="v1", servers=[], preflight_timeout=10, checks="errors",
+                         uv_config=str(tmp_path / "uv.toml"), hooks=list(hooks), hook_env={})
+
+
+def log(tmp_path, name="v2"):
+    """{(command, start|end): time} from the stand-in django of release name."""
+    path = tmp_path / "releases" / name / "src" / "web" / "calls.log"
+    rows = [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+    return {(c, what): float(t) for c, what, t in rows}
+
+
+def slow_install(monkeypatch, seconds=0.5, fail=False):
+    real = prepare.install_script
+    ends = []
+
+    def script(rel, base_venv):
+        return f"sleep {seconds}\n" + ("exit 1\n" if fail else real(rel, base_venv) + f"date +%s.%N > {rel}/.installed\n")
+
+    monkeypatch.setattr(prepare, "install_script", script)
+    return ends
+
+
+def test_the_check_runs_beside_the_install_and_migrate_waits_for_install_and_backup(host, monkeypatch, capsys):
+    tmp_path, live, env_file, failing, backups = host
+    release(tmp_path, "v2")
+    slow_install(monkeypatch, 0.5)
+    started = time.time()
+    result = prepare.prepare(call(tmp_path, live, env_file))
+    took = time.time() - started
+    assert result["failed"] is None, result
+    calls_ = log(tmp_path)
+    installed = float((tmp_path / "releases" / "v2" / ".installed").read_text())
+    assert calls_[("check", "start")] < installed            # the check did not wait for the install
+    assert calls_[("migrate", "start")] > installed           # migrate did
+    assert calls_[("migrate", "start")] > dict(backups)["end"]  # and for the backup
+    assert dict(backups)["start"] < installed                 # which ran beside the install
+    # the steps one after another would take 0.5 + 0.3 + 0.6 s at the least
+    assert took < 1.4, took
+    reported = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith(wire.STEP)]
+    assert reported == ["install", "backup", "check", "migrate", "collectstatic"]
+    assert list(result["steps"]) == reported
+
+
+@pytest.mark.parametrize("what", ["install", "backup"])
+def test_nothing_is_migrated_when_the_install_or_the_backup_fails(host, monkeypatch, what):
+    tmp_path, live, env_file, failing, backups = host
+    release(tmp_path, "v2")
+    slow_install(monkeypatch, 0.2, fail=what == "install")
+    if what == "backup":
+        failing.add("backup")
+    result = prepare.prepare(call(tmp_path, live, env_file))
+    assert result["failed"] == what
+    calls_ = log(tmp_path)
+    assert ("check", "end") in calls_                         # it ran beside, and stopped at the gate
+    assert not {c for c, _ in calls_} - {"check"}, calls_     # no migrate, no collectstatic
+    assert "migrate" not in result["steps"]
+
+
+def test_a_changed_lock_checks_only_once_its_own_venv_is_installed(host, monkeypatch):
+    tmp_path, live, env_file, failing, backups = host
+    rel = release(tmp_path, "v2", lock="lock-2")
+    # uv would build the venv; the stand-in links this python into it
+    monkeypatch.setattr(prepare, "install_script", lambda r, b: (
+        f"sleep 0.3; mkdir -p {r}/.venv/bin && ln -s {sys.executable} {r}/.venv/bin/python; "
+        f"date +%s.%N > {r}/.installed\n"))
+    result = prepare.prepare(call(tmp_path, live, env_file))
+    assert result["failed"] is None, result
+    installed = float((rel / ".installed").read_text())
+    assert log(tmp_path)[("check", "start")] > installed
+
+
+def test_after_install_hooks_run_before_the_check(host, monkeypatch):
+    tmp_path, live, env_file, failing, backups = host
+    rel = release(tmp_path, "v2")
+    slow_install(monkeypatch, 0.1)
+    monkeypatch.setattr(prepare.hooks, "run_all", lambda hooks_, rel_, env, phase: (
+        (rel / ".hooked").write_text(str(time.time())), [{"name": "h", "ok": True, "output": ""}])[1])
+    result = prepare.prepare(call(tmp_path, live, env_file, hooks=[{"name": "h", "command": ["true"], "timeout": 5}]))
+    assert result["failed"] is None, result
+    assert log(tmp_path)[("check", "start")] > float((rel / ".hooked").read_text())
+
+
+def test_the_gate_is_read_by_the_django_steps_program_itself(tmp_path):
+    """Closed (b"0" or its writer gone), the program ends after check having run nothing more."""
+    rel = release(tmp_path, "v2")
+    for word in (b"0", b""):
+        (rel / "src" / "web" / "calls.log").unlink(missing_ok=True)
+        r, w = os.pipe()
+        import subprocess
+        p = subprocess.Popen([sys.executable, "-c", prepare.source("django_steps"),
+                              json.dumps({"steps": ["check", "migrate"], "asgi_app": None, "gate": r})],
+                             cwd=rel / "src" / "web", pass_fds=(r,), stdout=subprocess.PIPE, text=True)
+        os.close(r)
+        os.write(w, word) if word else None
+        os.close(w)
+        out = p.communicate(timeout=30)[0]
+        assert p.returncode == 0 and "@@step check" in out and "migrate" not in out
+        assert set(log(tmp_path)) == {("check", "start"), ("check", "end")}
