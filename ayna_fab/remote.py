@@ -57,6 +57,7 @@ class Remote:
         self.dry_run = dry_run
         self.echo = echo or (lambda line: None)
         self.round_trips = 0
+        self.seconds = 0.0                    # in commands, as timed here (a host's steps may overlap)
         self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
         self._held = None                     # the channel of a held call (the lock's holder)
         self._misses = 0                      # calls whose cached program the host did not have
@@ -107,6 +108,7 @@ class Remote:
                 break
             self._misses += 1
             script = cmd.script
+        self.seconds += result.seconds
         if check and not result.ok:
             tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,

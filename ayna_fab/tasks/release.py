@@ -77,7 +77,7 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
                                "deployed; nothing was changed")
                 else:
                     output.say(f"[{t.name}] {proj.name} v{t.number} ({revision[:12]}) is live and healthy "
-                               f"({sum(t.steps.values()):.1f}s in steps, {remotes[t.name].round_trips} round trips)")
+                               f"({remotes[t.name].seconds:.1f}s in host calls, {remotes[t.name].round_trips} round trips)")
         hooks.report(outcome, output.warn)
 
 
