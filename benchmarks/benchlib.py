@@ -112,6 +112,15 @@ def steps(output: str) -> dict[str, dict[str, float]]:
     return found
 
 
+HOST_CALLS_RE = re.compile(r"^\[(?P<host>[\w.-]+)\] .* \((?P<seconds>\d+\.\d+)s in host calls, \d+ round trips\)$", re.M)
+
+
+def host_calls(output: str) -> dict[str, float]:
+    """{host: seconds its calls took, as the laptop timed them}, from a deploy's closing lines. The
+    host's own steps may overlap (prepare runs some at once), so their sum is not the host's time."""
+    return {m["host"]: float(m["seconds"]) for m in HOST_CALLS_RE.finditer(output)}
+
+
 def set_rtt(hosts: list[manager.HostState], ms: float) -> None:
     for hs in hosts:
         forwarder.request(hs.control, f"rtt {ms}")

@@ -9,12 +9,10 @@ machine eight hosts running the demo's Django checks at once measure the CPU, no
 each deploy is split into:
 
 - wall: the whole command;
-- slowest host: the largest sum of one host's own step times (the @@step timings the host
-  program reports);
-- overhead: wall minus the slowest host's steps: start-up, connecting, the laptop's work,
-  round-trip latency, and waiting at each phase's barrier for the slowest host of that phase;
-- host path: each step's slowest host, summed; wall minus that is the tool's own part with the
-  phase barriers taken out;
+- slowest host: the longest time one host's calls took, as the laptop timed them (its closing
+  line, "N s in host calls"; a host's own steps overlap, so they are not summed);
+- overhead: wall minus the slowest host's calls: start-up, connecting, the laptop's work
+  between calls, and waiting at each phase's barrier for the slowest host of that phase;
 - turns per host: what each host's SSH forwarder counted (about one round trip each), the
   median over the fleet's hosts; and the round trips ayna-fab itself reports, when it does.
 
@@ -37,7 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import DEMO_ENV, FAB, DemoRepo, machine, median, run, sandbox_settings, set_rtt, steps  # noqa: E402
+from benchlib import (DEMO_ENV, FAB, DemoRepo, host_calls, machine, median, run, sandbox_settings,  # noqa: E402
+                      set_rtt, steps)
 
 from ayna_fab.sandbox import manager  # noqa: E402
 from tests.e2e.conftest import Sandbox  # noqa: E402
@@ -112,7 +111,7 @@ def main() -> None:
                     res = run([FAB, "-H", ",".join(names[:n]), "deploy", "--project", project], env,
                               hosts=sandbox.hosts[:n])
                     per_host = steps(res.output)
-                    slowest = max((sum(s.values()) for s in per_host.values()), default=0.0)
+                    slowest = max(host_calls(res.output).values(), default=0.0)
                     trips = ROUND_TRIPS_RE.findall(res.output)
                     rows[n].append({"wall": round(res.seconds, 3), "slowest_host": round(slowest, 3),
                                     "overhead": round(res.seconds - slowest, 3),
@@ -131,17 +130,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def host_path(per_host: dict[str, dict[str, float]]) -> float:
-    """The hosts' share of the critical path: each step's slowest host, summed (steps of one phase
-    run in parallel, and a phase waits for its slowest host before the next begins)."""
-    names = {step for s in per_host.values() for step in s}
-    return sum(max(s.get(step, 0.0) for s in per_host.values()) for step in names)
-
-
 def table(report: dict, sizes: list[int]) -> str:
     lines = [f"fleet deploy of a one-file change, rtt {report['rtt_ms']:g} ms, median of {report['runs']} run(s)",
              f"{'profile':<8} {'hosts':>5} {'wall s':>7} {'x 1 host':>8} {'slowest host s':>14} {'overhead s':>10} "
-             f"{'host path s':>11} {'wall-path s':>11} {'turns/host':>10} {'round trips':>11}"]
+             f"{'turns/host':>10} {'round trips':>11}"]
     for profile, rows in report["profiles"].items():
         one = median([x["wall"] for x in rows[str(sizes[0])]])
         for n in sizes:
@@ -150,8 +142,6 @@ def table(report: dict, sizes: list[int]) -> str:
             trips = [x["round_trips"] for x in xs if x["round_trips"] is not None]
             lines.append(f"{profile:<8} {n:>5} {wall:>7.2f} {wall / one:>8.2f} "
                          f"{median([x['slowest_host'] for x in xs]):>14.2f} {median([x['overhead'] for x in xs]):>10.2f} "
-                         f"{median([host_path(x['steps']) for x in xs]):>11.2f} "
-                         f"{median([x['wall'] - host_path(x['steps']) for x in xs]):>11.2f} "
                          f"{median([x['turns_per_host'] for x in xs]):>10.0f} "
                          f"{(f'{median(trips):.0f}' if trips else '-'):>11}")
     lines.append(f"{report['machine']}; {report['date']}")
