@@ -168,8 +168,9 @@ class _Background:
         os.close(self._write)
         self._write = None
 
-    def join(self):
-        self.gate(False)
+    def join(self, go_on=False):
+        """Wait for its end, the gate opened (go_on) or closed first."""
+        self.gate(go_on)
         self._thread.join()
         if self._read is not None:
             os.close(self._read)
@@ -177,11 +178,7 @@ class _Background:
 
     def wait(self):
         """Its value, once it has ended (the gate opened first); what it raised is raised here."""
-        self.gate(True)
-        self._thread.join()
-        if self._read is not None:
-            os.close(self._read)
-            self._read = None
+        self.join(go_on=True)
         if self._error is not None:
             raise self._error
         return self._value
