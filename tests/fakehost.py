@@ -196,12 +196,12 @@ class FakeRemote(Remote):
             return ok, {s["name"]: {"status": 200 if ok else 500, "release": expect, "ok": ok,
                                     "body": "" if ok else "Server Error"} for s in servers}
 
-        def verify(unit_names, rel, deadline, restarts_before=None):
+        def verify(unit_names, rel, deadline, restarts_before=None, settle_units=()):
             return True, {u: {"pids": 1, "stale": [], "active": "active"} for u in unit_names}
 
         patch(units, "state", lambda unit: st.units.get(unit, "inactive"))
         patch(units, "restarts", lambda unit: 0)
-        patch(units, "states", lambda names: {u: {"state": st.units.get(u, "inactive"), "restarts": 0, "cgroup": ""}
+        patch(units, "states", lambda names: {u: {"state": st.units.get(u, "inactive"), "restarts": 0, "cgroup": "", "up": None}
                                               for u in names})
         patch(units, "control", control)
         patch(units, "control_async", lambda verb, unit: Done(unit, verb))

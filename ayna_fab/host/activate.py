@@ -25,10 +25,16 @@ from .releases import require_lock
 FOLLOW_POLL = 0.02   # a small file read: the laptop hears each step (and the end) at once
 
 
-def verify(unit_names, rel, deadline, restarts_before=None):
+# A unit with no health endpoint (a Celery worker, beat) proves only that it is still running: it
+# must have stayed up this long since its start, or a worker that dies while it imports its app
+# (Type=simple: active at once) would pass, verified between its start and its exit.
+SETTLE = 1.0
+
+
+def verify(unit_names, rel, deadline, restarts_before=None, settle_units=()):
     """Every process of every unit must run from rel: its working directory inside it, and no
     file of another release in its command line or its memory maps (interpreter, packages);
-    and no unit may have crashed since its restart."""
+    no unit may have crashed since its restart; and settle_units must have been up SETTLE s."""
     want = os.path.realpath(rel) + os.sep
     releases_dir = os.path.dirname(os.path.realpath(rel))
     number = int(os.path.basename(rel)[1:])
@@ -50,13 +56,14 @@ def verify(unit_names, rel, deadline, restarts_before=None):
                     stale.append([pid, "files of " + ", ".join(f"v{n}" for n in sorted(used - {number}))])
             report[unit] = {"pids": len(pids), "stale": stale, "active": facts[unit]["state"],
                             "restarts": crashes(facts[unit]["restarts"], (restarts_before or {}).get(unit, 0))}
+        settled = all(facts[u]["up"] is None or facts[u]["up"] >= SETTLE for u in settle_units)
         # A process that crashed and came back (Restart=) is active at this instant, yet not running.
-        if all(r["pids"] and not r["stale"] and r["active"] == "active" and not r["restarts"]
-               for r in report.values()):
+        if settled and all(r["pids"] and not r["stale"] and r["active"] == "active" and not r["restarts"]
+                           for r in report.values()):
             return True, report
         if time.monotonic() > deadline:
             return False, report
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def crashes(now, before):
@@ -296,7 +303,8 @@ def bring_up(a: calls.Activate, number, restoring=False):
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()
-    ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout, restarts_before)
+    ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout, restarts_before,
+                        settle_units=[u for u, _ in a.actions if u not in http])
     done("verify", time.monotonic() - t, ok)
     res["verify"] = report
     res["verified"] = ok and not errors

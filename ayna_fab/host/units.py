@@ -26,17 +26,24 @@ def restarts(unit):
 
 
 def states(unit_names):
-    """{unit: {"state", "restarts", "cgroup"}} for several units from one `systemctl show`: an
-    activation asks these of every unit before its restart and in each round of its verify."""
+    """{unit: {"state", "restarts", "cgroup", "up"}} for several units from one `systemctl show`
+    ("up": seconds since it became active, None if unknown): an activation asks these of every
+    unit before its restart and in each round of its verify."""
     unit_names = list(unit_names)
-    out = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,ControlGroup", "--", *unit_names],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic",
+                          "--", *unit_names], capture_output=True, text=True).stdout
+    now = time.clock_gettime(time.CLOCK_MONOTONIC)
     blocks = [dict(line.partition("=")[::2] for line in b.splitlines() if line) for b in out.strip().split("\n\n")]
     if len(blocks) != len(unit_names):   # not one block per unit, in order: ask one at a time
-        return {u: {"state": state(u), "restarts": restarts(u), "cgroup": cgroup(u)} for u in unit_names}
+        return {u: {"state": state(u), "restarts": restarts(u), "cgroup": cgroup(u), "up": None} for u in unit_names}
+
+    def up(b):   # seconds since the unit last became active (systemd's clock is CLOCK_MONOTONIC)
+        since = b.get("ActiveEnterTimestampMonotonic", "")
+        return now - int(since) / 1e6 if since.isdigit() and int(since) > 0 else None
+
     return {u: {"state": b.get("ActiveState") or "unknown",
                 "restarts": int(b["NRestarts"]) if b.get("NRestarts", "").isdigit() else 0,
-                "cgroup": b.get("ControlGroup", "")} for u, b in zip(unit_names, blocks)}
+                "cgroup": b.get("ControlGroup", ""), "up": up(b)} for u, b in zip(unit_names, blocks)}
 
 
 def control(verb, unit):
