@@ -42,7 +42,14 @@ def take(root, owner):
     try:
         os.mkdir(path(root), 0o700)
     except FileExistsError:
-        return holder(root) or {}
+        # Its taker writes the record just after making the directory: a moment's wait lets the
+        # refusal name who holds the lock (a taker that died in between leaves none: {}).
+        deadline = time.monotonic() + 1.0
+        while True:
+            h = holder(root)
+            if h or time.monotonic() > deadline:
+                return h or {}
+            time.sleep(0.02)
     tmp = os.path.join(path(root), f"{OWNER}.tmp{os.getpid()}")
     with open(tmp, "w") as f:
         json.dump(owner, f, sort_keys=True)
