@@ -213,6 +213,7 @@ def _backup(job, steps):
 def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None):
     """The Django steps in one interpreter (django_steps.py): the finished process. gate: the read
     end of a pipe it inherits, on which it waits before migrate for b"1"."""
+    # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
     args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
             "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
             "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None}

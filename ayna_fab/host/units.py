@@ -25,15 +25,21 @@ def restarts(unit):
     return int(out) if out.isdigit() else 0
 
 
+def _show(props, unit_names):
+    """`systemctl show -p PROPS UNITS`: one dict of properties per unit, in the order given."""
+    out = subprocess.run(["systemctl", "show", "-p", ",".join(props), "--", *unit_names],
+                         capture_output=True, text=True).stdout
+    return [dict(line.partition("=")[::2] for line in block.splitlines() if line)
+            for block in out.strip().split("\n\n")]
+
+
 def states(unit_names):
     """{unit: {"state", "restarts", "cgroup", "up"}} for several units from one `systemctl show`
     ("up": seconds since it became active, None if unknown): an activation asks these of every
     unit before its restart and in each round of its verify."""
     unit_names = list(unit_names)
-    out = subprocess.run(["systemctl", "show", "-p", "ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic",
-                          "--", *unit_names], capture_output=True, text=True).stdout
+    blocks = _show(["ActiveState", "NRestarts", "ControlGroup", "ActiveEnterTimestampMonotonic"], unit_names)
     now = time.clock_gettime(time.CLOCK_MONOTONIC)
-    blocks = [dict(line.partition("=")[::2] for line in b.splitlines() if line) for b in out.strip().split("\n\n")]
     if len(blocks) != len(unit_names):   # not one block per unit, in order: ask one at a time
         return {u: {"state": state(u), "restarts": restarts(u), "cgroup": cgroup(u), "up": None} for u in unit_names}
 
@@ -102,12 +108,9 @@ PROPS = ("Id", "ActiveState", "SubState", "MainPID", "MemoryCurrent", "ActiveEnt
 def show(units):
     """Each unit's facts from `systemctl show`, plus the clock its timestamps use and the
     proportional memory of its processes (systemd's MemoryCurrent is not always accounted)."""
-    out = subprocess.run(["systemctl", "show", "-p", ",".join(PROPS), "--", *units],
-                         capture_output=True, text=True).stdout
     now = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6)
     facts = []
-    for block in out.strip().split("\n\n"):
-        fields = dict(line.partition("=")[::2] for line in block.splitlines() if line)
+    for fields in _show(PROPS, units):
         if not fields.get("Id"):
             continue
         procs = pids_of_cgroup(fields.get("ControlGroup"))

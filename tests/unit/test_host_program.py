@@ -160,3 +160,21 @@ time.sleep(60)
         worker.kill()
         worker.wait()
     assert call(cmd.unlock(lay, "t1"))["result"] == "released"
+
+
+def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
+    """The taker makes the lock's directory, then writes its record: a second taker in between
+    waits for the record instead of refusing with no name (host/lock.py)."""
+    import json
+    import threading
+    from pathlib import Path
+
+    from ayna_fab.host import lock
+    os.mkdir(lock.path(str(tmp_path)), 0o700)
+    writer = threading.Timer(0.2, lambda: (Path(lock.path(str(tmp_path))) / lock.OWNER).write_text(
+        json.dumps({"token": "a", "who": "root@laptop"})))
+    writer.start()
+    try:
+        assert lock.take(str(tmp_path), {"token": "b"}) == {"token": "a", "who": "root@laptop"}
+    finally:
+        writer.join()

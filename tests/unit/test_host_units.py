@@ -3,7 +3,6 @@ call per unit when systemd's answer cannot be matched to the names (activate.py 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
@@ -84,20 +83,3 @@ def test_an_answer_that_does_not_match_the_names_is_asked_again_unit_by_unit(mon
     assert len(seen) == 1 + 2 * 3   # the show, then is-active, NRestarts and ControlGroup for each unit
     assert set(facts) == {"a.service", "b.service"}
 
-
-def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
-    """The taker makes the lock's directory, then writes its record: a second taker in between
-    waits for the record instead of refusing with no name (host/lock.py)."""
-    import json
-    import threading
-    from pathlib import Path
-
-    from ayna_fab.host import lock
-    os.mkdir(lock.path(str(tmp_path)), 0o700)
-    writer = threading.Timer(0.2, lambda: (Path(lock.path(str(tmp_path))) / lock.OWNER).write_text(
-        json.dumps({"token": "a", "who": "root@laptop"})))
-    writer.start()
-    try:
-        assert lock.take(str(tmp_path), {"token": "b"}) == {"token": "a", "who": "root@laptop"}
-    finally:
-        writer.join()
