@@ -13,13 +13,16 @@ demo=${AYNA_FAB_DEMO_DIR:-/var/tmp/ayna-fab-demo}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 on_host() {
   ssh -i "$state/id_ed25519" -o UserKnownHostsFile="$state/known_hosts" -o StrictHostKeyChecking=yes \
-      -o BatchMode=yes -p 2201 root@127.0.0.1 "$@"
+      -o BatchMode=yes -p "$port" root@127.0.0.1 "$@"
 }
 serving() { on_host 'curl -s http://127.0.0.1:8130/health/'; echo; }
 commit() { git -C "$demo/uavcrew" add -A && git -C "$demo/uavcrew" -c user.name=demo -c user.email=demo@localhost commit -qm "$1"; }
 
 say "fab sandbox.up --count 1: a Debian host with systemd, sshd, PostgreSQL and Redis"
 $fab sandbox.up --count 1
+# Where sandbox1 answers SSH, as the sandbox's own settings (AYNA_FAB_SANDBOX_*) made it.
+port=$($fab sandbox.status --json | "$repo/.venv/bin/python" -c \
+  'import json, sys; print(next(h["ssh"] for h in json.load(sys.stdin) if h["name"] == "sandbox1").rsplit(":", 1)[1])')
 
 say "a git copy of the demo project to deploy from: $demo/uavcrew"
 rm -rf "$demo" && mkdir -p "$demo"
@@ -39,7 +42,7 @@ create_database = true
 
 [hosts.sandbox1]
 hostname = "127.0.0.1"
-port = 2201
+port = $port
 projects = ["uavcrew"]
 TOML
 export AYNA_FAB_HOSTS="$demo/hosts.toml"

@@ -7,15 +7,49 @@ what would run on the controller.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from .settings import PACKAGES, SUITE, WHEELHOUSE_MOUNT
 
 Argv = list[str]
 
 
-def debootstrap(target: Path, mirror: str, packages: tuple[str, ...] = PACKAGES) -> Argv:
-    return ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-            SUITE, str(target), mirror]
+class Service(NamedTuple):
+    """A service every sandbox host runs: its name, port, unit and a shell probe that exits 0."""
+
+    name: str
+    port: int
+    unit: str
+    probe: str
+
+
+def probe_services(services: tuple[Service, ...], timeout: int) -> str:
+    """A host-side shell loop: exit 0 once every service answers, else print the first
+    that still does not after timeout seconds and exit 1."""
+    checks = "".join(f'[ -z "$failed" ] && {{ {s.probe}; }} >/dev/null 2>&1 || failed="${{failed:-{s.name}}}"; '
+                     for s in services)
+    return (f"for i in $(seq {timeout * 5}); do failed=''; {checks}"
+            f'[ -z "$failed" ] && exit 0; sleep 0.2; done; echo "$failed"; exit 1')
+
+
+def debootstrap(target: Path, mirror: str, packages: tuple[str, ...] = PACKAGES,
+                cache_dir: Path | None = None) -> Argv:
+    """debootstrap's first stage: download and unpack, no package script runs yet."""
+    argv = ["debootstrap", "--foreign", "--variant=minbase", f"--include={','.join(packages)}"]
+    if cache_dir is not None:
+        argv.append(f"--cache-dir={cache_dir}")
+    return argv + [SUITE, str(target), mirror]
+
+
+def second_stage(target: Path) -> Argv:
+    """debootstrap's second stage (package scripts) in a new network namespace, loopback up.
+
+    Nothing the building machine listens on is seen there: Debian's postgresql picks
+    the first free port for its cluster, which is then 5432 whatever runs here.
+    """
+    return ["unshare", "--net", "--", "sh", "-c",
+            'ip link set lo up && exec chroot "$1" /debootstrap/debootstrap --second-stage',
+            "second-stage", str(target)]
 
 
 def mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> Argv:

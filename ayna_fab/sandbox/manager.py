@@ -81,18 +81,21 @@ def is_mounted(path: Path) -> bool:
 
 
 SHARED_DB_DIR = "/srv/ayna-db"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False) -> list[HostState]:
-    """Ensure hosts sandbox1..count are running; return their states.
+def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False,
+       rebuild: bool = False) -> list[HostState]:
+    """Ensure hosts sandbox1..count are running, their services answering; return their states.
 
     shared_db: every host gets a PostgreSQL socket at /srv/ayna-db/.s.PGSQL.5432 that reaches
     the first host's server, so a group shares one database (DATABASE_URL ...?host=/srv/ayna-db).
+    rebuild: build the root filesystem afresh even if the cached one passes its check.
     """
     if not 1 <= count <= 16:
         raise UsageError(f"--count must be between 1 and 16, not {count}", step="sandbox up")
     preflight.check()
-    rootfs.ensure(settings, say)
+    rootfs.ensure(settings, say, rebuild=rebuild)
     wheelhouse.ensure(settings, say)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.state_dir, 0o700)
@@ -124,6 +127,8 @@ def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False)
         with ThreadPoolExecutor(max_workers=len(started)) as pool:
             list(pool.map(lambda h: _wait_ready(h, settings), started))
     hosts = [state.hosts[settings.host_name(i)] for i in range(1, count + 1)]
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(lambda h: check_services(h, settings), hosts))
     if shared_db:
         for hs in hosts:
             if not (hs.db_forwarder and procs.is_alive(_proc(hs.db_forwarder))):
@@ -181,6 +186,8 @@ def _start(hs: HostState, settings: SandboxSettings, state: State) -> None:
 def _personalise(hs: HostState, settings: SandboxSettings) -> None:
     """Per-host identity, written through the overlay so only this host sees it."""
     m = hs.merged
+    if CA_BUNDLE.exists():  # so TLS inside hosts trusts what the controller trusts
+        shutil.copy2(CA_BUNDLE, m / "etc/ssl/certs/ca-certificates.crt")
     (m / "etc/hostname").write_text(hs.name + "\n")
     (m / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {hs.name}\n::1 localhost\n")
     (m / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
@@ -243,6 +250,38 @@ def _wait_ready(hs: HostState, settings: SandboxSettings) -> None:
             client.close()
     raise OperationFailed(f"not reachable over SSH after {BOOT_TIMEOUT:.0f}s ({last})", host=hs.name,
                           step="sandbox boot", hint=f"see {Path(hs.dir) / 'console.log'}")
+
+
+# What every sandbox host serves to the projects deployed on it.
+SERVICES = (
+    commands.Service("PostgreSQL", rootfs.POSTGRES_PORT, "postgresql@15-main",
+                     f"pg_isready -q -h 127.0.0.1 -p {rootfs.POSTGRES_PORT}"),
+    commands.Service("Redis", rootfs.REDIS_PORT, "redis-server",
+                     f"redis-cli -h 127.0.0.1 -p {rootfs.REDIS_PORT} ping | grep -qx PONG"),
+)
+SERVICES_TIMEOUT = 30
+
+
+def check_services(hs: HostState, settings: SandboxSettings, timeout: int = SERVICES_TIMEOUT) -> None:
+    """PostgreSQL and Redis answer on their standard ports inside the host, or `up` fails here.
+
+    A deploy would otherwise fail much later, at migrate, with the cause out of sight.
+    """
+    client = ssh.connect(endpoint(hs, settings))
+    try:
+        code, out, _ = ssh.run(client, commands.probe_services(SERVICES, timeout), timeout=timeout + 10)
+        if code == 0:
+            return
+        name = (out.strip().splitlines() or ["?"])[-1]
+        svc = next((s for s in SERVICES if s.name == name), SERVICES[0])
+        _, state, _ = ssh.run(client, f"systemctl is-active {svc.unit}")
+    finally:
+        client.close()
+    raise OperationFailed(
+        f"{svc.name} does not answer on 127.0.0.1:{svc.port} inside the host (unit {svc.unit}: {state.strip()})",
+        host=hs.name, step="sandbox services",
+        hint=f"see `journalctl -u {svc.unit}` on the host; to rebuild the hosts' root filesystem: "
+             "fab sandbox.down, then fab sandbox.up --rebuild (with the same AYNA_FAB_* settings)")
 
 
 def _running(hs: HostState) -> bool:

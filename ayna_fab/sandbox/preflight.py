@@ -16,6 +16,7 @@ TOOLS = {
     "ip": "iproute2",
     "ssh-keygen": "openssh-client",
     "mount": "mount",
+    "unshare": "util-linux",
 }
 
 

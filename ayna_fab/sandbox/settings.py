@@ -24,6 +24,11 @@ PACKAGES = (
     "postgresql", "redis-server",
 )
 
+# The root filesystem's build recipe (sandbox/rootfs.py): bump it when that build changes.
+# The cache directory's name carries it, so a new recipe never disturbs hosts running
+# from an older root filesystem.
+ROOTFS_RECIPE = 2
+
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
 BASE_REQUIREMENTS = Path(__file__).with_name("wheelhouse-base.txt")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
@@ -39,6 +44,7 @@ class SandboxSettings:
     ssh_port_base: int = 2200        # host i answers SSH on 127.0.0.1:(base + i)
     mirror: str = DEFAULT_MIRROR
     requirements: tuple[Path, ...] = field(default=(BASE_REQUIREMENTS,))
+    rootfs_cache_dir: Path | None = None  # where the root filesystem lives; default cache_dir
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
@@ -54,6 +60,7 @@ class SandboxSettings:
         s = cls(
             state_dir=Path(env.get("AYNA_FAB_SANDBOX_DIR", cls.state_dir)),
             cache_dir=Path(env.get("AYNA_FAB_CACHE_DIR", cls.cache_dir)),
+            rootfs_cache_dir=Path(env["AYNA_FAB_ROOTFS_CACHE_DIR"]) if env.get("AYNA_FAB_ROOTFS_CACHE_DIR") else None,
             prefix=env.get("AYNA_FAB_SANDBOX_PREFIX", cls.prefix),
             ssh_port_base=int(env.get("AYNA_FAB_SANDBOX_PORT_BASE", cls.ssh_port_base)),
             mirror=env.get("AYNA_FAB_DEBIAN_MIRROR") or detect_mirror(),
@@ -74,8 +81,17 @@ class SandboxSettings:
         return self.state_dir / "hosts" / self.host_name(index)
 
     @property
+    def rootfs_cache(self) -> Path:
+        return self.rootfs_cache_dir or self.cache_dir
+
+    @property
     def rootfs_dir(self) -> Path:
-        return self.cache_dir / f"rootfs-{SUITE}-{platform.machine()}"
+        return self.rootfs_cache / f"rootfs-{SUITE}-{platform.machine()}-r{ROOTFS_RECIPE}"
+
+    @property
+    def debs_dir(self) -> Path:
+        """debootstrap's package cache: a rebuild downloads only what changed."""
+        return self.cache_dir / "debs"
 
     @property
     def wheelhouse_dir(self) -> Path:

@@ -13,13 +13,14 @@ from ayna_fab.sandbox.settings import SandboxSettings
 
 
 @task(help={"count": "how many hosts (sandbox1..N); default 1",
-            "shared_db": "every host reaches sandbox1's PostgreSQL at /srv/ayna-db (as a fleet shares one)"})
-def up(c, count=1, shared_db=False):
+            "shared_db": "every host reaches sandbox1's PostgreSQL at /srv/ayna-db (as a fleet shares one)",
+            "rebuild": "build the hosts' root filesystem afresh (hosts of this sandbox must be down)"})
+def up(c, count=1, shared_db=False, rebuild=False):
     """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
     from ayna_fab.sandbox import manager, wheelhouse  # the sandbox's machinery loads only for its tasks
     settings = SandboxSettings.from_env(requirements=wheelhouse.requirements_for(_projects()))
     started = time.monotonic()
-    manager.up(settings, int(count), output.say, shared_db=shared_db)
+    manager.up(settings, int(count), output.say, shared_db=shared_db, rebuild=rebuild)
     _show(settings)
     output.say(f"ready in {time.monotonic() - started:.1f}s; hosts file: {settings.hosts_file}")
     output.say(f"try: ssh -i {settings.key_path} -o UserKnownHostsFile={settings.known_hosts_path} "

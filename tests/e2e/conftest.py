@@ -6,16 +6,21 @@ so it never disturbs a sandbox a person is using on the same machine.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from ayna_fab import ssh
-from ayna_fab.sandbox import manager
+from ayna_fab.sandbox import manager, rootfs
 from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings
 from tests.prereqs import require_sandbox
 
@@ -27,6 +32,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "uavcrew"
 DEMO_ENV = REPO / "examples" / "uavcrew.sandbox.env"
 FAB = Path(sys.executable).with_name("fab")
+# The run's hosts boot from a root filesystem built afresh, once per run, into a directory of
+# the run's own, while this machine's 127.0.0.1:5432 and :6379 are taken, as on a developer's
+# machine that runs PostgreSQL and Redis (test_sandbox.py checks what came of it).
+# AYNA_FAB_TEST_ROOTFS_CACHE names a cache to reuse instead, for quicker local runs.
+REUSED_ROOTFS = os.environ.get("AYNA_FAB_TEST_ROOTFS_CACHE")
+RUN_ROOTFS_CACHE = Path(REUSED_ROOTFS or f"/var/tmp/ayna-fab-test-rootfs-{E2E_PREFIX}")
 
 
 # The session's hosts are shared, so modules run as a story: bare hosts first, then setup,
@@ -69,7 +80,52 @@ class Sandbox:
 
 def sandbox_settings(state_dir: Path, prefix: str, port_base: int) -> SandboxSettings:
     return SandboxSettings.from_env(state_dir=state_dir, prefix=prefix, ssh_port_base=port_base,
+                                    rootfs_cache_dir=RUN_ROOTFS_CACHE,
                                     requirements=(BASE_REQUIREMENTS, DEMO / "wheelhouse-requirements.txt"))
+
+
+@dataclass
+class RootfsBuild:
+    """The run's root filesystem: built by this run or reused, and who held which port meanwhile."""
+
+    cache: Path
+    built: bool
+    held: dict[int, str] = field(default_factory=dict)
+
+
+@contextmanager
+def ports_taken(*ports: int):
+    """Keep 127.0.0.1:port taken for each port: by this process, or by whatever holds it already."""
+    held: dict[int, str] = {}
+    with ExitStack() as stack:
+        for port in ports:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+                held[port] = "this test run"
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                held[port] = "another program on this machine"
+        yield held
+
+
+@pytest.fixture(scope="session")
+def run_rootfs():
+    require_sandbox()
+    if REUSED_ROOTFS:
+        yield RootfsBuild(RUN_ROOTFS_CACHE, built=False)
+        return
+    shutil.rmtree(RUN_ROOTFS_CACHE, ignore_errors=True)
+    settings = sandbox_settings(Path(tempfile.mkdtemp(prefix="ayna-fab-rootfs-state-")), E2E_PREFIX, E2E_PORT_BASE)
+    with ports_taken(rootfs.POSTGRES_PORT, rootfs.REDIS_PORT) as held:
+        print(f"127.0.0.1 ports taken while the run's root filesystem is built: {held}")
+        rootfs.ensure(settings, print)
+    try:
+        yield RootfsBuild(RUN_ROOTFS_CACHE, built=True, held=held)
+    finally:
+        shutil.rmtree(RUN_ROOTFS_CACHE, ignore_errors=True)
 
 
 def write_inventory(path: Path, sandbox: Sandbox, *, source: Path = DEMO, env_file: Path | None = DEMO_ENV,
@@ -98,7 +154,7 @@ def fab(*args: str, hosts_file: Path, timeout: float = 900, input: str | None = 
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory) -> Sandbox:
+def sandbox(tmp_path_factory, run_rootfs) -> Sandbox:
     require_sandbox()
     settings = sandbox_settings(tmp_path_factory.mktemp("sandbox"), E2E_PREFIX, E2E_PORT_BASE)
     try:

@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def fleet(tmp_path_factory, run_rootfs):
     """Four hosts; every one reaches sandbox1's PostgreSQL through /srv/ayna-db."""
     require_sandbox()
     settings = sandbox_settings(tmp_path_factory.mktemp("fleet"), f"{E2E_PREFIX}f"[:10], E2E_PORT_BASE + 50)

@@ -12,10 +12,10 @@ import pytest
 
 from ayna_fab import ssh
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.sandbox import forwarder, manager, procs
+from ayna_fab.sandbox import forwarder, manager, procs, rootfs
 from ayna_fab.sandbox.settings import WHEELHOUSE_MOUNT
 from tests.e2e.conftest import sandbox_settings
-from tests.prereqs import require_sandbox
+from tests.prereqs import in_ci, require_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,37 @@ def test_postgresql_and_redis_answer_inside_a_host(sandbox):
     assert sandbox.check(0, "cd / && sudo -u postgres psql -tAc 'select 40 + 2'").strip() == "42"
     assert sandbox.check(0, "redis-cli ping").strip() == "PONG"
     assert sandbox.check(0, "systemctl is-active postgresql@15-main redis-server").split() == ["active"] * 2
+
+
+def test_hosts_built_while_this_machine_holds_5432_and_6379_serve_on_those_ports(sandbox, run_rootfs):
+    if not run_rootfs.built:
+        reason = "AYNA_FAB_TEST_ROOTFS_CACHE reuses a root filesystem: this run did not build one"
+        if in_ci():
+            pytest.fail(reason + " (CI=true: this test must run)", pytrace=False)
+        pytest.skip(reason)
+    assert sorted(run_rootfs.held) == [5432, 6379]  # taken on this machine during the whole build
+    root = sandbox.settings.rootfs_dir
+    assert root.parent == run_rootfs.cache and rootfs.problem(root) is None
+    for i, hs in enumerate(sandbox.hosts):
+        assert sandbox.check(i, "cd / && sudo -u postgres psql -tAc 'show port'").strip() == "5432", hs.name
+        sandbox.check(i, "pg_isready -h 127.0.0.1 -p 5432")
+        assert sandbox.check(i, "redis-cli -h 127.0.0.1 -p 6379 ping").strip() == "PONG"
+        assert sandbox.check(i, "cd / && sudo -u postgres psql -tAc 'show timezone'").strip() == "Etc/UTC"
+        assert sandbox.check(i, "cd / && sudo -u postgres psql -tAc 'show server_encoding'").strip() == "UTF8"
+
+
+def test_up_names_the_host_and_the_service_that_does_not_answer(sandbox):
+    hs = sandbox.hosts[0]
+    sandbox.check(0, "systemctl stop redis-server")
+    try:
+        with pytest.raises(OperationFailed) as exc:
+            manager.check_services(hs, sandbox.settings, timeout=1)
+        assert exc.value.host == hs.name and exc.value.step == "sandbox services"
+        assert "Redis does not answer on 127.0.0.1:6379" in str(exc.value)
+        assert "sandbox.up --rebuild" in exc.value.hint
+    finally:
+        sandbox.check(0, "systemctl start redis-server")
+    manager.check_services(hs, sandbox.settings)  # answering again
 
 
 def test_wheelhouse_is_read_only_and_pip_installs_from_it_offline(sandbox):
@@ -152,7 +183,7 @@ def _mounts() -> str:
     return Path("/proc/self/mountinfo").read_text()
 
 
-def test_down_leaves_nothing_behind(tmp_path):
+def test_down_leaves_nothing_behind(tmp_path, run_rootfs):
     require_sandbox()
     settings = sandbox_settings(tmp_path / "sbx", "aynadown", 2350)
     hosts = manager.up(settings, 1, print)
