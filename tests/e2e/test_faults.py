@@ -8,7 +8,7 @@ process of the step killed, the disk full under uv's cache, PostgreSQL stopped,
 a release whose web will not serve under its unit, one whose worker will not start. Then, with no person acting, within 90 s:
 `current` points at a complete release that passes its health check (the old one
 unless the new one finished), no lock is left, `fab status` says so, and the next
-`fab deploy` succeeds. README.md has the matrix.
+`fab deploy` succeeds. docs/fault-matrix.md has the matrix.
 """
 
 from __future__ import annotations

@@ -217,7 +217,7 @@ def test_the_demo_inventorys_own_build_and_hooks(sandbox, repo, tmp_path_factory
                           extra_project=demo)
     repo.mode("code-change", text="Demo edition")
     r = deploy(inv)
-    print(r.stdout)   # README's sample deploy quotes this run
+    print(r.stdout)   # docs/walkthrough.md's sample deploy quotes this run
     assert r.returncode == 0, r.stdout + r.stderr
     rel = current(sandbox)
     assert "[laptop] build:assets" in r.stdout and f"[sandbox1] hook:smoke: api: 200, release {rel}" in r.stdout

@@ -78,9 +78,9 @@ def test_only_setup_ever_asks_for_the_admin_login():
     assert admin_logins == ["ayna_fab/tasks/host.py:setup"]
 
 
-def test_the_readme_documents_the_admin_key():
-    readme = (REPO / "README.md").read_text()
-    assert "admin_identity_file" in readme
+def test_the_host_setup_page_documents_the_admin_key():
+    page = (REPO / "docs" / "host-setup.md").read_text()
+    assert "admin_identity_file" in page
 
 
 # --- committed names ------------------------------------------------------------------------------
