@@ -254,6 +254,16 @@ def fleet(tmp_path, monkeypatch):
     return w
 
 
+def test_a_fleet_rollback_asks_for_to_when_the_hosts_previous_releases_differ(fleet):
+    with pytest.raises(UsageError) as exc:
+        fleet.rollback()
+    assert exc.value.message.splitlines()[0] == (
+        "fleet rollback stopped at choose: the hosts' previous releases differ (h1: v2, h2: v1)")
+    assert exc.value.hint == "roll them all to one release with --to vN"
+    for h in ("h1", "h2"):   # nothing changed, nothing left locked
+        assert store.current_number(fleet.root(h)) == 3 and hostlock.holder(fleet.root(h)) is None
+
+
 def test_a_fleet_rollback_with_to_takes_every_host_there(fleet):
     fleet.rollback(to=1)
     assert [store.current_number(fleet.root(h)) for h in ("h1", "h2")] == [1, 1]
