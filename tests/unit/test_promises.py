@@ -133,12 +133,11 @@ def refused(task, *args, **kwargs) -> int:
     return exc.value.code
 
 
-def gone_pid() -> tuple[int, str]:
-    """A pid of this machine that no longer runs, and its start time while it ran."""
+def gone_pid() -> int:
+    """A pid of this machine that no longer runs."""
     p = subprocess.Popen(["true"])
-    start = hostlock.start_time(p.pid)
     p.wait()
-    return p.pid, start
+    return p.pid
 
 
 # --- fab unlock ---------------------------------------------------------------------------------
@@ -155,7 +154,7 @@ def locked(w: World) -> bool:
 
 
 def test_unlock_removes_at_once_a_lock_whose_process_is_gone_on_this_machine(world, capsys):
-    lock_of(world, gone_pid()[0])
+    lock_of(world, gone_pid())
     unlock(Context())
     assert not locked(world)
     assert "removed the lock of" in capsys.readouterr().out
@@ -176,7 +175,7 @@ def test_unlock_refuses_a_lock_that_may_be_live_unless_forced(world, capsys):
 
 
 def test_unlock_never_removes_a_lock_with_a_step_still_running_not_even_forced(world, capsys):
-    lock_of(world, gone_pid()[0], idle_seconds=lock.STALE_AFTER_SECONDS + 60)
+    lock_of(world, gone_pid(), idle_seconds=lock.STALE_AFTER_SECONDS + 60)
     step = subprocess.Popen(["sleep", "60"])
     try:
         hostlock.mark_working(world.root(), "migrate", pid=step.pid)
