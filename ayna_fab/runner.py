@@ -291,6 +291,11 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
         else:
             serving = t.base.name if t.base else ("nothing (no earlier release)" if t.plan else "what it served (not changed)")
             lines.append(f"    {t.name}: serving {serving}")
+    shared = failures[first]
+    if isinstance(shared, UsageError) and all(e is shared for e in failures.values()):
+        # the fleet as a whole was refused (a laptop-side phase): no host failed, and its hint stands
+        return UsageError(f"fleet {op.name} stopped at {phase}: {shared.message}\n" + "\n".join(lines),
+                          step=phase, hint=shared.hint)
     why = reason(failures[first])
     cls = NeedsAttention if any(isinstance(e, NeedsAttention) for e in outcome.values()) else (
         UsageError if phase == "lock + plan" and all(isinstance(e, UsageError) for e in failures.values())

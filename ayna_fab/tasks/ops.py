@@ -338,8 +338,9 @@ def backup(c, list=False, project=None):
             "yes": "do not ask for confirmation",
             "project": "needed when a host carries several projects"})
 def restore(c, backup=None, yes=False, project=None):
-    """Replace the project's database with a backup: asks first, backs up the current data, stops
-    the project's units meanwhile, restores in one transaction, starts them again."""
+    """Replace the project's database with a backup, after asking and backing up the current data.
+
+    The project's units stop meanwhile; the restore is one transaction; they start again after it."""
     cfg = common.load()
     if not backup:
         raise UsageError("which backup? pass --backup NAME (or --backup latest)", step="restore",

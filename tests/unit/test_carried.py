@@ -15,7 +15,7 @@ import pytest
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.host import holder, journal
-from tests.fakehost import Fault, LaptopDied
+from tests.fakehost import Fault, LaptopDied, WorkerKilled
 from tests.unit.test_recovery import World, world  # noqa: F401  (the fixture)
 
 
@@ -90,7 +90,7 @@ def test_an_activation_worker_killed_half_way_is_finished_by_the_next_plan(world
     """Worker and laptop both gone mid-activation: current points at the unverified v2. The next
     deploy's plan puts v1 back (the journal says where it was), records v2 failed, and goes on."""
     world.states["h1"].kill_worker = True
-    with pytest.raises(BaseException):
+    with pytest.raises(WorkerKilled):
         world.deploy()
     j = journal.read(world.layout("h1").root)
     assert j["outcome"] is None and j["phase"] == "health" and world.current() == 2
@@ -121,7 +121,7 @@ def test_a_rollback_after_an_unfinished_deploy_goes_to_the_release_live_before_i
     world.deploy()                                    # v2 live, v1 previous
     world.commit("v = 3\n")
     world.states["h1"].kill_worker = True
-    with pytest.raises(BaseException):
+    with pytest.raises(WorkerKilled):
         world.deploy()                                # v3 flipped, worker and laptop killed
     assert world.current() == 3
     connection_gone(world)
