@@ -31,7 +31,7 @@ from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.gitsource import Source
 from ayna_fab.host import backups as backup_rules
-from ayna_fab.runner import BATCHES, EACH, FLEET, ONCE, Phase, Target
+from ayna_fab.runner import BATCHES, EACH, FLEET, ONCE, Phase, RunState, Target
 
 # No laptop-side cap on prepare (install, backup, migrate can take long): the host-side step
 # runs to its end whatever the link does, and holds the lock until it has ended.
@@ -76,14 +76,14 @@ def host_releases(plan: dict) -> list[releases.Release]:
 def lock_and_plan(t: Target, lock_record: dict | None) -> None:
     """Take the deploy lock and read the releases in one round trip (a dry run takes no lock)."""
     started = time.monotonic()
-    t.lock_sent = lock_record is not None
+    t.move(RunState.LOCK_ASKED)
     res = t.call(cmd.plan(t.layout, t.project, lock_record))
     if res.get("error") == "no-layout":
         raise UsageError(f"{res['detail']}: the host is not set up for {t.project.name}", host=t.name,
                          step="plan", hint=f"fab -H {t.name} setup")
     if res.get("error") == "locked":
         raise lock.held(t.name, res["holder"], "lock")
-    t.locked = lock_record is not None   # the plan call stays on as the lock's holder (host/holder.py)
+    t.move(RunState.LOCKED)   # the plan call stays on as the lock's holder (host/holder.py)
     if res.get("took_over"):
         t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res
@@ -126,7 +126,7 @@ class Deploy(runner.Operation):
         return runner.batches(self.targets, self.options.batch)
 
     def keep(self, t: Target) -> bool:
-        return self.options.on_failure == "stop" and t.flipped and len(self.targets) > 1
+        return self.options.on_failure == "stop" and t.state.flipped and len(self.targets) > 1
 
     # -- the phases ---------------------------------------------------------------------------
 
@@ -188,7 +188,7 @@ class Deploy(runner.Operation):
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
                 "project": self.project.name, **({"build": self.built.digests} if self.built.files else {})}
-        t.staged = True
+        t.move(RunState.STAGED)
         res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
                                meta),
                      show_steps=False) or {"unpacked": len(changed) + len(outputs) if changed is not None else "all",
@@ -257,7 +257,7 @@ class Deploy(runner.Operation):
         why = res.get("reason") or activation.describe(res["result"])
         if res["outcome"] == "failed":   # the host was not to go back (a fleet's put_back)
             raise OperationFailed(why, host=t.name, step=step)
-        if not t.done:   # restored, and left for the after-failure hooks to run under the lock
+        if not t.state.recorded:   # restored, and left for the after-failure hooks to run under the lock
             why += hooks.after_failure(self, t)
             self.record_failure(t, why, step, restored=t.base.name if t.base else None)
         raise rolled_back(t, step, why)
@@ -280,18 +280,19 @@ class Deploy(runner.Operation):
         log = {"event": "deploy", "result": "failed", "release": f"v{t.number}", "failed_step": step,
                "reason": why[-2000:], "restored": restored, "revision": self.revision, "ref": self.options.ref,
                "by": lock.who(), "at": lock.now(), "steps": t.steps}
-        states = {t.number: "failed"} if t.staged and t.number else {}
+        staged = t.state in (RunState.STAGED, RunState.PUT_BACK)   # releases/vN was made (before any flip)
+        states = {t.number: "failed"} if staged and t.number else {}
         meta = {t.number: {"steps": t.steps, "failed_step": step}} if states else {}
         return states, meta, log
 
     def finish(self, t: Target) -> None:
         """Record the new states and a log line, clean up old releases (not in the way), unlock."""
         started = time.monotonic()
-        if t.recorded is None:   # a lone host's activation recorded itself
+        if not t.state.recorded:   # else a lone host's activation recorded itself
             states, meta, log, remove = self.success(t)
-            t.recorded = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, remove)) or {}
-        t.locked, t.done = False, True
-        removed = [int(n) for n in (t.recorded or {}).get("removed", [])] if not t.dry_run else \
+            t.record = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, remove)) or {}
+            t.move(RunState.RECORDED_LIVE)
+        removed = [int(n) for n in t.record.get("removed", [])] if not t.dry_run else \
             self.success(t)[3]
         verb = "would remove" if t.dry_run else "removed"
         t.show("record", time.monotonic() - started,
@@ -303,12 +304,12 @@ class Deploy(runner.Operation):
         """Put t's host back in a good state after cause; the error to report for it."""
         why = runner.reason(cause)
         step = getattr(cause, "step", None) or phase
-        if isinstance(cause, NeedsAttention) and (not t.locked or t.carried):
+        if isinstance(cause, NeedsAttention) and (not t.state.holds_lock or t.state is RunState.ACTIVATING):
             return cause   # the lock is gone, or the host is carrying the activation itself
-        if not t.locked:  # failed before we held the lock: nothing of ours to undo
+        if not t.state.holds_lock:  # failed before we held the lock: nothing of ours to undo
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step=step)
         try:
-            if not t.flipped:
+            if not t.state.flipped:
                 live = t.base.name if t.base else "nothing (first deploy)"
                 hint = getattr(cause, "hint", None)
                 why += hooks.after_failure(self, t)   # in the live release, still under the lock
@@ -337,7 +338,7 @@ class Deploy(runner.Operation):
     def record_failure(self, t: Target, why: str, step: str, restored: str | None) -> None:
         states, meta, log = self.failure(t, step, why, restored)
         res = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
-        t.locked, t.done = False, True
+        t.move(RunState.RECORDED_FAILED)
         if res and res.get("unlocked") == "busy":
             raise_busy(t)
 

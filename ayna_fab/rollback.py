@@ -22,7 +22,7 @@ from ayna_fab import activation, deploy, hooks, lock, releases, runner
 from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
-from ayna_fab.runner import BATCHES, EACH, FLEET, Phase, Target
+from ayna_fab.runner import BATCHES, EACH, FLEET, Phase, RunState, Target
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,11 @@ class Rollback(runner.Operation):
         if res is None or res["ok"]:
             return
         why = res.get("reason") or activation.describe(res["result"])
-        if res["outcome"] == "restored" and not t.done:   # left for the after-failure hooks, under the lock
+        if res["outcome"] == "restored" and not t.state.recorded:   # left for the after-failure hooks, under the lock
             why += hooks.after_failure(self, t)
             log = {**failed, "restored": t.base.name, "reason": why[-2000:]}
             t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
-            t.locked, t.done = False, True
+            t.move(RunState.RECORDED_FAILED)
         if res["outcome"] == "restored":
             raise OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
                                   + activation.indent(why), host=t.name, step="rollback",
@@ -123,25 +123,25 @@ class Rollback(runner.Operation):
 
     def finish(self, t: Target) -> None:
         started = time.monotonic()
-        if t.recorded is None:
+        if not t.state.recorded:   # else a lone host's activation recorded itself
             states, meta, log, _ = self.success(t)
             t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
-        t.locked, t.done = False, True
+            t.move(RunState.RECORDED_LIVE)
         t.show("record", time.monotonic() - started)
 
     def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
         why = runner.reason(cause)
-        if not t.locked:
+        if not t.state.holds_lock:
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
-        if not t.flipped:
+        if not t.state.flipped:
             why += hooks.after_failure(self, t)
             try:
                 t.call(cmd.unlock(t.layout, t.token))
-                t.locked = False
+                t.move(RunState.RELEASED)
             except AynaFabError as lost:
                 why += f"\nthe lock could not be released ({lost.message})"
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
-        if t.carried and isinstance(cause, NeedsAttention):
+        if t.state is RunState.ACTIVATING and isinstance(cause, NeedsAttention):
             return cause   # the host is carrying the activation itself
         if t.base is None:
             return NeedsAttention(f"rollback to v{t.number} failed and there is no release to return to: {why}",
@@ -152,7 +152,7 @@ class Rollback(runner.Operation):
             log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.base.name,
                    "reason": why[-2000:], "by": lock.who(), "at": lock.now()}
             t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
-            t.locked, t.done = False, True
+            t.move(RunState.RECORDED_FAILED)
             return OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
                                    + activation.indent(why), host=t.name, step="rollback",
                                    hint="pick another target: fab -H HOST releases")

@@ -10,6 +10,7 @@ served, the lock released) before the error is reported. docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import enum
 import math
 import signal
 import threading
@@ -31,6 +32,77 @@ MAX_PARALLEL = 8
 EACH, ONCE, BATCHES, FLEET = "each", "once", "batches", "fleet"
 
 
+class RunState(enum.Enum):
+    """How far one host's run has come: what recovery must undo there, and what is left to do.
+
+    A run moves only along TRANSITIONS (HostRun.move); any other move is a bug and raises
+    BadTransition. A dry run walks the same states: it takes no lock and changes nothing, but
+    no recovery runs after it, so nothing reads what its states say of the lock."""
+
+    NEW = "new"                      # nothing asked of the host yet
+    LOCK_ASKED = "lock asked"        # the plan call asked for the lock; its answer (or the lock) was not had
+    LOCKED = "locked"                # the lock is ours; nothing made on the host yet
+    STAGED = "staged"                # releases/vN exists (deploys): a failure from here marks it failed
+    ACTIVATING = "activating"        # the activation call is sent: the host carries it to its end, not us
+    LIVE = "live"                    # current may point at the new release: failing now means putting the old back
+    PUT_BACK = "put back"            # the old release serves again (or, with none, the units are stopped); lock ours
+    RECORDED_LIVE = "recorded live"  # the new release is live and recorded, the lock released: nothing left to do
+    RECORDED_FAILED = "recorded failed"  # the failure is recorded, the lock released: nothing left to undo
+    RELEASED = "released"            # the lock let go with nothing to record (a rollback that never flipped)
+    LOCK_LOST = "lock lost"          # the host says the lock is no longer this operation's: nothing more of ours runs
+
+    def to(self, new: RunState) -> RunState:
+        """new, if a run may move there from here; else the bug is named."""
+        if new not in TRANSITIONS[self]:
+            raise BadTransition(f"a host's run cannot go from {self.value} to {new.value}")
+        return new
+
+    @property
+    def holds_lock(self) -> bool:
+        return self in (RunState.LOCKED, RunState.STAGED, RunState.ACTIVATING, RunState.LIVE, RunState.PUT_BACK)
+
+    @property
+    def lock_in_doubt(self) -> bool:
+        """The lock was asked for and is not known to be ours: recovery releases it by its token
+        (the host keeps another operation's lock)."""
+        return self in (RunState.LOCK_ASKED, RunState.LOCK_LOST)
+
+    @property
+    def flipped(self) -> bool:
+        """current may point at the new release (or the host is making it so)."""
+        return self in (RunState.ACTIVATING, RunState.LIVE, RunState.RECORDED_LIVE)
+
+    @property
+    def recorded(self) -> bool:
+        """The host has recorded how the run ended: nothing left to undo. (It releases the lock then,
+        or, while a step of the run still runs there, once that step has ended.)"""
+        return self in (RunState.RECORDED_LIVE, RunState.RECORDED_FAILED)
+
+
+S = RunState
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    S.NEW: frozenset({S.LOCK_ASKED}),
+    S.LOCK_ASKED: frozenset({S.LOCKED}),
+    S.LOCKED: frozenset({S.STAGED, S.ACTIVATING, S.RECORDED_FAILED, S.RELEASED, S.LOCK_LOST}),
+    S.STAGED: frozenset({S.ACTIVATING, S.RECORDED_FAILED, S.LOCK_LOST}),
+    # the host's answer; or the call never reached it (back where it was: LOCKED, STAGED, LIVE, or
+    # ACTIVATING for a put-back sent before the answer of the activation it undoes)
+    S.ACTIVATING: frozenset({S.LIVE, S.PUT_BACK, S.RECORDED_LIVE, S.RECORDED_FAILED, S.LOCKED, S.STAGED,
+                             S.ACTIVATING, S.LOCK_LOST}),
+    S.LIVE: frozenset({S.ACTIVATING, S.PUT_BACK, S.RECORDED_LIVE, S.LOCK_LOST}),
+    S.PUT_BACK: frozenset({S.RECORDED_FAILED, S.RELEASED, S.LOCK_LOST}),
+    S.RECORDED_LIVE: frozenset(),
+    S.RECORDED_FAILED: frozenset(),
+    S.RELEASED: frozenset(),
+    S.LOCK_LOST: frozenset({S.LOCK_LOST}),   # a later call is told again
+}
+del S
+
+
+class BadTransition(RuntimeError):
+    """A host's run was moved where it cannot go: a bug in an operation, never a host's fault."""
+
+
 @dataclass
 class Target:
     """One host's part in an operation, filled in as the phases run."""
@@ -46,17 +118,23 @@ class Target:
     releases: list[Release] = field(default_factory=list)
     base: Release | None = None   # the live release when we started
     number: int | None = None              # the release this operation makes live
-    lock_sent: bool = False           # the plan call asked for the lock (its answer may have been lost)
-    locked: bool = False
-    staged: bool = False              # releases/vN exists (deploys)
-    flipped: bool = False             # current may point at number: failing now means putting base back
-    done: bool = False                # recorded: nothing left to undo
-    carried: bool = False             # the host carries an activation of ours to its end (not us)
-    recorded: dict | None = None      # what the host recorded itself at the activation's end
+    state: RunState = RunState.NEW    # how far it has come; changed only by move()
+    walked: list[RunState] = field(default_factory=list)   # the states it left, in order
+    record: dict = field(default_factory=dict)   # the host's answer to recording it (the releases removed)
     deps_changed: bool = True
     backup: str | None = None         # the dump taken before migrating, named in failure messages
     prepare_steps: tuple[str, ...] = ()
     steps: dict[str, float] = field(default_factory=dict)
+
+    def move(self, to: RunState) -> None:
+        """The one place a run's state changes: only along TRANSITIONS."""
+        try:
+            new = self.state.to(to)
+        except BadTransition as bug:
+            path = " -> ".join(s.value for s in (*self.walked, self.state))
+            raise BadTransition(f"[{self.name}] {bug} (it went {path})") from None
+        self.walked.append(self.state)
+        self.state = new
 
     @property
     def name(self) -> str:
@@ -99,7 +177,7 @@ class Target:
             for name, seconds, ok, detail in hostcall.steps(res.stdout):
                 self.show(name, seconds, ok, note=describe_step(detail))
         if data.get("error") == "lock-lost":
-            self.locked = False
+            self.move(RunState.LOCK_LOST)
             raise NeedsAttention(data["detail"] + (f"; held now by {lock.describe(data['holder'])}"
                                                    if data.get("holder") else ""), host=self.name,
                                  step=command.step, hint=f"fab -H {self.name} status")
@@ -195,7 +273,7 @@ def run(op: Operation, say: Say) -> None:
                         raise PhaseFailed(label, failures)
                     # An interrupt after the last phase, or once every host has recorded (the host
                     # carried the activation to its end), came too late to matter.
-                    if i < len(op.phases) - 1 and not all(t.done for t in op.targets):
+                    if i < len(op.phases) - 1 and not all(t.state.recorded for t in op.targets):
                         for t in group:
                             t.stop_if_interrupted()
         except (PhaseFailed, AynaFabError, KeyboardInterrupt, Exception) as exc:
@@ -259,7 +337,7 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
     outcome: dict[str, AynaFabError | None] = {}
 
     def one(_op, t: Target) -> None:
-        if t.done:
+        if t.state.recorded:
             outcome[t.name] = None
             return
         if op.keep(t) and t.name not in failures:
@@ -268,7 +346,7 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
             return
         cause = failures.get(t.name) or OperationFailed(f"not flipped: {first} failed at {phase}",
                                                        host=t.name, step=phase)
-        if t.lock_sent and not t.locked:
+        if t.state.lock_in_doubt:
             release_unconfirmed(t)
         outcome[t.name] = op.recover(t, cause, phase)
 
