@@ -40,7 +40,7 @@ class RunState(enum.Enum):
     no recovery runs after it, so nothing reads what its states say of the lock."""
 
     NEW = "new"                      # nothing asked of the host yet
-    LOCK_ASKED = "lock asked"        # the plan call asked for the lock; its answer (or the lock) was not had
+    LOCK_ASKED = "lock asked"        # the plan call asked for the lock: no answer yet, or no lock in it
     LOCKED = "locked"                # the lock is ours; nothing made on the host yet
     STAGED = "staged"                # releases/vN exists (deploys): a failure from here marks it failed
     ACTIVATING = "activating"        # the activation call is sent: the host carries it to its end, not us
@@ -104,8 +104,8 @@ class BadTransition(RuntimeError):
 
 
 @dataclass
-class Target:
-    """One host's part in an operation, filled in as the phases run."""
+class HostRun:
+    """One host's run of an operation, filled in as the phases run."""
 
     config: Config
     host: Host
@@ -116,7 +116,7 @@ class Target:
     progress: object | None = None    # a fleet's live table (output.LiveHosts) on a terminal
     plan: dict = field(default_factory=dict)
     releases: list[Release] = field(default_factory=list)
-    base: Release | None = None   # the live release when we started
+    live_before: Release | None = None   # the release that was live when this run began
     number: int | None = None              # the release this operation makes live
     state: RunState = RunState.NEW    # how far it has come; changed only by move()
     walked: list[RunState] = field(default_factory=list)   # the states it left, in order
@@ -199,22 +199,22 @@ class Operation:
 
     name = "operation"
     phases: list[Phase] = []
-    targets: list[Target]
+    targets: list[HostRun]
 
-    def once_target(self) -> Target | None:
+    def once_target(self) -> HostRun | None:
         return None
 
-    def batches(self) -> list[list[Target]]:
+    def batches(self) -> list[list[HostRun]]:
         return [self.targets]
 
-    def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
+    def recover(self, t: HostRun, cause: BaseException, phase: str) -> AynaFabError:
         raise NotImplementedError
 
-    def keep(self, t: Target) -> bool:
+    def stays_live(self, t: HostRun) -> bool:
         """A flipped, healthy host that stays on the new release when another fails (fleets)."""
         return False
 
-    def finish(self, t: Target) -> None:
+    def finish(self, t: HostRun) -> None:
         raise NotImplementedError
 
 
@@ -284,13 +284,13 @@ def run(op: Operation, say: Say) -> None:
             for t in op.targets:    # the interrupt is being acted on: putting hosts back must not stop
                 t.remote.interrupted = None
             with no_interrupts():
-                raise settle(op, label, failures) from _first(exc)
+                raise recover_all(op, label, failures) from _first(exc)
         finally:
             for t in op.targets:   # seen through: the hosts' holders end quietly (host/holder.py)
-                t.remote.let_go()
+                t.remote.end_holder()
 
 
-def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[Target]]]:
+def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[HostRun]]]:
     if phase.scope == FLEET:
         yield phase.name, []
     elif phase.scope == ONCE:
@@ -305,7 +305,7 @@ def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[Target]]]:
         yield phase.name, op.targets
 
 
-def each(phase: Phase, op: Operation, targets: list[Target]) -> dict[str, BaseException]:
+def each(phase: Phase, op: Operation, targets: list[HostRun]) -> dict[str, BaseException]:
     """phase.run on each target (in parallel when several); failures by host. A Ctrl-C waits for
     the steps in flight, then counts as a failure of every host."""
     if phase.scope == FLEET:
@@ -331,16 +331,16 @@ def each(phase: Phase, op: Operation, targets: list[Target]) -> dict[str, BaseEx
     return {name: f.exception() for f, name in futures.items() if f.exception() is not None}
 
 
-def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> AynaFabError:
-    """Put every host back (or keep the healthy ones, see Operation.keep); the error to report."""
+def recover_all(op: Operation, phase: str, failures: dict[str, BaseException]) -> AynaFabError:
+    """Put every host back (or keep the healthy ones, see Operation.stays_live); the error to report."""
     first = next(iter(failures))
     outcome: dict[str, AynaFabError | None] = {}
 
-    def one(_op, t: Target) -> None:
+    def one(_op, t: HostRun) -> None:
         if t.state.recorded:
             outcome[t.name] = None
             return
-        if op.keep(t) and t.name not in failures:
+        if op.stays_live(t) and t.name not in failures:
             op.finish(t)
             outcome[t.name] = None
             return
@@ -350,7 +350,7 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
             release_unconfirmed(t)
         outcome[t.name] = op.recover(t, cause, phase)
 
-    problems = each(Phase("settle", one), op, op.targets)
+    problems = each(Phase("recover", one), op, op.targets)
     for name, exc in problems.items():
         outcome[name] = exc if isinstance(exc, NeedsAttention) else NeedsAttention(
             f"putting the host back failed: {reason(exc)}", host=name, step="restore",
@@ -364,10 +364,11 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
         err = outcome.get(t.name)
         if isinstance(err, NeedsAttention):
             lines.append(f"    {t.name}: NEEDS ATTENTION: {err.message}")
-        elif err is None and op.keep(t):
+        elif err is None and op.stays_live(t):
             lines.append(f"    {t.name}: serving v{t.number} (kept: on_failure = stop)")
         else:
-            serving = t.base.name if t.base else ("nothing (no earlier release)" if t.plan else "what it served (not changed)")
+            serving = t.live_before.name if t.live_before else (
+                "nothing (no earlier release)" if t.plan else "what it served (not changed)")
             lines.append(f"    {t.name}: serving {serving}")
     why = reason(failures[first])
     cls = NeedsAttention if any(isinstance(e, NeedsAttention) for e in outcome.values()) else (
@@ -377,7 +378,7 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
                hint="fix the failing host and try again; fab status shows every host")
 
 
-def release_unconfirmed(t: Target) -> None:
+def release_unconfirmed(t: HostRun) -> None:
     """The lock was asked for but the answer never came: release it if it is ours (the token
     says so; another operation's lock stays). If the host cannot be reached, the message of
     the failure that brought us here already names the host."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,22 @@ def test_what_each_state_tells_recovery():
 
 
 def test_a_bad_move_is_a_bug_named_with_the_host_and_the_way_it_came():
-    t = runner.Target(None, None, None, None, {"token": "t"}, print)
+    t = runner.HostRun(None, None, None, None, {"token": "t"}, print)
     t.host = type("H", (), {"name": "h1"})()
     t.move(ASKED)
     with pytest.raises(BadTransition, match=r"\[h1\] .*from lock asked to live \(it went new -> lock asked\)"):
         t.move(LIVE)
     assert t.state is ASKED and t.walked == [NEW]
     assert not issubclass(BadTransition, AynaFabError)   # never reported as a host's failure
+
+
+def test_only_move_changes_a_runs_state():
+    """The table is enforced in one place: no module sets a run's state past HostRun.move."""
+    package = Path(runner.__file__).parent
+    setters = [(str(p.relative_to(package)), line.strip()) for p in sorted(package.rglob("*.py"))
+               for line in p.read_text().splitlines()
+               if re.search(r"\.state\s*=[^=]|setattr\([^)]*[\"']state[\"']", line)]
+    assert setters == [("runner.py", "self.state = new")]
 
 
 # --- the way runs walk -------------------------------------------------------------------------
