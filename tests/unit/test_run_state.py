@@ -17,6 +17,7 @@ from ayna_fab.rollback import Options as RollbackOptions
 from ayna_fab.rollback import Rollback
 from ayna_fab.runner import TRANSITIONS, BadTransition, RunState
 from tests.fakehost import Fault, FakeRemote
+from tests.unit.test_hooks import hook, with_hooks
 from tests.unit.test_recovery import HOSTS, World, world  # noqa: F401  (the fixture)
 
 S = RunState
@@ -135,6 +136,11 @@ def test_a_refused_lock_is_left_in_doubt_and_released_by_its_token_only_if_ours(
     assert json.loads(Path(f"{root}/.deploy-lock/owner.json").read_text())["token"] == "x"
 
 
+def test_a_lock_whose_answer_was_lost_is_released_by_its_token(world):
+    walks, err = run(world, faults={"h1": [Fault("plan", kind="link-after")]})
+    assert err is not None and walks["h1"] == [NEW, ASKED] and not world.locked()
+
+
 def test_a_failure_before_the_flip_is_recorded_from_where_it_stopped(world):
     walks, _ = run(world, faults={"h1": [Fault("prepare", kind="fail-step", step="check")]})
     assert walks["h1"] == [*UP_TO_STAGED, REC_FAILED]
@@ -157,6 +163,13 @@ def test_the_hosts_own_way_back_is_recorded_by_the_host(world):
     world.states["h1"].broken_live.add(2)
     walks, err = run(world)
     assert err is not None and walks["h1"] == [*UP_TO_STAGED, ACTIVATING, REC_FAILED]
+
+
+def test_the_hosts_way_back_is_recorded_by_the_laptop_after_the_after_failure_hooks(world):
+    with_hooks(world, hook("told", "after-failure"))
+    world.states["h1"].broken_live.add(2)
+    walks, err = run(world)
+    assert err is not None and walks["h1"] == [*UP_TO_STAGED, ACTIVATING, PUT_BACK, REC_FAILED]
 
 
 def test_a_fleet_puts_its_flipped_hosts_back(world):
@@ -213,3 +226,12 @@ def test_rollbacks_walk_without_staging(world):
     world.states["h1"].broken_live.add(2)  # fails once live: the host goes back and records it
     walks, err = run(world, kind="rollback", to=2)
     assert err is not None and walks["h1"] == [NEW, ASKED, LOCKED, ACTIVATING, REC_FAILED]
+
+
+def test_a_fleet_rollback_puts_its_flipped_hosts_back(world):
+    world.deploy(hosts=HOSTS)
+    world.states["h2"].broken_live.add(1)
+    walks, err = run(world, kind="rollback", hosts=HOSTS)
+    assert err is not None
+    assert walks["h1"] == [NEW, ASKED, LOCKED, ACTIVATING, LIVE, ACTIVATING, LIVE, PUT_BACK, REC_FAILED]
+    assert walks["h2"] == [NEW, ASKED, LOCKED, ACTIVATING, REC_FAILED]
