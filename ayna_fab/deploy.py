@@ -1,7 +1,7 @@
 """The deploy pipeline, one host or a fleet, as named phases read top to bottom.
 
     lock + plan  each host: take the lock, read its releases
-    agree        the laptop: one release number for every host, where migrate runs
+    choose number  the laptop: one release number for every host, where migrate runs
     prepare      each host: upload what changed, install, check, collectstatic
                  (one host alone: back up, migrate and the pre-flip check here too)
     migrate      a fleet, once, on its migrate host: back the database up, migrate
@@ -31,7 +31,7 @@ from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.gitsource import Source
 from ayna_fab.host import backups as backup_rules
-from ayna_fab.runner import BATCHES, EACH, FLEET, ONCE, Phase, Target
+from ayna_fab.runner import BATCHES, EACH, FLEET, ONCE, Phase, RunState, HostRun
 
 # No laptop-side cap on prepare (install, backup, migrate can take long): the host-side step
 # runs to its end whatever the link does, and holds the lock until it has ended.
@@ -55,7 +55,7 @@ def resolve(project: Project, ref: str) -> tuple[Source, str]:
     return source, source.resolve(ref)
 
 
-def migrate_host(targets: list[Target]) -> Target:
+def migrate_host(targets: list[HostRun]) -> HostRun:
     """The project's migrate_host when it is among the targets, else the first target host."""
     wanted = targets[0].project.migrate_host
     return next((t for t in targets if t.name == wanted), targets[0])
@@ -73,22 +73,22 @@ def host_releases(plan: dict) -> list[releases.Release]:
     return out
 
 
-def lock_and_plan(t: Target, lock_record: dict | None) -> None:
+def lock_and_plan(t: HostRun, lock_record: dict | None) -> None:
     """Take the deploy lock and read the releases in one round trip (a dry run takes no lock)."""
     started = time.monotonic()
-    t.lock_sent = lock_record is not None
+    t.move(RunState.LOCK_ASKED)
     res = t.call(cmd.plan(t.layout, t.project, lock_record))
     if res.get("error") == "no-layout":
         raise UsageError(f"{res['detail']}: the host is not set up for {t.project.name}", host=t.name,
                          step="plan", hint=f"fab -H {t.name} setup")
     if res.get("error") == "locked":
         raise lock.held(t.name, res["holder"], "lock")
-    t.locked = lock_record is not None   # the plan call stays on as the lock's holder (host/holder.py)
+    t.move(RunState.LOCKED)   # the plan call stays on as the lock's holder (host/holder.py)
     if res.get("took_over"):
         t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res
     t.releases = host_releases(res)
-    t.base = releases.active(t.releases, res["current"])
+    t.live_before = releases.active(t.releases, res["current"])
     t.steps["lock + plan"] = round(time.monotonic() - started, 3)
 
 
@@ -110,7 +110,7 @@ class Deploy(runner.Operation):
     name = "deploy"
 
     def __init__(self, config: Config, project: Project, source: Source, revision: str, options: Options,
-                 targets: list[Target], built: build.Built | None = None) -> None:
+                 targets: list[HostRun], built: build.Built | None = None) -> None:
         self.config, self.project, self.source, self.revision = config, project, source, revision
         self.options = options
         self.targets = targets
@@ -119,18 +119,18 @@ class Deploy(runner.Operation):
         self.hook_problems: list[str] = []     # after-success hooks that failed (the release stays live)
         self.phases = PHASES
 
-    def once_target(self) -> Target | None:
+    def once_target(self) -> HostRun | None:
         return migrate_host(self.targets) if len(self.targets) > 1 else None
 
-    def batches(self) -> list[list[Target]]:
+    def batches(self) -> list[list[HostRun]]:
         return runner.batches(self.targets, self.options.batch)
 
-    def keep(self, t: Target) -> bool:
-        return self.options.on_failure == "stop" and t.flipped and len(self.targets) > 1
+    def stays_live(self, t: HostRun) -> bool:
+        return self.options.on_failure == "stop" and t.state.flipped and len(self.targets) > 1
 
     # -- the phases ---------------------------------------------------------------------------
 
-    def lock_and_plan(self, t: Target) -> None:
+    def lock_and_plan(self, t: HostRun) -> None:
         lock_and_plan(t, None if t.dry_run else t.owner)
         if not t.plan["env_file"]:
             raise UsageError(f"{t.layout.env_file} does not exist, so the release would start without its "
@@ -139,12 +139,12 @@ class Deploy(runner.Operation):
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
         planchecks.refuse(t, backup_due=self.backup_due(t))  # an impossible backup, a stale uv config
-        t.deps_changed = t.base is None or t.base.meta.get("lock_blob") != self.lock_blob
+        t.deps_changed = t.live_before is None or t.live_before.meta.get("lock_blob") != self.lock_blob
         t.show("lock + plan", t.steps["lock + plan"],
-               note=f"v{t.plan['next']} (live: {t.base.name if t.base else 'none'}; "
+               note=f"v{t.plan['next']} (live: {t.live_before.name if t.live_before else 'none'}; "
                     f"dependencies {'changed' if t.deps_changed else 'unchanged'})")
 
-    def agree(self) -> None:
+    def choose_number(self) -> None:
         """One release number for the whole fleet; migrate once: here on a lone host, else on one."""
         number = max(t.plan["next"] for t in self.targets)
         alone = len(self.targets) == 1
@@ -155,19 +155,20 @@ class Deploy(runner.Operation):
             mig = migrate_host(self.targets)
             self.targets[0].say(f"fleet: v{number} on {len(self.targets)} hosts; migrations run once, on {mig.name}")
 
-    def backup_due(self, t: Target) -> bool:
+    def backup_due(self, t: HostRun) -> bool:
         """A dump before migrating (backup_before_migrate); a first deploy has no data of its own to lose."""
-        return backup_rules.before_migrate(self.project) and t.base is not None
+        return backup_rules.before_migrate(self.project) and t.live_before is not None
 
-    def prepare(self, t: Target) -> None:
+    def prepare(self, t: HostRun) -> None:
         """Send only what changed since the live release (the rest is copied on the host), then
         install, check and collect static files: nothing live changes."""
         self.upload(t)
         self.run_prepare(t, t.prepare_steps)
 
-    def upload(self, t: Target) -> None:
+    def upload(self, t: HostRun) -> None:
         started = time.monotonic()
-        base = t.base if t.base and t.base.complete and self.source.has_commit(t.base.revision) else None
+        was = t.live_before
+        base = was if was and was.complete and self.source.has_commit(was.revision) else None
         if base:
             changed, deleted = self.source.changes(base.revision, self.revision)
             outputs, gone = build.changes(self.built, base.meta, changed)
@@ -188,7 +189,7 @@ class Deploy(runner.Operation):
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
                 "project": self.project.name, **({"build": self.built.digests} if self.built.files else {})}
-        t.staged = True
+        t.move(RunState.STAGED)
         res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
                                meta),
                      show_steps=False) or {"unpacked": len(changed) + len(outputs) if changed is not None else "all",
@@ -197,12 +198,13 @@ class Deploy(runner.Operation):
                note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('copied')} copied"
                     + (f" from {base.name}" if base else ""))
 
-    def run_prepare(self, t: Target, steps: tuple[str, ...]) -> None:
-        base_venv = f"{t.layout.release(t.base.number)}/.venv" if t.base and t.base.complete else None
+    def run_prepare(self, t: HostRun, steps: tuple[str, ...]) -> None:
+        was = t.live_before
+        base_venv = f"{t.layout.release(was.number)}/.venv" if was and was.complete else None
         after_install = hooks.for_host(self, t, "after-install") if "install" in steps else []
         hooks.plan(t, after_install, f"in v{t.number}, after install")
         res = t.call(cmd.prepare(t.layout, t.project, t.token, t.number, list(steps), base_venv,
-                                 t.base.name if t.base else None,
+                                 was.name if was else None,
                                  backup_rules.keep_for(self.project, self.config.defaults), tuple(after_install),
                                  hooks.env_for(self, t)),
                      timeout=PREPARE_TIMEOUT)
@@ -224,21 +226,21 @@ class Deploy(runner.Operation):
             raise OperationFailed(f"{res['failed']} failed:\n" + activation.indent(res.get("output", "")),
                                   host=t.name, step=res["failed"], hint=hint)
 
-    def migrate(self, t: Target) -> None:
+    def migrate(self, t: HostRun) -> None:
         self.run_prepare(t, migrate_steps(self.backup_due(t)))
 
-    def preflight(self, t: Target) -> None:
+    def preflight(self, t: HostRun) -> None:
         """A fleet's pre-flip check, once the database is migrated (a lone host did it in prepare)."""
         if len(self.targets) > 1:
             preflight(t)
 
-    def before_flip(self, t: Target) -> None:
+    def before_flip(self, t: HostRun) -> None:
         hooks.before_flip(self, t)
 
     def after_success(self) -> None:
         self.hook_problems = hooks.after_success(self)
 
-    def activate(self, t: Target) -> None:
+    def activate(self, t: HostRun) -> None:
         """The host carries this to its end: on failure it puts the live release back and records
         that itself; a lone host records success too (a fleet's laptop does, once every batch is in)."""
         ok = cmd.record(self.project, *self.success(t))
@@ -257,41 +259,43 @@ class Deploy(runner.Operation):
         why = res.get("reason") or activation.describe(res["result"])
         if res["outcome"] == "failed":   # the host was not to go back (a fleet's put_back)
             raise OperationFailed(why, host=t.name, step=step)
-        if not t.done:   # restored, and left for the after-failure hooks to run under the lock
+        if not t.state.recorded:   # restored, and left for the after-failure hooks to run under the lock
             why += hooks.after_failure(self, t)
-            self.record_failure(t, why, step, restored=t.base.name if t.base else None)
+            self.record_failure(t, why, step, restored=t.live_before.name if t.live_before else None)
         raise rolled_back(t, step, why)
 
-    def success(self, t: Target) -> tuple[dict, dict, dict, list[int]]:
+    def success(self, t: HostRun) -> tuple[dict, dict, dict, list[int]]:
         """What a successful activation records: states, meta, the log line, releases to remove."""
-        old = t.base.number if t.base else None
+        old = t.live_before.number if t.live_before else None
         states = releases.after_activation(t.releases + [releases.Release(t.number, "active")], t.number, old)
         merged = [releases.Release(x.number, states.get(x.number, x.state), complete=x.complete)
                   for x in t.releases] + [releases.Release(t.number, "active")]
         remove = releases.to_remove(merged, t.number, self.config.defaults.keep_releases)
         log = {"event": "deploy", "result": "ok", "release": f"v{t.number}",
-               "previous": t.base.name if t.base else None, "revision": self.revision, "ref": self.options.ref,
+               "previous": t.live_before.name if t.live_before else None, "revision": self.revision,
+               "ref": self.options.ref,
                "by": lock.who(), "at": lock.now(), "steps": t.steps, "message": self.options.message,
                **({"hook_problems": self.hook_problems} if self.hook_problems else {})}
         return states, {t.number: {"steps": t.steps}}, log, remove
 
-    def failure(self, t: Target, step: str, why: str = "", restored: str | None = None) -> tuple[dict, dict, dict]:
+    def failure(self, t: HostRun, step: str, why: str = "", restored: str | None = None) -> tuple[dict, dict, dict]:
         """What a failed deploy records: the release failed, and a log line."""
         log = {"event": "deploy", "result": "failed", "release": f"v{t.number}", "failed_step": step,
                "reason": why[-2000:], "restored": restored, "revision": self.revision, "ref": self.options.ref,
                "by": lock.who(), "at": lock.now(), "steps": t.steps}
-        states = {t.number: "failed"} if t.staged and t.number else {}
+        staged = t.state in (RunState.STAGED, RunState.PUT_BACK)   # releases/vN was made (before any flip)
+        states = {t.number: "failed"} if staged and t.number else {}
         meta = {t.number: {"steps": t.steps, "failed_step": step}} if states else {}
         return states, meta, log
 
-    def finish(self, t: Target) -> None:
+    def finish(self, t: HostRun) -> None:
         """Record the new states and a log line, clean up old releases (not in the way), unlock."""
         started = time.monotonic()
-        if t.recorded is None:   # a lone host's activation recorded itself
+        if not t.state.recorded:   # else a lone host's activation recorded itself
             states, meta, log, remove = self.success(t)
-            t.recorded = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, remove)) or {}
-        t.locked, t.done = False, True
-        removed = [int(n) for n in (t.recorded or {}).get("removed", [])] if not t.dry_run else \
+            t.record = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, remove)) or {}
+            t.move(RunState.RECORDED_LIVE)
+        removed = [int(n) for n in t.record.get("removed", [])] if not t.dry_run else \
             self.success(t)[3]
         verb = "would remove" if t.dry_run else "removed"
         t.show("record", time.monotonic() - started,
@@ -299,17 +303,17 @@ class Deploy(runner.Operation):
 
     # -- failing well -------------------------------------------------------------------------
 
-    def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
+    def recover(self, t: HostRun, cause: BaseException, phase: str) -> AynaFabError:
         """Put t's host back in a good state after cause; the error to report for it."""
         why = runner.reason(cause)
         step = getattr(cause, "step", None) or phase
-        if isinstance(cause, NeedsAttention) and (not t.locked or t.carried):
+        if isinstance(cause, NeedsAttention) and (not t.state.holds_lock or t.state is RunState.ACTIVATING):
             return cause   # the lock is gone, or the host is carrying the activation itself
-        if not t.locked:  # failed before we held the lock: nothing of ours to undo
+        if not t.state.holds_lock:  # failed before we held the lock: nothing of ours to undo
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step=step)
         try:
-            if not t.flipped:
-                live = t.base.name if t.base else "nothing (first deploy)"
+            if not t.state.flipped:
+                live = t.live_before.name if t.live_before else "nothing (first deploy)"
                 hint = getattr(cause, "hint", None)
                 why += hooks.after_failure(self, t)   # in the live release, still under the lock
                 try:
@@ -331,21 +335,21 @@ class Deploy(runner.Operation):
             return NeedsAttention(f"v{t.number} failed ({why}) and restoring failed too: {again}",
                                   host=t.name, step="restore",
                                   hint=f"look at the host now: fab -H {t.name} status; then fab -H {t.name} rollback"
-                                       + (f" --to {t.base.name}" if t.base else "")
+                                       + (f" --to {t.live_before.name}" if t.live_before else "")
                                        + f"; the deploy lock is left in place: fab -H {t.name} unlock")
 
-    def record_failure(self, t: Target, why: str, step: str, restored: str | None) -> None:
+    def record_failure(self, t: HostRun, why: str, step: str, restored: str | None) -> None:
         states, meta, log = self.failure(t, step, why, restored)
         res = t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
-        t.locked, t.done = False, True
+        t.move(RunState.RECORDED_FAILED)
         if res and res.get("unlocked") == "busy":
             raise_busy(t)
 
 
-def rolled_back(t: Target, step: str, why: str) -> OperationFailed:
-    """The error for a release that failed after the flip, once the host is back on t.base (or,
+def rolled_back(t: HostRun, step: str, why: str) -> OperationFailed:
+    """The error for a release that failed after the flip, once the host is back on t.live_before (or,
     with none, its units stopped), by the host's own worker or by recovery."""
-    what = (f"rolled back to {t.base.name}, which is serving and healthy" if t.base else
+    what = (f"rolled back to {t.live_before.name}, which is serving and healthy" if t.live_before else
             "no earlier release existed: the units were stopped and current removed")
     hint = "fix the release and deploy again"
     if t.backup:
@@ -355,7 +359,7 @@ def rolled_back(t: Target, step: str, why: str) -> OperationFailed:
                            host=t.name, step=step, hint=hint)
 
 
-def raise_busy(t: Target) -> None:
+def raise_busy(t: HostRun) -> None:
     """The host still runs a step of this deploy (the link dropped while it ran): it finishes on its
     own, and the lock stays until it has, so nobody deploys over it."""
     raise OperationFailed("a step of this deploy is still running on the host; it will finish there, and "
@@ -363,7 +367,7 @@ def raise_busy(t: Target) -> None:
                           host=t.name, step="record", hint=f"fab -H {t.name} status shows it")
 
 
-def preflight(t: Target) -> None:
+def preflight(t: HostRun) -> None:
     """The pre-flip check alone (fleets, rollbacks): raise if vN's web or api is not healthy."""
     res = t.call(cmd.preflight(t.layout, t.project, t.token, t.number))
     if res is not None and res["failed"]:
@@ -396,7 +400,7 @@ HINTS = {
 
 PHASES = [
     Phase("lock + plan", Deploy.lock_and_plan, EACH),
-    Phase("agree", Deploy.agree, FLEET),
+    Phase("choose number", Deploy.choose_number, FLEET),
     Phase("prepare", Deploy.prepare, EACH),     # upload, install, after-install hooks, check, collectstatic (+ migrate alone)
     Phase("migrate", Deploy.migrate, ONCE),     # fleets: backup and migrate on one host
     Phase("preflight", Deploy.preflight, EACH),  # fleets: the pre-flip check on every host

@@ -39,12 +39,12 @@ def chosen(project: Project, phase: str, *, laptop: bool = False, once_host: boo
     return [h for h in project.hooks if h.phase == phase and h.laptop == laptop and (once_host or not h.once)]
 
 
-def is_once_host(op: runner.Operation, t: runner.Target) -> bool:
+def is_once_host(op: runner.Operation, t: runner.HostRun) -> bool:
     """Where `once` hooks run: the operation's chosen host (a fleet's migrate host), else the first."""
     return (op.once_target() or op.targets[0]) is t
 
 
-def for_host(op: runner.Operation, t: runner.Target, phase: str) -> list[Hook]:
+def for_host(op: runner.Operation, t: runner.HostRun, phase: str) -> list[Hook]:
     return chosen(t.project, phase, once_host=is_once_host(op, t))
 
 
@@ -52,14 +52,14 @@ def describe(hook: Hook, where: str) -> str:
     return f"hook:{hook.name} ({hook.phase}): {shlex.join(hook.command)}  [{where}, timeout {hook.timeout}s]"
 
 
-def plan(t: runner.Target, hooks: list[Hook], where: str) -> None:
+def plan(t: runner.HostRun, hooks: list[Hook], where: str) -> None:
     """In a dry run, each hook that would run, in phase order, with where and as whom."""
     if t.dry_run:
         for h in hooks:
             t.say(f"[{t.name}] {describe(h, f'{where}, as {t.host.user}')}")
 
 
-def show(t: runner.Target, reports: list[dict]) -> None:
+def show(t: runner.HostRun, reports: list[dict]) -> None:
     """A hook's output, each line under the host's and the hook's name (a failure's output is
     shown in its error or warning instead)."""
     for r in reports:
@@ -74,12 +74,12 @@ def failure(r: dict) -> str:
     return f"hook {r['name']} {how}" + (f":\n{text}" if text else "")
 
 
-def env_for(op: runner.Operation, t: runner.Target, **extra: str) -> dict[str, str]:
+def env_for(op: runner.Operation, t: runner.HostRun, **extra: str) -> dict[str, str]:
     """What a host hook is told besides the .env (the host adds AYNA_PHASE and AYNA_RELEASE)."""
     return {"AYNA_OPERATION": op.name, "AYNA_PROJECT": t.project.name, "AYNA_HOST": t.name, **extra}
 
 
-def on_host(op: runner.Operation, t: runner.Target, phase: str, number: int | None, *,
+def on_host(op: runner.Operation, t: runner.HostRun, phase: str, number: int | None, *,
             stop_at_failure: bool, **extra: str) -> list[dict]:
     """Run the phase's hooks on t's host in vN (None: the live release); their reports."""
     hooks = for_host(op, t, phase)
@@ -99,7 +99,7 @@ def on_host(op: runner.Operation, t: runner.Target, phase: str, number: int | No
 
 # --- the phases --------------------------------------------------------------------------------
 
-def before_flip(op: runner.Operation, t: runner.Target) -> None:
+def before_flip(op: runner.Operation, t: runner.HostRun) -> None:
     """Before-flip hooks in the new release; the first failure fails the operation (nothing is live yet)."""
     for r in on_host(op, t, "before-flip", t.number, stop_at_failure=True):
         if not r["ok"]:
@@ -115,7 +115,7 @@ def after_success(op: runner.Operation) -> list[str]:
     ran to its end on the host), and the operation goes on to record the release."""
     problems: list[str] = []
 
-    def one(_op, t: runner.Target) -> None:
+    def one(_op, t: runner.HostRun) -> None:
         for r in on_host(op, t, "after-success", t.number, stop_at_failure=False, AYNA_STATUS="success"):
             if not r["ok"]:
                 problems.append(f"[{t.name}] after-success {failure(r)}")
@@ -133,7 +133,7 @@ def after_success(op: runner.Operation) -> list[str]:
     return problems
 
 
-def records_itself(op: runner.Operation, t: runner.Target) -> tuple[bool, bool]:
+def records_itself(op: runner.Operation, t: runner.HostRun) -> tuple[bool, bool]:
     """Whether t's host records the activation's success, and its failure, by itself (and
     releases the lock): a lone host does, unless hooks are to run after it under the lock.
     A fleet's success is recorded by the laptop once every batch is in."""
@@ -141,7 +141,7 @@ def records_itself(op: runner.Operation, t: runner.Target) -> tuple[bool, bool]:
     return (alone and not for_host(op, t, "after-success"), not for_host(op, t, "after-failure"))
 
 
-def after_failure(op: runner.Operation, t: runner.Target) -> str:
+def after_failure(op: runner.Operation, t: runner.HostRun) -> str:
     """After-failure hooks on t's host, which holds the lock and is back in a good state; called by
     recovery, so it never raises: a note for the error message when something went wrong."""
     try:

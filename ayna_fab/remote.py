@@ -31,7 +31,7 @@ class Command:
     hint: str | None = None       # what to do when it fails
     display: str | None = None    # a short form for dry-run listings (the script may be long)
     call: object | None = None    # a host call (ayna_fab.host.calls) as data, when this is one
-    held: bool = False            # the command stays on after its answer, until let_go (a lock's holder)
+    held: bool = False            # the command stays on after its answer, until end_holder (a lock's holder)
     cached: str | None = None     # a short form that runs a program the host keeps (hostcall.py)
 
 
@@ -67,7 +67,7 @@ class Remote:
         return cls(ep.name, ssh.connect(ep), **kw)
 
     def close(self) -> None:
-        self.let_go()
+        self.end_holder()
         if self.conn is not None:
             self.conn.close()
 
@@ -145,7 +145,7 @@ class Remote:
 
     def _run_held(self, script: str, timeout: float | None) -> Result:
         """Run script until its `@@result` line, and leave it running on its channel: the lock's
-        holder, which ends when let_go says `done` or when this connection dies (host/holder.py)."""
+        holder, which ends when end_holder says `done` or when this connection dies (host/holder.py)."""
         self.conn.open()
         chan = self.conn.client.get_transport().open_session()
         chan.settimeout(timeout)
@@ -163,7 +163,7 @@ class Remote:
         self._held = chan
         return Result(0, out.decode(errors="replace"), "")
 
-    def let_go(self, word: bytes = b"done\n") -> None:
+    def end_holder(self, word: bytes = b"done\n") -> None:
         """End the holder: say the operation ended its own way (host/holder.DONE), and close."""
         held, self._held = self._held, None
         if held is None:

@@ -22,7 +22,7 @@ from ayna_fab import activation, deploy, hooks, lock, releases, runner
 from ayna_fab.commands import host as cmd
 from ayna_fab.config import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
-from ayna_fab.runner import BATCHES, EACH, FLEET, Phase, Target
+from ayna_fab.runner import BATCHES, EACH, FLEET, Phase, RunState, HostRun
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Options:
     health_timeout: float = 60.0
 
 
-def fleet_target(targets: list[Target], to: int | None) -> int:
+def fleet_target(targets: list[HostRun], to: int | None) -> int:
     """Every host must go to the same release: the one asked for, or the common default."""
     chosen = {t.name: releases.rollback_target(t.releases, t.plan["current"], to).number for t in targets}
     if len(set(chosen.values())) != 1:
@@ -46,12 +46,12 @@ def fleet_target(targets: list[Target], to: int | None) -> int:
 class Rollback(runner.Operation):
     name = "rollback"
 
-    def __init__(self, config: Config, project: Project, options: Options, targets: list[Target]) -> None:
+    def __init__(self, config: Config, project: Project, options: Options, targets: list[HostRun]) -> None:
         self.config, self.project, self.options, self.targets = config, project, options, targets
         self.phases = PHASES
         self.hook_problems: list[str] = []
 
-    def lock_and_plan(self, t: Target) -> None:
+    def lock_and_plan(self, t: HostRun) -> None:
         deploy.lock_and_plan(t, None if t.dry_run else t.owner)
 
     def choose(self) -> None:
@@ -67,28 +67,28 @@ class Rollback(runner.Operation):
         for t in self.targets:
             t.number = number
             t.show("lock + plan", t.steps.get("lock + plan", 0.0),
-                   note=f"{t.base.name if t.base else 'none'} -> v{number}")
-            if t.base:
+                   note=f"{t.live_before.name if t.live_before else 'none'} -> v{number}")
+            if t.live_before:
                 self.warn_migrations(t)
 
-    def warn_migrations(self, t: Target) -> None:
-        res = t.call(cmd.migrations(t.layout, t.project, [t.base.number, t.number]))
-        extra = sorted(set(res[str(t.base.number)]) - set(res[str(t.number)]))
+    def warn_migrations(self, t: HostRun) -> None:
+        res = t.call(cmd.migrations(t.layout, t.project, [t.live_before.number, t.number]))
+        extra = sorted(set(res[str(t.live_before.number)]) - set(res[str(t.number)]))
         if extra:
-            t.say(f"[{t.name}] note: {t.base.name} had migrations v{t.number} lacks, and the database keeps "
+            t.say(f"[{t.name}] note: {t.live_before.name} had migrations v{t.number} lacks, and the database keeps "
                   f"them applied: {', '.join(extra)}. Undo them with `manage.py migrate APP PREVIOUS` if the "
                   f"older code cannot work with them.")
 
-    def preflight(self, t: Target) -> None:
+    def preflight(self, t: HostRun) -> None:
         deploy.preflight(t)
 
-    def before_flip(self, t: Target) -> None:
+    def before_flip(self, t: HostRun) -> None:
         hooks.before_flip(self, t)
 
     def after_success(self) -> None:
         self.hook_problems = hooks.after_success(self)
 
-    def activate(self, t: Target) -> None:
+    def activate(self, t: HostRun) -> None:
         """The host carries this to its end: on failure it puts the release that served back."""
         ok = cmd.record(self.project, *self.success(t))
         on_ok, on_failure = hooks.records_itself(self, t)
@@ -96,7 +96,7 @@ class Rollback(runner.Operation):
                   "at": lock.now()}
         res = activation.activate(t, t.number, activation.unit_actions(self.project),
                                   verify_timeout=self.options.verify_timeout,
-                                  health_timeout=self.options.health_timeout, restore=t.base is not None,
+                                  health_timeout=self.options.health_timeout, restore=t.live_before is not None,
                                   on_ok=ok if on_ok else None, pending=None if on_ok else ok,
                                   on_failure=cmd.record(self.project, {}, {}, failed) if on_failure else None)
         if len(self.targets) == 1:
@@ -104,60 +104,61 @@ class Rollback(runner.Operation):
         if res is None or res["ok"]:
             return
         why = res.get("reason") or activation.describe(res["result"])
-        if res["outcome"] == "restored" and not t.done:   # left for the after-failure hooks, under the lock
+        if res["outcome"] == "restored" and not t.state.recorded:   # left for the after-failure hooks, under the lock
             why += hooks.after_failure(self, t)
-            log = {**failed, "restored": t.base.name, "reason": why[-2000:]}
+            log = {**failed, "restored": t.live_before.name, "reason": why[-2000:]}
             t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
-            t.locked, t.done = False, True
+            t.move(RunState.RECORDED_FAILED)
         if res["outcome"] == "restored":
-            raise OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
+            raise OperationFailed(f"v{t.number} did not come up healthy; {t.live_before.name} is back and serving\n"
                                   + activation.indent(why), host=t.name, step="rollback",
                                   hint="pick another target: fab -H HOST releases")
         raise OperationFailed(why, host=t.name, step="verify")
 
-    def success(self, t: Target) -> tuple[dict, dict, dict, list]:
+    def success(self, t: HostRun) -> tuple[dict, dict, dict, list]:
         states = releases.after_activation(t.releases, t.number, t.plan["current"], rolled_back=True)
         log = {"event": "rollback", "result": "ok", "release": f"v{t.number}",
-               "from": t.base.name if t.base else None, "by": lock.who(), "at": lock.now(), "steps": t.steps}
+               "from": t.live_before.name if t.live_before else None, "by": lock.who(), "at": lock.now(),
+               "steps": t.steps}
         return states, {}, log, []
 
-    def finish(self, t: Target) -> None:
+    def finish(self, t: HostRun) -> None:
         started = time.monotonic()
-        if t.recorded is None:
+        if not t.state.recorded:   # else a lone host's activation recorded itself
             states, meta, log, _ = self.success(t)
             t.call(cmd.finish(t.layout, t.project, t.token, states, meta, log, []))
-        t.locked, t.done = False, True
+            t.move(RunState.RECORDED_LIVE)
         t.show("record", time.monotonic() - started)
 
-    def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
+    def recover(self, t: HostRun, cause: BaseException, phase: str) -> AynaFabError:
         why = runner.reason(cause)
-        if not t.locked:
+        if not t.state.holds_lock:
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
-        if not t.flipped:
+        if not t.state.flipped:
             why += hooks.after_failure(self, t)
             try:
                 t.call(cmd.unlock(t.layout, t.token))
-                t.locked = False
+                t.move(RunState.RELEASED)
             except AynaFabError as lost:
                 why += f"\nthe lock could not be released ({lost.message})"
             return cause if isinstance(cause, AynaFabError) else OperationFailed(why, host=t.name, step="rollback")
-        if t.carried and isinstance(cause, NeedsAttention):
+        if t.state is RunState.ACTIVATING and isinstance(cause, NeedsAttention):
             return cause   # the host is carrying the activation itself
-        if t.base is None:
+        if t.live_before is None:
             return NeedsAttention(f"rollback to v{t.number} failed and there is no release to return to: {why}",
                                   host=t.name, step="rollback", hint=f"fab -H {t.name} status")
         try:
             activation.put_back(t)
             why += hooks.after_failure(self, t)
-            log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.base.name,
+            log = {"event": "rollback", "result": "failed", "release": f"v{t.number}", "restored": t.live_before.name,
                    "reason": why[-2000:], "by": lock.who(), "at": lock.now()}
             t.call(cmd.finish(t.layout, t.project, t.token, {}, {}, log, []))
-            t.locked, t.done = False, True
-            return OperationFailed(f"v{t.number} did not come up healthy; {t.base.name} is back and serving\n"
+            t.move(RunState.RECORDED_FAILED)
+            return OperationFailed(f"v{t.number} did not come up healthy; {t.live_before.name} is back and serving\n"
                                    + activation.indent(why), host=t.name, step="rollback",
                                    hint="pick another target: fab -H HOST releases")
         except AynaFabError as again:
-            return NeedsAttention(f"rollback failed ({why}) and {t.base.name} could not be restored: {again}",
+            return NeedsAttention(f"rollback failed ({why}) and {t.live_before.name} could not be restored: {again}",
                                   host=t.name, step="restore",
                                   hint=f"fab -H {t.name} status; the lock is kept: fab -H {t.name} unlock")
 

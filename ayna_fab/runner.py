@@ -10,6 +10,7 @@ served, the lock released) before the error is reported. docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import enum
 import math
 import signal
 import threading
@@ -31,9 +32,80 @@ MAX_PARALLEL = 8
 EACH, ONCE, BATCHES, FLEET = "each", "once", "batches", "fleet"
 
 
+class RunState(enum.Enum):
+    """How far one host's run has come: what recovery must undo there, and what is left to do.
+
+    A run moves only along TRANSITIONS (HostRun.move); any other move is a bug and raises
+    BadTransition. A dry run walks the same states: it takes no lock and changes nothing, but
+    no recovery runs after it, so nothing reads what its states say of the lock."""
+
+    NEW = "new"                      # nothing asked of the host yet
+    LOCK_ASKED = "lock asked"        # the plan call asked for the lock: no answer yet, or no lock in it
+    LOCKED = "locked"                # the lock is ours; nothing made on the host yet
+    STAGED = "staged"                # releases/vN exists (deploys): a failure from here marks it failed
+    ACTIVATING = "activating"        # the activation call is sent: the host carries it to its end, not us
+    LIVE = "live"                    # current may point at the new release: failing now means putting the old back
+    PUT_BACK = "put back"            # the old release serves again (or, with none, the units are stopped); lock ours
+    RECORDED_LIVE = "recorded live"  # the new release is live and recorded, the lock released: nothing left to do
+    RECORDED_FAILED = "recorded failed"  # the failure is recorded, the lock released: nothing left to undo
+    RELEASED = "released"            # the lock let go with nothing to record (a rollback that never flipped)
+    LOCK_LOST = "lock lost"          # the host says the lock is no longer this operation's: nothing more of ours runs
+
+    def to(self, new: RunState) -> RunState:
+        """new, if a run may move there from here; else the bug is named."""
+        if new not in TRANSITIONS[self]:
+            raise BadTransition(f"a host's run cannot go from {self.value} to {new.value}")
+        return new
+
+    @property
+    def holds_lock(self) -> bool:
+        return self in (RunState.LOCKED, RunState.STAGED, RunState.ACTIVATING, RunState.LIVE, RunState.PUT_BACK)
+
+    @property
+    def lock_in_doubt(self) -> bool:
+        """The lock was asked for and is not known to be ours: recovery releases it by its token
+        (the host keeps another operation's lock)."""
+        return self in (RunState.LOCK_ASKED, RunState.LOCK_LOST)
+
+    @property
+    def flipped(self) -> bool:
+        """current may point at the new release (or the host is making it so)."""
+        return self in (RunState.ACTIVATING, RunState.LIVE, RunState.RECORDED_LIVE)
+
+    @property
+    def recorded(self) -> bool:
+        """The host has recorded how the run ended: nothing left to undo. (It releases the lock then,
+        or, while a step of the run still runs there, once that step has ended.)"""
+        return self in (RunState.RECORDED_LIVE, RunState.RECORDED_FAILED)
+
+
+S = RunState
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    S.NEW: frozenset({S.LOCK_ASKED}),
+    S.LOCK_ASKED: frozenset({S.LOCKED}),
+    S.LOCKED: frozenset({S.STAGED, S.ACTIVATING, S.RECORDED_FAILED, S.RELEASED, S.LOCK_LOST}),
+    S.STAGED: frozenset({S.ACTIVATING, S.RECORDED_FAILED, S.LOCK_LOST}),
+    # the host's answer; or the call never reached it (back where it was: LOCKED, STAGED, LIVE, or
+    # ACTIVATING for a put-back sent before the answer of the activation it undoes)
+    S.ACTIVATING: frozenset({S.LIVE, S.PUT_BACK, S.RECORDED_LIVE, S.RECORDED_FAILED, S.LOCKED, S.STAGED,
+                             S.ACTIVATING, S.LOCK_LOST}),
+    S.LIVE: frozenset({S.ACTIVATING, S.PUT_BACK, S.RECORDED_LIVE, S.LOCK_LOST}),
+    S.PUT_BACK: frozenset({S.RECORDED_FAILED, S.RELEASED, S.LOCK_LOST}),
+    S.RECORDED_LIVE: frozenset(),
+    S.RECORDED_FAILED: frozenset(),
+    S.RELEASED: frozenset(),
+    S.LOCK_LOST: frozenset({S.LOCK_LOST}),   # a later call is told again
+}
+del S
+
+
+class BadTransition(RuntimeError):
+    """A host's run was moved where it cannot go: a bug in an operation, never a host's fault."""
+
+
 @dataclass
-class Target:
-    """One host's part in an operation, filled in as the phases run."""
+class HostRun:
+    """One host's run of an operation, filled in as the phases run."""
 
     config: Config
     host: Host
@@ -44,19 +116,25 @@ class Target:
     progress: object | None = None    # a fleet's live table (output.LiveHosts) on a terminal
     plan: dict = field(default_factory=dict)
     releases: list[Release] = field(default_factory=list)
-    base: Release | None = None   # the live release when we started
+    live_before: Release | None = None   # the release that was live when this run began
     number: int | None = None              # the release this operation makes live
-    lock_sent: bool = False           # the plan call asked for the lock (its answer may have been lost)
-    locked: bool = False
-    staged: bool = False              # releases/vN exists (deploys)
-    flipped: bool = False             # current may point at number: failing now means putting base back
-    done: bool = False                # recorded: nothing left to undo
-    carried: bool = False             # the host carries an activation of ours to its end (not us)
-    recorded: dict | None = None      # what the host recorded itself at the activation's end
+    state: RunState = RunState.NEW    # how far it has come; changed only by move()
+    walked: list[RunState] = field(default_factory=list)   # the states it left, in order
+    record: dict = field(default_factory=dict)   # the host's answer to recording it (the releases removed)
     deps_changed: bool = True
     backup: str | None = None         # the dump taken before migrating, named in failure messages
     prepare_steps: tuple[str, ...] = ()
     steps: dict[str, float] = field(default_factory=dict)
+
+    def move(self, to: RunState) -> None:
+        """The one place a run's state changes: only along TRANSITIONS."""
+        try:
+            new = self.state.to(to)
+        except BadTransition as bug:
+            path = " -> ".join(s.value for s in (*self.walked, self.state))
+            raise BadTransition(f"[{self.name}] {bug} (it went {path})") from None
+        self.walked.append(self.state)
+        self.state = new
 
     @property
     def name(self) -> str:
@@ -99,7 +177,7 @@ class Target:
             for name, seconds, ok, detail in hostcall.steps(res.stdout):
                 self.show(name, seconds, ok, note=describe_step(detail))
         if data.get("error") == "lock-lost":
-            self.locked = False
+            self.move(RunState.LOCK_LOST)
             raise NeedsAttention(data["detail"] + (f"; held now by {lock.describe(data['holder'])}"
                                                    if data.get("holder") else ""), host=self.name,
                                  step=command.step, hint=f"fab -H {self.name} status")
@@ -121,22 +199,22 @@ class Operation:
 
     name = "operation"
     phases: list[Phase] = []
-    targets: list[Target]
+    targets: list[HostRun]
 
-    def once_target(self) -> Target | None:
+    def once_target(self) -> HostRun | None:
         return None
 
-    def batches(self) -> list[list[Target]]:
+    def batches(self) -> list[list[HostRun]]:
         return [self.targets]
 
-    def recover(self, t: Target, cause: BaseException, phase: str) -> AynaFabError:
+    def recover(self, t: HostRun, cause: BaseException, phase: str) -> AynaFabError:
         raise NotImplementedError
 
-    def keep(self, t: Target) -> bool:
+    def stays_live(self, t: HostRun) -> bool:
         """A flipped, healthy host that stays on the new release when another fails (fleets)."""
         return False
 
-    def finish(self, t: Target) -> None:
+    def finish(self, t: HostRun) -> None:
         raise NotImplementedError
 
 
@@ -195,7 +273,7 @@ def run(op: Operation, say: Say) -> None:
                         raise PhaseFailed(label, failures)
                     # An interrupt after the last phase, or once every host has recorded (the host
                     # carried the activation to its end), came too late to matter.
-                    if i < len(op.phases) - 1 and not all(t.done for t in op.targets):
+                    if i < len(op.phases) - 1 and not all(t.state.recorded for t in op.targets):
                         for t in group:
                             t.stop_if_interrupted()
         except (PhaseFailed, AynaFabError, KeyboardInterrupt, Exception) as exc:
@@ -206,13 +284,13 @@ def run(op: Operation, say: Say) -> None:
             for t in op.targets:    # the interrupt is being acted on: putting hosts back must not stop
                 t.remote.interrupted = None
             with no_interrupts():
-                raise settle(op, label, failures) from _first(exc)
+                raise recover_all(op, label, failures) from _first(exc)
         finally:
             for t in op.targets:   # seen through: the hosts' holders end quietly (host/holder.py)
-                t.remote.let_go()
+                t.remote.end_holder()
 
 
-def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[Target]]]:
+def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[HostRun]]]:
     if phase.scope == FLEET:
         yield phase.name, []
     elif phase.scope == ONCE:
@@ -227,7 +305,7 @@ def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[Target]]]:
         yield phase.name, op.targets
 
 
-def each(phase: Phase, op: Operation, targets: list[Target]) -> dict[str, BaseException]:
+def each(phase: Phase, op: Operation, targets: list[HostRun]) -> dict[str, BaseException]:
     """phase.run on each target (in parallel when several); failures by host. A Ctrl-C waits for
     the steps in flight, then counts as a failure of every host."""
     if phase.scope == FLEET:
@@ -253,26 +331,26 @@ def each(phase: Phase, op: Operation, targets: list[Target]) -> dict[str, BaseEx
     return {name: f.exception() for f, name in futures.items() if f.exception() is not None}
 
 
-def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> AynaFabError:
-    """Put every host back (or keep the healthy ones, see Operation.keep); the error to report."""
+def recover_all(op: Operation, phase: str, failures: dict[str, BaseException]) -> AynaFabError:
+    """Put every host back (or keep the healthy ones, see Operation.stays_live); the error to report."""
     first = next(iter(failures))
     outcome: dict[str, AynaFabError | None] = {}
 
-    def one(_op, t: Target) -> None:
-        if t.done:
+    def one(_op, t: HostRun) -> None:
+        if t.state.recorded:
             outcome[t.name] = None
             return
-        if op.keep(t) and t.name not in failures:
+        if op.stays_live(t) and t.name not in failures:
             op.finish(t)
             outcome[t.name] = None
             return
         cause = failures.get(t.name) or OperationFailed(f"not flipped: {first} failed at {phase}",
                                                        host=t.name, step=phase)
-        if t.lock_sent and not t.locked:
+        if t.state.lock_in_doubt:
             release_unconfirmed(t)
         outcome[t.name] = op.recover(t, cause, phase)
 
-    problems = each(Phase("settle", one), op, op.targets)
+    problems = each(Phase("recover", one), op, op.targets)
     for name, exc in problems.items():
         outcome[name] = exc if isinstance(exc, NeedsAttention) else NeedsAttention(
             f"putting the host back failed: {reason(exc)}", host=name, step="restore",
@@ -286,10 +364,11 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
         err = outcome.get(t.name)
         if isinstance(err, NeedsAttention):
             lines.append(f"    {t.name}: NEEDS ATTENTION: {err.message}")
-        elif err is None and op.keep(t):
+        elif err is None and op.stays_live(t):
             lines.append(f"    {t.name}: serving v{t.number} (kept: on_failure = stop)")
         else:
-            serving = t.base.name if t.base else ("nothing (no earlier release)" if t.plan else "what it served (not changed)")
+            serving = t.live_before.name if t.live_before else (
+                "nothing (no earlier release)" if t.plan else "what it served (not changed)")
             lines.append(f"    {t.name}: serving {serving}")
     shared = failures[first]
     if isinstance(shared, UsageError) and all(e is shared for e in failures.values()):
@@ -304,7 +383,7 @@ def settle(op: Operation, phase: str, failures: dict[str, BaseException]) -> Ayn
                hint="fix the failing host and try again; fab status shows every host")
 
 
-def release_unconfirmed(t: Target) -> None:
+def release_unconfirmed(t: HostRun) -> None:
     """The lock was asked for but the answer never came: release it if it is ours (the token
     says so; another operation's lock stays). If the host cannot be reached, the message of
     the failure that brought us here already names the host."""

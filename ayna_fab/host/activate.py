@@ -198,12 +198,12 @@ def carry(a: calls.Activate):
         res = bring_up(a, a.number)
         journal.update(a.root, result=res)
         if res["ok"]:
-            conclude(a, "live", res, None)
+            record_outcome(a, "live", res, None)
         else:
-            back_out(a, res, describe(res))
+            take_way_back(a, res, describe(res))
 
 
-def back_out(a: calls.Activate, res, reason):
+def take_way_back(a: calls.Activate, res, reason):
     """The new release failed (or its worker died): put a.back live again, or stop the units."""
     back = None
     if not a.restore:
@@ -213,11 +213,11 @@ def back_out(a: calls.Activate, res, reason):
     else:
         back = bring_up(a, a.back, restoring=True)
         outcome = "restored" if back["ok"] else "restore-failed"
-    conclude(a, outcome, res, back, reason)
+    record_outcome(a, outcome, res, back, reason)
 
 
 def resume(root, token):
-    """Finish an activation whose worker died: if it had not concluded, the new release is not
+    """Finish an activation whose worker died: if it had no outcome yet, the new release is not
     trusted, so the way back is taken; then the outcome is recorded. Idempotent."""
     with carrying(root):
         j = journal.of(root, token)
@@ -229,12 +229,12 @@ def resume(root, token):
             why = f"the activation of v{a.number} stopped at {j.get('phase')} (its process was killed)"
             journal.update(root, reason=why, result=res)
             lock.mark_working(root, "activate")
-            back_out(a, res, why)
+            take_way_back(a, res, why)
         else:
-            conclude(a, j["outcome"], j.get("result") or {}, j.get("restore"), j.get("reason"))
+            record_outcome(a, j["outcome"], j.get("result") or {}, j.get("restore"), j.get("reason"))
 
 
-def conclude(a: calls.Activate, outcome, res, back, reason=None):
+def record_outcome(a: calls.Activate, outcome, res, back, reason=None):
     """Record the outcome as asked (record["ok"] or record["failed"]), then mark the journal done."""
     journal.update(a.root, outcome=outcome, restore=back, phase="record", reason=reason)
     which = {"live": "ok", "restored": "failed", "stopped": "failed"}.get(outcome)

@@ -22,14 +22,14 @@ def _by_project(c, cfg, project) -> dict[str, list]:
 
 
 def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str = ""):
-    """Connect to every host, build one Target each, run the operation, close the connections."""
+    """Connect to every host, build one HostRun each, run the operation, close the connections."""
     remotes = open_all([targets.endpoint(cfg, h) for h in hosts], dry_run=dry_run, echo=output.say)
     try:
         live = output.LiveHosts([h.name for h in hosts]) if len(hosts) > 1 and output.is_terminal() \
             and not dry_run else None
         say = live.message if live else output.say
         owner = lock.owner(operation, message)
-        ts = [runner.Target(cfg, h, proj, remotes[h.name], owner, say, progress=live) for h in hosts]
+        ts = [runner.HostRun(cfg, h, proj, remotes[h.name], owner, say, progress=live) for h in hosts]
         op = op_for(ts)
         if live:
             with live:

@@ -68,7 +68,7 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
                 exited, stdout, stderr = 0, "done", ""
             return R()
 
-    from ayna_fab.runner import Target
+    from ayna_fab.runner import HostRun
     r = Remote("h", SlowConn())
     # As in a terminal, whatever the runner inherited (background jobs start with SIGINT ignored).
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -77,7 +77,7 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
     finally:
         signal.signal(signal.SIGINT, inherited)
     assert r.interrupted == "Ctrl-C"
-    t = Target(None, None, None, r, {"token": "t"}, print)
+    t = HostRun(None, None, None, r, {"token": "t"}, print)
     with pytest.raises(KeyboardInterrupt, match="Ctrl-C"):
         t.call(Command("true", "next"))
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)

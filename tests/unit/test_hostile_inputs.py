@@ -200,7 +200,7 @@ def test_a_deploy_that_moves_5000_files(tmp_path):
     git(w.src, "mv", "data", "moved")
     git(w.src, "commit", "-qm", "moved")
     op = w.deploy()
-    assert w.current() == 2 and not w.locked() and op.targets[0].done
+    assert w.current() == 2 and not w.locked() and op.targets[0].state.recorded
     files = files_of(Path(w.layout("h1").release(2)))
     assert sum(1 for n in files if n.startswith("moved/")) == 5000
     assert not any(n.startswith("data/") for n in files)

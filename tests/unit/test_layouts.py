@@ -288,7 +288,7 @@ def test_a_missing_sqlite_file_or_an_unsupported_engine_is_refused_with_the_sett
 
 
 class _T:
-    """What planchecks reads of a runner Target."""
+    """What planchecks reads of a runner HostRun."""
 
     def __init__(self, cfg, project, plan):
         self.name, self.host, self.project, self.plan = "box", cfg.hosts["box"], project, plan

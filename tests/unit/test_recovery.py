@@ -79,7 +79,7 @@ class World:
         for h in hosts:
             remote = FakeRemote(h, self.layout(h).root, self.states[h], faults.get(h, []), dry_run=dry_run,
                                 echo=self.said.append)
-            out.append(runner.Target(self.config_of(h), self.cfg.hosts[h], self.project, remote, owner,
+            out.append(runner.HostRun(self.config_of(h), self.cfg.hosts[h], self.project, remote, owner,
                                      self.said.append))
         return out
 
