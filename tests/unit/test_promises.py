@@ -30,7 +30,7 @@ from ayna_fab.layout import Layout
 from ayna_fab.remote import Remote
 from ayna_fab.rollback import Options as RollbackOptions
 from ayna_fab.rollback import Rollback
-from ayna_fab.runner import Target, run
+from ayna_fab.runner import HostRun, run
 from ayna_fab.status import collect, lock_cell
 from ayna_fab.tasks.init import init
 from ayna_fab.tasks.ops import restore
@@ -104,7 +104,7 @@ class World:
 
     def targets(self):
         owner = lock.owner("rollback")
-        return [Target(self.cfg, self.cfg.hosts[h], self.project, r, owner, self.said.append)
+        return [HostRun(self.cfg, self.cfg.hosts[h], self.project, r, owner, self.said.append)
                 for h, r in self.remotes.items()]
 
     def rollback(self, to=None):

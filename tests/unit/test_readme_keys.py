@@ -1,5 +1,6 @@
-"""README documents every key hosts.toml accepts: a key the loader takes and README never shows
-(as `key = ...`, `key`, or a table header) is a setting nobody can find."""
+"""The hosts.toml reference (docs/hosts-toml.md) documents every key hosts.toml accepts: a key the
+loader takes and the page never shows (as `key = ...`, `key`, or a table header) is a setting
+nobody can find."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from ayna_fab.config import BUILD_KEYS, DEFAULTS_KEYS, HOOK_KEYS, HOST_KEYS, PROJECT_KEYS, TOP_KEYS
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "docs" / "hosts-toml.md").read_text()
 
 
 def shown(key: str) -> bool:
@@ -17,7 +18,7 @@ def shown(key: str) -> bool:
                 or re.search(rf"^\[\[?[^\]\n]*\b{k}\b[^\]\n]*\]", README, re.M))
 
 
-def test_every_hosts_toml_key_is_shown_in_the_readme():
+def test_every_hosts_toml_key_is_shown_in_the_reference():
     tables = {"top": TOP_KEYS, "defaults": DEFAULTS_KEYS, "hosts": HOST_KEYS, "projects": PROJECT_KEYS,
               "build": BUILD_KEYS, "hooks": HOOK_KEYS}
     missing = {table: [k for k in keys if not shown(k)] for table, keys in tables.items()}

@@ -22,7 +22,7 @@ import pytest
 from ayna_fab.envfile import problems
 from ayna_fab.errors import OperationFailed
 from ayna_fab.host import activate, health, releases, store, units
-from ayna_fab.runner import EACH, Operation, Phase, reason, run
+from ayna_fab.runner import EACH, Operation, Phase, RunState, reason, run
 
 UNIT = "demo-web.service"
 
@@ -176,10 +176,11 @@ class Host:
     """Just enough of a runner target for an operation that never calls a host."""
 
     name = "h1"
-    done = lock_sent = locked = dry_run = False
+    dry_run = False
+    state = RunState.NEW   # never asked for a lock
 
     def __init__(self):
-        self.remote = SimpleNamespace(interrupted=None, dry_run=False, let_go=lambda: None)
+        self.remote = SimpleNamespace(interrupted=None, dry_run=False, end_holder=lambda: None)
 
     def stop_if_interrupted(self):
         if self.remote.interrupted:
