@@ -287,8 +287,8 @@ class _Loader:
         projects: dict[str, _Values] = {}
         ports: dict[str, registry.PortRange] = dict(registry.STANDARD)
         for name, raw in tables.items():
-            named = self.name(dotted("projects", name), name, "project")
             k = dotted("projects", name)
+            named = self.name(k, name, "project")
             values = self.section(raw, k, "project", name)
             if values is None:
                 projects[name] = _Values(source=BAD)
@@ -383,11 +383,10 @@ class _Loader:
         fallback = Defaults()   # [defaults]' own defaults, for what the file's [defaults] leaves out
         hosts: dict[str, _Values] = {}
         for name, raw in (tables or {}).items():
-            self.name(dotted("hosts", name), name, "host")
-            if name in projects:
-                self.report(dotted("hosts", name), f"{name!r} is already a project name",
-                            "rename the host: a name means one thing")
             k = dotted("hosts", name)
+            self.name(k, name, "host")
+            if name in projects:
+                self.report(k, f"{name!r} is already a project name", "rename the host: a name means one thing")
             values = self.section(raw, k, "host", name)
             if values is None:
                 hosts[name] = _Values(projects=BAD)

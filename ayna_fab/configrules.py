@@ -82,6 +82,11 @@ class Rule:
         return self.check(value, at)
 
 
+def rule(says: str) -> Callable[[Callable[[Any, At], Any]], Rule]:
+    """Make a check function a Rule that says `says` on the reference page."""
+    return lambda check: Rule(says, check)
+
+
 # --- describing values in messages --------------------------------------------------
 
 def dotted(*parts: str) -> str:
@@ -156,7 +161,8 @@ def name(what: str) -> Rule:
     return Rule("a name (see above)", lambda value, at: check_name(at.key, value, what))
 
 
-def _hostname(value: str, at: At) -> str:
+@rule("a DNS name or an IPv4/IPv6 address (no brackets, no zone id)")
+def hostname(value: str, at: At) -> str:
     if not is_hostname(value):
         bad = first_bad(value, frozenset("abcdefghijklmnopqrstuvwxyz"
                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:"))
@@ -168,9 +174,6 @@ def _hostname(value: str, at: At) -> str:
     return value
 
 
-hostname = Rule("a DNS name or an IPv4/IPv6 address (no brackets, no zone id)", _hostname)
-
-
 def _path_chars(value: str, allow_tilde: bool) -> None:
     rest = value[1:] if allow_tilde and (value == "~" or value.startswith("~/")) else value
     bad = "it is empty" if not value else first_bad(rest, PATH_CHARS)
@@ -180,7 +183,8 @@ def _path_chars(value: str, allow_tilde: bool) -> None:
                       "or shell metacharacters); rename the directory if needed")
 
 
-def _remote_path(value: str, at: At) -> str:
+@rule("absolute and normalized; letters, digits and . _ + @ , = / -")
+def remote_path(value: str, at: At) -> str:
     _path_chars(value, allow_tilde=False)
     # Remote paths reach unit files: systemd reads '%' as a specifier, and PATH= splits at ':'.
     for ch, why in (("%", "systemd reads it as a specifier (%h, %n...)"),
@@ -202,29 +206,21 @@ def _remote_path(value: str, at: At) -> str:
     return value
 
 
-remote_path = Rule("absolute and normalized; letters, digits and . _ + @ , = / -",
-                   _remote_path)
-
-
-def _local_path(value: str, at: At) -> Path:
+@rule("a path on this machine (see above); letters, digits and . _ + @ % , : = / -")
+def local_path(value: str, at: At) -> Path:
     """Resolved against the hosts.toml's folder; no filesystem access."""
     _path_chars(value, allow_tilde=True)
     path = Path(value).expanduser()
     return Path(os.path.normpath(path if path.is_absolute() else at.folder / path))
 
 
-local_path = Rule("a path on this machine (see above); letters, digits and . _ + @ % , : = / -", _local_path)
-
-
-def _url_path(value: str, at: At) -> str:
+@rule('a plain URL path starting with "/" (no query string)')
+def url_path(value: str, at: At) -> str:
     bad = first_bad(value, URL_PATH_CHARS)
     if not value.startswith("/") or bad or "/../" in value + "/":
         raise Invalid(f"{value!r} is not a plain URL path" + (f": it contains {bad}" if bad else ""),
                       'write a path starting with "/", such as "/health/" (no query string)')
     return value
-
-
-url_path = Rule('a plain URL path starting with "/" (no query string)', _url_path)
 
 
 def _one_index_url(value: str, key: str) -> str:
@@ -277,7 +273,8 @@ def between(low: int, high: int, unit: str = "") -> Rule:
     return Rule(f"{low}-{high}{unit}", check)
 
 
-def _keep_releases(keep: int, at: At) -> int:
+@rule("at least 2: the active release and the previous good one")
+def keep_releases(keep: int, at: At) -> int:
     if keep < 2:
         raise Invalid(f"must be at least 2, got {keep}",
                       "write keep_releases = 2 or more: the active release and the previous "
@@ -285,19 +282,14 @@ def _keep_releases(keep: int, at: At) -> int:
     return keep
 
 
-keep_releases = Rule("at least 2: the active release and the previous good one", _keep_releases)
-
-
-def _connect_timeout(timeout: int | float, at: At) -> float:
+@rule("whole seconds, 1-600")
+def connect_timeout(timeout: int | float, at: At) -> float:
     if not 0 < timeout <= 600:
         raise Invalid(f"must be over 0 and at most 600 seconds, got {timeout}", "write connect_timeout = 10")
     if timeout != int(timeout):  # Fabric truncates it to whole seconds: 0.5 would become 0, no timeout
         raise Invalid(f"must be a whole number of seconds, got {timeout}",
                       f"write connect_timeout = {int(timeout) + 1} (SSH connects in whole seconds)")
     return float(timeout)
-
-
-connect_timeout = Rule("whole seconds, 1-600", _connect_timeout)
 
 
 def one_of(choices: tuple[str, ...], what: str, fix: str, suggest: bool = True) -> Rule:
@@ -309,47 +301,48 @@ def one_of(choices: tuple[str, ...], what: str, fix: str, suggest: bool = True) 
     return Rule(" or ".join(json.dumps(c) for c in choices), check)
 
 
-def _services(services: list[str], at: At) -> tuple[str, ...]:
-    for service in services:
-        if service not in SERVICES:
-            raise Invalid(f"unknown service {service!r}",
-                          did_you_mean(service, SERVICES) + f"services are: {', '.join(SERVICES)}")
-    return tuple(services)
+def each(says: str, check: Callable[[str], str]) -> Rule:
+    """A rule over an array: `check` on every item in order (the first bad one is the problem);
+    the model holds a tuple."""
+    return Rule(says, lambda items, at: tuple(check(item) for item in items))
 
 
-services = Rule("some of " + ", ".join(json.dumps(s) for s in SERVICES), _services)
+def _service(service: str) -> str:
+    if service not in SERVICES:
+        raise Invalid(f"unknown service {service!r}",
+                      did_you_mean(service, SERVICES) + f"services are: {', '.join(SERVICES)}")
+    return service
 
 
-def _batch(raw: Any, at: At) -> str:
+services = each("some of " + ", ".join(json.dumps(s) for s in SERVICES), _service)
+
+
+@rule('"all", a number of hosts (1-9999) or a percentage ("25%")')
+def batch(raw: Any, at: At) -> str:
     if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not BATCH_RE.fullmatch(str(raw)):
         raise Invalid(f"{raw!r} is not a batch size",
                       'write batch = "all", a number of hosts such as 2, or a percentage such as "25%"')
     return str(raw)
 
 
-batch = Rule('"all", a number of hosts (1-9999) or a percentage ("25%")', _batch)
+def _arg(arg: str) -> str:
+    if not arg or any(ord(c) < 32 or c == "\x7f" for c in arg):
+        raise Invalid(f"{arg!r} is empty or holds a control character",
+                      "write each argument as plain text; for a shell line use [\"sh\", \"-c\", \"...\"]")
+    return arg
 
 
-def _argv(argv: list[str], at: At) -> tuple[str, ...]:
-    for arg in argv:
-        if not arg or any(ord(c) < 32 or c == "\x7f" for c in arg):
-            raise Invalid(f"{arg!r} is empty or holds a control character",
-                          "write each argument as plain text; for a shell line use [\"sh\", \"-c\", \"...\"]")
-    return tuple(argv)
+argv = each('an argument list, no shell (write ["sh", "-c", "..."] for one); no control characters', _arg)
 
 
-argv = Rule('an argument list, no shell (write ["sh", "-c", "..."] for one); no control characters', _argv)
+def _output(out: str) -> str:
+    top = out.split("/", 1)[0]
+    if top in RESERVED_OUTPUTS or top.startswith(".ayna-"):
+        raise Invalid(f"{out!r} is a path every release uses for itself", "build into another directory")
+    if not REL_PATH_RE.fullmatch(out) or ".." in out.split("/"):
+        raise Invalid(f"{out!r} is not a relative path inside the project",
+                      'write a path such as "src/web/static/dist"')
+    return out
 
 
-def _outputs(outputs: list[str], at: At) -> tuple[str, ...]:
-    for out in outputs:
-        top = out.split("/", 1)[0]
-        if top in RESERVED_OUTPUTS or top.startswith(".ayna-"):
-            raise Invalid(f"{out!r} is a path every release uses for itself", "build into another directory")
-        if not REL_PATH_RE.fullmatch(out) or ".." in out.split("/"):
-            raise Invalid(f"{out!r} is not a relative path inside the project",
-                          'write a path such as "src/web/static/dist"')
-    return tuple(outputs)
-
-
-outputs = Rule("relative paths inside the project; not .env, media, .venv or .ayna-*", _outputs)
+outputs = each("relative paths inside the project; not .env, media, .venv or .ayna-*", _output)
