@@ -286,20 +286,14 @@ def model(section: str, keys: tuple[Key, ...] = KEYS) -> Callable[[type], type]:
         later: dict[str, str] = {}
         for key in rows(section, keys):
             default = model_default(key, section)
-            hint = key.kind.model
-            if default is None and hint != "Any":
-                hint += " | None"
+            hint = key.kind.model + (" | None" if default is None else "")
             if default is MISSING:
                 notes[key.name] = hint
                 continue
             later[key.name] = hint
-            if isinstance(default, Factory):
-                value = field(default_factory=default.make, hash=key.kind.types != (dict,))
-            elif isinstance(default, (list, dict, set)):
-                value = field(default_factory=lambda d=default: type(d)(d))
-            else:
-                value = default
-            setattr(cls, key.name, value)
+            if isinstance(default, Factory):   # a mapping is never hashed: frozen, but a dict
+                default = field(default_factory=default.make, hash=key.kind.types != (dict,))
+            setattr(cls, key.name, default)
         cls.__annotations__ = {**notes, **later}
         return dataclass(frozen=True)(cls)
     return make
