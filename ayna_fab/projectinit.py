@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ayna_fab import config as cfgmod
-from ayna_fab import conformance, envfile, registry
+from ayna_fab import configschema, conformance, envfile, registry
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", ".env", "node_modules", "__pycache__", ".tox", ".nox",
              "site-packages", "build", "dist", "staticfiles", "static_root", "media", ".mypy_cache",
@@ -420,31 +420,35 @@ def _relative(path: Path, start: Path) -> str:
 
 
 def toml_entry(p: Plan) -> str:
+    """The project's [projects.NAME] table: what was found, in hosts.toml's keys (configschema's
+    order), with a note on the lines a person should read."""
     f = p.found
-    services = f.services
     what = ", ".join(filter(None, [
         f"Django in {f.django_dir} (manage.py)" if f.django_dir is not None else None,
         f"FastAPI {f.asgi_app}" if f.asgi_app else None,
         f"Celery {f.celery_app}" + (" with a beat schedule" if f.beat else "") if f.celery_app else None,
         f"{f.database} ({f.database_why})" if f.database else None]))
-    lines = [f"[projects.{p.name}]", f"# found by fab init: {what}",
-             f"source = {json.dumps(p.source)}", f"env = {json.dumps(p.env)}",
-             f"env_file = {json.dumps(p.env_file)}      # the .env that setup uploads (secrets: keep it out of git)",
-             f"port_base = {p.port_base}          # web {p.web_port}, api {p.api_port}: a free range of the registry",
-             "services = [" + ", ".join(json.dumps(s) for s in services) + "]"]
+    values: dict[str, object] = {"source": p.source, "env": p.env, "env_file": p.env_file,
+                                 "port_base": p.port_base, "services": f.services}
+    notes = {"env_file": "the .env that setup uploads (secrets: keep it out of git)",
+             "port_base": f"web {p.web_port}, api {p.api_port}: a free range of the registry"}
     if f.django_dir is not None:
-        lines += [f"django_dir = {json.dumps(f.django_dir)}", f"wsgi_app = {json.dumps(f.wsgi_app or 'config.wsgi:application')}"]
+        values.update(django_dir=f.django_dir, wsgi_app=f.wsgi_app or "config.wsgi:application")
     if f.asgi_app:
-        lines += [f"asgi_dir = {json.dumps(f.asgi_dir)}", f"asgi_app = {json.dumps(f.asgi_app)}"]
+        values.update(asgi_dir=f.asgi_dir, asgi_app=f.asgi_app)
     if f.celery_app:
-        lines.append(f"celery_app = {json.dumps(f.celery_app)}")
+        values["celery_app"] = f.celery_app
     if p.health:
-        lines.append("health = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in p.health.items()) + " }")
+        values["health"] = p.health
     if f.database == "postgresql":
-        lines.append("create_database = true     # setup creates DATABASE_URL's role and database (a local one)")
+        values["create_database"] = True
+        notes["create_database"] = "setup creates DATABASE_URL's role and database (a local one)"
     elif f.database not in (None, "sqlite") and f.django_dir is not None:
-        lines.append(f"backup_before_migrate = false   # ayna-fab cannot back up {f.database}")
-    return "\n".join(lines) + "\n"
+        values["backup_before_migrate"] = False
+        notes["backup_before_migrate"] = f"ayna-fab cannot back up {f.database}"
+    entry = configschema.entry(f"[projects.{p.name}]", "project", values, notes)
+    header, rest = entry.split("\n", 1)
+    return f"{header}\n# found by fab init: {what}\n{rest}"
 
 
 def redis_db(port_base: int) -> int:
