@@ -1,6 +1,6 @@
 """Hooks: which of a project's hooks run at a phase, on which hosts, and what they are told.
 
-The phases, in the order they run (config.HOOK_PHASES; README.md, "Builds and hooks"):
+The phases, in the order they run (config.HOOK_PHASES; docs/builds-and-hooks.md):
 
     after-install   each host, inside prepare: in the new release, right after its venv is installed
     before-flip     each host, after the pre-flip check (a fleet: after its single migrate), before
