@@ -1,6 +1,6 @@
 """A host that answers host-program calls as a real one does, without root, SSH or systemd.
 
-The real host package (ayna_fab/host/) runs in this process against a temporary
+The real host package (ayna_fab/hostprog/) runs in this process against a temporary
 base_dir: locks, release directories, records, the flip and the deploy log are real
 files. What needs a server is faked: systemd units (a dict), uv and Django (steps
 that succeed unless told to fail), health (a release is healthy unless marked broken).
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.host import activate, dumps, health, holder, hooks, main, preflight, prepare, releases, store, units
-from ayna_fab.remote import Command, Remote, Result
+from ayna_fab.hostprog import activate, dumps, health, holder, hooks, main, preflight, prepare, releases, store, units
+from ayna_fab.remote.transport import Command, Remote, Result
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from ayna_fab import ssh
+from ayna_fab.remote import ssh
 from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.sandbox import forwarder, manager, procs
 from ayna_fab.sandbox.settings import WHEELHOUSE_MOUNT

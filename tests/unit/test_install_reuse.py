@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ayna_fab.host import prepare
+from ayna_fab.hostprog import prepare
 
 
 def release(root, name, lock="lock-1", pyproject="[project]\nname='x'\n", venv=True, synced=True):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ayna_fab.host import calls, dumps, prepare, wire
+from ayna_fab.hostprog import calls, dumps, prepare, wire
 
 DJANGO_STUB = {
     "__init__.py": "def setup():\n    pass\n",
