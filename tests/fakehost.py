@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.hostprog import activate, dumps, health, holder, hooks, main, preflight, prepare, releases, store, units
+from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, prepare, releases, store, units
 from ayna_fab.remote.transport import Command, Remote, Result
 
 

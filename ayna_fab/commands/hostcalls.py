@@ -99,7 +99,7 @@ def activate(layout: Layout, project: Project, token: str, number: int, actions:
              verify_timeout: float, health_timeout: float, *, back: int | None = None, restore: bool = False,
              on_ok: dict | None = None, on_failure: dict | None = None, pending: dict | None = None,
              step: str = "activate") -> Command:
-    """Make vN live, carried to its end by the host (host/activate.py). restore: on failure, put
+    """Make vN live, carried to its end by the host (hostprog/switchover.py). restore: on failure, put
     back `back` (or stop the units when it is None). on_ok / on_failure: what the host records at
     the end (built by `record`); pending: what a fleet host records if its laptop goes away."""
     return hostcall.command(calls.Activate(

@@ -75,7 +75,7 @@ class Preflight:
 
 @dataclass(frozen=True)
 class Hooks:
-    """Run one phase's hooks (host/hooks.py) in release vN, or in the live release (number None),
+    """Run one phase's hooks (hookrunner.py) in release vN, or in the live release (number None),
     with the units' environment plus `env` (AYNA_* variables); stop at the first failure if asked."""
     root: str
     token: str

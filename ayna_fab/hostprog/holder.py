@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from . import activate, journal, lock, store
+from . import journal, lock, store, switchover
 
 SETTLE_POLL = 0.5
 DONE = b"done"   # what the laptop writes before closing, once the operation has ended its way
@@ -50,7 +50,7 @@ def abandon(root, token, why="the connection to the laptop closed"):
     j = journal.of(root, token)
     outcome = {"abandoned": True, "operation": held.get("operation"), "outcome": None}
     if j is not None:
-        activate.resume(root, token)   # done already, or finished now (the way back if it had died)
+        switchover.resume(root, token)   # done already, or finished now (the way back if it had died)
         j = journal.of(root, token) or {}
         if j.get("outcome") == "live" and lock.holds(root, token):
             _record_live(root, token, j, why)

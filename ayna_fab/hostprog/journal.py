@@ -1,7 +1,7 @@
 """The activation journal: what an activation set out to do and how far it got.
 
 One file per project (activation.json in its directory), written by the detached
-worker that carries an activation to its end (activate.py) and read by whoever
+worker that carries an activation to its end (switchover.py) and read by whoever
 comes later: the call that follows it, a laptop that reattaches, `status`, and the
 host itself when the operation's controller went away (holder.py, plan). It holds
 the whole call, so a worker that died can be finished by someone else.

@@ -14,19 +14,19 @@ from . import calls, lock, wire
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
     "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
-    "preflight": "prepare.preflight", "hooks": "hooks.phase",
-    "activate": "activate.activate", "follow": "activate.follow_call",
-    "deactivate": "activate.deactivate", "finish": "releases.finish",
+    "preflight": "prepare.preflight", "hooks": "hookrunner.phase",
+    "activate": "switchover.activate", "follow": "switchover.follow_call",
+    "deactivate": "switchover.deactivate", "finish": "releases.finish",
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
-    "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
-    "restore": "ops.restore", "services": "ops.services", "facts": "facts.gather",
+    "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
+    "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",
 }
 
 
 # Calls that may run long under the deploy lock: they outlive a dropped connection (SIGHUP
 # ignored) and mark the lock as busy while they run, so nobody can release it under them.
-# (activate detaches a worker of its own, which marks itself: activate.py.)
+# (activate detaches a worker of its own, which marks itself: switchover.py.)
 LONG = ("prepare", "preflight", "hooks")
 
 

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from . import calls, dumps, envfile, hooks, preflight as private, source, store, wire
+from . import calls, dumps, envfile, hookrunner, preflipcheck, source, store, wire
 from .releases import require_lock
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
@@ -193,7 +193,7 @@ def _install(a: calls.Prepare, rel, env, steps, reuse):
                       if reuse else None):
         return False
     if a.hooks:  # after install: the release has its venv; nothing has migrated yet
-        steps.result["hooks"] = hooks.run_all(a.hooks, rel, dict(env, **a.hook_env), "after-install")
+        steps.result["hooks"] = hookrunner.run_all(a.hooks, rel, dict(env, **a.hook_env), "after-install")
         failed = next((r for r in steps.result["hooks"] if not r["ok"]), None)
         if failed:
             steps.result["failed"], steps.result["output"] = f"hook:{failed['name']}", failed["output"]
@@ -230,7 +230,7 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
     preflight_due = "preflight" in a.steps and bool(a.servers)
     # The pre-flip check's servers import the app while Django's steps run (two cores, not one
     # after the other); they are probed only once the database is migrated.
-    ahead = private.start(a.servers, env, rel) if preflight_due and django_steps else None
+    ahead = preflipcheck.start(a.servers, env, rel) if preflight_due and django_steps else None
     try:
         if django_steps:
             p = early.wait() if early is not None else _django(a, rel, env, django_steps,
@@ -248,17 +248,17 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
             result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead))
         return result
     finally:
-        if isinstance(ahead, private.Started):
-            private.stop(ahead)   # unless the check stopped them already (stop is idempotent)
+        if isinstance(ahead, preflipcheck.Started):
+            preflipcheck.stop(ahead)   # unless the check stopped them already (stop is idempotent)
 
 
 def _preflight(rel, env, number, servers, timeout, done, ahead=None):
     t = time.monotonic()
-    ok, report = private.check(servers, env, rel, f"v{number}", timeout, started=ahead)
-    if not ok and isinstance(ahead, private.Started) and any("exited" in r for r in report.values()):
+    ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout, started=ahead)
+    if not ok and isinstance(ahead, preflipcheck.Started) and any("exited" in r for r in report.values()):
         # A server that died having started before migrate may have needed the migrated
         # database to start at all: it gets one fresh start on it before the release is refused.
-        ok, report = private.check(servers, env, rel, f"v{number}", timeout)
+        ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout)
     done("preflight", time.monotonic() - t, ok, describe(report) if not ok else "")
     return {"preflight": report}
 

@@ -15,7 +15,7 @@ from ayna_fab.provision import unitfiles as units
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import Project
 from ayna_fab.errors import NeedsAttention, OperationFailed
-from ayna_fab.hostprog import activate as host_activate
+from ayna_fab.hostprog import switchover as host_activate
 from ayna_fab.ops.runner import Target, no_interrupts
 
 EXTRA_SECONDS = 120   # the laptop waits this much beyond the host's own verify and health timeouts

@@ -9,7 +9,7 @@ The phases, in the order they run (config.HOOK_PHASES; README.md, "Builds and ho
     after-failure   each host that held the lock, once it is back in a good state, in the live release
 
 and on the laptop, once the operation is over, after-success or after-failure (notifications).
-Host hooks run under the deploy lock as the deploy user (host/hooks.py does the running); a
+Host hooks run under the deploy lock as the deploy user (hostprog/hookrunner.py does the running); a
 hook marked `once` runs on one host of a fleet only, the migrate host. A hook after the flip
 can never change what is live: its failure is reported, as a warning, or with
 hook_failure = "fail" as exit 1.

@@ -185,7 +185,7 @@ def test_a_holder_whose_connection_closes_settles_the_operation(tmp_path):
 
 
 def test_a_unit_restarted_by_systemd_since_ours_counts_as_crashed_whether_or_not_ours_reset_the_count():
-    from ayna_fab.hostprog.activate import crashes
+    from ayna_fab.hostprog.switchover import crashes
     assert crashes(0, 0) == 0 and crashes(3, 3) == 0      # nothing moved
     assert crashes(0, 8) == 0                             # ours reset the count, no crash since
     assert crashes(2, 0) == 2 and crashes(10, 8) == 2     # crashed since ours

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from ayna_fab.hostprog import activate, units
+from ayna_fab.hostprog import switchover as activate, units
 
 
 def fake_systemctl(monkeypatch, stdout):

@@ -146,7 +146,7 @@ def test_after_install_hooks_run_before_the_check(host, monkeypatch):
     tmp_path, live, env_file, failing, backups = host
     rel = release(tmp_path, "v2")
     slow_install(monkeypatch, 0.1)
-    monkeypatch.setattr(prepare.hooks, "run_all", lambda hooks_, rel_, env, phase: (
+    monkeypatch.setattr(prepare.hookrunner, "run_all", lambda hooks_, rel_, env, phase: (
         (rel / ".hooked").write_text(str(time.time())), [{"name": "h", "ok": True, "output": ""}])[1])
     result = prepare.prepare(call(tmp_path, live, env_file, hooks=[{"name": "h", "command": ["true"], "timeout": 5}]))
     assert result["failed"] is None, result
