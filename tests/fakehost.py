@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, prepare, releases, store, units
+from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
 from ayna_fab.remote.transport import Command, Remote, Result
 
 
@@ -222,7 +222,7 @@ class FakeRemote(Remote):
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
-        patch(releases, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        patch(plan, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
         try:
             yield
         finally:

@@ -51,7 +51,7 @@ class Layout:
 
     @property
     def uv_config(self) -> str:
-        """uv's configuration from hosts.toml's index settings, written by setup (host/releases.UV_CONFIG)."""
+        """uv's configuration from hosts.toml's index settings, written by setup (hostprog/plan.UV_CONFIG)."""
         return f"{self.root}/uv.toml"
 
     @property

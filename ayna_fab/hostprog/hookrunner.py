@@ -16,8 +16,7 @@ import signal
 import subprocess
 import time
 
-from . import calls, envfile, store, wire
-from .releases import require_lock
+from . import calls, envfile, lock, store, wire
 
 OUTPUT_LINES = 200   # the tail of a hook's output that travels back
 GRACE = 5            # seconds between SIGTERM and SIGKILL at a timeout
@@ -84,7 +83,7 @@ def run_all(hooks, cwd, env, phase, stop_at_failure=True):
 
 def phase(a: calls.Hooks):
     """The hooks of one phase, in release vN (number None: the live release, resolved once)."""
-    require_lock(a.root, a.token)
+    lock.require(a.root, a.token)
     rel = store.release_dir(a.root, a.number) if a.number is not None else store.current_dir(a.root)
     if rel is None or not os.path.isdir(rel):
         return {"hooks": [], "skipped": "no live release to run them in"}

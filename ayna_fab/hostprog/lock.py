@@ -17,6 +17,8 @@ import shutil
 import time
 from contextlib import contextmanager
 
+from .wire import Refused
+
 LOCK = ".deploy-lock"
 OWNER = "owner.json"
 
@@ -194,3 +196,10 @@ def release(root, token, force=False):
         return "busy"
     shutil.rmtree(path(root), ignore_errors=True)
     return "released"
+
+
+def require(root, token):
+    """Every changing call of an operation first checks that its lock is still its own."""
+    if not holds(root, token):
+        raise Refused("lock-lost", "this operation no longer holds the deploy lock (it was removed or "
+                      "taken by another operation); stopping here", holder=holder(root))

@@ -13,11 +13,11 @@ from . import calls, lock, wire
 
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
-    "plan": "releases.plan", "stage": "releases.stage", "prepare": "prepare.prepare",
+    "plan": "plan.plan", "stage": "staging.stage", "prepare": "prepare.prepare",
     "preflight": "prepare.preflight", "hooks": "hookrunner.phase",
     "activate": "switchover.activate", "follow": "switchover.follow_call",
-    "deactivate": "switchover.deactivate", "finish": "releases.finish",
-    "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
+    "deactivate": "switchover.deactivate", "finish": "finish.finish",
+    "unlock": "finish.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
     "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",

@@ -8,8 +8,7 @@ import subprocess
 import threading
 import time
 
-from . import calls, dumps, envfile, hookrunner, preflipcheck, source, store, wire
-from .releases import require_lock
+from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, wire
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
 NOTE_RE = re.compile(r"^@@note (\S+) (.*)$", re.M)   # django_steps: what a passing step wants shown
@@ -106,7 +105,7 @@ def prepare(a: calls.Prepare):
     check beside both with that venv, which holds the same files. Migrate (and every Django step
     after check) waits at a gate for a finished install and backup, so nothing is migrated for a
     release whose install or backup failed, and steps are reported in the pipeline's order."""
-    require_lock(a.root, a.token)
+    lock.require(a.root, a.token)
     rel, env = _release_env(a.root, a.number, a.env_file, "install")
     if rel is None:
         return env
@@ -269,7 +268,7 @@ def describe(report):
 
 
 def preflight(a: calls.Preflight):
-    require_lock(a.root, a.token)
+    lock.require(a.root, a.token)
     rel, env = _release_env(a.root, a.number, a.env_file, "preflight")
     if rel is None:
         return env

@@ -19,8 +19,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict
 
-from . import calls, health, journal, lock, releases, store, units, wire
-from .releases import require_lock
+from . import calls, finish, health, journal, lock, store, units, wire
 
 FOLLOW_POLL = 0.02   # a small file read: the laptop hears each step (and the end) at once
 
@@ -98,7 +97,7 @@ def describe(res):
 
 def activate(a: calls.Activate):
     """Start the worker, then follow it to its end (the answer is the journal's outcome)."""
-    require_lock(a.root, a.token)
+    lock.require(a.root, a.token)
     if not os.path.isdir(store.release_dir(a.root, a.number)):
         raise wire.Refused("missing", f"{store.release_dir(a.root, a.number)} does not exist")
     # Marked as a step under the lock until its worker is marked in its place (detach): never a
@@ -244,7 +243,7 @@ def conclude(a: calls.Activate, outcome, res, back, reason=None):
         log = dict(spec["log"]) if spec.get("log") else None
         if log is not None and which == "failed":
             log.update(reason=(reason or "")[-2000:], restored=f"v{a.back}" if outcome == "restored" else None)
-        recorded = releases.record(a.root, a.token, spec.get("states", {}), spec.get("meta", {}), log,
+        recorded = finish.record(a.root, a.token, spec.get("states", {}), spec.get("meta", {}), log,
                                    spec.get("remove", []), spec.get("units", []))
     journal.update(a.root, recorded=recorded, phase="done", finished=time.time())
 
@@ -328,6 +327,6 @@ def stop(a: calls.Activate):
 
 
 def deactivate(a: calls.Deactivate):
-    require_lock(a.root, a.token)
+    lock.require(a.root, a.token)
     errors = stop_all(a.root, a.units)
     return {"ok": not errors, "errors": errors}

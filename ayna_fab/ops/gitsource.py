@@ -19,7 +19,7 @@ from ayna_fab.errors import UsageError
 
 # What git allows in ref names, minus anything a shell or git's option parser could misread.
 REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}")
-# What a release holds besides the project's files (host/releases.py makes them): a committed
+# What a release holds besides the project's files (hostprog/staging.py makes them): a committed
 # file of one of these names would be replaced by the tool's own, or replace it.
 RESERVED = {".env": "the link to shared/.env.{env}", "media": "the link to shared/media",
             ".venv": "the release's virtualenv"}

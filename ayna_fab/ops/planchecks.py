@@ -1,5 +1,5 @@
 """What a deploy's plan refuses before anything is built: the failures that would otherwise come
-mid-deploy, found in the plan's answer (host/releases.plan) and hosts.toml.
+mid-deploy, found in the plan's answer (hostprog/plan.py) and hosts.toml.
 
 - A backup is due before migrate, but the host's DATABASE_URL names an engine ayna-fab cannot back
   up (only PostgreSQL and SQLite), or none at all: refused with the setting that turns backups off.

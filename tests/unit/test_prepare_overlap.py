@@ -50,7 +50,7 @@ def host(tmp_path, monkeypatch):
     (live / prepare.REQUIREMENTS).write_text("django==5.0 --hash=sha256:00\n")
     env_file = tmp_path / ".env.production"
     env_file.write_text("SECRET_KEY=x\n")
-    monkeypatch.setattr(prepare, "require_lock", lambda root, token: None)
+    monkeypatch.setattr(prepare.lock, "require", lambda root, token: None)
     monkeypatch.setenv("STUB_CHECK_SECONDS", "0.6")
     backups = []
 
