@@ -8,11 +8,14 @@ whatever the typo happens to resolve to. Nothing here touches the network.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from ayna_fab.remote import ssh
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.errors import ConfigError, UsageError
+
+H = TypeVar("H")
 
 
 def known_targets(config: Config) -> str:
@@ -100,3 +103,27 @@ def gateway_endpoint(config: Config, host: Host) -> ssh.Endpoint | None:
     if host.gateway is None:
         return None
     return endpoint(config, config.hosts[host.gateway])
+
+
+def database_host(project: Project, hosts: Sequence[H]) -> H:
+    """The host that acts for a project's database, which its hosts share when it sets migrate_host:
+    that host if it is among `hosts`, else the first of them. Hosts or one operation's targets."""
+    return next((h for h in hosts if h.name == project.migrate_host), hosts[0])
+
+
+def once_per_database(jobs: list[tuple[Host, Project]], say: Callable[[str], None]) -> list[tuple[Host, Project]]:
+    """Jobs for work on a database (migrate, backup, restore): a project with migrate_host shares one
+    database across its hosts, so it is done once, on its database_host; other projects on each host."""
+    kept, told = [], set()
+    for host, proj in jobs:
+        if not proj.migrate_host:
+            kept.append((host, proj))
+            continue
+        chosen = database_host(proj, [h for h, p in jobs if p.name == proj.name])
+        if host is chosen:
+            kept.append((host, proj))
+        elif proj.name not in told:
+            told.add(proj.name)
+            say(f"[{host.name}] {proj.name} shares its database with {chosen.name} (migrate_host): "
+                f"done there once")
+    return kept

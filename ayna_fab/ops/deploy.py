@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ayna_fab.ops import activation, build, hooks, lockrecord as lock, planchecks, releasestates as releases, runner
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import Config, Project
+from ayna_fab.config.targets import database_host
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.ops.gitsource import Source
 from ayna_fab.hostprog import backups as backup_rules
@@ -57,8 +58,7 @@ def resolve(project: Project, ref: str) -> tuple[Source, str]:
 
 def migrate_host(targets: list[Target]) -> Target:
     """The project's migrate_host when it is among the targets, else the first target host."""
-    wanted = targets[0].project.migrate_host
-    return next((t for t in targets if t.name == wanted), targets[0])
+    return database_host(targets[0].project, targets)
 
 
 def host_releases(plan: dict) -> list[releases.Release]:

@@ -12,7 +12,7 @@ import secrets
 import socket
 from datetime import datetime, timezone
 
-from ayna_fab.errors import OperationFailed
+from ayna_fab.errors import OperationFailed, UsageError
 
 STALE_AFTER_SECONDS = 15 * 60
 
@@ -71,6 +71,20 @@ def is_stale(holder: dict, here: str | None = None, pid_alive=None) -> tuple[boo
     if idle > STALE_AFTER_SECONDS:
         return True, f"nothing has run under it for {idle / 60:.0f} minutes and no step of it runs on the host"
     return False, f"its operation touched it {idle}s ago from {holder.get('from')}"
+
+
+def may_remove(holder: dict, host: str, force: bool) -> str:
+    """`fab unlock`'s judgement: why the lock may go (its operation is gone, or "forced"), else
+    UsageError. A step of it still running on the host is never overruled, not even by force."""
+    stale, why = is_stale(holder)
+    desc = describe(holder)
+    if holder.get("workers"):
+        raise UsageError(f"the lock is held by {desc} and {why}: it is released when that ends, "
+                         "not before", host=host, step="unlock", hint="fab status; wait for it")
+    if not (stale or force):
+        raise UsageError(f"the lock is held by {desc} and may be live ({why})", host=host,
+                         step="unlock", hint="if you are sure that operation is gone: fab unlock --force")
+    return why if stale else "forced"
 
 
 def _pid_alive(pid: int) -> bool:

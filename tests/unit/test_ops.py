@@ -29,6 +29,7 @@ from ayna_fab.remote.transport import Result
 from ayna_fab.errors import UsageError
 from ayna_fab.config.layout import Layout
 from ayna_fab.cli.tasks import daytwo as tasks
+from ayna_fab.config import targets
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = config.Project(name="uavcrew", source=None, port_base=8130, services=("web",), env="production")
@@ -291,10 +292,10 @@ def test_a_shared_database_is_handled_once_on_migrate_host(cfg, project):
     shared = dataclasses.replace(project, migrate_host="sandbox2")
     h1, h2 = cfg.hosts["sandbox1"], cfg.hosts["sandbox2"]
     said = []
-    assert tasks._once_per_database([(h1, shared), (h2, shared)], said.append) == [(h2, shared)]
+    assert targets.once_per_database([(h1, shared), (h2, shared)], said.append) == [(h2, shared)]
     assert said == ["[sandbox1] uavcrew shares its database with sandbox2 (migrate_host): done there once"]
-    assert tasks._once_per_database([(h1, shared)], said.append) == [(h1, shared)]
-    assert tasks._once_per_database([(h1, project), (h2, project)], said.append) == [(h1, project), (h2, project)]
+    assert targets.once_per_database([(h1, shared)], said.append) == [(h1, shared)]
+    assert targets.once_per_database([(h1, project), (h2, project)], said.append) == [(h1, project), (h2, project)]
 
 
 # --- the host program, run here against a fake project -------------------------------------------

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import threading
-from collections.abc import Callable
 
 from ayna_fab.remote import hostcall
 from ayna_fab.ops import lockrecord as lock
@@ -27,15 +25,14 @@ from ayna_fab.cli.exitcodes import task
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import systemd as cmd
 from ayna_fab.config.model import Config, Host, Project
-from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
+from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.hostprog import backups as rules
 from ayna_fab.config.layout import Layout
 from ayna_fab.cli.output import Lines
-from ayna_fab.remote.transport import Command, Remote, Result
+from ayna_fab.remote.transport import Remote, Result
 from ayna_fab.cli.tasks import common
-
-Say = Callable[[str], None]
+from ayna_fab.ops import answers, logstream, restore as restoring
 
 
 def _words(args, task_name: str) -> list[str]:
@@ -50,25 +47,6 @@ def _words(args, task_name: str) -> list[str]:
 
 
 # --- what every task here does first ---------------------------------------------------------
-
-def _once_per_database(jobs: list[tuple[Host, Project]], say: Say) -> list[tuple[Host, Project]]:
-    """A project with migrate_host shares one database across its hosts: act once, on
-    migrate_host if it is in the target, else on the first host of the target."""
-    kept, told = [], set()
-    for host, proj in jobs:
-        if not proj.migrate_host:
-            kept.append((host, proj))
-            continue
-        hosts = [h for h, p in jobs if p.name == proj.name]
-        chosen = next((h for h in hosts if h.name == proj.migrate_host), hosts[0])
-        if host is chosen:
-            kept.append((host, proj))
-        elif proj.name not in told:
-            told.add(proj.name)
-            say(f"[{host.name}] {proj.name} shares its database with {chosen.name} (migrate_host): "
-                f"done there once")
-    return kept
-
 
 def _open(cfg: Config, host: Host) -> Remote:
     return Remote.open(targets.endpoint(cfg, host))
@@ -86,20 +64,10 @@ def _units(project: Project, service: str | None) -> list[str]:
     return [units.unit_name(project, s) for s in names]
 
 
-def _parse(host: Host, res: Result, step: str) -> dict:
-    """A host call's answer; a refusal other than a held lock is an error naming the host."""
-    data = hostcall.parse(res, host=host.name, step=step)
-    if data.get("error") == "locked":
-        raise lock.held(host.name, data["holder"], step)
-    if data.get("error"):
-        raise UsageError(data["detail"], host=host.name, step=step)
-    return data
-
-
 def _refused(host: Host, res: Result, step: str) -> None:
     """manage and shell become manage.py on the host; a refusal before that arrives as a result."""
     if res.code == 3 and "@@result " in res.stdout:
-        _parse(host, res, step)
+        answers.read(host, res, step)
 
 
 def _describe_backup(b: dict) -> str:
@@ -154,7 +122,7 @@ def migrate(c, args=None, no_backup=False, project=None):
     """Back the database up, then apply migrations in the live release (under the deploy lock)."""
     argv = _words(args, "migrate")
     cfg = common.load()
-    jobs = _once_per_database(common.jobs(c, cfg, project), output.say)
+    jobs = targets.once_per_database(common.jobs(c, cfg, project), output.say)
     several = len(jobs) > 1
     for host, proj in jobs:
         take = rules.before_migrate(proj) and not no_backup
@@ -170,7 +138,7 @@ def migrate(c, args=None, no_backup=False, project=None):
 
         with _open(cfg, host) as s:
             res = s.stream(command, Lines(prefix=prefix, on_mark=mark))
-        r = _parse(host, res, "migrate")
+        r = answers.read(host, res, "migrate")
         name = r["backup"]["backup"] if r.get("backup") else None
         if r["code"] != 0:
             raise OperationFailed(
@@ -234,7 +202,7 @@ def services(c, service=None, project=None, json=False):
     rows, data = [], []
     for host, proj in common.jobs(c, cfg, project):
         with _open(cfg, host) as s:
-            facts = cmd.unit_facts(_parse(host, s.run(hostcmd.services(_units(proj, service)), check=False),
+            facts = cmd.unit_facts(answers.read(host, s.run(hostcmd.services(_units(proj, service)), check=False),
                                           "services"))
         data += [{"host": host.name, "project": proj.name, **f} for f in facts]
         rows += _unit_rows(host, facts)
@@ -269,44 +237,7 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
             if res.code != 0:
                 raise OperationFailed(f"journalctl exited {res.code}", host=host.name, step="logs")
         return
-    _follow(cfg, jobs)
-
-
-def _follow(cfg: Config, jobs: list[tuple[Host, Command]]) -> None:
-    """Every host at once, one thread and connection each, until Ctrl-C closes them all.
-    A host whose stream ends before that is named at once, and makes the exit status 1."""
-    sessions: list[Remote] = []
-    stopping = threading.Event()
-    problems: list[str] = []
-
-    def run(s: Remote, command: Command) -> None:
-        try:
-            res = s.stream(command, Lines(prefix=f"[{s.name}] "), pty=True)  # a pty: closing it ends journalctl
-            problem = f"[{s.name}] journalctl ended (exit {res.code})"
-        except OperationFailed as exc:
-            problem = str(exc)
-        if not stopping.is_set():
-            problems.append(problem)
-            output.warn(problem)
-
-    try:
-        for host, _ in jobs:
-            sessions.append(_open(cfg, host))
-        threads = [threading.Thread(target=run, args=(s, command), daemon=True)
-                   for s, (_, command) in zip(sessions, jobs, strict=True)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-    except KeyboardInterrupt:
-        pass  # the way to stop following: not an error
-    finally:
-        stopping.set()
-        for s in sessions:
-            s.close()
-    if problems:
-        raise OperationFailed("; ".join(problems), step="logs")
+    logstream.follow(cfg, jobs, lambda prefix: Lines(prefix=prefix), output.warn)
 
 
 # --- backups ---------------------------------------------------------------------------------
@@ -321,15 +252,15 @@ def backup(c, list=False, project=None):
         rows = []
         for host, proj in jobs:
             with _open(cfg, host) as s:
-                found = _parse(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
+                found = answers.read(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
             rows += [[host.name, b["name"], b["release"], b["taken_at"], rules.human_size(b["bytes"]), b["mode"]]
                      for b in found["backups"]]
         output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"], rows)
         return
-    for host, proj in _once_per_database(jobs, output.say):
+    for host, proj in targets.once_per_database(jobs, output.say):
         keep = rules.keep_for(proj, cfg.defaults)
         with _open(cfg, host) as s:
-            b = _parse(host, s.run(hostcmd.backup(Layout.of(cfg, proj), proj, None, keep), check=False,
+            b = answers.read(host, s.run(hostcmd.backup(Layout.of(cfg, proj), proj, None, keep), check=False,
                                    timeout=None), "backup")
         output.say(f"[{host.name}] {proj.name}: {_describe_backup(b)} in {b['seconds']:.1f}s, "
                    f"{os.path.dirname(b['path'])}")
@@ -348,30 +279,14 @@ def restore(c, backup=None, yes=False, project=None):
     if not backup:
         raise UsageError("which backup? pass --backup NAME (or --backup latest)", step="restore",
                          hint="see them with: fab -H HOST backup --list")
-    jobs = _once_per_database(common.jobs(c, cfg, project), output.say)
-    for _, proj in jobs:  # a malformed name fails here, before any connection
-        if backup != "latest":
-            try:
-                rules.check_name(backup, proj.name)
-            except ValueError as exc:
-                raise UsageError(str(exc), step="restore") from None
-    plans = []
-    for host, proj in jobs:  # every host must have the backup before any host changes
-        with _open(cfg, host) as s:
-            found = _parse(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "restore")
-        names = [b["name"] for b in found["backups"]]
-        name = names[0] if backup == "latest" and names else backup
-        chosen = next((b for b in found["backups"] if b["name"] == name), None)
-        if chosen is None:
-            raise UsageError(f"no backup {backup!r} in {found['dir']}; there: "
-                             + (", ".join(names[:10]) or "none"), host=host.name, step="restore",
-                             hint=f"fab -H {host.name} backup --list")
-        plans.append((host, proj, chosen, found["current"]))
-    for host, proj, chosen, live in plans:  # every answer before the first change
-        if not yes and not _confirm(host, proj, chosen, live):
-            raise UsageError("not restored; nothing was changed", host=host.name, step="restore")
-    for host, proj, chosen, _ in plans:
-        _restore_one(cfg, host, proj, chosen["name"])
+    jobs = targets.once_per_database(common.jobs(c, cfg, project), output.say)
+    restoring.check_names(backup, jobs)
+    plans = restoring.plan(cfg, jobs, backup)
+    for p in plans:  # every answer before the first change
+        if not yes and not _confirm(p.host, p.project, p.backup, p.live):
+            raise UsageError("not restored; nothing was changed", host=p.host.name, step="restore")
+    for p in plans:
+        restoring.restore_one(cfg, p.host, p.project, p.backup["name"], output.say, _describe_backup)
 
 
 def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
@@ -385,27 +300,6 @@ def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
     if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
         print(flush=True)
     return answer.strip().lower() in ("y", "yes")
-
-
-def _restore_one(cfg: Config, host: Host, proj: Project, name: str) -> None:
-    command = hostcmd.restore(Layout.of(cfg, proj), proj, name, keep=rules.keep_for(proj, cfg.defaults),
-                              lock=lock.owner("restore", f"fab restore --backup {name}"))
-    with _open(cfg, host) as s:
-        r = _parse(host, s.run(command, check=False, timeout=None), "restore")
-    if r["safety"]:
-        output.say(f"[{host.name}] {'backup':<13} {_describe_backup(r['safety'])}: the data as it was")
-    undo = f"; to undo: {rules.restore_hint(host.name, r['safety']['backup'])}" if r.get("safety") else ""
-    down = [u for u in r["stopped"] if u not in r["started"]]
-    if not r["restored"]:
-        problem = OperationFailed if not down else NeedsAttention
-        raise problem("restore failed and was rolled back: the database is as it was"
-                      + (f"; units not running: {', '.join(down)}" if down else "") + "\n    "
-                      + "\n    ".join(r["errors"]), host=host.name, step="restore",
-                      hint=f"fab -H {host.name} start" if down else None)
-    if r["errors"]:
-        raise NeedsAttention(f"restored {name}, but: " + "; ".join(r["errors"]), host=host.name,
-                             step="restore", hint=f"fab -H {host.name} services; fab -H {host.name} logs")
-    output.say(f"[{host.name}] {proj.name}: restored {name}; started {len(r['started'])} unit(s) again{undo}")
 
 
 TASKS = (migrate, shell, manage, logs, start, stop, restart, services, backup, restore)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import paramiko
-
 from ayna_fab.provision import envcheck as envfile
-from ayna_fab.remote import hostcall, ssh
+from ayna_fab.remote import hostcall, hostkeys, ssh
 from ayna_fab.cli import output
 from ayna_fab.config import targets
 from ayna_fab.cli.exitcodes import task
@@ -23,11 +21,8 @@ def trust(c, yes=False):
     cfg = common.load()
     for host in common.hosts(c, cfg):
         ep = targets.endpoint(cfg, host)
-        known = paramiko.HostKeys()
-        if ep.known_hosts_path.exists():
-            known.load(str(ep.known_hosts_path))
-        recorded = dict(known.lookup(ep.key_name) or {})
-        key = _fetch_host_key(ep, prefer=list(recorded))
+        recorded = hostkeys.recorded(ep)
+        key = hostkeys.offered(ep, prefer=list(recorded))
         fp = ssh.fingerprint(key)
         if recorded:  # a known host: only the very key recorded for it is the same host
             if recorded.get(key.get_name()) == key:
@@ -43,33 +38,8 @@ def trust(c, yes=False):
             answer = input("Is this the server's key (compare with ssh-keygen -lf on the server)? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 raise UsageError("not trusted; nothing recorded", host=host.name, step="trust")
-        ep.known_hosts_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(ep.known_hosts_path, "a") as f:
-            f.write(f"{ep.key_name} {key.get_name()} {key.get_base64()}\n")
+        hostkeys.record(ep, key)
         output.say(f"[{host.name}] recorded in {ep.known_hosts_path}")
-
-
-# The signature algorithms that carry an ssh-rsa key (known_hosts names the key, not the algorithm).
-_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
-
-
-def _fetch_host_key(ep: ssh.Endpoint, prefer: list[str] = ()) -> paramiko.PKey:
-    """The host's key, asking first for the types known_hosts records (as an SSH client does), so a
-    host that still has its recorded key shows it, and one that lost it shows what it has instead."""
-    try:
-        transport = ssh.transport(ep)  # through the host's gateway, if it has one
-        try:
-            wanted = {alg for kind in prefer for alg in _KEY_ALGORITHMS.get(kind, (kind,))}
-            options = transport.get_security_options()
-            options.key_types = ([t for t in options.key_types if t in wanted]
-                                 + [t for t in options.key_types if t not in wanted])
-            transport.start_client(timeout=ep.timeout)
-            return transport.get_remote_server_key()
-        finally:
-            transport.close()
-    except (OSError, paramiko.SSHException, EOFError) as exc:
-        raise OperationFailed(f"cannot read the host key of {ep.key_name}: {exc}", host=ep.name,
-                              step="trust", hint="is the host up and the port right?") from exc
 
 
 @task(help={"project": "the project to set up (default: every project the host carries)",

@@ -154,14 +154,7 @@ def unlock(c, project=None, force=False):
             if holder is None:
                 output.say(f"[{host.name}] {proj.name}: not locked")
                 continue
-            stale, why = lock.is_stale(holder)
-            desc = lock.describe(holder)
-            if holder.get("workers"):
-                raise UsageError(f"the lock is held by {desc} and {why}: it is released when that ends, "
-                                 "not before", host=host.name, step="unlock", hint="fab status; wait for it")
-            if not (stale or force):
-                raise UsageError(f"the lock is held by {desc} and may be live ({why})", host=host.name,
-                                 step="unlock", hint="if you are sure that operation is gone: fab unlock --force")
+            reason = lock.may_remove(holder, host.name, force)
             res = hostcall.parse(r.run(cmd.unlock(lay, holder.get("token"), force=not holder.get("token")),
                                        check=False), host=host.name, step="unlock")
             if res["result"] == "busy":
@@ -170,4 +163,4 @@ def unlock(c, project=None, force=False):
             if res["result"] != "released":
                 raise OperationFailed(f"the lock changed while we looked ({res['result']}); nothing removed",
                                       host=host.name, step="unlock", hint="look again: fab status")
-            output.say(f"[{host.name}] {proj.name}: removed the lock of {desc} ({why if stale else 'forced'})")
+            output.say(f"[{host.name}] {proj.name}: removed the lock of {lock.describe(holder)} ({reason})")
