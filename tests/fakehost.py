@@ -216,7 +216,7 @@ class FakeRemote(Remote):
             raise LaptopDied("activate")
 
         patch(activate, "detach", detach)
-        patch(holder, "keep", lambda root, token: None)       # a holder lives as long as a connection
+        patch(holder, "hold_until_done", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))

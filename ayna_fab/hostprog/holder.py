@@ -19,7 +19,7 @@ SETTLE_POLL = 0.5
 DONE = b"done"   # what the laptop writes before closing, once the operation has ended its way
 
 
-def keep(root, token):
+def hold_until_done(root, token):
     """Once a plan has taken the lock for token and answered, its process stays as the holder:
     it reads stdin until the laptop says `done` or its connection closes (main.py)."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # the end of stdin says it all

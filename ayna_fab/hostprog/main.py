@@ -63,7 +63,7 @@ def run(argv):
         return EXIT_CRASHED
     wire.result(out if out is not None else {})
     if name == "plan" and args.lock is not None:   # the lock is taken: stay as its holder
-        importlib.import_module(f"{__package__}.holder").keep(args.root, args.lock.get("token"))
+        importlib.import_module(f"{__package__}.holder").hold_until_done(args.root, args.lock.get("token"))
     return 0
 
 

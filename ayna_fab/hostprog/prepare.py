@@ -258,11 +258,11 @@ def _preflight(rel, env, number, servers, timeout, done, ahead=None):
         # A server that died having started before migrate may have needed the migrated
         # database to start at all: it gets one fresh start on it before the release is refused.
         ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout)
-    done("preflight", time.monotonic() - t, ok, describe(report) if not ok else "")
+    done("preflight", time.monotonic() - t, ok, failed_servers(report) if not ok else "")
     return {"preflight": report}
 
 
-def describe(report):
+def failed_servers(report):
     return "\n".join(f"{name}: status {r['status']}, release {r['release']}: {r['body']}"
                      for name, r in report.items() if not r["ok"])
 

@@ -49,7 +49,7 @@ def for_host(op: runner.Operation, t: runner.Target, phase: str) -> list[Hook]:
     return chosen(t.project, phase, once_host=is_once_host(op, t))
 
 
-def describe(hook: Hook, where: str) -> str:
+def listing_line(hook: Hook, where: str) -> str:
     return f"hook:{hook.name} ({hook.phase}): {shlex.join(hook.command)}  [{where}, timeout {hook.timeout}s]"
 
 
@@ -57,7 +57,7 @@ def plan(t: runner.Target, hooks: list[Hook], where: str) -> None:
     """In a dry run, each hook that would run, in phase order, with where and as whom."""
     if t.dry_run:
         for h in hooks:
-            t.say(f"[{t.name}] {describe(h, f'{where}, as {t.host.user}')}")
+            t.say(f"[{t.name}] {listing_line(h, f'{where}, as {t.host.user}')}")
 
 
 def show(t: runner.Target, reports: list[dict]) -> None:
@@ -189,7 +189,7 @@ def on_laptop(project: Project, phase: str, env: dict[str, str], say: Callable[[
     problems = []
     for h in chosen(project, phase, laptop=True):
         if dry_run:
-            say(f"[laptop] {describe(h, f'in {project.source}, as you')}")
+            say(f"[laptop] {listing_line(h, f'in {project.source}, as you')}")
             continue
         started = time.monotonic()
         try:

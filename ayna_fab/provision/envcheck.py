@@ -34,7 +34,7 @@ class KeyDiff:
     def empty(self) -> bool:
         return not (self.added or self.removed or self.changed)
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         parts = [f"{label}: {', '.join(keys)}" for label, keys in
                  (("added", self.added), ("removed", self.removed), ("changed", self.changed)) if keys]
         return "; ".join(parts) or "no keys differ"

@@ -116,7 +116,7 @@ def step_env(s: Setup, r: Remote) -> None:
         s.changes.append(f"uploaded {path}")
     elif res["differs"]:
         k = res["keys"]
-        keys = (envfile.KeyDiff(tuple(k["added"]), tuple(k["removed"]), tuple(k["changed"])).describe()
+        keys = (envfile.KeyDiff(tuple(k["added"]), tuple(k["removed"]), tuple(k["changed"])).summary()
                 if k is not None else "the file on the host would not load in systemd")
         if res.get("written"):
             s.changes.append(f"replaced {path} ({keys})")

@@ -191,7 +191,7 @@ def stop(c, service=None, project=None):
 
 @task(help=SERVICE_HELP)
 def restart(c, service=None, project=None):
-    """Restart the project's units (or --service ones); deploys reload gunicorn gracefully instead."""
+    """Restart the project's units (or --service ones); a deploy restarts every unit too."""
     _control(c, "restart", service, project)
 
 

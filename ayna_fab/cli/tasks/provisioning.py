@@ -120,7 +120,7 @@ def env_check(c, project=None):
                 if text is not None and p.env_file and p.env_file.exists():
                     d = envfile.diff(envfile.parse(p.env_file.read_text()), envfile.parse(text))
                     if not d.empty:
-                        output.say(f"[{host.name}] {path} vs {p.env_file}: {d.describe()}")
+                        output.say(f"[{host.name}] {path} vs {p.env_file}: {d.summary()}")
                 output.check(not problems, f"[{host.name}] {p.name}: {path}", problems)
                 failed += bool(problems)
     if failed:

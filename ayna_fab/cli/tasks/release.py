@@ -52,7 +52,7 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
             "batch": "fleets: flip all at once (all), N hosts at a time, or a percentage (25%)",
             "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)"})
 def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None):
-    """Deploy REF: upload, install, check, migrate, flip, reload, verify, health; roll back on failure."""
+    """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure."""
     cfg = common.load()
     work = []
     for name, hosts in _by_project(c, cfg, project).items():  # every ref and option checked before connecting
