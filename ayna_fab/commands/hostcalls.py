@@ -7,12 +7,12 @@ checks that each call type is built here exactly once.
 
 from __future__ import annotations
 
-from ayna_fab.remote import hostcall
-from ayna_fab.provision import unitfiles as units
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Hook, Project
 from ayna_fab.hostprog import backups as rules
 from ayna_fab.hostprog import calls
-from ayna_fab.config.layout import Layout
+from ayna_fab.provision import unitfiles as units
+from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Command
 
 
@@ -200,7 +200,7 @@ def facts(user: str, dirs: list[str], unit_names: list[str], env: str) -> Comman
                             "inspect host", changes=False)
 
 
-# --- setup, as root: files in directories the deploy user can write (host/setupfiles.py) -------
+# --- setup, as root: files in directories the deploy user can write (hostprog/setupfiles.py) -------
 
 UNSAFE_HINT = ("someone with the deploy user's rights put it there: look at it (ls -la), remove it, "
                "then run setup again")

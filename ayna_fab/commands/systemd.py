@@ -1,6 +1,6 @@
 """Day-two commands that are plain shell: unit control and the journal. Built as data; nothing runs here.
 
-manage, shell, migrate, backups and restore are host-program calls (commands/host.py).
+manage, shell, migrate, backups and restore are host-program calls (commands/hostcalls.py).
 Unit control goes through `sudo -n /usr/bin/systemctl VERB UNIT`, one unit per
 call: the deploy user's sudoers entry allows exactly those command lines.
 Logs and unit facts need no root (the deploy user is in systemd-journal).

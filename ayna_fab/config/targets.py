@@ -11,9 +11,9 @@ import difflib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
-from ayna_fab.remote import ssh
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.errors import ConfigError, UsageError
+from ayna_fab.remote import ssh
 
 H = TypeVar("H")
 

@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ayna_fab import local
-from ayna_fab.ops import lockrecord as lock, runner
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import HOOK_PHASES, Hook, Project
 from ayna_fab.errors import AynaFabError, OperationFailed
+from ayna_fab.ops import lockrecord as lock, runner
 
 PHASES = HOOK_PHASES   # in the order they run
 GRACE = 60   # the laptop waits this long beyond the hooks' own timeouts (which the host enforces)

@@ -48,7 +48,7 @@ def held(host: str, holder: dict, step: str) -> OperationFailed:
 
 
 def is_stale(holder: dict, here: str | None = None, pid_alive=None) -> tuple[bool, str]:
-    """Whether a lock's operation is gone, judged first from what the host says (host/lock.inspect):
+    """Whether a lock's operation is gone, judged first from what the host says (hostprog/lock.inspect):
     a step of it still running on the host means live, whatever else. Otherwise it is stale when
     its process is gone (taken from this machine), or when no call of it has touched the lock for
     STALE_AFTER_SECONDS. Releasing a lock wrongly judged stale cannot hurt its operation: every

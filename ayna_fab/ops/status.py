@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ayna_fab.remote import hostcall
-from ayna_fab.config import targets
 from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.errors import AynaFabError
-from ayna_fab.config.layout import Layout
+from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
 MAX_PARALLEL = 16

@@ -1,7 +1,7 @@
 """The standard's seven conformance checks, for a project's source and for a host.
 
 Pure: local checks read the project's files; host checks judge facts gathered
-in one round trip (the host program's facts call, host/facts.py). Each check is one ✓/✗ line with reasons.
+in one round trip (the host program's facts call, hostprog/facts.py). Each check is one ✓/✗ line with reasons.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ayna_fab.provision import envcheck as envfile, unitfiles as units
-from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Config, Host, Project
+from ayna_fab.provision import envcheck as envfile, unitfiles as units
 
 MAKE_TARGETS = ("run", "deploy", "rollback", "migrate", "shell", "logs", "start", "stop", "restart",
                 "status", "validate")

@@ -16,7 +16,7 @@ REQUIRED = ("PROJECT_NAME", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_UR
 
 
 def parse(text: str) -> dict[str, str]:
-    """The file's variables exactly as systemd gives them to the units (one reader: host/envfile.py)."""
+    """The file's variables exactly as systemd gives them to the units (one reader: hostprog/envfile.py)."""
     try:
         return reader.parse(text)
     except ValueError as exc:

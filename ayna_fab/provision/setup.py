@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ayna_fab.provision import database, envcheck as envfile, sudoers, unitfiles as units
-from ayna_fab.remote import hostcall
-from ayna_fab.config import packageindex
 from ayna_fab.commands import changed_lines
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as cmd
+from ayna_fab.config import packageindex
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.config.layout import Layout
+from ayna_fab.provision import database, envcheck as envfile, sudoers, unitfiles as units
+from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Config, Host, Project
 
 
 def unit_name(project: Project, service: str) -> str:

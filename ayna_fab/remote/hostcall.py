@@ -4,7 +4,7 @@ A call is one shell command: `python3 -c BOOTSTRAP CALL ARGS_JSON`. BOOTSTRAP ca
 whole host package (ayna_fab/hostprog/, compressed) and imports it from memory, so a host
 needs nothing of ayna-fab installed, stdin stays free (manage and shell are interactive),
 and every round trip is self-contained. It leaves a copy in the host's cache, which the
-short form of later calls (CACHED, about 1 kB) runs if its hash is the one meant. The answer is what host/wire.py writes:
+short form of later calls (CACHED, about 1 kB) runs if its hash is the one meant. The answer is what hostprog/wire.py writes:
 program output, `@@step` lines, then one `@@result` line, read by `parse` and only there.
 docs/ARCHITECTURE.md has the whole protocol.
 """

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from fabric import Connection
 
-from ayna_fab.remote import ssh
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
+from ayna_fab.remote import ssh
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Remote:
 
     def _run_held(self, script: str, timeout: float | None) -> Result:
         """Run script until its `@@result` line, and leave it running on its channel: the lock's
-        holder, which ends when let_go says `done` or when this connection dies (host/holder.py)."""
+        holder, which ends when let_go says `done` or when this connection dies (hostprog/holder.py)."""
         self.conn.open()
         chan = self.conn.client.get_transport().open_session()
         chan.settimeout(timeout)
@@ -164,7 +164,7 @@ class Remote:
         return Result(0, out.decode(errors="replace"), "")
 
     def let_go(self, word: bytes = b"done\n") -> None:
-        """End the holder: say the operation ended its own way (host/holder.DONE), and close."""
+        """End the holder: say the operation ended its own way (hostprog/holder.DONE), and close."""
         held, self._held = self._held, None
         if held is None:
             return

@@ -9,10 +9,10 @@ import tarfile
 
 import pytest
 
-from ayna_fab.ops import build
 from ayna_fab.config.model import BuildStep
-from ayna_fab.ops.deploy import resolve
 from ayna_fab.errors import OperationFailed
+from ayna_fab.ops import build
+from ayna_fab.ops.deploy import resolve
 from tests.unit.test_recovery import World, git
 
 # A tiny "asset build": the committed stylesheet, minified, plus a digest file; its output is git-ignored.

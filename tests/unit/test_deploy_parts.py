@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.config import model as config
-from ayna_fab.ops.activation import unit_actions
 from ayna_fab.commands.hostcalls import health_checks
+from ayna_fab.config import model as config
 from ayna_fab.errors import UsageError
+from ayna_fab.ops.activation import unit_actions
 from ayna_fab.ops.gitsource import Source, check_ref
 from ayna_fab.ops.lockrecord import is_stale as lock_is_stale
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Project
 from ayna_fab.hostprog import envfile
-from ayna_fab.config.layout import Layout
 from tests.e2e.envfile_cases import concatenated
 from tests.hosthelp import call
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.ops import hooks, runner
-from ayna_fab.ops.deploy import Deploy, Options, resolve
 from ayna_fab.config.model import Hook
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog import hookrunner as host_hooks
+from ayna_fab.ops import hooks, runner
+from ayna_fab.ops.deploy import Deploy, Options, resolve
 from tests.fakehost import Fault
 from tests.unit.test_recovery import HOSTS, World
 

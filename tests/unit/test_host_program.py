@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.remote import hostcall
 from ayna_fab.commands import hostcalls as cmd
-from ayna_fab.config.model import Project
 from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Project
+from ayna_fab.remote import hostcall
 from tests.hosthelp import call, tgz
 
 PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")
@@ -164,7 +164,7 @@ time.sleep(60)
 
 def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
     """The taker makes the lock's directory, then writes its record: a second taker in between
-    waits for the record instead of refusing with no name (host/lock.py)."""
+    waits for the record instead of refusing with no name (hostprog/lock.py)."""
     import json
     import threading
     from pathlib import Path

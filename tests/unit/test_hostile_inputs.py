@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.config import model as config, targets
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as setupcmd
+from ayna_fab.config import model as config, targets
 from ayna_fab.errors import UsageError
 from ayna_fab.ops.gitsource import Source
 from tests.unit.test_recovery import World, git

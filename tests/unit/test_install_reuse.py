@@ -1,5 +1,5 @@
 """A release whose lock and project file are the live release's gets the live venv, hard-linked,
-and no uv run; anything else goes through uv (host/prepare.py)."""
+and no uv run; anything else goes through uv (hostprog/prepare.py)."""
 
 from __future__ import annotations
 

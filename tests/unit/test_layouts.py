@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.config import model as config, packageindex, targets
-from ayna_fab.ops import planchecks
-from ayna_fab.scan import project as projectinit
-from ayna_fab.remote import ssh
-from ayna_fab.provision import unitfiles as units
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.commands import setup as setup_cmd
+from ayna_fab.config import model as config, packageindex, targets
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import UsageError
 from ayna_fab.hostprog import backups, django_steps, dumps
-from ayna_fab.config.layout import Layout
+from ayna_fab.ops import planchecks
+from ayna_fab.provision import unitfiles as units
+from ayna_fab.remote import ssh
+from ayna_fab.scan import project as projectinit
 from tests import corpus
 
 REPO = Path(__file__).resolve().parents[2]

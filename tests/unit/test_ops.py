@@ -17,19 +17,19 @@ from fabric import Config as FabricConfig
 from fabric.main import Fab
 from invoke import Collection
 
-from ayna_fab.config import model as config
 from ayna_fab.cli import executor
-from ayna_fab.remote import hostcall
+from ayna_fab.cli.output import Lines
+from ayna_fab.cli.tasks import daytwo as tasks
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import systemd as cmd
+from ayna_fab.config import model as config
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
+from ayna_fab.errors import UsageError
 from ayna_fab.hostprog import backups as rules
 from ayna_fab.hostprog import envfile
-from ayna_fab.cli.output import Lines
+from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Result
-from ayna_fab.errors import UsageError
-from ayna_fab.config.layout import Layout
-from ayna_fab.cli.tasks import daytwo as tasks
-from ayna_fab.config import targets
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = config.Project(name="uavcrew", source=None, port_base=8130, services=("web",), env="production")

@@ -1,4 +1,4 @@
-"""prepare runs at once what nothing orders (host/prepare.py): the backup beside the install, and a
+"""prepare runs at once what nothing orders (hostprog/prepare.py): the backup beside the install, and a
 release that takes the live venv as it is runs its check beside both, in that venv. Migrate waits
 at a gate for both to end well. The real prepare call and the real Django-steps program run here,
 against temporary releases, with a stand-in `django` package that logs when each command runs."""

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.remote import hostcall
 from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Project
 from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
-from ayna_fab.config.layout import Layout
+from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote, Result
 
 PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")

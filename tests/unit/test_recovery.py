@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from ayna_fab.config import model as config
-from ayna_fab.ops import lockrecord as lock, runner
-from ayna_fab.ops.deploy import Deploy, Options, resolve
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
 from ayna_fab.hostprog import store
-from ayna_fab.config.layout import Layout
+from ayna_fab.ops import lockrecord as lock, runner
+from ayna_fab.ops.deploy import Deploy, Options, resolve
 from ayna_fab.ops.rollback import Options as RollbackOptions
 from ayna_fab.ops.rollback import Rollback
 from tests.fakehost import Fault, FakeRemote, HostState

@@ -16,23 +16,23 @@ import os
 import shlex
 import sys
 
-from ayna_fab.remote import hostcall
-from ayna_fab.ops import lockrecord as lock
 from ayna_fab.cli import output
-from ayna_fab.config import targets
-from ayna_fab.provision import unitfiles as units
+from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.cli.exitcodes import task
+from ayna_fab.cli.output import Lines
+from ayna_fab.cli.tasks import common
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import systemd as cmd
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.hostprog import backups as rules
-from ayna_fab.config.layout import Layout
-from ayna_fab.cli.output import Lines
-from ayna_fab.remote.transport import Remote, Result
-from ayna_fab.cli.tasks import common
 from ayna_fab.ops import answers, logstream, restore as restoring
+from ayna_fab.ops import lockrecord as lock
+from ayna_fab.provision import unitfiles as units
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Remote, Result
 
 
 def _words(args, task_name: str) -> list[str]:

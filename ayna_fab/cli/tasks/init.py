@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ayna_fab.config import model as config, registry
 from ayna_fab.cli import output
 from ayna_fab.cli.exitcodes import task
+from ayna_fab.config import model as config, registry
 from ayna_fab.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:

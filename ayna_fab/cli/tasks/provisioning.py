@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from ayna_fab.provision import envcheck as envfile
-from ayna_fab.remote import hostcall, hostkeys, ssh
 from ayna_fab.cli import output
-from ayna_fab.config import targets
 from ayna_fab.cli.exitcodes import task
-from ayna_fab.commands import hostcalls as hostcmd
-from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.config.layout import Layout
-from ayna_fab.remote.transport import Remote
 from ayna_fab.cli.tasks import common
+from ayna_fab.commands import hostcalls as hostcmd
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
+from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.provision import envcheck as envfile
 from ayna_fab.provision import unitfiles as units
+from ayna_fab.remote import hostcall, hostkeys, ssh
+from ayna_fab.remote.transport import Remote
 
 
 @task(help={"yes": "record the key without asking (only when you checked it another way)"})

@@ -3,18 +3,18 @@ are deploy.py and rollback.py, run by runner.py."""
 
 from __future__ import annotations
 
-from ayna_fab.ops import build, deploy as pipeline, hooks, lockrecord as lock, releasestates as releases, rollback as rollback_pipeline
-from ayna_fab.config import model as config
 from ayna_fab.cli import output
-from ayna_fab.ops import runner, status as fleet_status
-from ayna_fab.config import targets
 from ayna_fab.cli.exitcodes import task
-from ayna_fab.commands import hostcalls as cmd
-from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.remote import hostcall
-from ayna_fab.config.layout import Layout
-from ayna_fab.remote.transport import Remote, open_all
 from ayna_fab.cli.tasks import common
+from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config import model as config
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
+from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.ops import build, deploy as pipeline, hooks, lockrecord as lock, releasestates as releases, rollback as rollback_pipeline
+from ayna_fab.ops import runner, status as fleet_status
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Remote, open_all
 
 
 def _by_project(c, cfg, project) -> dict[str, list]:

@@ -6,9 +6,9 @@ import time
 
 from invoke import Collection
 
-from ayna_fab.config import model as config
 from ayna_fab.cli import output
 from ayna_fab.cli.exitcodes import task
+from ayna_fab.config import model as config
 from ayna_fab.errors import ConfigError, UsageError
 from ayna_fab.sandbox.settings import SandboxSettings
 
