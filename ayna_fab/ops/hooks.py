@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from ayna_fab import local
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import HOOK_PHASES, Hook, Project
+from ayna_fab.config.targets import database_host
 from ayna_fab.errors import AynaFabError, OperationFailed
 from ayna_fab.ops import lockrecord as lock, runner
 
@@ -41,8 +42,9 @@ def chosen(project: Project, phase: str, *, laptop: bool = False, once_host: boo
 
 
 def is_once_host(op: runner.Operation, t: runner.Target) -> bool:
-    """Where `once` hooks run: the operation's chosen host (a fleet's migrate host), else the first."""
-    return (op.once_target() or op.targets[0]) is t
+    """Where `once` hooks run: the host that acts for the project's database (its migrate_host, else
+    the first host of the target), in a rollback as in a deploy."""
+    return database_host(t.project, op.targets) is t
 
 
 def for_host(op: runner.Operation, t: runner.Target, phase: str) -> list[Hook]:

@@ -144,6 +144,16 @@ def test_fleets_run_hooks_on_every_host_and_once_hooks_on_the_migrate_host_only(
     assert all(world.current(h) == 2 for h in HOSTS)
 
 
+def test_a_fleet_rollback_runs_once_hooks_on_the_migrate_host_too(world):
+    world.deploy(hosts=HOSTS)
+    with_hooks(world, Hook(name="seed", phase="before-flip", once=True,
+                           command=("sh", "-c", 'echo "$AYNA_HOST" >> "$0"', str(world.tmp / "seed"))),
+               migrate_host="h2")
+    world.rollback(hosts=HOSTS)
+    assert all(world.current(h) == 1 for h in HOSTS)
+    assert (world.tmp / "seed").read_text().split() == ["h2"]
+
+
 def test_a_rollback_runs_its_hooks_too(world):
     world.deploy()
     with_hooks(world, marking(world, "check", "before-flip"), marking(world, "done", "after-success"))
