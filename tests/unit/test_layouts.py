@@ -370,8 +370,8 @@ def test_a_deploy_refuses_index_settings_that_setup_has_not_written(tmp_path):
 
 
 def test_the_host_program_names_the_uv_config_the_laptop_writes():
-    from ayna_fab.hostprog import plan as releases
-    assert Layout("/opt/ayna", "notes", "production").uv_config == f"/opt/ayna/notes/{releases.UV_CONFIG}"
+    from ayna_fab.hostprog import plan
+    assert Layout("/opt/ayna", "notes", "production").uv_config == f"/opt/ayna/notes/{plan.UV_CONFIG}"
 
 
 # --- bastions -----------------------------------------------------------------------------------
