@@ -1,7 +1,7 @@
 """The few exception types ayna-fab raises, and the exit code each maps to.
 
 Exit codes are a contract (docs/ARCHITECTURE.md, "Errors and exit codes"): scripts and CI branch on them.
-Only `ayna_fab.cli` turns these into process exits.
+Only `ayna_fab.cli.exitcodes` turns these into process exits.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ayna_fab import ssh  # noqa: E402
+from ayna_fab.remote import ssh  # noqa: E402
 from ayna_fab.sandbox import forwarder, manager  # noqa: E402
 from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings  # noqa: E402
 

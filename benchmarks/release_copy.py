@@ -35,11 +35,11 @@ SIZE = 4096
 
 def load(code: Path):
     sys.path.insert(0, str(code))
-    from ayna_fab import hostcall  # noqa: E402
-    from ayna_fab.commands import host as cmd  # noqa: E402
-    from ayna_fab.config import Project  # noqa: E402
-    from ayna_fab.layout import Layout  # noqa: E402
-    from ayna_fab.remote import Result  # noqa: E402
+    from ayna_fab.remote import hostcall  # noqa: E402
+    from ayna_fab.commands import hostcalls as cmd  # noqa: E402
+    from ayna_fab.config.model import Project  # noqa: E402
+    from ayna_fab.config.layout import Layout  # noqa: E402
+    from ayna_fab.remote.transport import Result  # noqa: E402
     assert Path(hostcall.__file__).is_relative_to(code), f"imported {hostcall.__file__}, not from {code}"
     return hostcall, cmd, Project, Layout, Result
 

@@ -1,6 +1,6 @@
 """A host that answers host-program calls as a real one does, without root, SSH or systemd.
 
-The real host package (ayna_fab/host/) runs in this process against a temporary
+The real host package (ayna_fab/hostprog/) runs in this process against a temporary
 base_dir: locks, release directories, records, the flip and the deploy log are real
 files. What needs a server is faked: systemd units (a dict), uv and Django (steps
 that succeed unless told to fail), health (a release is healthy unless marked broken).
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.host import activate, dumps, health, holder, hooks, main, preflight, prepare, releases, store, units
-from ayna_fab.remote import Command, Remote, Result
+from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
+from ayna_fab.remote.transport import Command, Remote, Result
 
 
 @dataclass
@@ -216,13 +216,13 @@ class FakeRemote(Remote):
             raise LaptopDied("activate")
 
         patch(activate, "detach", detach)
-        patch(holder, "keep", lambda root, token: None)       # a holder lives as long as a connection
+        patch(holder, "hold_until_done", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
         patch(dumps, "take", take)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
-        patch(releases, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        patch(plan, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
         try:
             yield
         finally:

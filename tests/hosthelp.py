@@ -6,8 +6,8 @@ import io
 import subprocess
 import tarfile
 
-from ayna_fab import hostcall
-from ayna_fab.remote import Command, Result
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Command, Result
 
 
 def run(command: Command) -> Result:

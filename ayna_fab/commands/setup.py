@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ayna_fab.remote import Command
+from ayna_fab.remote.transport import Command
 
 from . import heredoc, q
 

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import sys
 
-from ayna_fab import local, ssh
+from ayna_fab import local
+from ayna_fab.remote import ssh
 from ayna_fab.errors import OperationFailed, UsageError
 
 from . import cgroups, commands, forwarder, hostsfile, keys, preflight, procs, rootfs, wheelhouse

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import ssh
+from ayna_fab.remote import ssh
 from ayna_fab.sandbox import manager, rootfs
 from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings
 from tests.prereqs import require_sandbox

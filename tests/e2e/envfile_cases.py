@@ -1,6 +1,6 @@
 """Tricky EnvironmentFile= lines and the values systemd 252 gives a unit for them.
 
-One table for the unit test (ayna_fab.host.envfile.parse) and the e2e test (systemd itself),
+One table for the unit test (ayna_fab.hostprog.envfile.parse) and the e2e test (systemd itself),
 so the expectations cannot drift apart. Every key is unique across cases and starts with E_;
 a None value means "this key must not be set", and REFUSED instead of a dict "systemd refuses
 the whole file: the unit does not start". Texts hold bytes that are not UTF-8 as lone

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, ssh
+from ayna_fab.config import model as config
+from ayna_fab.remote import ssh
 from ayna_fab.sandbox import forwarder, procs
 from tests import corpus
 from tests.e2e import https_index as tls_index

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import hostcall
+from ayna_fab.remote import hostcall
 from ayna_fab.sandbox import forwarder
 from tests.e2e.conftest import DEMO, fab, write_inventory
 from tests.prereqs import interruptible

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.host import envfile
+from ayna_fab.hostprog import envfile
 from tests.e2e.envfile_cases import ACCEPTED, BYTES, CASES, REFUSED, concatenated
 
 pytestmark = pytest.mark.e2e

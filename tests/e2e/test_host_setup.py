@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import envfile
+from ayna_fab.provision import envcheck as envfile
 from tests.e2e.conftest import DEMO_ENV, fab, write_inventory
 
 pytestmark = pytest.mark.e2e

@@ -16,8 +16,8 @@ import subprocess
 import paramiko
 import pytest
 
-from ayna_fab import ssh
 from ayna_fab.errors import UsageError
+from ayna_fab.remote import ssh
 from tests.e2e.conftest import fab, write_inventory
 from tests.e2e.test_deploy import Repo
 

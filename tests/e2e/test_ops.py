@@ -33,20 +33,20 @@ import importlib.util
 spec = importlib.util.spec_from_file_location("ayna_fab_repository_fabfile", {str(REPO / "fabfile.py")!r})
 repository = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(repository)
-from ayna_fab.tasks import ops
+from ayna_fab.cli.tasks import daytwo as ops
 ns = repository.ns
 for t in ops.TASKS:
     if t.name not in ns.tasks:
         ns.add_task(t)
 """
-EXECUTOR = "tasks:\n  executor_class: ayna_fab.executor.Executor\n"
+EXECUTOR = "tasks:\n  executor_class: ayna_fab.cli.executor.Executor\n"
 
 
 @pytest.fixture(scope="module")
 def fab_root(tmp_path_factory) -> list[str]:
     """fab's -r argument: none when the repository's fabfile already has the ops tasks."""
     listing = subprocess.run([str(FAB), "--list"], cwd=REPO, capture_output=True, text=True).stdout.split()
-    if "manage" in listing and "ayna_fab.executor.Executor" in (REPO / "fabric.yaml").read_text():
+    if "manage" in listing and "ayna_fab.cli.executor.Executor" in (REPO / "fabric.yaml").read_text():
         return []
     shim = tmp_path_factory.mktemp("fabfile")
     (shim / "fabfile.py").write_text(SHIM)

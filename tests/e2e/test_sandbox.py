@@ -10,8 +10,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from ayna_fab import ssh
 from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.remote import ssh
 from ayna_fab.sandbox import forwarder, manager, procs, rootfs
 from ayna_fab.sandbox.settings import WHEELHOUSE_MOUNT
 from tests.e2e.conftest import sandbox_settings

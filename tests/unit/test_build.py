@@ -9,10 +9,10 @@ import tarfile
 
 import pytest
 
-from ayna_fab import build
-from ayna_fab.config import BuildStep
-from ayna_fab.deploy import resolve
+from ayna_fab.config.model import BuildStep
 from ayna_fab.errors import OperationFailed
+from ayna_fab.ops import build
+from ayna_fab.ops.deploy import resolve
 from tests.unit.test_recovery import World, git
 
 # A tiny "asset build": the committed stylesheet, minified, plus a digest file; its output is git-ignored.
@@ -42,8 +42,8 @@ def built(w: World) -> build.Built:
 
 
 def deploy(w: World) -> None:
-    from ayna_fab import runner
-    from ayna_fab.deploy import Deploy, Options
+    from ayna_fab.ops import runner
+    from ayna_fab.ops.deploy import Deploy, Options
     source, revision = resolve(w.project, "HEAD")
     out = build.run(w.project, source, revision, w.said.append)
     runner.run(Deploy(w.cfg, w.project, source, revision, Options(), w.targets(("h1",), {}), out), w.said.append)

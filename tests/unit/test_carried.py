@@ -14,7 +14,7 @@ import os
 import pytest
 
 from ayna_fab.errors import OperationFailed
-from ayna_fab.host import holder, journal
+from ayna_fab.hostprog import holder, journal
 from tests.fakehost import Fault, LaptopDied, WorkerKilled
 from tests.unit.test_recovery import World, world  # noqa: F401  (the fixture)
 
@@ -151,9 +151,9 @@ def test_a_laptop_that_saw_its_operation_through_leaves_nothing_for_the_holder(w
 def _held_plan(tmp_path):
     """A plan that takes the lock, run as a host runs it: its own process, its stdin a pipe."""
     import subprocess
-    from ayna_fab import config as cfgmod
-    from ayna_fab.commands import host as cmd
-    from ayna_fab.layout import Layout
+    from ayna_fab.config import model as cfgmod
+    from ayna_fab.commands import hostcalls as cmd
+    from ayna_fab.config.layout import Layout
     w = World(tmp_path, hosts=("h1",))
     lay = w.layout("h1")
     command = cmd.plan(lay, w.project, {"token": "t1", "by": "ana", "operation": "deploy"})
@@ -185,7 +185,7 @@ def test_a_holder_whose_connection_closes_settles_the_operation(tmp_path):
 
 
 def test_a_unit_restarted_by_systemd_since_ours_counts_as_crashed_whether_or_not_ours_reset_the_count():
-    from ayna_fab.host.activate import crashes
+    from ayna_fab.hostprog.switchover import crashes
     assert crashes(0, 0) == 0 and crashes(3, 3) == 0      # nothing moved
     assert crashes(0, 8) == 0                             # ours reset the count, no crash since
     assert crashes(2, 0) == 2 and crashes(10, 8) == 2     # crashed since ours

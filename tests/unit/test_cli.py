@@ -53,7 +53,7 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
 
     import pytest
 
-    from ayna_fab.remote import Command, Remote
+    from ayna_fab.remote.transport import Command, Remote
 
     class SlowConn:
         def run(self, *a, **kw):
@@ -68,7 +68,7 @@ def test_a_ctrl_c_during_a_remote_command_is_kept_until_it_returns():
                 exited, stdout, stderr = 0, "done", ""
             return R()
 
-    from ayna_fab.runner import HostRun
+    from ayna_fab.ops.runner import HostRun
     r = Remote("h", SlowConn())
     # As in a terminal, whatever the runner inherited (background jobs start with SIGINT ignored).
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)

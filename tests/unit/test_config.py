@@ -10,8 +10,8 @@ import fabric
 import paramiko
 import pytest
 
-from ayna_fab import config, targets
-from ayna_fab.config import Config, Defaults, Host, Project, hosts_file_path, load
+from ayna_fab.config import model as config, targets
+from ayna_fab.config.model import Config, Defaults, Host, Project, hosts_file_path, load
 from ayna_fab.errors import ConfigError, UsageError
 
 BAD_DIR = Path(__file__).parent / "bad_hosts"

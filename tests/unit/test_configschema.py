@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, configrules, configschema
-from ayna_fab.configschema import INTEGER, KEYS, Key
+from ayna_fab.config import model as config, rules as configrules, schema as configschema
+from ayna_fab.config.schema import INTEGER, KEYS, Key
 from ayna_fab.errors import ConfigError
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "hosts-toml.md"
@@ -31,7 +31,7 @@ def problems(tmp_path: Path, text: str) -> ConfigError:
 
 def test_the_committed_page_is_the_tables():
     assert PAGE.read_text() == configschema.markdown(), (
-        "docs/hosts-toml.md is generated: python -m ayna_fab.configschema --markdown > docs/hosts-toml.md")
+        "docs/hosts-toml.md is generated: python -m ayna_fab.config.schema --markdown > docs/hosts-toml.md")
 
 
 def test_the_pages_example_sets_every_key_and_loads(tmp_path):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config
-from ayna_fab.activation import unit_actions
-from ayna_fab.commands.host import health_checks
+from ayna_fab.commands.hostcalls import health_checks
+from ayna_fab.config import model as config
 from ayna_fab.errors import UsageError
-from ayna_fab.gitsource import Source, check_ref
-from ayna_fab.lock import is_stale as lock_is_stale
+from ayna_fab.ops.activation import unit_actions
+from ayna_fab.ops.gitsource import Source, check_ref
+from ayna_fab.ops.lockrecord import is_stale as lock_is_stale
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ def test_a_fleets_live_table_shows_each_hosts_last_step():
 
     from rich.console import Console
 
-    from ayna_fab.output import LiveHosts
+    from ayna_fab.cli.output import LiveHosts
     buf = io.StringIO()
     table = LiveHosts(["web1", "web2"], Console(file=buf, force_terminal=True, width=100))
     table.step("web1", "install", 1.25, True)

@@ -1,6 +1,6 @@
 """Every path that runs project code outside a unit sees the env file as the units do.
 
-tests/e2e/test_envfile.py proves ayna_fab.host.envfile.parse gives what systemd gives a unit.
+tests/e2e/test_envfile.py proves ayna_fab.hostprog.envfile.parse gives what systemd gives a unit.
 Here, against a fake release (a `django` stand-in that records the environment it ran in),
 the deploy's Django steps (check, migrate, collectstatic), `fab manage` and `fab migrate`
 all get exactly parse()'s values for the same file: one reader, so no second opinion.
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.commands import host as cmd
-from ayna_fab.config import Project
-from ayna_fab.host import envfile
-from ayna_fab.layout import Layout
+from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Project
+from ayna_fab.hostprog import envfile
 from tests.e2e.envfile_cases import concatenated
 from tests.hosthelp import call
 

@@ -38,7 +38,7 @@ def closed_port() -> int:
 
 def poll_with_proxy(url: str, proxy: str) -> dict:
     """health.poll in a fresh interpreter whose environment names the proxy from the start."""
-    code = ("import json, sys, time; sys.path.insert(0, sys.argv[1]); from ayna_fab.host import health; "
+    code = ("import json, sys, time; sys.path.insert(0, sys.argv[1]); from ayna_fab.hostprog import health; "
             "ok, rep = health.poll([{'name': 'web', 'url': sys.argv[2]}], None, time.monotonic() + 1); "
             "print(json.dumps({'ok': ok, 'status': rep['web']['status']}))")
     env = {"PATH": "/usr/bin:/bin", "http_proxy": proxy, "HTTP_PROXY": proxy, "all_proxy": proxy}

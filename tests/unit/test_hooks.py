@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import hooks, runner
-from ayna_fab.deploy import Deploy, Options, resolve
-from ayna_fab.config import Hook
+from ayna_fab.config.model import Hook
 from ayna_fab.errors import OperationFailed
-from ayna_fab.host import hooks as host_hooks
+from ayna_fab.hostprog import hookrunner as host_hooks
+from ayna_fab.ops import hooks, runner
+from ayna_fab.ops.deploy import Deploy, Options, resolve
 from tests.fakehost import Fault
 from tests.unit.test_recovery import HOSTS, World
 
@@ -142,6 +142,16 @@ def test_fleets_run_hooks_on_every_host_and_once_hooks_on_the_migrate_host_only(
     assert (world.tmp / "ping").read_text().split() == ["h2"]
     # before-flip hooks ran on every host before the first flip
     assert all(world.current(h) == 2 for h in HOSTS)
+
+
+def test_a_fleet_rollback_runs_once_hooks_on_the_migrate_host_too(world):
+    world.deploy(hosts=HOSTS)
+    with_hooks(world, Hook(name="seed", phase="before-flip", once=True,
+                           command=("sh", "-c", 'echo "$AYNA_HOST" >> "$0"', str(world.tmp / "seed"))),
+               migrate_host="h2")
+    world.rollback(hosts=HOSTS)
+    assert all(world.current(h) == 1 for h in HOSTS)
+    assert (world.tmp / "seed").read_text().split() == ["h2"]
 
 
 def test_a_rollback_runs_its_hooks_too(world):

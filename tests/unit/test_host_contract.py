@@ -1,9 +1,9 @@
 """The host protocol's contract: what the laptop sends is exactly what the host program reads.
 
-Every call is a dataclass in ayna_fab/host/calls.py. The host's handler for it, and any
+Every call is a dataclass in ayna_fab/hostprog/calls.py. The host's handler for it, and any
 function the handler hands the arguments to, take that type (annotated); here their
 sources are read to collect every field they use. The laptop side builds each call in
-exactly one function of ayna_fab/commands/host.py. A field nobody reads, a read of a
+exactly one function of ayna_fab/commands/hostcalls.py. A field nobody reads, a read of a
 field nobody sends, a second builder or a handler missing fails a test here.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.host import calls, main
+from ayna_fab.hostprog import calls, main
 
 PACKAGE = Path(calls.__file__).parent
 LAPTOP = PACKAGE.parent
@@ -71,14 +71,14 @@ def test_every_call_is_built_by_exactly_one_laptop_function():
                             and node.func.attr.lower() in built):
                         built[node.func.attr.lower()].append(f"{path.relative_to(LAPTOP)}:{fn.name}")
     for name, where in built.items():
-        assert len(where) == 1 and where[0].startswith("commands/host.py:"), (name, where)
+        assert len(where) == 1 and where[0].startswith("commands/hostcalls.py:"), (name, where)
 
 
 def test_a_call_survives_the_wire_as_the_same_value():
-    from ayna_fab import hostcall
-    from ayna_fab.commands import host as cmd
-    from ayna_fab.config import Project
-    from ayna_fab.layout import Layout
+    from ayna_fab.remote import hostcall
+    from ayna_fab.commands import hostcalls as cmd
+    from ayna_fab.config.model import Project
+    from ayna_fab.config.layout import Layout
     lay = Layout("/opt/ayna", "demo", "production")
     proj = Project(name="demo", source=None, port_base=8130, services=("web", "api"), env="production")
     command = cmd.prepare(lay, proj, "tok", 3, ["install", "check"], None, "v2", 5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ayna_fab.host import envfile
+from ayna_fab.hostprog import envfile
 from tests.e2e.envfile_cases import ACCEPTED, BYTES, CASES, REFUSED, concatenated, expected_values
 
 

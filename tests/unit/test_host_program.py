@@ -1,5 +1,5 @@
 """The host program's release calls, run locally through the real transport (the bootstrap that
-carries ayna_fab/host/ in `python3 -c`) against a temporary project directory."""
+carries ayna_fab/hostprog/ in `python3 -c`) against a temporary project directory."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import hostcall
-from ayna_fab.commands import host as cmd
-from ayna_fab.config import Project
-from ayna_fab.layout import Layout
+from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Project
+from ayna_fab.remote import hostcall
 from tests.hosthelp import call, tgz
 
 PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")
@@ -145,7 +145,7 @@ def test_a_lock_with_a_step_still_running_on_the_host_is_never_released(lay):
     worker = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-from ayna_fab.host import lock
+from ayna_fab.hostprog import lock
 lock.mark_working({lay.root!r}, "migrate")
 print("marked", flush=True)
 time.sleep(60)
@@ -164,12 +164,12 @@ time.sleep(60)
 
 def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
     """The taker makes the lock's directory, then writes its record: a second taker in between
-    waits for the record instead of refusing with no name (host/lock.py)."""
+    waits for the record instead of refusing with no name (hostprog/lock.py)."""
     import json
     import threading
     from pathlib import Path
 
-    from ayna_fab.host import lock
+    from ayna_fab.hostprog import lock
     os.mkdir(lock.path(str(tmp_path)), 0o700)
     writer = threading.Timer(0.2, lambda: (Path(lock.path(str(tmp_path))) / lock.OWNER).write_text(
         json.dumps({"token": "a", "who": "root@laptop"})))

@@ -1,4 +1,4 @@
-"""host/units.states: several units' facts from one `systemctl show`, in the order asked, and one
+"""hostprog/units.states: several units' facts from one `systemctl show`, in the order asked, and one
 call per unit when systemd's answer cannot be matched to the names (activate.py asks it often)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from ayna_fab.host import activate, units
+from ayna_fab.hostprog import switchover as activate, units
 
 
 def fake_systemctl(monkeypatch, stdout):

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, targets
-from ayna_fab.commands import host as hostcmd
+from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as setupcmd
+from ayna_fab.config import model as config, targets
 from ayna_fab.errors import UsageError
-from ayna_fab.gitsource import Source
+from ayna_fab.ops.gitsource import Source
 from tests.unit.test_recovery import World, git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def test_only_setup_ever_asks_for_the_admin_login():
             for node in ast.walk(fn):
                 if isinstance(node, ast.Call) and any(k.arg == "admin" for k in node.keywords):
                     admin_logins.append(f"{path.relative_to(REPO)}:{fn.name}")
-    assert admin_logins == ["ayna_fab/tasks/host.py:setup"]
+    assert admin_logins == ["ayna_fab/cli/tasks/provisioning.py:setup"]
 
 
 def test_the_host_setup_page_documents_the_admin_key():

@@ -1,5 +1,5 @@
 """A release whose lock and project file are the live release's gets the live venv, hard-linked,
-and no uv run; anything else goes through uv (host/prepare.py)."""
+and no uv run; anything else goes through uv (hostprog/prepare.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ayna_fab.host import prepare
+from ayna_fab.hostprog import prepare
 
 
 def release(root, name, lock="lock-1", pyproject="[project]\nname='x'\n", venv=True, synced=True):

@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, packageindex, planchecks, projectinit, ssh, targets, units
-from ayna_fab.commands import host as cmd
+from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.commands import setup as setup_cmd
+from ayna_fab.config import model as config, packageindex, targets
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import UsageError
-from ayna_fab.host import backups, django_steps, dumps
-from ayna_fab.layout import Layout
+from ayna_fab.hostprog import backups, django_steps, dumps
+from ayna_fab.ops import planchecks
+from ayna_fab.provision import unitfiles as units
+from ayna_fab.remote import ssh
+from ayna_fab.scan import project as projectinit
 from tests import corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -366,8 +370,8 @@ def test_a_deploy_refuses_index_settings_that_setup_has_not_written(tmp_path):
 
 
 def test_the_host_program_names_the_uv_config_the_laptop_writes():
-    from ayna_fab.host import releases
-    assert Layout("/opt/ayna", "notes", "production").uv_config == f"/opt/ayna/notes/{releases.UV_CONFIG}"
+    from ayna_fab.hostprog import plan
+    assert Layout("/opt/ayna", "notes", "production").uv_config == f"/opt/ayna/notes/{plan.UV_CONFIG}"
 
 
 # --- bastions -----------------------------------------------------------------------------------
@@ -539,7 +543,7 @@ def test_init_writes_an_entry_that_loads_and_an_env_that_setup_accepts(shapes, t
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         values = config_env(path)
         project = cfg.projects[name]
-        from ayna_fab import envfile
+        from ayna_fab.provision import envcheck as envfile
         assert envfile.problems(values, name, project.port("web"), project.port("api")) == []
         assert len(values["SECRET_KEY"]) >= 50 and "CHANGE-ME" not in path.read_text()
     assert config_env(tmp_path / "notes.env")["DATABASE_URL"] == "sqlite:////opt/ayna/notes/shared/db.sqlite3"
@@ -552,7 +556,7 @@ def test_init_writes_an_entry_that_loads_and_an_env_that_setup_accepts(shapes, t
 
 
 def config_env(path: Path) -> dict:
-    from ayna_fab import envfile
+    from ayna_fab.provision import envcheck as envfile
     return envfile.parse(path.read_text())
 
 

@@ -17,16 +17,19 @@ from fabric import Config as FabricConfig
 from fabric.main import Fab
 from invoke import Collection
 
-from ayna_fab import config, executor, hostcall
-from ayna_fab.commands import host as hostcmd
-from ayna_fab.commands import ops as cmd
-from ayna_fab.host import backups as rules
-from ayna_fab.host import envfile
-from ayna_fab.output import Lines
-from ayna_fab.remote import Result
+from ayna_fab.cli import executor
+from ayna_fab.cli.output import Lines
+from ayna_fab.cli.tasks import daytwo as tasks
+from ayna_fab.commands import hostcalls as hostcmd
+from ayna_fab.commands import systemd as cmd
+from ayna_fab.config import model as config
+from ayna_fab.config import targets
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import UsageError
-from ayna_fab.layout import Layout
-from ayna_fab.tasks import ops as tasks
+from ayna_fab.hostprog import backups as rules
+from ayna_fab.hostprog import envfile
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Result
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = config.Project(name="uavcrew", source=None, port_base=8130, services=("web",), env="production")
@@ -289,10 +292,10 @@ def test_a_shared_database_is_handled_once_on_migrate_host(cfg, project):
     shared = dataclasses.replace(project, migrate_host="sandbox2")
     h1, h2 = cfg.hosts["sandbox1"], cfg.hosts["sandbox2"]
     said = []
-    assert tasks._once_per_database([(h1, shared), (h2, shared)], said.append) == [(h2, shared)]
+    assert targets.once_per_database([(h1, shared), (h2, shared)], said.append) == [(h2, shared)]
     assert said == ["[sandbox1] uavcrew shares its database with sandbox2 (migrate_host): done there once"]
-    assert tasks._once_per_database([(h1, shared)], said.append) == [(h1, shared)]
-    assert tasks._once_per_database([(h1, project), (h2, project)], said.append) == [(h1, project), (h2, project)]
+    assert targets.once_per_database([(h1, shared)], said.append) == [(h1, shared)]
+    assert targets.once_per_database([(h1, project), (h2, project)], said.append) == [(h1, project), (h2, project)]
 
 
 # --- the host program, run here against a fake project -------------------------------------------

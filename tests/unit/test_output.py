@@ -10,7 +10,7 @@ import sys
 import pytest
 from invoke.exceptions import Exit
 
-from ayna_fab import cli, output
+from ayna_fab.cli import exitcodes as cli, output
 from ayna_fab.errors import NeedsAttention, OperationFailed
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -1,4 +1,4 @@
-"""The pre-flip check's private servers, as real processes (host/preflight.py): started ahead of
+"""The pre-flip check's private servers, as real processes (hostprog/preflipcheck.py): started ahead of
 Django's steps, probed, stopped at once, never outliving the call that started them; a server that
 died having started before migrate gets one fresh start before the release is refused."""
 
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from ayna_fab.host import prepare, preflight
+from ayna_fab.hostprog import prepare, preflipcheck as preflight
 
 # Answers STATUS (200) with release v7, unless the file named by NEEDS is missing at start; like
 # gunicorn, its master forks a worker that serves on the same listening socket.
@@ -110,7 +110,7 @@ def test_a_server_that_answers_500_is_refused_once_and_its_port_is_free_at_once(
 
 def test_servers_die_with_the_call_that_started_them(tmp_path):
     s = servers()
-    code = ("import os, sys, time\nsys.path.insert(0, sys.argv[1])\nfrom ayna_fab.host import preflight\n"
+    code = ("import os, sys, time\nsys.path.insert(0, sys.argv[1])\nfrom ayna_fab.hostprog import preflipcheck as preflight\n"
             "import json\nst = preflight.start(json.loads(sys.argv[2]), dict(os.environ), sys.argv[3])\n"
             "print(st.procs[0][0].pid, flush=True)\ntime.sleep(60)\n")
     root = os.path.dirname(os.path.dirname(preflight.__file__))

@@ -1,4 +1,4 @@
-"""prepare runs at once what nothing orders (host/prepare.py): the backup beside the install, and a
+"""prepare runs at once what nothing orders (hostprog/prepare.py): the backup beside the install, and a
 release that takes the live venv as it is runs its check beside both, in that venv. Migrate waits
 at a gate for both to end well. The real prepare call and the real Django-steps program run here,
 against temporary releases, with a stand-in `django` package that logs when each command runs."""
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ayna_fab.host import calls, dumps, prepare, wire
+from ayna_fab.hostprog import calls, dumps, prepare, wire
 
 DJANGO_STUB = {
     "__init__.py": "def setup():\n    pass\n",
@@ -50,7 +50,7 @@ def host(tmp_path, monkeypatch):
     (live / prepare.REQUIREMENTS).write_text("django==5.0 --hash=sha256:00\n")
     env_file = tmp_path / ".env.production"
     env_file.write_text("SECRET_KEY=x\n")
-    monkeypatch.setattr(prepare, "require_lock", lambda root, token: None)
+    monkeypatch.setattr(prepare.lock, "require", lambda root, token: None)
     monkeypatch.setenv("STUB_CHECK_SECONDS", "0.6")
     backups = []
 
@@ -146,7 +146,7 @@ def test_after_install_hooks_run_before_the_check(host, monkeypatch):
     tmp_path, live, env_file, failing, backups = host
     rel = release(tmp_path, "v2")
     slow_install(monkeypatch, 0.1)
-    monkeypatch.setattr(prepare.hooks, "run_all", lambda hooks_, rel_, env, phase: (
+    monkeypatch.setattr(prepare.hookrunner, "run_all", lambda hooks_, rel_, env, phase: (
         (rel / ".hooked").write_text(str(time.time())), [{"name": "h", "ok": True, "output": ""}])[1])
     result = prepare.prepare(call(tmp_path, live, env_file, hooks=[{"name": "h", "command": ["true"], "timeout": 5}]))
     assert result["failed"] is None, result

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import hostcall
-from ayna_fab.commands import host as cmd
-from ayna_fab.config import Project
-from ayna_fab.host.wire import MISSING, MISSING_EXIT
-from ayna_fab.layout import Layout
-from ayna_fab.remote import Remote, Result
+from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Project
+from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Remote, Result
 
 PROJECT = Project(name="demo", source=None, port_base=8130, services=("web",), env="production")
 

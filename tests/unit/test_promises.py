@@ -20,21 +20,23 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
-from ayna_fab import config, hostcall, lock
-from ayna_fab.commands import host as cmd
-from ayna_fab.config import Project
+from ayna_fab.cli.tasks.daytwo import restore
+from ayna_fab.cli.tasks.init import init
+from ayna_fab.cli.tasks.release import unlock
+from ayna_fab.commands import hostcalls as cmd
+from ayna_fab.config import model as config
+from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Project
 from ayna_fab.errors import UsageError
-from ayna_fab.host import journal, store
-from ayna_fab.host import lock as hostlock
-from ayna_fab.layout import Layout
-from ayna_fab.remote import Remote
-from ayna_fab.rollback import Options as RollbackOptions
-from ayna_fab.rollback import Rollback
-from ayna_fab.runner import HostRun, run
-from ayna_fab.status import collect, lock_cell
-from ayna_fab.tasks.init import init
-from ayna_fab.tasks.ops import restore
-from ayna_fab.tasks.release import unlock
+from ayna_fab.hostprog import journal, store
+from ayna_fab.hostprog import lock as hostlock
+from ayna_fab.ops import lockrecord as lock
+from ayna_fab.ops.rollback import Options as RollbackOptions
+from ayna_fab.ops.rollback import Rollback
+from ayna_fab.ops.runner import HostRun, run
+from ayna_fab.ops.status import collect, lock_cell
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Remote
 from tests.fakehost import FakeRemote, HostState
 
 BASE = "/opt/ayna"   # hosts.toml's base_dir (the default); each fake host keeps it in a folder of its own

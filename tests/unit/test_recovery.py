@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, lock, runner
-from ayna_fab.deploy import Deploy, Options, resolve
+from ayna_fab.config import model as config
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
-from ayna_fab.host import store
-from ayna_fab.layout import Layout
-from ayna_fab.rollback import Options as RollbackOptions
-from ayna_fab.rollback import Rollback
+from ayna_fab.hostprog import store
+from ayna_fab.ops import lockrecord as lock, runner
+from ayna_fab.ops.deploy import Deploy, Options, resolve
+from ayna_fab.ops.rollback import Options as RollbackOptions
+from ayna_fab.ops.rollback import Rollback
 from tests.fakehost import Fault, FakeRemote, HostState
 
 HOSTS = ("h1", "h2", "h3")
@@ -267,7 +268,7 @@ def test_a_step_still_running_on_the_host_keeps_the_lock_until_it_ends(world):
     def answer(self, name, call):
         if name == "prepare" and not worker:     # prepare is still busy on the host when the link goes
             worker["p"] = subprocess.Popen([sys.executable, "-c", (
-                "import sys, time; sys.path.insert(0, %r); from ayna_fab.host import lock; "
+                "import sys, time; sys.path.insert(0, %r); from ayna_fab.hostprog import lock; "
                 "lock.mark_working(%r, 'prepare'); print('on', flush=True); time.sleep(60)")
                 % (str(Path(__file__).resolve().parents[2]), root)], stdout=subprocess.PIPE, text=True)
             worker["p"].stdout.readline()
@@ -284,7 +285,7 @@ def test_a_step_still_running_on_the_host_keeps_the_lock_until_it_ends(world):
         FakeRemote.answer = orig
         worker["p"].kill()
         worker["p"].wait()
-    from ayna_fab.commands import host as cmd
+    from ayna_fab.commands import hostcalls as cmd
     from tests.hosthelp import call
     lay = world.layout("h1")
     holder = call(cmd.status(lay, world.project))["lock"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ayna_fab import registry
-from ayna_fab.registry import (STANDARD, PortRange, RegistryError, claim, next_free_base,
+from ayna_fab.config import registry
+from ayna_fab.config.registry import (STANDARD, PortRange, RegistryError, claim, next_free_base,
                                overlaps, owner_of, port_for, range_of)
 
 STANDARD_BASES = {"ayna-comply": 8100, "ayna-fly": 8110, "aynasite": 8120,

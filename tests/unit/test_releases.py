@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ayna_fab.errors import UsageError
-from ayna_fab.releases import Release, after_activation, parse_name, rollback_target, to_remove
+from ayna_fab.ops.releasestates import Release, after_activation, parse_name, rollback_target, to_remove
 
 
 def rels(*spec: str) -> list[Release]:

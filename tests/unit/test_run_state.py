@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import runner
-from ayna_fab.deploy import Deploy, Options, resolve
+from ayna_fab.ops import runner
+from ayna_fab.ops.deploy import Deploy, Options, resolve
 from ayna_fab.errors import AynaFabError
-from ayna_fab.rollback import Options as RollbackOptions
-from ayna_fab.rollback import Rollback
-from ayna_fab.runner import TRANSITIONS, BadTransition, RunState
+from ayna_fab.ops.rollback import Options as RollbackOptions
+from ayna_fab.ops.rollback import Rollback
+from ayna_fab.ops.runner import TRANSITIONS, BadTransition, RunState
 from tests.fakehost import Fault, FakeRemote
 from tests.unit.test_hooks import hook, with_hooks
 from tests.unit.test_recovery import HOSTS, World, world  # noqa: F401  (the fixture)

@@ -19,10 +19,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from ayna_fab.envfile import problems
 from ayna_fab.errors import OperationFailed
-from ayna_fab.host import activate, health, releases, store, units
-from ayna_fab.runner import EACH, Operation, Phase, RunState, reason, run
+from ayna_fab.hostprog import finish, health, store, units
+from ayna_fab.hostprog import switchover as activate
+from ayna_fab.ops.runner import EACH, Operation, Phase, RunState, reason, run
+from ayna_fab.provision.envcheck import problems
 
 UNIT = "demo-web.service"
 
@@ -74,7 +75,7 @@ def sleeper_of(rel):
 def test_cleanup_keeps_a_release_whose_files_a_unit_still_runs(root, procs, monkeypatch):
     p = procs([sleeper_of(store.release_dir(root, 1)), "60"], cwd=root)
     unit_runs(monkeypatch, p.pid)
-    out = releases.record(root, "t1", {}, {}, None, [1, 2], [UNIT])
+    out = finish.record(root, "t1", {}, {}, None, [1, 2], [UNIT])
     assert out["removed"] == [2]
     assert out["kept_in_use"] == {"v1": [p.pid]}
     assert os.path.isdir(store.release_dir(root, 1)) and not os.path.exists(store.release_dir(root, 2))
@@ -83,7 +84,7 @@ def test_cleanup_keeps_a_release_whose_files_a_unit_still_runs(root, procs, monk
 def test_cleanup_keeps_a_release_a_unit_still_has_as_its_working_directory(root, procs, monkeypatch):
     p = procs(["sleep", "60"], cwd=store.release_dir(root, 2))
     unit_runs(monkeypatch, p.pid)
-    out = releases.record(root, "t1", {}, {}, None, [1, 2], [UNIT])
+    out = finish.record(root, "t1", {}, {}, None, [1, 2], [UNIT])
     assert out["removed"] == [1] and out["kept_in_use"] == {"v2": [p.pid]}
     assert os.path.isdir(store.release_dir(root, 2))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab import config
+from ayna_fab.config import model as config
 from ayna_fab.errors import UsageError
 from ayna_fab.sandbox import commands, forwarder, hostsfile, keys, preflight, procs
 from ayna_fab.sandbox.settings import SandboxSettings, detect_mirror

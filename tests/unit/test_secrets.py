@@ -15,10 +15,11 @@ import shutil
 
 import pytest
 
-from ayna_fab import config, database, hostsetup
-from ayna_fab.commands import host as hostcmd
+from ayna_fab.commands import hostcalls as hostcmd
+from ayna_fab.config import model as config
 from ayna_fab.errors import UsageError
-from ayna_fab.host import backups as rules
+from ayna_fab.hostprog import backups as rules
+from ayna_fab.provision import database, setup as hostsetup
 from tests.unit.test_ops import FAKE_PG, fake_project, layout, run_script
 
 PASSWORDS = ["Kx9f#Lm2q", "Vb7w/Tn4r", "Nb3x?Wq7p", "Hy6s@Pd3e", "Qz8c%Rw5t", "Jm4v:Gs2k", "1234#Zq9w",

@@ -1,4 +1,4 @@
-"""Setup's file work as root (host/setupfiles.py): links, hard links and FIFOs the deploy user plants
+"""Setup's file work as root (hostprog/setupfiles.py): links, hard links and FIFOs the deploy user plants
 are refused, and nothing outside the project is read, handed over or written.
 
 Runs the host program as root against a temporary tree: a project root owned by a made-up deploy
@@ -15,11 +15,11 @@ import types
 
 import pytest
 
-from ayna_fab import hostcall
-from ayna_fab.commands import host as hostcmd
-from ayna_fab.host import calls, setupfiles
-from ayna_fab.host.wire import Refused
-from ayna_fab.remote import Result
+from ayna_fab.commands import hostcalls as hostcmd
+from ayna_fab.hostprog import calls, setupfiles
+from ayna_fab.hostprog.wire import Refused
+from ayna_fab.remote import hostcall
+from ayna_fab.remote.transport import Result
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.config import load
+from ayna_fab.config.model import load
+from ayna_fab.config.targets import known_targets, project_for, resolve, target_or_default
 from ayna_fab.errors import ConfigError, UsageError
-from ayna_fab.targets import known_targets, project_for, resolve, target_or_default
 
 FLEET = """\
 [projects.uavcrew]

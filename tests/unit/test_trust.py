@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519 as ed
 
 from invoke.exceptions import Exit
-from ayna_fab.tasks import host as host_tasks
+from ayna_fab.cli.tasks import provisioning as host_tasks
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Laptop: hosts.toml loaded and validated once (model.py), the port registry, -H targets, remote paths."""

@@ -1,0 +1,110 @@
+"""The stage call: a new release from the uploaded changes and copies of the live release's other files."""
+
+import fcntl
+import os
+import shutil
+import tarfile
+import time
+
+from . import calls, lock, store, wire
+from .wire import Refused
+
+
+def _safe_member(m):
+    name = m.name
+    if name.startswith("/") or ".." in name.split("/"):
+        return False
+    if m.issym():
+        target = os.path.normpath(os.path.join(os.path.dirname(name), m.linkname))
+        return not (m.linkname.startswith("/") or target.startswith(".."))
+    return m.isfile() or m.isdir()
+
+
+FICLONE = 0x40049409  # linux/fs.h: share the blocks copy-on-write, where the file system can
+
+
+def _copy(src, dst):
+    """A new file (a new inode) with src's bytes, mode and modification time: a copy-on-write
+    clone on XFS or btrfs (instant, no extra disk until one side is written), else a plain copy."""
+    with open(src, "rb") as fi:
+        st = os.fstat(fi.fileno())
+        with open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fo:
+            try:
+                fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+            except OSError:
+                offset = 0
+                while offset < st.st_size:
+                    sent = os.sendfile(fo.fileno(), fi.fileno(), offset, st.st_size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+            os.fchmod(fo.fileno(), st.st_mode & 0o7777)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _own(name, links):
+    """A path the release itself uses: its shared links, its venv, its .ayna-* records."""
+    top = os.path.normpath(name).split("/", 1)[0]
+    return top in links or top == ".venv" or top.startswith(".ayna-")
+
+
+def stage(a: calls.Stage):
+    """releases/vN: the uploaded files, copies of the base release's unchanged ones, shared links.
+
+    Copies, never hard links: a file written in place in one release (an editor, the app,
+    compilemessages) must not change the same file of another, the one a rollback goes back to
+    (docs/ARCHITECTURE.md, "Releases are copies")."""
+    lock.require(a.root, a.token)
+    started = time.monotonic()
+    try:
+        store.claim(a.root, a.number)
+    except ValueError as e:
+        raise Refused("number-used", str(e))
+    new = store.release_dir(a.root, a.number)
+    os.mkdir(new, 0o755)
+    store.write_json(os.path.join(new, store.META), dict(a.meta, state="building"))
+    names = []
+    if a.archive:
+        with tarfile.open(a.archive, "r:gz") as tar:
+            members = tar.getmembers()
+            bad = [m.name for m in members if not _safe_member(m) or _own(m.name, a.links)]
+            if bad:
+                raise Refused("unsafe-upload", f"refusing unsafe paths in the upload: {bad[:5]}")
+            tar.extractall(new, members=members)
+            names = [m.name for m in members if not m.isdir()]
+        os.unlink(a.archive)
+    deleted = set()
+    if a.deleted_file:  # NUL-separated names, uploaded: any number of them (never an argument)
+        with open(a.deleted_file, "rb") as f:
+            deleted = {os.fsdecode(n) for n in f.read().split(b"\0") if n}
+        os.unlink(a.deleted_file)
+    skip = set(names) | deleted
+    copied = 0
+    manifest = list(names)
+    if a.base is not None:
+        base_dir = store.release_dir(a.root, a.base)
+        with open(os.path.join(base_dir, store.MANIFEST)) as f:
+            base_names = [line.rstrip("\n") for line in f if line.strip()]
+        for name in base_names:
+            if name in skip or _own(name, a.links):  # an older release may list media/...: never again
+                continue
+            src, dst = os.path.join(base_dir, name), os.path.join(new, name)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), dst)
+            else:
+                _copy(src, dst)
+            manifest.append(name)
+            copied += 1
+    with open(os.path.join(new, store.MANIFEST), "w") as f:
+        f.write("".join(n + "\n" for n in sorted(manifest)))
+    for link, target in a.links.items():
+        path = os.path.join(new, link)
+        if os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        os.symlink(target, path)
+    wire.step("upload", time.monotonic() - started)
+    return {"copied": copied, "unpacked": len(names), "files": len(manifest)}

@@ -1,0 +1,44 @@
+"""The host side of the wire: how the host program answers the laptop.
+
+stdout carries, in this order: any output of the programs it runs (for people),
+`@@step NAME SECONDS ok|failed [JSON]` lines as steps end (for live progress; the
+optional JSON says what the step made), and last one `@@result JSON` line.
+ayna_fab/remote/hostcall.py parses exactly this. A call sent in its short form (the program from
+the host's cache) that finds no program there writes only MISSING on stderr and exits
+MISSING_EXIT: nothing of it ran, and the laptop sends the whole program (remote.Remote.run).
+"""
+
+import json
+import sys
+
+STEP = "@@step "
+RESULT = "@@result "
+MISSING = "@@program-missing"
+MISSING_EXIT = 75
+
+
+class Refused(Exception):
+    """A call that cannot be done as asked: reported as {"error": code, "detail": text}."""
+
+    def __init__(self, code, detail, **extra):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def _write(line):
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except OSError:  # the connection is gone; the work goes on all the same
+        pass
+
+
+def step(name, seconds, ok=True, detail=None):
+    tail = f" {json.dumps(detail, sort_keys=True)}" if detail is not None else ""
+    _write(f"{STEP}{name} {seconds:.3f} {'ok' if ok else 'failed'}{tail}")
+
+
+def result(obj):
+    _write(RESULT + json.dumps(obj, sort_keys=True))

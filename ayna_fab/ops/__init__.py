@@ -1,0 +1,1 @@
+"""Laptop: the operations (deploy, rollback, day-two work) and the runner that runs them on hosts."""

@@ -1,0 +1,34 @@
+"""What a deploy's plan refuses before anything is built: the failures that would otherwise come
+mid-deploy, found in the plan's answer (hostprog/plan.py) and hosts.toml.
+
+- A backup is due before migrate, but the host's DATABASE_URL names an engine ayna-fab cannot back
+  up (only PostgreSQL and SQLite), or none at all: refused with the setting that turns backups off.
+- The package index settings in hosts.toml are not what setup last wrote on the host: refused
+  with `setup` as the fix, so a deploy never installs from an index nobody asked for.
+"""
+
+from __future__ import annotations
+
+from ayna_fab.config import packageindex
+from ayna_fab.config.model import package_index
+from ayna_fab.errors import UsageError
+from ayna_fab.hostprog import backups
+
+
+def refuse(t, *, backup_due: bool) -> None:
+    """Raise UsageError (exit 2, nothing changed but the lock, which the runner releases)."""
+    name = t.project.name
+    if backup_due:
+        why = backups.unsupported(t.plan.get("database"))
+        if why:
+            raise UsageError(f"{why}, and a backup is due before this deploy migrates", host=t.name,
+                             step="plan",
+                             hint=f"set backup_before_migrate = false under [projects.{name}] in hosts.toml "
+                                  "(and back the database up your own way), or use PostgreSQL or SQLite")
+    want = packageindex.digest(packageindex.uv_toml(package_index(t.host, t.project)))
+    if t.plan.get("uv_config") != want:
+        what = ("hosts.toml sets no package index settings, but the host has setup's uv config from "
+                "earlier ones" if want is None else
+                "the package index settings in hosts.toml are not what setup wrote on the host")
+        raise UsageError(f"{what} ({t.layout.uv_config})", host=t.name, step="plan",
+                         hint=f"fab -H {t.name} setup --project {name}")

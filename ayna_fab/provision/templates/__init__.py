@@ -1,0 +1,1 @@
+"""The systemd unit templates that provision/unitfiles.py renders."""

@@ -1,0 +1,102 @@
+"""systemd units rendered from the standard's templates (ayna_fab/provision/templates/*.service, *.socket).
+
+web and api each also get a socket unit: systemd owns their port, so a restart queues
+connections instead of refusing them (docs/ARCHITECTURE.md, "Zero downtime").
+
+Rendering is pure: the registry's ports, the deploy user, the layout's paths and
+where the app sits in a release go in; unit texts come out. Setup installs them,
+validate compares installed units against them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from ayna_fab.config.layout import Layout
+from ayna_fab.config.model import Config, Host, Project
+
+
+def unit_name(project: Project, service: str) -> str:
+    return f"{project.name}-{service}.service"
+
+
+def unit_names(project: Project) -> list[str]:
+    """The project's service units: what deploys restart and sudoers lets the deploy user control."""
+    return [unit_name(project, s) for s in project.services]
+
+
+SOCKET_SERVICES = ("web", "api")
+
+
+def socket_name(project: Project, service: str) -> str:
+    return f"{project.name}-{service}.socket"
+
+
+def all_names(project: Project) -> list[str]:
+    """Every unit file setup installs: the services and the sockets of web and api."""
+    return unit_names(project) + [socket_name(project, s) for s in project.services if s in SOCKET_SERVICES]
+
+
+def template(service: str, kind: str = "service") -> str:
+    return resources.files("ayna_fab.provision.templates").joinpath(f"{service}.{kind}").read_text()
+
+
+def render(config: Config, host: Host | None, project: Project, service: str, kind: str = "service") -> str:
+    """One unit. host=None renders with the inventory's default user (local validation)."""
+    values = {
+        "project": project.name,
+        "title": project.name.replace("-", " ").replace("_", " ").title(),
+        "user": host.user if host else config.defaults.user,
+        "root": Layout.of(config, project).root,
+        "env": project.env,
+        "web_port": project.port("web"),
+        "api_port": project.port("api"),
+        "django_dir": project.django_dir,
+        "wsgi_app": project.wsgi_app,
+        "asgi_dir": project.asgi_dir,
+        "asgi_app": project.asgi_app,
+        "celery_app": project.celery_app,
+    }
+    current = f"{values['root']}/releases/current"
+    values.update(django_path=in_release(current, project.django_dir),
+                  asgi_path=in_release(current, project.asgi_dir),
+                  celery_path=in_release(current, celery_dir(project)))
+    return template(service, kind).format(**values)
+
+
+def in_release(release: str, rel_dir: str) -> str:
+    """A directory of the project inside a release ("." is the project's root itself)."""
+    return release if rel_dir == "." else f"{release}/{rel_dir}"
+
+
+def celery_dir(project: Project) -> str:
+    """Where Celery imports its app from: the Django directory, or, without Django, the API's."""
+    return project.django_dir if project.django else project.asgi_dir
+
+
+def render_all(config: Config, host: Host | None, project: Project) -> dict[str, str]:
+    units = {unit_name(project, s): render(config, host, project, s) for s in project.services}
+    units.update({socket_name(project, s): render(config, host, project, s, "socket")
+                  for s in project.services if s in SOCKET_SERVICES})
+    return units
+
+
+PREFLIGHT_OFFSETS = {"web": 5, "api": 6}   # reserved ports of the registry range (+5..+9)
+
+
+def preflight_servers(project: Project, release_dir: str) -> list[dict]:
+    """The pre-flip check's servers: the release's own web and api, as their units run them but
+    from release_dir itself, on the project's reserved ports, one process each."""
+    servers = []
+    port = project.port_base
+    if "web" in project.services and "web" in project.health:
+        p = port + PREFLIGHT_OFFSETS["web"]
+        servers.append({"name": "web", "url": f"http://127.0.0.1:{p}{project.health['web']}", "argv": [
+            f"{release_dir}/.venv/bin/gunicorn", "--chdir", f"{release_dir}/{project.django_dir}",
+            "--bind", f"127.0.0.1:{p}", "--workers", "1", "--timeout", "120", project.wsgi_app]})
+    if "api" in project.services and "api" in project.health:
+        p = port + PREFLIGHT_OFFSETS["api"]
+        servers.append({"name": "api", "url": f"http://127.0.0.1:{p}{project.health['api']}", "argv": [
+            f"{release_dir}/.venv/bin/uvicorn", "--app-dir", f"{release_dir}/{project.asgi_dir}",
+            "--host", "127.0.0.1", "--port", str(p), project.asgi_app]})
+    return servers

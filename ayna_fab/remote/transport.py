@@ -1,0 +1,284 @@
+"""The one thin layer that runs commands on a host. Everything else only builds them.
+
+Commands arrive as data (`Command`: a shell script and what it is for). Reads
+run even in a dry run, since planning needs the host's state; changes are only
+printed. Secrets never travel in a command line: they go over SFTP or stdin.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from fabric import Connection
+
+from ayna_fab.errors import OperationFailed
+from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
+from ayna_fab.remote import ssh
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell script for one round trip, and the step it belongs to (named in errors)."""
+
+    script: str
+    step: str
+    changes: bool = True          # False: a read, safe to run in a dry run
+    hint: str | None = None       # what to do when it fails
+    display: str | None = None    # a short form for dry-run listings (the script may be long)
+    call: object | None = None    # a host call (ayna_fab.hostprog.calls) as data, when this is one
+    held: bool = False            # the command stays on after its answer, until end_holder (a lock's holder)
+    cached: str | None = None     # a short form that runs a program the host keeps (hostcall.py)
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class Remote:
+    """One host's connection, and the record of what ran on it."""
+
+    def __init__(self, name: str, conn: Connection | None, *, dry_run: bool = False,
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.name = name
+        self.conn = conn
+        self.dry_run = dry_run
+        self.echo = echo or (lambda line: None)
+        self.round_trips = 0
+        self.seconds = 0.0                    # in commands, as timed here (a host's steps may overlap)
+        self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
+        self._held = None                     # the channel of a held call (the lock's holder)
+        self._misses = 0                      # calls whose cached program the host did not have
+
+    @classmethod
+    def open(cls, ep: ssh.Endpoint, **kw) -> "Remote":
+        return cls(ep.name, ssh.connect(ep), **kw)
+
+    def close(self) -> None:
+        self.end_holder()
+        if self.conn is not None:
+            self.conn.close()
+
+    def __enter__(self) -> "Remote":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600,
+            stdin: str | None = None) -> Result:
+        """Run cmd (or, in a dry run, print it if it changes anything)."""
+        if self.dry_run and cmd.changes:
+            self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
+            return Result(0, "", "")
+        started = time.monotonic()
+        # The short form first while it works on this host; a miss ran nothing, so the whole
+        # program follows (and stays in the host's cache). Two misses: the cache does not work here.
+        script = cmd.cached if cmd.cached and self._misses < 2 else cmd.script
+        while True:
+            self.round_trips += 1
+            try:
+                with _interrupts_kept() as interrupted:
+                    if cmd.held:
+                        r = self._run_held(script, timeout)
+                    elif stdin is not None:
+                        r = self._run_with_input(script, stdin, timeout)
+                    else:
+                        r = self.conn.run(script, hide=True, warn=True, timeout=timeout, in_stream=False)
+            except Exception as exc:  # a dropped link or a timeout: name the host and step
+                raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
+                                      step=cmd.step, hint=cmd.hint) from exc
+            result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) \
+                else Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
+            if interrupted:  # the command finished and its answer counts; the operation stops at its next step
+                self.interrupted = "Ctrl-C" if interrupted[0] == "SIGINT" else interrupted[0]
+            if script is cmd.script or not (result.code == MISSING_EXIT and MISSING in result.stderr):
+                break
+            self._misses += 1
+            script = cmd.script
+        self.seconds += result.seconds
+        if check and not result.ok:
+            tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
+            raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,
+                                  step=cmd.step, hint=cmd.hint)
+        return result
+
+    def _run_with_input(self, script: str, text: str, timeout: float | None) -> Result:
+        """Run script with text on its stdin, written at once on the channel: invoke's in_stream
+        sends one byte every few milliseconds (a 1 kB secret took 8 s)."""
+        self.conn.open()
+        chan = self.conn.client.get_transport().open_session()
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(script)
+            chan.sendall(text.encode())
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                elif chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                else:
+                    chan.status_event.wait(0.05)
+            while chan.recv_ready():
+                out += chan.recv(65536)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            return Result(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
+        finally:
+            chan.close()
+
+    def _run_held(self, script: str, timeout: float | None) -> Result:
+        """Run script until its `@@result` line, and leave it running on its channel: the lock's
+        holder, which ends when end_holder says `done` or when this connection dies (hostprog/holder.py)."""
+        self.conn.open()
+        chan = self.conn.client.get_transport().open_session()
+        chan.settimeout(timeout)
+        chan.exec_command(script)
+        out = bytearray()
+        while b"\n@@result " not in b"\n" + out or not out.endswith(b"\n"):
+            data = chan.recv(65536)
+            if not data:   # it ended (a refusal, a crash): an ordinary answer
+                err = chan.recv_stderr(65536) if chan.recv_stderr_ready() else b""
+                code = chan.recv_exit_status()
+                chan.close()
+                return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
+            out += data
+        chan.settimeout(None)
+        self._held = chan
+        return Result(0, out.decode(errors="replace"), "")
+
+    def end_holder(self, word: bytes = b"done\n") -> None:
+        """End the holder: say the operation ended its own way (hostprog/holder.DONE), and close."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            held.sendall(word)
+            held.shutdown_write()
+            held.status_event.wait(5)   # the host has read it: its holder ends quietly
+            held.close()
+        except Exception:
+            pass
+
+    def stream(self, cmd: Command, sink=None, *, pty: bool = False, stdin: bool = False) -> Result:
+        """Run cmd, passing its output on as it comes: to sink (an output.Lines) line by line, or
+        with sink=None straight to this terminal. stdin=True forwards this process's stdin (a
+        shell, a manage.py command that asks). A dry run prints a changing command instead."""
+        if self.dry_run and cmd.changes:
+            self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
+            return Result(0, "", "")
+        self.round_trips += 1
+        streams = {"out_stream": sink, "err_stream": sink} if sink is not None else {}
+        started = time.monotonic()
+        try:
+            r = self.conn.run(cmd.script, hide=False, warn=True, pty=pty, echo=False,
+                              in_stream=None if stdin else False, **streams)
+        except Exception as exc:
+            raise OperationFailed(f"lost the connection: {exc}", host=self.name, step=cmd.step,
+                                  hint=cmd.hint) from exc
+        finally:
+            if sink is not None:
+                sink.finish()
+        return Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
+
+    def put_bytes(self, data: bytes, path: str, *, step: str) -> None:
+        """Upload binary data over SFTP (never through a command's stdin, which corrupts bytes)."""
+        if self.dry_run:
+            self.echo(f"[{self.name}] {step}: upload {len(data)} bytes to {path}")
+            return
+        self.round_trips += 1
+        try:
+            with self.conn.sftp().open(path, "wb") as f:
+                f.set_pipelined(True)
+                f.write(data)
+        except OSError as exc:
+            raise OperationFailed(f"cannot upload {path}: {exc}", host=self.name, step=step) from exc
+
+    def read_text(self, path: str, *, step: str) -> str | None:
+        """A remote file's text, or None if it does not exist (reads run in dry runs too)."""
+        self.round_trips += 1
+        try:
+            with self.conn.sftp().open(path, "r") as f:
+                return f.read().decode()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise OperationFailed(f"cannot read {path}: {exc}", host=self.name, step=step) from exc
+
+
+@contextmanager
+def _interrupts_kept() -> Iterator[list]:
+    """Remember a Ctrl-C (or SIGTERM) that arrives while a remote command runs.
+
+    invoke catches KeyboardInterrupt inside a running command, forwards it to the remote
+    stdin and keeps waiting, so the interrupt would be lost and a deploy would carry on.
+    The list yielded is non-empty once a signal was seen (main thread only; elsewhere a
+    no-op: a fleet's main thread sees the signal itself).
+    """
+    seen: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # putting a host back: interrupts stay ignored
+        yield seen
+        return
+
+    def note(signum, frame):
+        seen.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt  # what invoke expects; it keeps waiting for the command
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def open_all(endpoints: list[ssh.Endpoint], *, dry_run: bool = False,
+             echo: Callable[[str], None] | None = None, max_parallel: int = 8) -> dict[str, Remote]:
+    """One connection per host, opened in parallel. If any host is unreachable, none is used:
+    an operation over several hosts starts only when every host answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(ep: ssh.Endpoint) -> Remote:
+        return Remote.open(ep, dry_run=dry_run, echo=echo)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(endpoints)))) as pool:
+        futures = [pool.submit(one, ep) for ep in endpoints]
+    remotes, errors = {}, []
+    for f in futures:
+        if f.exception():
+            errors.append(f.exception())
+        else:
+            remotes[f.result().name] = f.result()
+    if errors:
+        for r in remotes.values():
+            r.close()
+        first = errors[0]
+        if len(endpoints) == 1:
+            raise first
+        cls = first.__class__ if isinstance(first, OperationFailed) or hasattr(first, "exit_code") else OperationFailed
+        raise cls(f"{first}\nno host was changed: every host must be reachable first", step="connect",
+                  hint=getattr(first, "hint", None))
+    return remotes

@@ -1,0 +1,669 @@
+"""`fab init`: read an existing project, without running or changing it, and say how to deploy it.
+
+Everything here is pure reading of files: where manage.py is, the settings module, the WSGI
+and ASGI applications, the Celery app (and whether it has a beat schedule), the database the
+settings use, the environment variables the code reads, whether uv.lock exists and is
+committed. From that come a hosts.toml project entry (a free port range of the registry),
+a `.env` with the standard's variables, and the list of what stands between the project and
+a first deploy, or the standard (`fab validate`'s checks), each with its fix.
+
+Nothing is imported or executed: a project's settings may need secrets or a database that
+are not there yet, and reading must never have side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ayna_fab.config import model as cfgmod
+from ayna_fab.config import registry
+from ayna_fab.config import schema as configschema
+from ayna_fab.provision import conformance, envcheck as envfile
+
+SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", ".env", "node_modules", "__pycache__", ".tox", ".nox",
+             "site-packages", "build", "dist", "staticfiles", "static_root", "media", ".mypy_cache",
+             ".pytest_cache", ".ruff_cache", "htmlcov"}
+MAX_FILES = 5000
+MAX_BYTES = 512 * 1024
+TEST_PARTS = {"tests", "test", "testing"}
+
+SETTINGS_RE = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
+WSGI_SETTING_RE = re.compile(r"""^WSGI_APPLICATION\s*=\s*["']([A-Za-z_][\w.]*)["']""", re.M)
+FASTAPI_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:fastapi\.)?FastAPI\(", re.M)
+CELERY_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:celery\.)?Celery\(", re.M)
+BEAT_RE = re.compile(r"beat_schedule|CELERY_BEAT_SCHEDULE|add_periodic_task|django_celery_beat|@periodic_task")
+# How code reads the environment; the second group is what follows the name: a default or not.
+ENV_RES = [re.compile(p) for p in (
+    r"""os\.environ\[\s*["']([A-Z_][A-Z0-9_]*)["']()\s*\]""",
+    r"""os\.environ\.get\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
+    r"""os\.environ\.setdefault\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,)""",
+    r"""os\.getenv\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
+    r"""\benv(?:\.[a-z_]+)?\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",       # django-environ
+    r"""\bconfig\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",                  # python-decouple
+)]
+DJANGO_HEALTH_RE = re.compile(r"""\b(?:path|re_path)\(\s*r?["']\^?([^"'$]*health[^"'$]*)\$?["']""")
+FASTAPI_HEALTH_RE = re.compile(r"""@\w+\.(?:get|api_route)\(\s*["']([^"']*health[^"']*)["']""")
+STATIC_ROOT_RE = re.compile(r"^STATIC_ROOT\s*=", re.M)
+ALLOWED_HOSTS_RE = re.compile(r"^ALLOWED_HOSTS\s*=\s*(.+)$", re.M)
+DATABASES_RE = re.compile(r"^DATABASES\s*=", re.M)
+
+# What the standard's .env holds; ayna-fab fills each (DJANGO_SETTINGS_MODULE: found in manage.py).
+STANDARD_VARS = envfile.REQUIRED
+SECRET_VARS = ("SECRET_KEY", "DATABASE_URL")
+POSTGRES_DEPS = {"psycopg", "psycopg2", "psycopg2-binary", "psycopg-binary", "asyncpg"}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One thing between the project and a deploy (blocking) or the standard, with its fix."""
+
+    what: str
+    fix: str
+    blocking: bool = True
+
+
+@dataclass
+class Found:
+    """What reading the project found; None where it found nothing."""
+
+    root: Path
+    name: str
+    django_dir: str | None = None
+    settings_module: str | None = None
+    settings_files: list[Path] = field(default_factory=list)
+    wsgi_app: str | None = None
+    asgi_dir: str | None = None
+    asgi_app: str | None = None
+    celery_app: str | None = None
+    celery_var: str | None = None
+    beat: bool = False
+    database: str | None = None          # postgresql | sqlite | another engine | None
+    database_why: str = ""
+    dependencies: set[str] = field(default_factory=set)
+    uv_lock: bool = False
+    uv_lock_committed: bool | None = None  # None: not in a git checkout (or no uv.lock)
+    pyproject: bool = False
+    requirements: str | None = None
+    health_web: str | None = None
+    health_api: str | None = None
+    env_keys: list[str] = field(default_factory=list)
+    env_optional: set[str] = field(default_factory=set)   # read with a default (or None) by the code
+    static_root: bool = True
+    staticfiles: bool = False
+    allowed_hosts: str | None = None      # the literal assignment, when not read from the environment
+    databases_literal: bool = False       # settings assign DATABASES without reading DATABASE_URL
+    others: list[str] = field(default_factory=list)   # further candidates, for the person to know
+
+    @property
+    def services(self) -> list[str]:
+        out = []
+        if self.django_dir is not None:
+            out.append("web")
+        if self.asgi_app:
+            out.append("api")
+        if self.celery_app:
+            out.append("celery")
+            if self.beat:
+                out.append("beat")
+        return out
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+def python_files(root: Path) -> list[Path]:
+    out: list[Path] = []
+    stack = [root]
+    while stack and len(out) < MAX_FILES:
+        folder = stack.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if entry.name not in SKIP_DIRS and not entry.name.endswith(".egg-info"):
+                    stack.append(entry)
+            elif entry.suffix == ".py":
+                out.append(entry)
+    return sorted(out, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+
+def read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            return ""
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def rel(root: Path, path: Path) -> str:
+    r = path.relative_to(root).as_posix()
+    return "." if r in ("", ".") else r
+
+
+def is_test(root: Path, path: Path) -> bool:
+    parts = path.relative_to(root).parts
+    return any(p in TEST_PARTS for p in parts[:-1]) or parts[-1].startswith("test_")
+
+
+def module_of(base: Path, path: Path) -> str | None:
+    """The dotted module of path when imported with base on sys.path (None if not below it)."""
+    try:
+        parts = list(path.relative_to(base).with_suffix("").parts)
+    except ValueError:
+        return None
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    if not parts or not all(re.fullmatch(r"[A-Za-z_]\w*", p) for p in parts):
+        return None
+    return ".".join(parts)
+
+
+def import_root(path: Path, stop: Path) -> Path:
+    """The directory to put on sys.path to import path: above its last package with __init__.py."""
+    folder = path.parent
+    while folder != stop and (folder / "__init__.py").exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def module_file(base: Path, module: str) -> list[Path]:
+    """The files of a dotted module below base: module.py, or a package's .py files."""
+    target = base.joinpath(*module.split("."))
+    if target.with_suffix(".py").is_file():
+        return [target.with_suffix(".py")]
+    if (target / "__init__.py").is_file():
+        return sorted(target.glob("*.py"))
+    return []
+
+
+def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
+    """Normalized names of the declared dependencies, whether pyproject.toml exists, requirements file."""
+    names: set[str] = set()
+    pyproject = root / "pyproject.toml"
+    has_pyproject = pyproject.is_file()
+    specs: list[str] = []
+    if has_pyproject:
+        try:
+            data = tomllib.loads(pyproject.read_text())
+            specs += list(data.get("project", {}).get("dependencies", []) or [])
+        except (tomllib.TOMLDecodeError, OSError):
+            pass
+    req = next((n for n in ("requirements.txt", "requirements/production.txt", "requirements/base.txt")
+                if (root / n).is_file()), None)
+    if req:
+        specs += [ln for ln in read(root / req).splitlines() if ln.strip() and not ln.strip().startswith(("#", "-"))]
+    for spec in specs:
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[([^\]]*)\])?", spec)
+        if m:
+            name = re.sub(r"[-_.]+", "-", m.group(1)).lower()
+            names.add(name)
+            for extra in (m.group(3) or "").split(","):
+                if extra.strip():
+                    names.add(f"{name}[{extra.strip().lower()}]")
+    return names, has_pyproject, req
+
+
+def project_name(root: Path) -> str:
+    """pyproject's [project].name, or the directory's, made into a hosts.toml name."""
+    raw = root.resolve().name
+    try:
+        raw = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {}).get("name") or raw
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
+    if not name or not name[0].isalpha():
+        name = "app-" + name if name else "app"
+    return name[:32].rstrip("-_")
+
+
+def committed(root: Path, name: str) -> bool | None:
+    """Whether root/name is tracked by git (deploys send committed files only); None: not a checkout."""
+    p = subprocess.run(["git", "-C", str(root), "ls-files", "--error-unmatch", "--", name],
+                       capture_output=True, text=True)
+    if p.returncode == 0:
+        return True
+    inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+                            capture_output=True, text=True)
+    return False if inside.returncode == 0 else None
+
+
+def inspect(root: Path, name: str | None = None) -> Found:
+    """Read the project at root (nothing is imported or run)."""
+    root = root.resolve()
+    f = Found(root=root, name=name or project_name(root))
+    files = python_files(root)
+    texts = {p: read(p) for p in files}
+    f.dependencies, f.pyproject, f.requirements = dependency_names(root)
+    f.uv_lock = (root / "uv.lock").is_file()
+    f.uv_lock_committed = committed(root, "uv.lock") if f.uv_lock else None
+    _django(f, files, texts)
+    _asgi(f, files, texts)
+    _celery(f, files, texts)
+    _database(f)
+    _env_keys(f, texts)
+    return f
+
+
+def _django(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
+    manages = [p for p in files if p.name == "manage.py" and SETTINGS_RE.search(texts[p])
+               and not is_test(f.root, p)]
+    if not manages:
+        return
+    manage = manages[0]
+    f.others += [f"another manage.py: {rel(f.root, m)}" for m in manages[1:]]
+    f.django_dir = rel(f.root, manage.parent)
+    f.settings_module = SETTINGS_RE.search(texts[manage]).group(1)
+    base = manage.parent
+    f.settings_files = module_file(base, f.settings_module)
+    text = "\n".join(read(p) for p in f.settings_files)
+    if f.settings_files and f.settings_files[0].name == "__init__.py":   # a settings package
+        prod = f.settings_files[0].parent / "production.py"
+        if prod.is_file():
+            f.settings_module += ".production"
+    m = WSGI_SETTING_RE.search(text)
+    if m:
+        module, _, attr = m.group(1).rpartition(".")
+        f.wsgi_app = f"{module}:{attr}"
+    else:
+        top = f.settings_module.split(".")[0]
+        if (base / top / "wsgi.py").is_file():
+            f.wsgi_app = f"{top}.wsgi:application"
+    f.staticfiles = "django.contrib.staticfiles" in text
+    f.static_root = bool(STATIC_ROOT_RE.search(text))
+    hosts = ALLOWED_HOSTS_RE.search(text)
+    if hosts and not any(r.search(hosts.group(1)) for r in ENV_RES) and "environ" not in hosts.group(1):
+        f.allowed_hosts = hosts.group(1).strip()
+    f.databases_literal = bool(DATABASES_RE.search(text)) and "DATABASE_URL" not in text
+    for p in files:
+        if p.name == "urls.py" and not is_test(f.root, p):
+            m = DJANGO_HEALTH_RE.search(texts[p])
+            if m:
+                f.health_web = "/" + m.group(1).lstrip("/")
+                break
+
+
+def _asgi(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
+    apps = [(p, m.group(1)) for p in files if not is_test(f.root, p)
+            for m in [FASTAPI_RE.search(texts[p])] if m]
+    if not apps:
+        return
+    path, var = apps[0]
+    f.others += [f"another FastAPI app: {rel(f.root, p)} ({v})" for p, v in apps[1:]]
+    base = import_root(path, f.root)
+    module = module_of(base, path)
+    if module is None:
+        f.others.append(f"the FastAPI app in {rel(f.root, path)} cannot be imported by a dotted name")
+        return
+    f.asgi_dir, f.asgi_app = rel(f.root, base), f"{module}:{var}"
+    m = FASTAPI_HEALTH_RE.search(texts[path])
+    if m:
+        f.health_api = m.group(1)
+
+
+def _celery(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
+    apps = [(p, m.group(1)) for p in files if not is_test(f.root, p)
+            for m in [CELERY_RE.search(texts[p])] if m]
+    if not apps:
+        return
+    path, var = apps[0]
+    workdir = f.root / (f.django_dir if f.django_dir is not None else (f.asgi_dir or "."))
+    module = module_of(workdir, path)
+    if module is None:
+        f.others.append(f"the Celery app in {rel(f.root, path)} is not importable from {rel(f.root, workdir)}")
+        return
+    if module.endswith(".celery") and var in ("app", "celery"):
+        module = module[: -len(".celery")]           # `celery -A config` finds config.celery's app
+    f.celery_app, f.celery_var = module, var
+    f.beat = any(BEAT_RE.search(t) for t in texts.values())
+
+
+def _database(f: Found) -> None:
+    text = "\n".join(read(p) for p in f.settings_files)
+    pg_dep = sorted(f.dependencies & POSTGRES_DEPS)
+    sqlite = "sqlite3" in text or "sqlite:" in text
+    if pg_dep:   # settings that take DATABASE_URL may name every engine: the driver decides
+        f.database, f.database_why = "postgresql", f"the dependencies include {pg_dep[0]}"
+    elif sqlite:
+        f.database, f.database_why = "sqlite", "the settings use SQLite, and no PostgreSQL driver is a dependency"
+    elif "postgresql" in text or "postgres://" in text:
+        f.database, f.database_why = "postgresql", "the settings name PostgreSQL"
+    elif "mysql" in text or "mysqlclient" in f.dependencies:
+        f.database, f.database_why = "mysql", "the settings name MySQL"
+    elif f.django_dir is not None:
+        f.database, f.database_why = "sqlite", "Django's default engine"
+
+
+def _env_keys(f: Found, texts: dict[Path, str]) -> None:
+    """Variables the settings, the ASGI app's and the Celery app's modules read from the environment."""
+    relevant = list(f.settings_files)
+    if f.asgi_app:   # the app's module, and its whole package when it is in one
+        module = f.asgi_app.split(":")[0]
+        package = f.root / f.asgi_dir / module.split(".")[0]
+        relevant += module_file(f.root / f.asgi_dir, module)
+        relevant += [p for p in texts if package.is_dir() and package in p.parents]
+    if f.celery_app:
+        workdir = f.root / (f.django_dir if f.django_dir is not None else (f.asgi_dir or "."))
+        relevant += module_file(workdir, f.celery_app)
+    keys: list[str] = []
+    required: set[str] = set()
+    for p in dict.fromkeys(relevant):
+        for i, rx in enumerate(ENV_RES):
+            for k, rest in rx.findall(texts.get(p) or read(p)):
+                if k == "DJANGO_SETTINGS_MODULE":
+                    continue
+                if k not in keys:
+                    keys.append(k)
+                if i == 0 or (i >= 4 and not rest):   # os.environ[...], env("X") without a default
+                    required.add(k)
+    f.env_keys = keys
+    f.env_optional = set(keys) - required
+
+
+# --- what comes out ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """The hosts.toml entry and the .env for a Found project, in a given inventory."""
+
+    found: Found
+    name: str
+    source: str               # as written in hosts.toml (relative to its folder when possible)
+    port_base: int
+    env: str
+    env_file: str             # as written in hosts.toml
+    base_dir: str
+    health: dict[str, str]
+
+    @property
+    def web_port(self) -> int:
+        return self.port_base
+
+    @property
+    def api_port(self) -> int:
+        return self.port_base + 1
+
+
+def free_port_base(ports, name: str) -> int:
+    """The standard's range for a standard project, else the first free range after every other."""
+    standard = registry.STANDARD.get(name)
+    return standard.base if standard else registry.next_free_base(ports)
+
+
+def plan(found: Found, *, hosts_dir: Path, ports=registry.STANDARD, env: str = "production",
+         base_dir: str = "/opt/ayna", env_file: str | None = None) -> Plan:
+    try:
+        source = found.root.relative_to(hosts_dir.resolve()).as_posix() or "."
+    except ValueError:   # a sibling of the inventory's folder stays relative; anything further, absolute
+        source = _relative(found.root, hosts_dir.resolve())
+        if source.startswith("../.."):
+            source = str(found.root)
+    health = {}
+    if "web" in found.services:
+        health["web"] = found.health_web or "/"
+    if "api" in found.services:
+        health["api"] = found.health_api or "/openapi.json"
+    return Plan(found, found.name, source, free_port_base(ports, found.name), env,
+                env_file or f"{found.name}.env", base_dir, health)
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start)
+
+
+def toml_entry(p: Plan) -> str:
+    """The project's [projects.NAME] table: what was found, in hosts.toml's keys (config.schema's
+    order), with a note on the lines a person should read."""
+    f = p.found
+    what = ", ".join(filter(None, [
+        f"Django in {f.django_dir} (manage.py)" if f.django_dir is not None else None,
+        f"FastAPI {f.asgi_app}" if f.asgi_app else None,
+        f"Celery {f.celery_app}" + (" with a beat schedule" if f.beat else "") if f.celery_app else None,
+        f"{f.database} ({f.database_why})" if f.database else None]))
+    values: dict[str, object] = {"source": p.source, "env": p.env, "env_file": p.env_file,
+                                 "port_base": p.port_base, "services": f.services}
+    notes = {"env_file": "the .env that setup uploads (secrets: keep it out of git)",
+             "port_base": f"web {p.web_port}, api {p.api_port}: a free range of the registry"}
+    if f.django_dir is not None:
+        values.update(django_dir=f.django_dir, wsgi_app=f.wsgi_app or "config.wsgi:application")
+    if f.asgi_app:
+        values.update(asgi_dir=f.asgi_dir, asgi_app=f.asgi_app)
+    if f.celery_app:
+        values["celery_app"] = f.celery_app
+    if p.health:
+        values["health"] = p.health
+    if f.database == "postgresql":
+        values["create_database"] = True
+        notes["create_database"] = "setup creates DATABASE_URL's role and database (a local one)"
+    elif f.database not in (None, "sqlite") and f.django_dir is not None:
+        values["backup_before_migrate"] = False
+        notes["backup_before_migrate"] = f"ayna-fab cannot back up {f.database}"
+    entry = configschema.entry(f"[projects.{p.name}]", "project", values, notes)
+    header, rest = entry.split("\n", 1)
+    return f"{header}\n# found by fab init: {what}\n{rest}"
+
+
+def redis_db(port_base: int) -> int:
+    """A Redis database of the project's own (0-15), so two projects' Celery queues never mix."""
+    return (port_base // registry.RANGE_SIZE) % 16
+
+
+REDIS = object()   # stands for the project's own Redis URL
+# Variables many projects read, and what a production .env usually holds for them.
+GUESSES = {"ALLOWED_HOSTS": ("127.0.0.1,localhost", "health checks come from 127.0.0.1; add your domain"),
+           "DEBUG": ("0", "production"), "DJANGO_DEBUG": ("0", "production"),
+           "CELERY_BROKER_URL": (REDIS, "the project's Redis database"),
+           "CELERY_RESULT_BACKEND": (REDIS, "the project's Redis database"),
+           "BROKER_URL": (REDIS, "the project's Redis database"),
+           "CSRF_TRUSTED_ORIGINS": ("http://127.0.0.1", "add https://your.domain")}
+
+
+def unfilled(f: Found) -> list[str]:
+    """Variables the code needs (no default) that fab init cannot fill in."""
+    return [k for k in f.env_keys if k not in STANDARD_VARS and k not in GUESSES and k not in f.env_optional]
+
+
+def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
+    """(key, value, comment) of the .env; secrets random when generate, else placeholders."""
+    f = p.found
+    ident = re.sub(r"[^a-z0-9_]", "_", p.name)
+    root = f"{p.base_dir}/{p.name}"
+    secret = secrets.token_urlsafe(50) if generate else "CHANGE-ME-generated-by-fab-init---write"
+    redis = f"redis://localhost:6379/{redis_db(p.port_base)}"
+    if f.database == "postgresql":
+        password = secrets.token_hex(16) if generate else "CHANGE-ME"
+        db = f"postgresql://{ident}:{password}@localhost:5432/{ident}"
+        db_note = "setup creates this role and database (create_database = true)"
+    elif f.database == "sqlite" or f.database is None:
+        db = f"sqlite:///{root}/shared/db.sqlite3"
+        db_note = ("in shared/: it outlives releases, and backups find it" if f.database else
+                   "no database found in the code; the standard requires the variable")
+    else:
+        db = f"{f.database}://USER:PASSWORD@HOST/{ident}"
+        db_note = "fill in: ayna-fab does not create or back up this engine"
+    values = [
+        ("PROJECT_NAME", p.name, ""),
+        ("DJANGO_SETTINGS_MODULE", f.settings_module or "none",
+         "" if f.settings_module else "no Django in this project; the standard requires the variable"),
+        ("SECRET_KEY", secret, "random, made for this file" if generate else ""),
+        ("DATABASE_URL", db, db_note),
+        ("REDIS_URL", redis, "a Redis database of this project's own" if f.celery_app else
+         "not used by the code found; the standard requires the variable"),
+        ("WEB_PORT", str(p.web_port), "the registry's"),
+        ("API_PORT", str(p.api_port), "the registry's"),
+    ]
+    known = {k for k, _, _ in values}
+    guesses = {k: (redis if v is REDIS else v, note) for k, (v, note) in GUESSES.items()}
+    for key in f.env_keys:
+        if key not in known:
+            if key in guesses:
+                values.append((key, *guesses[key]))
+            elif key in f.env_optional:
+                values.append(("#" + key, "", "read by the project's code, which has a default"))
+            else:
+                values.append((key, "", "read by the project's code: fill it in"))
+            known.add(key)
+    return values
+
+
+def env_text(p: Plan, *, generate: bool) -> str:
+    lines = [f"# {p.name}'s environment ({p.env}), written by fab init. setup uploads it as",
+             f"# {p.base_dir}/{p.name}/shared/.env.{p.env} (mode 0600). Keep it out of git."]
+    for key, value, note in env_values(p, generate=generate):
+        if note:
+            lines.append(f"# {key.lstrip('#')}: {note}")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+# --- what stands in the way ----------------------------------------------------------------------
+
+def deploy_gaps(f: Found) -> list[Gap]:
+    """What would make a first deploy fail, each with its fix."""
+    gaps: list[Gap] = []
+    path = f.root
+    if not f.services:
+        gaps.append(Gap("no Django project (manage.py), FastAPI app or Celery app was found",
+                        "ayna-fab deploys Django (web), FastAPI (api) and Celery; point fab init at the "
+                        "directory that holds them"))
+    if not f.uv_lock:
+        if f.pyproject:
+            fix = f"cd {path} && uv lock && git add uv.lock && git commit -m 'Lock dependencies'"
+        elif f.requirements:
+            fix = (f"cd {path} && uv init --bare --no-workspace && uv add -r {f.requirements} "
+                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
+        else:
+            fix = (f"cd {path} && uv init --bare --no-workspace && uv add DEPENDENCIES... "
+                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
+        gaps.append(Gap("uv.lock is missing: deploys install exactly the locked versions, with hashes", fix))
+    elif f.uv_lock_committed is False:
+        gaps.append(Gap("uv.lock is not committed: deploys send committed files only",
+                        f"cd {path} && git add uv.lock && git commit -m 'Lock dependencies'"))
+    needs = {"web": ("gunicorn", "the web unit runs gunicorn"), "api": ("uvicorn", "the api unit runs uvicorn"),
+             "celery": ("celery", "the worker runs celery")}
+    deps = f.dependencies
+    if deps or f.pyproject or f.requirements:
+        for service in f.services:
+            dep, why = needs.get(service, (None, None))
+            if dep and not any(d == dep or d.startswith(dep + "[") for d in deps):
+                gaps.append(Gap(f"{dep} is not a dependency, but {why}", f"cd {path} && uv add {dep}"))
+        if f.celery_app and not any(d in deps for d in ("redis", "celery[redis]")):
+            gaps.append(Gap("Celery's Redis transport is not a dependency (REDIS_URL is the broker)",
+                            f"cd {path} && uv add 'celery[redis]'"))
+        if f.database == "postgresql" and not deps & POSTGRES_DEPS:
+            gaps.append(Gap("no PostgreSQL driver is a dependency", f"cd {path} && uv add 'psycopg[binary]'"))
+    if f.django_dir is not None:
+        if not f.wsgi_app:
+            gaps.append(Gap("no WSGI application was found (WSGI_APPLICATION or a wsgi.py beside the settings)",
+                            "add wsgi.py next to the settings package (django-admin startproject makes one), "
+                            "or set wsgi_app in hosts.toml"))
+        if f.staticfiles and not f.static_root:
+            gaps.append(Gap("STATIC_ROOT is not set, so collectstatic fails",
+                            "add STATIC_ROOT = BASE_DIR / \"staticfiles\" to the settings"))
+        if f.databases_literal:
+            gaps.append(Gap("the settings set DATABASES themselves and never read DATABASE_URL: a SQLite file "
+                            "would live inside each release and be left behind by the next deploy",
+                            "read DATABASES from DATABASE_URL in the settings (e.g. with dj-database-url, or "
+                            "by parsing os.environ['DATABASE_URL'])"))
+        if f.allowed_hosts and "127.0.0.1" not in f.allowed_hosts and "*" not in f.allowed_hosts:
+            gaps.append(Gap(f"ALLOWED_HOSTS = {f.allowed_hosts} leaves out 127.0.0.1, where health checks come from",
+                            "read ALLOWED_HOSTS from the environment, or add '127.0.0.1'"))
+    for key in unfilled(f):
+        gaps.append(Gap(f"the code reads {key} from the environment, without a default",
+                        "give it a value in the project's .env (fab init leaves it empty)"))
+    if f.celery_var and f.celery_var not in ("app", "celery"):
+        gaps.append(Gap(f"the Celery app is named {f.celery_var!r}; celery -A {f.celery_app} looks for app or celery",
+                        f"name it app in {f.celery_app}"))
+    if "web" in f.services and not f.health_web:
+        gaps.append(Gap("no health URL was found in urls.py, so deploys poll / (it must answer 2xx)",
+                        "add a view answering 200 at /health/ and set health.web, or keep / if it answers 200",
+                        blocking=False))
+    if "api" in f.services and not f.health_api:
+        gaps.append(Gap("no health route was found in the FastAPI app, so deploys poll /openapi.json",
+                        "add @app.get(\"/health\") and set health.api", blocking=False))
+    for other in f.others:
+        gaps.append(Gap(other, "the entry uses the first one found; edit hosts.toml for another", blocking=False))
+    return gaps
+
+
+STANDARD_FIXES = {
+    1: "add what is missing: a Makefile with the standard's targets (the standard's template), "
+       "pyproject.toml (uv init --bare), and .template-version (echo 2.0.0 > .template-version)",
+    2: "mkdir scripts systemd (scripts/poe_commands.py holds the Poe tasks' code in the standard)",
+    3: "add the missing targets to the Makefile; each runs its Poe task (e.g. `deploy:` runs `poe deploy`)",
+    4: "add the missing [tool.poe.tasks] to pyproject.toml (deploy can run `fab deploy`)",
+    5: "save the units `fab -H HOST setup` installs (/etc/systemd/system/PROJECT-*.service on a set-up host) "
+       "into systemd/",
+    6: "bind the registry's ports on 127.0.0.1 (the units setup renders do)",
+    7: "add .env.example with every variable of the .env fab init writes, values left out",
+}
+
+
+def standard_gaps(config: cfgmod.Config, project: cfgmod.Project) -> list[Gap]:
+    """`fab validate`'s seven checks on the project, each failing one with its fix."""
+    out = []
+    for check in conformance.local_checks(config, project):
+        if not check.ok:
+            out.append(Gap(f"{check.number}. {check.title}: " + "; ".join(check.problems),
+                           STANDARD_FIXES.get(check.number, ""), blocking=False))
+    return out
+
+
+def project_config(p: Plan, hosts_file: Path) -> tuple[cfgmod.Config, cfgmod.Project]:
+    """The entry as hosts.toml would load it, in a file of its own (for the standard's checks)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hosts.toml"
+        source = (hosts_file.parent / p.source).resolve()
+        entry = toml_entry(replace(p, source=str(source), env_file=str(Path(tmp) / "x.env")))
+        path.write_text(entry + f'\n[hosts.init]\nhostname = "127.0.0.1"\nprojects = ["{p.name}"]\n')
+        cfg = cfgmod.load(path)
+        return cfg, cfg.projects[p.name]
+
+
+# --- writing the entry into hosts.toml -----------------------------------------------------------
+
+HOST_HEADER = r"^\[hosts\.{}\][ \t]*(#.*)?$"
+PROJECTS_LINE = re.compile(r"^projects[ \t]*=[ \t]*(\[[^\]\n]*\])[ \t]*(#.*)?$")
+
+
+def inventory_text(existing: str | None, entry: str, name: str, host: str | None,
+                   hostname: str | None) -> str:
+    """hosts.toml's text with the project entry added, and the project added to `host`'s projects
+    (a new [hosts.HOST] table when it has none and a hostname is given). ValueError with the
+    reason when the file cannot be edited safely by hand-made rules (the person edits it)."""
+    text = (existing or "").rstrip("\n")
+    if re.search(rf"^\[projects\.{re.escape(name)}\]", text, re.M):
+        raise ValueError(f"hosts.toml already has [projects.{name}]")
+    text = (text + "\n\n" if text else "") + entry.rstrip("\n") + "\n"
+    if host is None:
+        return text
+    lines = text.split("\n")
+    header = re.compile(HOST_HEADER.format(re.escape(host)))
+    at = next((i for i, ln in enumerate(lines) if header.match(ln)), None)
+    if at is None:
+        if not hostname:
+            raise ValueError(f"hosts.toml has no [hosts.{host}]: give --hostname to add it")
+        return text + f"\n[hosts.{host}]\nhostname = {json.dumps(hostname)}\nprojects = [{json.dumps(name)}]\n"
+    end = next((i for i in range(at + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    for i in range(at + 1, end):
+        if lines[i].startswith("projects"):
+            m = PROJECTS_LINE.match(lines[i])
+            if not m:
+                raise ValueError(f"[hosts.{host}]'s projects is not a one-line array: add {name!r} to it by hand")
+            carried = tomllib.loads(f"p = {m.group(1)}")["p"]
+            lines[i] = "projects = [" + ", ".join(json.dumps(x) for x in [*carried, name]) + "]" + (
+                f"  {m.group(2)}" if m.group(2) else "")
+            return "\n".join(lines)
+    lines.insert(at + 1, f"projects = [{json.dumps(name)}]")
+    return "\n".join(lines)
