@@ -175,7 +175,8 @@ KEYS: tuple[Key, ...] = (
     Key("base_dir", D, STRING, "/opt/ayna", "on the hosts; each project lives in base_dir/NAME", '"/opt/ayna"',
         r.remote_path),
     Key("keep_releases", D, INTEGER, 5, "good releases kept on each host", "5", r.keep_releases),
-    Key("connect_timeout", D, SECONDS, 10.0, "seconds to wait for an SSH connection", "10", r.connect_timeout),
+    Key("connect_timeout", DH, SECONDS, 10.0, "seconds to wait for an SSH connection (a far host may need more)", "10",
+        r.connect_timeout),
     Key("default_target", D, STRING, None, "the host or group used when no -H is given", '"production"',
         r.name("default_target")),
     # --- projects

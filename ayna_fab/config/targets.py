@@ -94,7 +94,7 @@ def endpoint(config: Config, host: Host, *, admin: bool = False) -> ssh.Endpoint
     return ssh.Endpoint(name=host.name, hostname=host.hostname, port=host.port,
                         user=host.admin_user if admin else host.user,
                         identity_file=identity, known_hosts=host.known_hosts,
-                        timeout=config.defaults.connect_timeout, gateway=gateway_endpoint(config, host))
+                        timeout=host.connect_timeout, gateway=gateway_endpoint(config, host))
 
 
 def gateway_endpoint(config: Config, host: Host) -> ssh.Endpoint | None:

@@ -228,7 +228,7 @@ class Facts:
     env: str
 
 
-# Setup's calls, run as root (host/setupfiles.py): no link in a directory another user can write
+# Setup's calls, run as root (hostprog/setupfiles.py): no link in a directory another user can write
 # is followed.
 
 @dataclass(frozen=True)

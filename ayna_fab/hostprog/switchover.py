@@ -74,7 +74,7 @@ def crashes(now, before):
     return now - before if now > before else now
 
 
-def describe(res):
+def failure_text(res):
     """What went wrong in a bring-up, one line per unit or endpoint (the log's reason, the error)."""
     lines = list(res.get("unit_errors", []))
     for unit, v in res.get("verify", {}).items():
@@ -199,7 +199,7 @@ def carry(a: calls.Activate):
         if res["ok"]:
             record_outcome(a, "live", res, None)
         else:
-            take_way_back(a, res, describe(res))
+            take_way_back(a, res, failure_text(res))
 
 
 def take_way_back(a: calls.Activate, res, reason):

@@ -1,7 +1,7 @@
 """Making a release live on one host, and putting the previous one back: shared by deploy and rollback.
 
 The host does the work in one call and carries it to its end by itself, whatever
-happens to the laptop (host/activate.py): flip, restart, health, verify, and on
+happens to the laptop (hostprog/switchover.py): flip, restart, health, verify, and on
 failure the way back and the record. Here: the units' actions, following the host
 (again, after a lost link), reading its outcome, and putting a healthy host back
 when another host of a fleet failed.
@@ -31,15 +31,15 @@ def unit_actions(project: Project) -> list[tuple[str, str]]:
     return [(units.unit_name(project, service), "restart") for service in project.services]
 
 
-def describe(res: dict) -> str:
+def failure_text(res: dict) -> str:
     """What went wrong in an activation's answer, one line per unit or endpoint."""
-    return host_activate.describe(res)
+    return host_activate.failure_text(res)
 
 
 def activate(t: HostRun, number: int, actions: list[tuple[str, str]], *, verify_timeout: float,
              health_timeout: float, step: str = "activate", show_steps: bool = True, restore: bool = False,
              on_ok: dict | None = None, on_failure: dict | None = None, pending: dict | None = None) -> dict | None:
-    """Make number live on t's host: the host carries it to its end (host/activate.py), and on a
+    """Make number live on t's host: the host carries it to its end (hostprog/switchover.py), and on a
     lost link this reattaches to it. The host's answer (None in a dry run)."""
     before = t.state
     t.move(RunState.ACTIVATING)  # from here on, a failure means putting the previous release back
@@ -116,7 +116,7 @@ def read_outcome(t: HostRun, res: dict | None) -> dict | None:
     if res["outcome"] == "restore-failed":
         raise NeedsAttention(f"v{res['number']} failed and putting "
                              f"{t.live_before.name if t.live_before else 'nothing'} back failed too:\n"
-                             + indent(describe(res["result"]) + "\n" + describe(res.get("restore") or
+                             + indent(failure_text(res["result"]) + "\n" + failure_text(res.get("restore") or
                                                                                  {"number": res.get("back")})),
                              host=t.name, step="restore",
                              hint=f"look at the host now: fab -H {t.name} status; then fab -H {t.name} rollback")
@@ -139,7 +139,7 @@ def put_back(t: HostRun, verify_timeout: float = 30.0, health_timeout: float = 6
     ok = res is None or res["ok"]
     t.show("restore", time.monotonic() - started, ok=ok, note=f"back on {t.live_before.name}")
     if not ok:
-        raise OperationFailed(describe(res.get("result", res)), host=t.name, step="restore")
+        raise OperationFailed(failure_text(res.get("result", res)), host=t.name, step="restore")
     t.move(RunState.PUT_BACK)
     return t.live_before.name
 

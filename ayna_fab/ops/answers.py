@@ -14,7 +14,7 @@ def read(host: Host, res: Result, step: str) -> dict:
     """A host call's answer; a refusal other than a held lock is an error naming the host."""
     data = hostcall.parse(res, host=host.name, step=step)
     if data.get("error") == "locked":
-        raise lock.held(host.name, data["holder"], step)
+        raise lock.held_error(host.name, data["holder"], step)
     if data.get("error"):
         raise UsageError(data["detail"], host=host.name, step=step)
     return data

@@ -82,8 +82,8 @@ def lock_and_plan(t: HostRun, lock_record: dict | None) -> None:
         raise UsageError(f"{res['detail']}: the host is not set up for {t.project.name}", host=t.name,
                          step="plan", hint=f"fab -H {t.name} setup")
     if res.get("error") == "locked":
-        raise lock.held(t.name, res["holder"], "lock")
-    t.move(RunState.LOCKED)   # the plan call stays on as the lock's holder (host/holder.py)
+        raise lock.held_error(t.name, res["holder"], "lock")
+    t.move(RunState.LOCKED)   # the plan call stays on as the lock's holder (hostprog/holder.py)
     if res.get("took_over"):
         t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res
@@ -94,7 +94,7 @@ def lock_and_plan(t: HostRun, lock_record: dict | None) -> None:
 
 def took_over(what: dict) -> str:
     """What the host did with a lock whose laptop was gone, before this operation took it."""
-    op = f"the {what.get('operation') or 'operation'} of {lock.describe(what.get('holder') or {})}"
+    op = f"the {what.get('operation') or 'operation'} of {lock.holder_text(what.get('holder') or {})}"
     n, back = what.get("number"), what.get("back")
     done = {"live": f"its activation of v{n} had completed: v{n} is live and recorded",
             "restored": f"its activation of v{n} had not completed: v{back} was put back",
@@ -202,7 +202,7 @@ class Deploy(runner.Operation):
         was = t.live_before
         base_venv = f"{t.layout.release(was.number)}/.venv" if was and was.complete else None
         after_install = hooks.for_host(self, t, "after-install") if "install" in steps else []
-        hooks.plan(t, after_install, f"in v{t.number}, after install")
+        hooks.list_planned(t, after_install, f"in v{t.number}, after install")
         res = t.call(cmd.prepare(t.layout, t.project, t.token, t.number, list(steps), base_venv,
                                  was.name if was else None,
                                  backup_rules.keep_for(self.project, self.config.defaults), tuple(after_install),
@@ -256,7 +256,7 @@ class Deploy(runner.Operation):
         if res is None or res["ok"]:
             return
         step = "verify" if res["result"].get("healthy") else "health"
-        why = res.get("reason") or activation.describe(res["result"])
+        why = res.get("reason") or activation.failure_text(res["result"])
         if res["outcome"] == "failed":   # the host was not to go back (a fleet's put_back)
             raise OperationFailed(why, host=t.name, step=step)
         if not t.state.recorded:   # restored, and left for the after-failure hooks to run under the lock

@@ -55,7 +55,7 @@ def listing_line(hook: Hook, where: str) -> str:
     return f"hook:{hook.name} ({hook.phase}): {shlex.join(hook.command)}  [{where}, timeout {hook.timeout}s]"
 
 
-def plan(t: runner.HostRun, hooks: list[Hook], where: str) -> None:
+def list_planned(t: runner.HostRun, hooks: list[Hook], where: str) -> None:
     """In a dry run, each hook that would run, in phase order, with where and as whom."""
     if t.dry_run:
         for h in hooks:
@@ -88,7 +88,7 @@ def on_host(op: runner.Operation, t: runner.HostRun, phase: str, number: int | N
     hooks = for_host(op, t, phase)
     if not hooks:
         return []
-    plan(t, hooks, f"in v{number}" if number is not None else "in the live release")
+    list_planned(t, hooks, f"in v{number}" if number is not None else "in the live release")
     command = cmd.hooks(t.layout, t.token, number, phase, hooks, env_for(op, t, **extra),
                         stop_at_failure=stop_at_failure)
     res = t.call(command, timeout=sum(h.timeout for h in hooks) + GRACE)
@@ -132,7 +132,7 @@ def after_success(op: runner.Operation) -> list[str]:
                             "the hook in flight ran to its end")
         t.remote.interrupted = None   # too late to stop: the release is live, so it is recorded
         if t.dry_run:
-            plan(t, for_host(op, t, "after-failure"), "if it fails: in the live release")
+            list_planned(t, for_host(op, t, "after-failure"), "if it fails: in the live release")
     return problems
 
 

@@ -32,17 +32,18 @@ def owner(operation: str, message: str = "", **extra) -> dict:
             "token": secrets.token_hex(8), "at": now(), "message": message, "operation": operation, **extra}
 
 
-def describe(holder: dict) -> str:
+def holder_text(holder: dict) -> str:
+    """Who holds a lock, from where, since when, and their message: one line for people."""
     return (f"{holder.get('by')}@{holder.get('from')} (pid {holder.get('pid')}) since {holder.get('at')}"
             + (f", {holder.get('message')!r}" if holder.get("message") else ""))
 
 
-def held(host: str, holder: dict, step: str) -> OperationFailed:
+def held_error(host: str, holder: dict, step: str) -> OperationFailed:
     """The error for a lock someone else holds; nothing was changed."""
     what = holder.get("operation") if holder.get("operation") in ("deploy", "rollback") else (
         f"operation (fab {holder['operation']})" if holder.get("operation") else "deploy")
     return OperationFailed(
-        f"another {what} holds the lock: {describe(holder)}; nothing was changed",
+        f"another {what} holds the lock: {holder_text(holder)}; nothing was changed",
         host=host, step=step,
         hint=f"wait for it, or if it died: fab -H {host} unlock (add --force if it is not stale)")
 
@@ -77,7 +78,7 @@ def may_remove(holder: dict, host: str, force: bool) -> str:
     """`fab unlock`'s judgement: why the lock may go (its operation is gone, or "forced"), else
     UsageError. A step of it still running on the host is never overruled, not even by force."""
     stale, why = is_stale(holder)
-    desc = describe(holder)
+    desc = holder_text(holder)
     if holder.get("workers"):
         raise UsageError(f"the lock is held by {desc} and {why}: it is released when that ends, "
                          "not before", host=host, step="unlock", hint="fab status; wait for it")

@@ -103,7 +103,7 @@ class Rollback(runner.Operation):
             activation.too_late_to_stop(t, res)
         if res is None or res["ok"]:
             return
-        why = res.get("reason") or activation.describe(res["result"])
+        why = res.get("reason") or activation.failure_text(res["result"])
         if res["outcome"] == "restored" and not t.state.recorded:   # left for the after-failure hooks, under the lock
             why += hooks.after_failure(self, t)
             log = {**failed, "restored": t.live_before.name, "reason": why[-2000:]}

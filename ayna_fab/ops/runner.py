@@ -179,7 +179,7 @@ class HostRun:
                 self.show(name, seconds, ok, note=describe_step(detail))
         if data.get("error") == "lock-lost":
             self.move(RunState.LOCK_LOST)
-            raise NeedsAttention(data["detail"] + (f"; held now by {lock.describe(data['holder'])}"
+            raise NeedsAttention(data["detail"] + (f"; held now by {lock.holder_text(data['holder'])}"
                                                    if data.get("holder") else ""), host=self.name,
                                  step=command.step, hint=f"fab -H {self.name} status")
         return data
@@ -287,7 +287,7 @@ def run(op: Operation, say: Say) -> None:
             with no_interrupts():
                 raise recover_all(op, label, failures) from _first(exc)
         finally:
-            for t in op.targets:   # seen through: the hosts' holders end quietly (host/holder.py)
+            for t in op.targets:   # seen through: the hosts' holders end quietly (hostprog/holder.py)
                 t.remote.end_holder()
 
 

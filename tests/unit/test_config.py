@@ -289,3 +289,13 @@ def test_a_bare_inventory_without_projects_loads(tmp_path):
     config = load(path)
     assert config.hosts["fresh"].projects == ()
     assert dict(config.projects) == {}
+
+
+def test_a_far_host_may_wait_longer_for_its_ssh_connection_than_the_default(tmp_path):
+    text = FULL.replace('port = 2222\nprojects = ["uavcrew"]',
+                        'port = 2222\nprojects = ["uavcrew"]\nconnect_timeout = 45', 1)
+    cfg = load(write(tmp_path, text))
+    far = cfg.hosts["prod"]
+    near = next(h for name, h in cfg.hosts.items() if name != "prod")
+    assert (far.connect_timeout, near.connect_timeout) == (45, 3)  # the host's own, else [defaults]'s
+    assert (targets.endpoint(cfg, far).timeout, targets.endpoint(cfg, near).timeout) == (45, 3)

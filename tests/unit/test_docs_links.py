@@ -66,3 +66,14 @@ def test_the_readme_names_both_set_up_commands_and_ci_runs_the_same_tests():
 def test_the_readme_stays_a_short_guide_for_users():
     """Reference, measurements and manuals belong on their own pages of docs/."""
     assert len((REPO / "README.md").read_text().splitlines()) < 400
+
+
+PATH_IN_TICKS = re.compile(r"`((?:ayna_fab|tests|scripts|benchmarks|examples|docs)/[\w./-]*?)[`*:]")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_repository_path_a_page_names_exists(page):
+    """A page that names `ayna_fab/x.py` after the code moved sends a maintainer nowhere."""
+    named = {m.group(1).rstrip("/.") for line in page.read_text().splitlines() for m in PATH_IN_TICKS.finditer(line)}
+    missing = sorted(p for p in named if "{" not in p and "*" not in p and not (REPO / p).exists())
+    assert missing == [], f"{page.relative_to(REPO)} names paths that do not exist: {missing}"

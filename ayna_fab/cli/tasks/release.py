@@ -163,4 +163,4 @@ def unlock(c, project=None, force=False):
             if res["result"] != "released":
                 raise OperationFailed(f"the lock changed while we looked ({res['result']}); nothing removed",
                                       host=host.name, step="unlock", hint="look again: fab status")
-            output.say(f"[{host.name}] {proj.name}: removed the lock of {lock.describe(holder)} ({reason})")
+            output.say(f"[{host.name}] {proj.name}: removed the lock of {lock.holder_text(holder)} ({reason})")
