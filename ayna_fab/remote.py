@@ -111,7 +111,7 @@ class Remote:
             script = cmd.script
         self.seconds += result.seconds
         if check and not result.ok:
-            tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
+            tail = "\n".join((result.stderr.strip() or result.stdout.strip()).split("\n")[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,
                                   step=cmd.step, hint=cmd.hint)
         return result
@@ -265,7 +265,7 @@ def in_transit(exc: BaseException, script: str, timeout: float | None) -> str:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    return "\n".join("    " + line for line in text.rstrip("\n").split("\n"))   # a CR is no line end
 
 
 def open_all(endpoints: list[ssh.Endpoint], *, dry_run: bool = False,
