@@ -78,6 +78,8 @@ def unencoded(value: str) -> bool:
     if not m:
         return False
     user, _, password = m["userinfo"].partition(":")
+    if re.fullmatch(r"[0-9]+(/.*)?", password, re.DOTALL) and not user.count("@"):
+        return False   # host:port/path with an @ further on (http://localhost:8000/u/@me): no user at all
     return bool(_UNSAFE_RE.search(user) or _UNSAFE_RE.search(password) or ":" in password)
 
 

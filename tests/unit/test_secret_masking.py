@@ -100,3 +100,8 @@ def test_a_url_whose_password_needs_encoding_is_refused_naming_the_key_only(pass
 def test_an_encoded_or_plain_password_is_accepted(password):
     assert laptop_envfile.problems({**VALUES, "DATABASE_URL": f"postgresql://app:{password}@db/demo"},
                                    "demo", 8130, 8131) == []
+
+
+def test_a_url_with_an_at_sign_after_its_port_is_no_password():
+    assert laptop_envfile.problems({**VALUES, "DATABASE_URL": "postgresql://app:pw@db/demo",
+                                    "PROFILE_URL": "http://localhost:8000/users/@me"}, "demo", 8130, 8131) == []
