@@ -22,7 +22,7 @@ def _report(message: str) -> None:
         output.error(message)
     except Exception:
         try:
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            print(f"error: {output.visible(message)}", file=sys.stderr, flush=True)
         except Exception:
             pass
 

@@ -19,6 +19,22 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
+# What a terminal acts on instead of showing: C0 controls but newline and tab (ESC, BEL, CR,
+# backspace...), DEL, C1 controls (a one-byte CSI), and the Unicode controls that reorder or hide
+# text (bidi overrides and isolates, marks, zero-width and line separators, BOM).
+_FORMAT = "\u061c\u200b\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0)) if chr(c) not in "\n\t"}
+_VISIBLE.update({ord(c): f"\\u{ord(c):04x}" for c in _FORMAT})
+
+
+def visible(text: object) -> str:
+    """Host text (a host's, an app's, a hook's, a health body, a lock message) made safe to print:
+    every control a terminal would act on is shown as an escape (ESC as \\x1b), so it can neither
+    set the clipboard, retitle or erase, nor draw a forged line over ours. Newlines and tabs stay.
+    Every printer here calls it; JSON output is escaped by json.dumps itself."""
+    return str(text).translate(_VISIBLE)
+
+
 def _console(stream) -> Console:
     from rich.console import Console
     return Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
@@ -28,7 +44,7 @@ def _styled(label: str, style: str, message: str) -> Text:
     """Our own label in colour, then the message as plain text: host text (which may hold
     `[sandbox1]`, `[/x]` or `:smile:`) is never read as markup."""
     from rich.text import Text
-    return Text.assemble((label, style), " ", message)
+    return Text.assemble((label, style), " ", visible(message))
 
 
 def is_terminal() -> bool:
@@ -40,14 +56,14 @@ def say(message: str) -> None:
     if is_terminal():
         _console(sys.stdout).print(_styled("·", "dim", message))
     else:
-        print(message, flush=True)
+        print(visible(message), flush=True)
 
 
 def warn(message: str) -> None:
     if is_terminal():
         _console(sys.stdout).print(_styled("warning:", "bold yellow", message))
     else:
-        print(f"warning: {message}", flush=True)
+        print(f"warning: {visible(message)}", flush=True)
 
 
 def check(ok: bool, title: str, problems: Sequence[str] = ()) -> None:
@@ -56,21 +72,21 @@ def check(ok: bool, title: str, problems: Sequence[str] = ()) -> None:
     if is_terminal():
         _console(sys.stdout).print(_styled(mark, "green" if ok else "red", title))
     else:
-        print(f"{mark} {title}", flush=True)
+        print(f"{mark} {visible(title)}", flush=True)
     for problem in problems:
-        print(f"    {problem}", flush=True)
+        print(f"    {visible(problem)}", flush=True)
 
 
 def error(message: str) -> None:
     if sys.stderr.isatty():
         _console(sys.stderr).print(_styled("error:", "bold red", message))
     else:
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        print(f"error: {visible(message)}", file=sys.stderr, flush=True)
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table on a terminal; tab-separated lines with a header otherwise."""
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    cells = [["" if v is None else visible(v) for v in row] for row in rows]
     if is_terminal():
         from rich.table import Table
         from rich.text import Text
@@ -94,9 +110,10 @@ _PRINT_LOCK = threading.Lock()
 
 
 def line(text: str) -> None:
-    """One line as it is (a host's output): never read as markup, never split between threads."""
+    """One line of a host's output (its controls made visible): never read as markup, never split
+    between threads."""
     with _PRINT_LOCK:
-        print(text, flush=True)
+        print(visible(text), flush=True)
 
 
 class Lines:
@@ -160,14 +177,14 @@ class LiveHosts:
     def step(self, host: str, step: str, seconds: float, ok: bool, note: str = "") -> None:
         with self.lock:
             row = self.rows[host]
-            row.update(step=step, seconds=seconds, ok=ok, note=note, total=row["total"] + seconds)
+            row.update(step=visible(step), seconds=seconds, ok=ok, note=visible(note), total=row["total"] + seconds)
             if self.live:
                 self.live.update(self.render())
 
     def message(self, text: str) -> None:
         from rich.text import Text
         with self.lock:
-            self.console.print(Text(text), highlight=False)
+            self.console.print(Text(visible(text)), highlight=False)
 
     def render(self) -> Table:
         from rich.table import Table

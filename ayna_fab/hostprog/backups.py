@@ -164,11 +164,18 @@ _ESCAPE_HINT = ("; percent-encode these characters in its password: # as %23, / 
                 "@ as %40, % as %25")
 
 
+SERVICE = "ayna-fab"   # the one service of the private service file (service_file)
+# Query parameters that may hold a secret besides password: sslpassword (libpq reads it from no
+# environment variable), and anything named like a key, token or secret.
+HIDDEN_RE = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
 def connection(url: str) -> tuple[str, str]:
     """DATABASE_URL -> (a libpq URI without the password, the password).
 
     The URI goes on pg_dump's command line, which anyone on the host can read
-    in `ps`; the password goes into a private pgpass file instead.
+    in `ps`; the password goes into a private pgpass file instead, and every other
+    parameter that may be a secret (hidden) into a private service file the URI names.
 
     A URL that does not read one way only is refused, and no message says anything of it: an
     unescaped '#', '/' or '?' in the password ends the address early, and the rest of the
@@ -196,9 +203,35 @@ def connection(url: str) -> tuple[str, str]:
         netloc += f":{parts.port}"
     if parts.username:
         netloc = f"{quote(unquote(parts.username), safe='')}@{netloc}"
-    rest = urlencode([(k, v) for k, v in query if k != "password"])
+    kept = [(k, v) for k, v in query if k != "password" and not HIDDEN_RE.search(k)]
+    if hidden(url):
+        if any(k == "service" for k, _ in query):
+            raise ValueError("DATABASE_URL names a service and a secret parameter: put the secret in "
+                             "that service's file instead")
+        kept.append(("service", SERVICE))
+    rest = urlencode(kept)
     # by hand: urlunsplit drops the "//" of an empty host (a local socket), which libpq needs
     return f"postgresql://{netloc}{parts.path}" + (f"?{rest}" if rest else ""), password
+
+
+def hidden(url: str) -> list[tuple[str, str]]:
+    """The query parameters of DATABASE_URL that stay off pg_dump's argv (HIDDEN_RE; password
+    goes to pgpass); connection() has checked the URL."""
+    query = parse_qsl(urlsplit(url.strip()).query, keep_blank_values=True)
+    return [(k, v) for k, v in query if k != "password" and HIDDEN_RE.search(k)]
+
+
+def service_file(params: list[tuple[str, str]]) -> str:
+    """libpq's connection service file holding params under SERVICE: read by libpq from a path
+    in PGSERVICEFILE, never seen in argv. Its lines cannot hold a line break, so such a value is
+    refused (naming the parameter only)."""
+    lines = [f"[{SERVICE}]"]
+    for key, value in params:
+        if not re.fullmatch(r"[a-z_]+", key) or re.search(r"[\r\n]", value) or value != value.strip():
+            raise ValueError(f"DATABASE_URL's {key} parameter cannot be passed to libpq privately "
+                             "(a line break or blanks at its ends)")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
 
 
 def pgpass_line(password: str) -> str:

@@ -44,15 +44,20 @@ def engine(env_file):
 
 
 def target(env_file):
-    """(engine, where): for PostgreSQL (libpq URI without the password, password), for SQLite
-    the database file's path. Refused for an engine without backup support."""
+    """(engine, where): for PostgreSQL (libpq URI without its secrets, the password, the text of a
+    service file with its other secret parameters or None), for SQLite the database file's path.
+    Refused for an engine without backup support."""
     url = database_url(env_file)
     kind = rules.engine(url)
     why = rules.unsupported(kind)
     if why:
         raise Refused("engine", why + " (set backup_before_migrate = false to deploy without backups)")
     try:
-        return kind, (rules.connection(url) if kind == "postgresql" else rules.sqlite_path(url))
+        if kind == "postgresql":
+            uri, password = rules.connection(url)
+            secret = rules.hidden(url)
+            return kind, (uri, password, rules.service_file(secret) if secret else None)
+        return kind, rules.sqlite_path(url)
     except ValueError as e:
         raise Refused("env", f"DATABASE_URL in {env_file}: {e}")
 
@@ -83,12 +88,20 @@ def sqlite_copy(src, dest, src_mode="rw", standalone=True):
 
 
 @contextmanager
-def pg_env(password):
-    """libpq's environment: the password in a private pgpass file (never argv, never output)."""
+def pg_env(password, service=None):
+    """libpq's environment: the password in a private pgpass file, the URL's other secret parameters
+    (sslpassword...) in a private service file (never argv, never output)."""
     env = dict(os.environ, PGAPPNAME="ayna-fab", PGCONNECT_TIMEOUT="10")
-    env.pop("PGPASSWORD", None)
+    for name in ("PGPASSWORD", "PGSERVICE", "PGSERVICEFILE"):
+        env.pop(name, None)
     tmp = tempfile.mkdtemp(prefix="ayna-fab-pg.")
     try:
+        if service:
+            path = os.path.join(tmp, "pg_service.conf")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(service)
+            env["PGSERVICEFILE"] = path
         if password:
             path = os.path.join(tmp, "pgpass")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -139,8 +152,8 @@ def take(root, env_file, project, release, keep, protect=()):
             except sqlite3.Error as e:
                 raise Refused("sqlite", f"SQLite's backup of {where} failed: {e}")
         else:
-            uri, password = where
-            with pg_env(password) as env:
+            uri, password, service = where
+            with pg_env(password, service) as env:
                 p = subprocess.run(rules.dump_argv(uri, partial), env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if p.returncode != 0:
@@ -191,8 +204,8 @@ def restore(env_file, path):
         except sqlite3.Error as e:
             return [f"SQLite's restore of {where} failed, nothing was changed: {e}"]
         return []
-    uri, password = where
-    with pg_env(password) as env, tempfile.TemporaryFile("w+") as dump_err, \
+    uri, password, service = where
+    with pg_env(password, service) as env, tempfile.TemporaryFile("w+") as dump_err, \
             tempfile.TemporaryFile("w+") as psql_out:
         psql = subprocess.Popen(rules.psql_argv(uri), env=env, stdin=subprocess.PIPE, stdout=psql_out,
                                 stderr=subprocess.STDOUT)

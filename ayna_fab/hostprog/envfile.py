@@ -17,11 +17,16 @@ parser (src/basic/env-file.c) state by state:
 - a file with a NUL byte, or with invalid UTF-8 or a Unicode noncharacter in any key or
   value (comments may hold anything), is refused whole: the unit does not start. parse
   raises ValueError for it and read OSError.
+
+Every file read here also teaches MASK its secrets (secrets()): whatever leaves the host
+program (wire.py's answers, the deploy log) goes through MASK first.
 """
 
 import errno
 import os
 import re
+import stat
+import urllib.parse
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WHITESPACE = " \t\n\r"
@@ -131,6 +136,91 @@ def parse(text):
     return env
 
 
+# --- secrets: what must never leave the host in text -----------------------------------------
+
+SECRET_NAME_RE = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
+URL_PASSWORD_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^:@/?#\s]*:(?P<password>.*)@", re.IGNORECASE)
+QUERY_SECRET_RE = re.compile(r"[?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=(?P<value>[^&#\s]+)", re.IGNORECASE)
+# Where a URL parser may cut an unencoded password: each piece can turn up alone in an error
+# (a port "that could not be cast", a host name).
+CUTS_RE = re.compile(r"[#/?@:%\s\[\]]")
+SHORTEST = 4          # a shorter fragment is no secret worth masking everywhere
+NOT_SECRET = {"true", "false", "yes", "no", "none", "null", "on", "off"}
+
+
+def secrets(env):
+    """The fragments of an env file's values that must not be shown: the whole value of every key
+    named like a secret, and in any value the password of each URL (the whole of it up to the
+    last @, as typed and percent-decoded, and every piece a parser could cut it into), and the
+    value of a query parameter named like a secret. Fragments shorter than SHORTEST are left."""
+    found = set()
+    for key, value in env.items():
+        if SECRET_NAME_RE.search(key):
+            found.add(value.strip())
+        candidates = [m["value"] for m in QUERY_SECRET_RE.finditer(value)]
+        m = URL_PASSWORD_RE.search(value)
+        if m:
+            candidates.append(m["password"])
+        for raw in candidates:
+            for whole in {raw, urllib.parse.unquote(raw)}:
+                found.add(whole)
+                found.update(CUTS_RE.split(whole))
+    return {f for f in found if len(f) >= SHORTEST and f.lower() not in NOT_SECRET}
+
+
+class Mask:
+    """Replaces known secret fragments with ***, longest first, in one regular expression pass."""
+
+    def __init__(self, fragments=()):
+        self.fragments = set()
+        self.pattern = None
+        self.add(fragments)
+
+    def add(self, fragments):
+        new = set(fragments) - self.fragments
+        if new:
+            self.fragments |= new
+            ordered = sorted(self.fragments, key=len, reverse=True)
+            self.pattern = re.compile("|".join(map(re.escape, ordered)))
+
+    def text(self, text):
+        return self.pattern.sub("***", text) if self.pattern is not None else text
+
+    def data(self, obj):
+        """obj with every string value in it masked (dict keys are names, never secrets, and stay)."""
+        if self.pattern is None:
+            return obj
+        if isinstance(obj, str):
+            return self.text(obj)
+        if isinstance(obj, dict):
+            return {k: self.data(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self.data(v) for v in obj]
+        return obj
+
+
+MASK = Mask()   # this process's: every env file it has read
+
+
+def learn(path):
+    """Teach MASK the secrets of the env file at path, if it is a regular file that reads; never
+    raises, and never waits on a FIFO or a device put in its place."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with os.fdopen(fd, encoding="utf-8", errors="surrogateescape", newline="") as f:
+                fd = None
+                MASK.add(secrets(parse(f.read())))
+    except (OSError, ValueError):
+        pass
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def read(path):
     """The file's variables; OSError if it cannot be read, or if systemd would refuse it.
 
@@ -139,9 +229,11 @@ def read(path):
     with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
         text = f.read()
     try:
-        return parse(text)
+        env = parse(text)
     except ValueError as exc:
         raise OSError(errno.EINVAL, str(exc), str(path)) from None
+    MASK.add(secrets(env))
+    return env
 
 
 def for_app(env_file, release_dir):

@@ -3,13 +3,15 @@
     python3 -c BOOTSTRAP CALL ARGS_JSON        (see ayna_fab/remote/hostcall.py)
 """
 
+import glob
 import importlib
 import json
+import os
 import signal
 import sys
 import traceback
 
-from . import calls, lock, wire
+from . import calls, envfile, lock, wire
 
 # call -> "module.function"; only the module a call needs is imported (each call is a new process)
 HANDLERS = {
@@ -45,9 +47,20 @@ EXIT_REFUSED = 3   # the call could not be done as asked; the result says why
 EXIT_CRASHED = 70  # a bug: the result carries the traceback
 
 
+def _learn_secrets(args):
+    """Every answer masks the project's env file secrets (envfile.MASK), also when the call itself
+    does not read the file (an activation's health bodies, the deploy log, the lock's messages)."""
+    if getattr(args, "env_file", None):
+        envfile.learn(args.env_file)
+    elif getattr(args, "root", None):
+        for path in glob.glob(os.path.join(glob.escape(args.root), "shared", ".env.*")):
+            envfile.learn(path)
+
+
 def run(argv):
     name, payload = argv[0], json.loads(argv[1])
     args = calls.CALLS[name](**payload)
+    _learn_secrets(args)
     try:
         if name in LONG:
             _outlive_the_connection()

@@ -52,7 +52,11 @@ def migrate(a: calls.Migrate):
             res["backup"] = dumps.take(a.root, a.env_file, a.project, None, rules.check_keep(a.keep))
             wire.step("backup", res["backup"]["seconds"], detail=res["backup"])
         try:
-            res["code"] = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL).returncode
+            with subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace") as p:
+                for line in p.stdout:   # relayed as it comes, the env file's secrets masked
+                    wire.text(line)
+            res["code"] = p.returncode
         except OSError as e:
             res["code"], res["error"] = 127, str(e)
     finally:

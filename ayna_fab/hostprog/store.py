@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 
+from . import envfile
+
 META = ".ayna-release.json"
 MANIFEST = ".ayna-manifest"
 COUNTER = ".counter"
@@ -145,4 +147,4 @@ def remove(root, numbers):
 def append_log(root, entry):
     os.makedirs(os.path.join(root, "logs"), exist_ok=True)
     with open(os.path.join(root, "logs", "deploys.jsonl"), "a") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.write(json.dumps(envfile.MASK.data(entry), sort_keys=True) + "\n")   # what the app said, masked

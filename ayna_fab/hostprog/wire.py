@@ -6,10 +6,14 @@ optional JSON says what the step made), and last one `@@result JSON` line.
 ayna_fab/remote/hostcall.py parses exactly this. A call sent in its short form (the program from
 the host's cache) that finds no program there writes only MISSING on stderr and exits
 MISSING_EXIT: nothing of it ran, and the laptop sends the whole program (remote.Remote.run).
+Program output relayed with text() and the values in every @@ line are masked (envfile.MASK) on
+their way out; the protocol's own words and keys never are.
 """
 
 import json
 import sys
+
+from .envfile import MASK
 
 STEP = "@@step "
 RESULT = "@@result "
@@ -35,10 +39,15 @@ def _write(line):
         pass
 
 
+def text(line):
+    """One line of program output for people (manage.py migrate's), relayed masked."""
+    _write(MASK.text(line.rstrip("\n")))
+
+
 def step(name, seconds, ok=True, detail=None):
-    tail = f" {json.dumps(detail, sort_keys=True)}" if detail is not None else ""
+    tail = f" {json.dumps(MASK.data(detail), sort_keys=True)}" if detail is not None else ""
     _write(f"{STEP}{name} {seconds:.3f} {'ok' if ok else 'failed'}{tail}")
 
 
 def result(obj):
-    _write(RESULT + json.dumps(obj, sort_keys=True))
+    _write(RESULT + json.dumps(MASK.data(obj), sort_keys=True))

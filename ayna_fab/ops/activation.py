@@ -145,4 +145,4 @@ def put_back(t: HostRun, verify_timeout: float = 30.0, health_timeout: float = 6
 
 
 def indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.strip().splitlines())
+    return "\n".join("    " + line for line in text.strip().split("\n"))

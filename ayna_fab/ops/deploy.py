@@ -61,15 +61,23 @@ def migrate_host(targets: list[HostRun]) -> HostRun:
     return database_host(targets[0].project, targets)
 
 
-def host_releases(plan: dict) -> list[releases.Release]:
-    """The host's release listing as Release values."""
+def host_releases(plan: dict, warn=None) -> list[releases.Release]:
+    """The host's release listing as Release values. Its records are the host's word: a revision
+    that is no commit hash becomes "" (warn says so), any other text field that is no text "";
+    nothing else of them reaches git or a laptop hook."""
+    def text(value: object) -> str:
+        return value if isinstance(value, str) else ""
+
     out = []
     for r in plan.get("releases", []):
         m = r["meta"] or {}
-        out.append(releases.Release(number=r["number"], state=m.get("state", "failed"),
-                                    revision=m.get("revision", ""), ref=m.get("ref", ""),
-                                    deployed_by=m.get("deployed_by", ""), deployed_at=m.get("deployed_at", ""),
-                                    complete=r["complete"], meta=m))
+        revision = releases.revision(m.get("revision"))
+        if revision is None and m.get("revision", "") != "" and warn:
+            warn(f"v{r['number']}'s record holds a revision that is no commit hash; it is ignored")
+        out.append(releases.Release(number=r["number"], state=text(m.get("state", "failed")),
+                                    revision=revision or "", ref=text(m.get("ref", "")),
+                                    deployed_by=text(m.get("deployed_by", "")),
+                                    deployed_at=text(m.get("deployed_at", "")), complete=r["complete"], meta=m))
     return out
 
 
@@ -87,7 +95,7 @@ def lock_and_plan(t: HostRun, lock_record: dict | None) -> None:
     if res.get("took_over"):
         t.say(f"[{t.name}] {took_over(res['took_over'])}")
     t.plan = res
-    t.releases = host_releases(res)
+    t.releases = host_releases(res, lambda text: t.say(f"warning: [{t.name}] {text}"))
     t.live_before = releases.active(t.releases, res["current"])
     t.steps["lock + plan"] = round(time.monotonic() - started, 3)
 

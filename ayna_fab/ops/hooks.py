@@ -67,13 +67,13 @@ def show(t: runner.HostRun, reports: list[dict]) -> None:
     shown in its error or warning instead)."""
     for r in reports:
         if r["ok"]:
-            for line in r["output"].splitlines():
+            for line in r["output"].split("\n") if r["output"] else ():
                 t.say(f"[{t.name}] hook:{r['name']}: {line}")
 
 
 def failure(r: dict) -> str:
     how = f"timed out after {r['seconds']:.0f}s" if r["timed_out"] else f"exited {r['code']}"
-    text = "\n".join("    " + line for line in r["output"].splitlines()[-40:])
+    text = "\n".join("    " + line for line in r["output"].split("\n")[-40:] if r["output"])
     return f"hook {r['name']} {how}" + (f":\n{text}" if text else "")
 
 

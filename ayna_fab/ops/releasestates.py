@@ -19,6 +19,15 @@ GOOD = ("active", "previous", "good")
 CHOOSABLE = GOOD + ("rolled-back",)
 STATES = ("building", "failed", "active", "previous", "good", "rolled-back")
 RELEASE_RE = re.compile(r"v([1-9][0-9]{0,8})")
+REVISION_RE = re.compile(r"[0-9a-f]{7,40}")
+
+
+def revision(value: object) -> str | None:
+    """A revision a host recorded, if it is a commit hash (7 to 40 hex digits, lower-cased); else
+    None. What a host says reaches git commands and laptop hooks only in this form."""
+    if isinstance(value, str) and REVISION_RE.fullmatch(value.lower()):
+        return value.lower()
+    return None
 
 
 @dataclass(frozen=True)

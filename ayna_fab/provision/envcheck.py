@@ -6,6 +6,7 @@ which the port registry makes public anyway.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ayna_fab.errors import UsageError
@@ -58,4 +59,32 @@ def problems(values: dict[str, str], project: str, web_port: int, api_port: int)
             out.append(f"{key}={got} does not match the port registry ({project}: {want})")
     if values.get("PROJECT_NAME", "").strip() not in ("", project):
         out.append(f"PROJECT_NAME does not name {project}")
+    out += [needs_encoding(key) for key, value in sorted(values.items()) if unencoded(value)]
     return out
+
+
+# scheme://user:password@ up to the last @: what a person typed, before any parser cut it.
+_USERINFO_RE = re.compile(r"[a-z][a-z0-9+.-]*://(?P<userinfo>[^/?#]*?:.*)@", re.IGNORECASE)
+_UNSAFE_RE = re.compile(r"[#/?@\[\]\s]|%(?![0-9A-Fa-f]{2})")
+ENCODE = ("python3 -c 'import getpass, urllib.parse; "
+          "print(urllib.parse.quote(getpass.getpass(\"password: \"), safe=\"\"))'")
+
+
+def unencoded(value: str) -> bool:
+    """Whether a URL's user or password holds a character a URL parser reads as the end of it
+    (# / ? @ [ ] a blank, a % that starts no escape, a : in the user name or a second one): the
+    app would read another host, port or password, and quote a piece of the secret in its error."""
+    m = _USERINFO_RE.match(value.strip())
+    if not m:
+        return False
+    user, _, password = m["userinfo"].partition(":")
+    if re.fullmatch(r"[0-9]+(/.*)?", password, re.DOTALL) and not user.count("@"):
+        return False   # host:port/path with an @ further on (http://localhost:8000/u/@me): no user at all
+    return bool(_UNSAFE_RE.search(user) or _UNSAFE_RE.search(password) or ":" in password)
+
+
+def needs_encoding(key: str) -> str:
+    """The refusal of an unencoded URL: the key and how to encode, never the value (its encoded
+    form is the secret in all but name)."""
+    return (f"{key}'s user or password must be percent-encoded (# / ? @ : % [ ] and blanks): "
+            f"encode it with {ENCODE} and put the result in the URL")

@@ -118,13 +118,13 @@ def step(line: str) -> tuple[str, float, bool, dict | None] | None:
 
 def steps(stdout: str) -> list[tuple[str, float, bool, dict | None]]:
     """The `@@step` lines of an answer."""
-    return [s for s in map(step, stdout.splitlines()) if s is not None]
+    return [s for s in map(step, stdout.split("\n")) if s is not None]
 
 
 def parse(result: Result, *, host: str, step: str) -> dict:
     """The `@@result` object of a host call's answer. A crash or a missing result is an
     OperationFailed naming host and step; a refusal is returned ({"error": ...}) for the caller."""
-    for line in reversed(result.stdout.splitlines()):
+    for line in reversed(result.stdout.split("\n")):
         if line.startswith(RESULT):
             data = json.loads(line[len(RESULT):])
             if data.get("error") == "crash":
@@ -137,4 +137,4 @@ def parse(result: Result, *, host: str, step: str) -> dict:
 
 
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.strip().splitlines())
+    return "\n".join("    " + line for line in text.strip().split("\n"))

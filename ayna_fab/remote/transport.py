@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from fabric import Connection
+from invoke.exceptions import CommandTimedOut
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
@@ -98,7 +99,7 @@ class Remote:
                     else:
                         r = self.conn.run(script, hide=True, warn=True, timeout=timeout, in_stream=False)
             except Exception as exc:  # a dropped link or a timeout: name the host and step
-                raise OperationFailed(f"lost the connection or timed out: {exc}", host=self.name,
+                raise OperationFailed(in_transit(exc, script, timeout), host=self.name,
                                       step=cmd.step, hint=cmd.hint) from exc
             result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) \
                 else Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
@@ -110,7 +111,7 @@ class Remote:
             script = cmd.script
         self.seconds += result.seconds
         if check and not result.ok:
-            tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-20:])
+            tail = "\n".join((result.stderr.strip() or result.stdout.strip()).split("\n")[-20:])
             raise OperationFailed(f"exited {result.code}:\n{_indent(tail)}", host=self.name,
                                   step=cmd.step, hint=cmd.hint)
         return result
@@ -190,7 +191,7 @@ class Remote:
             r = self.conn.run(cmd.script, hide=False, warn=True, pty=pty, echo=False,
                               in_stream=None if stdin else False, **streams)
         except Exception as exc:
-            raise OperationFailed(f"lost the connection: {exc}", host=self.name, step=cmd.step,
+            raise OperationFailed(in_transit(exc, cmd.script, None), host=self.name, step=cmd.step,
                                   hint=cmd.hint) from exc
         finally:
             if sink is not None:
@@ -251,8 +252,20 @@ def _interrupts_kept() -> Iterator[list]:
             signal.signal(s, handler)
 
 
+def in_transit(exc: BaseException, script: str, timeout: float | None) -> str:
+    """A failure in transit in a few words. invoke's and paramiko's own messages quote the whole
+    command line (a host call's is the host program and its arguments): never shown."""
+    if isinstance(exc, (CommandTimedOut, TimeoutError)):
+        return f"timed out after {timeout:g}s" if timeout else "timed out"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if not first or len(first) > 160 or script[:20] in first or "python3" in first:
+        return f"lost the connection ({type(exc).__name__})"
+    return f"lost the connection: {first}"
+
+
 def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    return "\n".join("    " + line for line in text.rstrip("\n").split("\n"))   # a CR is no line end
 
 
 def open_all(endpoints: list[ssh.Endpoint], *, dry_run: bool = False,
