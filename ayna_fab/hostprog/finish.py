@@ -1,4 +1,6 @@
-"""Ending an operation: record the release states and the log line, set old releases aside, unlock."""
+"""Ending an operation: record the release states and the log line, set old releases aside, unlock.
+
+A lock removed by hand is settled first (holder.unlock)."""
 
 from . import calls, lock, store, units
 
@@ -19,7 +21,3 @@ def record(root, token, states, meta, log, remove, unit_names):
     kept = {f"v{n}": pids for n, pids in in_use.items() if n in remove}
     return {"removed": removed, "kept_in_use": kept, "unlocked": lock.release(root, token)}
 
-
-def unlock(a: calls.Unlock):
-    holder = lock.inspect(a.root)
-    return {"holder": holder, "result": lock.release(a.root, a.token, a.force)}

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 
-from . import journal, lock, store, switchover
+from . import calls, journal, lock, store, switchover
 
 SETTLE_POLL = 0.5
 DONE = b"done"   # what the laptop writes before closing, once the operation has ended its way
@@ -35,6 +35,24 @@ def hold_until_done(root, token):
         lock.unmark_holding(root)
         return {"abandoned": False}
     return abandon(root, token)
+
+
+def unlock(a: calls.Unlock):
+    """Remove a lock by hand (fab unlock), settling first what its operation left, exactly as the
+    next plan would (abandon): an activation that never finished takes the way back and is
+    recorded, releases still building are marked failed. Refused while a step of it runs."""
+    held = lock.inspect(a.root)
+    if held is None:
+        return {"holder": None, "result": "not-locked"}
+    if not a.force and held.get("token") != a.token:
+        return {"holder": held, "result": "held-by-other"}
+    if [w for w in lock.workers(a.root) if w["pid"] != os.getpid()]:
+        return {"holder": held, "result": "busy"}
+    settled = None
+    if held.get("token"):
+        settled = abandon(a.root, held["token"], why="its lock was removed by hand (fab unlock)")
+    result = "released" if lock.holder(a.root) is None else lock.release(a.root, a.token, a.force)
+    return {"holder": held, "result": result, "settled": settled}
 
 
 def abandon(root, token, why="the connection to the laptop closed"):

@@ -10,6 +10,9 @@ the whole call, so a worker that died can be finished by someone else.
 import json
 import os
 import time
+from dataclasses import fields
+
+from . import calls, store
 
 NAME = "activation.json"
 
@@ -52,7 +55,55 @@ def add_step(root, name, seconds, ok=True):
 
 
 def of(root, token):
-    """The journal if it belongs to the operation holding token."""
+    """The journal if it belongs to the operation holding token. One that cannot be acted on (it
+    does not parse, or its call is not an activation's: a hand edit, a truncated file) is set
+    aside and reported in the deploy log, never fatal: the caller goes on as with no journal."""
     data = read(root)
-    return data if data and data.get("token") == token else None
+    if data is None:
+        if os.path.exists(path(root)) and _unparsable(root):
+            set_aside(root, "it does not parse as JSON")
+        return None
+    if data.get("token") != token:
+        return None
+    problem = _problem(data)
+    if problem:
+        set_aside(root, problem)
+        return None
+    return data
+
+
+def _unparsable(root):
+    try:
+        with open(path(root)) as f:
+            json.load(f)
+        return False
+    except ValueError:
+        return True
+    except OSError:
+        return False   # unreadable now is not proof of a bad file
+
+
+ACTIVATE_FIELDS = {f.name for f in fields(calls.Activate)}
+
+
+def _problem(data):
+    """Why a journal cannot be acted on, or None."""
+    call = data.get("call")
+    if not isinstance(call, dict) or set(call) != ACTIVATE_FIELDS:
+        return "its call is not an activation's"
+    if not isinstance(data.get("number"), int) or not isinstance(data.get("steps", []), list):
+        return "its release number or steps are malformed"
+    return None
+
+
+def set_aside(root, why):
+    """Move an unusable journal out of the way (kept beside it for a person) and say so in the log."""
+    aside = f"{path(root)}.unusable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    try:
+        os.replace(path(root), aside)
+    except OSError:
+        return
+    store.append_log(root, {"event": "activation-journal", "result": "set-aside", "file": aside,
+                            "reason": f"{NAME} was set aside: {why}; check the live release (fab status)",
+                            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 

@@ -19,7 +19,7 @@ HANDLERS = {
     "preflight": "prepare.preflight", "hooks": "hookrunner.phase",
     "activate": "switchover.activate", "follow": "switchover.follow_call",
     "deactivate": "switchover.deactivate", "finish": "finish.finish",
-    "unlock": "finish.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
+    "unlock": "holder.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
     "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",

@@ -48,6 +48,23 @@ def held_error(host: str, holder: dict, step: str) -> OperationFailed:
         hint=f"wait for it, or if it died: fab -H {host} unlock (add --force if it is not stale)")
 
 
+def settled_text(settled: dict | None) -> str | None:
+    """What the host did with an operation whose lock was removed by hand (hostprog/holder.unlock),
+    in words; None when it had left nothing to settle."""
+    if not settled or not settled.get("abandoned"):
+        return None
+    outcome, number, back = settled.get("outcome"), settled.get("number"), settled.get("back")
+    if outcome == "restored":
+        return f"its activation of v{number} had not finished: the way back was taken, v{back} is live"
+    if outcome == "live":
+        return f"its activation of v{number} had ended live and healthy: v{number} is recorded as live"
+    if outcome == "stopped":
+        return f"its activation of v{number} had not finished and no earlier release exists: the units are stopped"
+    if outcome in ("failed", "restore-failed"):
+        return f"its activation of v{number} ended {outcome}: look at the host now (fab status)"
+    return "it had not changed the live site; releases it was building are marked failed"
+
+
 def is_stale(holder: dict, here: str | None = None, pid_alive=None) -> tuple[bool, str]:
     """Whether a lock's operation is gone, judged first from what the host says (hostprog/lock.inspect):
     a step of it still running on the host means live, whatever else. Otherwise it is stale when

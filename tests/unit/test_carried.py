@@ -15,7 +15,7 @@ import pytest
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog import holder, journal
-from tests.fakehost import Fault, LaptopDied, WorkerKilled
+from tests.fakehost import FakeRemote, Fault, LaptopDied, WorkerKilled
 from tests.unit.test_recovery import World, world  # noqa: F401  (the fixture)
 
 
@@ -190,3 +190,65 @@ def test_a_unit_restarted_by_systemd_since_ours_counts_as_crashed_whether_or_not
     assert crashes(0, 8) == 0                             # ours reset the count, no crash since
     assert crashes(2, 0) == 2 and crashes(10, 8) == 2     # crashed since ours
     assert crashes(1, 8) == 1                             # reset by ours, then crashed once
+
+
+def unlock_by_hand(w: World, host="h1") -> dict:
+    """`fab unlock` on the host: the unlock call, answered by the real host program."""
+    from ayna_fab.commands import hostcalls as cmd
+    FakeRemote.laptop_dead = False   # a person's laptop, not the one that died
+    remote = FakeRemote(host, w.layout(host).root, w.states[host])
+    res = remote.run(cmd.unlock(w.layout(host), held_token(w, host)), check=False)
+    return json.loads(res.stdout.rsplit("@@result ", 1)[1])
+
+
+def test_unlocking_an_unfinished_activation_takes_the_way_back_as_the_next_plan_would(world):
+    """Worker and laptop gone mid-activation, current on the unverified v2; a person unlocks.
+    The host settles it first: v1 back, v2 recorded failed, status no longer "activating"."""
+    world.states["h1"].kill_worker = True
+    with pytest.raises(WorkerKilled):
+        world.deploy()
+    assert world.current() == 2
+    connection_gone(world)
+    res = unlock_by_hand(world)
+    assert res["result"] == "released" and not world.locked()
+    assert world.current() == 1 and world.state(2) == "failed"
+    assert journal.read(world.layout("h1").root)["phase"] == "done"
+    assert (res["settled"]["outcome"], res["settled"]["number"], res["settled"]["back"]) == ("restored", 2, 1)
+    from ayna_fab.ops.lockrecord import settled_text
+    assert settled_text(res["settled"]) == "its activation of v2 had not finished: the way back was taken, v1 is live"
+    world.deploy()
+    assert world.current() == 3 and world.state(3) == "active"
+
+
+def test_unlocking_a_deploy_that_died_before_activation_marks_its_release_failed(world):
+    with pytest.raises(LaptopDied):
+        world.deploy(faults={"h1": [Fault("prepare", kind="die-after")]})
+    connection_gone(world)
+    res = unlock_by_hand(world)
+    assert res["result"] == "released" and not world.locked()
+    assert world.current() == 1 and world.state(2) == "failed" and world.log()[-1]["result"] == "abandoned"
+    assert res["settled"]["outcome"] is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited"])
+def test_an_activation_journal_that_cannot_be_acted_on_is_set_aside_never_fatal(world, damage):
+    """A hand-edited or truncated activation.json with the lock's token: the next plan goes on."""
+    world.states["h1"].kill_worker = True
+    with pytest.raises(WorkerKilled):
+        world.deploy()
+    connection_gone(world)
+    root = world.layout("h1").root
+    path = journal.path(root)
+    if damage == "truncated":
+        text = open(path).read()
+        open(path, "w").write(text[: len(text) // 2])
+    else:
+        j = journal.read(root)
+        j["call"] = {"root": root}   # the token still matches; the call is not an activation's
+        journal.write(root, j)
+    world.deploy()   # the plan takes over the lock and does not crash on the journal
+    assert world.state(world.current()) == "active" and not world.locked()
+    aside = [n for n in os.listdir(root) if n.startswith(journal.NAME + ".unusable-")]
+    assert len(aside) == 1
+    notes = [e for e in world.log() if e.get("event") == "activation-journal"]
+    assert notes and notes[-1]["result"] == "set-aside" and aside[0] in notes[-1]["file"]

@@ -164,3 +164,6 @@ def unlock(c, project=None, force=False):
                 raise OperationFailed(f"the lock changed while we looked ({res['result']}); nothing removed",
                                       host=host.name, step="unlock", hint="look again: fab status")
             output.say(f"[{host.name}] {proj.name}: removed the lock of {lock.holder_text(holder)} ({reason})")
+            settled = lock.settled_text(res.get("settled"))
+            if settled:
+                output.say(f"[{host.name}] {proj.name}: {settled}")
