@@ -163,12 +163,12 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     rendered = units.render_all(config, host, project)
 
     layout = []
-    for path, owner, mode in lay.dirs(user):
+    for path, owner, group, mode in lay.dirs(user):
         st = facts["dirs"].get(path)
         if st is None or not st["dir"]:
             layout.append(f"{path} is missing")
-        elif (st["owner"], st["mode"]) != (owner, mode):
-            layout.append(f"{path} is {st['owner']}:{st['group']} {st['mode']}, expected {owner}:{owner} {mode}")
+        elif (st["owner"], st["group"], st["mode"]) != (owner, group, mode):
+            layout.append(f"{path} is {st['owner']}:{st['group']} {st['mode']}, expected {owner}:{group} {mode}")
 
     access = []
     if not facts["user"]["exists"]:
@@ -200,8 +200,8 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     if st is None:
         env.append(f"{lay.env_file} is missing")
     else:
-        if (st["owner"], st["mode"]) != (user, "600"):
-            env.append(f"{lay.env_file} is {st['owner']} {st['mode']}, expected {user} 600")
+        if (st["owner"], st["group"], st["mode"]) != ("root", user, "640"):
+            env.append(f"{lay.env_file} is {st['owner']}:{st['group']} {st['mode']}, expected root:{user} 640")
         if facts["env"]["text"] is None:
             env.append(f"{lay.env_file} is not readable by {facts['whoami']}")
         else:

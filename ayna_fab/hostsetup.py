@@ -108,7 +108,7 @@ def step_env(s: Setup, r: Remote) -> None:
     if not upload:
         if not res["existed"]:
             s.warnings.append(f"{path} does not exist and no env_file is configured: create it "
-                              f"(mode 0600, owner {s.deploy_user}) or set projects.{s.project.name}.env_file")
+                              f"(owner root, group {s.deploy_user}, mode 0640) or set projects.{s.project.name}.env_file")
         return
     if not res["existed"]:
         s.changes.append(f"uploaded {path}")

@@ -205,8 +205,8 @@ UNSAFE_HINT = ("someone with the deploy user's rights put it there: look at it (
                "then run setup again")
 
 
-def setup_dirs(dirs: list[tuple[str, str, str]]) -> Command:
-    """The layout's directories, created or given their owner and mode."""
+def setup_dirs(dirs: list[tuple[str, str, str, str]]) -> Command:
+    """The layout's directories, created or given their owner, group and mode."""
     return hostcall.command(calls.Dirs(dirs=[list(d) for d in dirs]), "directories", hint=UNSAFE_HINT)
 
 

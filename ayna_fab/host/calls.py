@@ -233,13 +233,13 @@ class Facts:
 
 @dataclass(frozen=True)
 class Dirs:
-    """Create the layout's directories or fix their owner and mode: [path, owner, octal mode], parents first."""
+    """Create the layout's directories or fix their owner and mode: [path, owner, group, octal mode], parents first."""
     dirs: list
 
 
 @dataclass(frozen=True)
 class EnvFile:
-    """The env file at path, 0600 and the user's. upload: its new text comes on stdin, written if
+    """The env file at path, root's, 0640 for the user's group. upload: its new text comes on stdin, written if
     missing (or differing, with replace); answers the keys that differ. database_url: answer its
     DATABASE_URL too."""
     path: str

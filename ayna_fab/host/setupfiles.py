@@ -125,10 +125,10 @@ def _say(changes, text):
 
 
 def dirs(a: calls.Dirs):
-    """Create the layout's directories, or fix their owner and mode (path, owner, mode in octal)."""
+    """Create the layout's directories, or fix their owner and mode (path, owner, group, octal mode)."""
     changes = []
-    for path, owner, mode in a.dirs:
-        uid, gid = _ids(owner)
+    for path, owner, group, mode in a.dirs:
+        uid, gid = _ids(owner)[0], _ids(group)[1]
         parent, name = os.path.split(path.rstrip("/"))
         pfd = open_dir(parent, make_missing=True)
         try:
@@ -181,12 +181,16 @@ def _keys(text):
         return None
 
 
+ENV_MODE = 0o640   # root's, read by the deploy user's group: systemd reads it as root, so the user must not be able to replace it
+
+
 def env_file(a: calls.EnvFile):
-    """The project's env file, mode 0600, owned by the deploy user. With upload, the new text comes
-    on stdin (a secret is never an argument): written if there is no file yet, or if replace.
-    Answers which keys differ, never a value (database_url: its DATABASE_URL, for setup's database
-    step, when no local env file is configured)."""
-    uid, gid = _ids(a.user)
+    """The project's env file, root:{deploy group} 0640. With upload, the new text comes on stdin
+    (a secret is never an argument): written if there is no file yet, or if replace. Answers which
+    keys differ, never a value (database_url: its DATABASE_URL, for setup's database step, when no
+    local env file is configured). Never opened through a link: shared/ may have been the deploy
+    user's before setup made it root's, so a link there may be the deploy user's work."""
+    uid, gid = 0, _ids(a.user)[1]
     new = sys.stdin.buffer.read() if a.upload else None
     parent, name = os.path.split(a.path)
     pfd = open_dir(parent)
@@ -194,13 +198,13 @@ def env_file(a: calls.EnvFile):
     result = {"existed": False, "differs": False, "keys": None, "changes": changes}
     try:
         try:
-            fd = _open_in(pfd, name, a.path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = _open_in(pfd, name, a.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             fd = None
         old = None
         if fd is not None:
             try:
-                _own_file(fd, a.path, uid)
+                _own_file(fd, a.path, _ids(a.user)[0])
                 old = _read(fd)
                 result["existed"] = True
                 if a.database_url:
@@ -215,12 +219,12 @@ def env_file(a: calls.EnvFile):
                             "added": sorted(set(after) - set(before)),
                             "removed": sorted(set(before) - set(after)),
                             "changed": sorted(k for k in set(before) & set(after) if before[k] != after[k])}
-                if not (result["differs"] and a.replace) and _settle(fd, uid, gid, 0o600):
+                if not (result["differs"] and a.replace) and _settle(fd, uid, gid, ENV_MODE):
                     _say(changes, f"fixed owner/mode of {a.path}")
             finally:
                 os.close(fd)
         if new is not None and (old is None or (result["differs"] and a.replace)):
-            _replace(pfd, name, new, uid, gid, 0o600)
+            _replace(pfd, name, new, uid, gid, ENV_MODE)
             result["written"] = True
     finally:
         os.close(pfd)

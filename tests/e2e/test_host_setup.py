@@ -79,7 +79,7 @@ def test_deploy_user_may_manage_its_units_and_nothing_else(sandbox, first_setup)
 
 def test_env_file_is_private_and_never_printed(sandbox, inventory, first_setup):
     assert sandbox.check(0, "stat -c '%U:%G %a' /opt/ayna/uavcrew/shared/.env.production").strip() == \
-        "adonis:adonis 600"
+        "root:adonis 640"
     results = [fab("-H", "sandbox1", "env-check", hosts_file=inventory),
                fab("-H", "sandbox1", "validate", "--json", hosts_file=inventory)]
     assert all(r.returncode == 0 for r in results), _all_output(*results)

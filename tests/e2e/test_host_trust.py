@@ -1,0 +1,57 @@
+"""What the deploy user (or code in its app, which runs as that user) cannot reach on a set-up,
+deployed sandbox host: the files root and systemd read on its behalf, other services' logs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import fab, write_inventory
+from tests.e2e.test_deploy import Repo
+
+pytestmark = pytest.mark.e2e
+ROOT = "/opt/ayna/uavcrew"
+ENV = f"{ROOT}/shared/.env.production"
+TOKEN = "AYNA_ROOT_ONLY_TOKEN=root-only-7f3a9c"
+UNIT = "uavcrew-celery.service"
+
+
+@pytest.fixture(scope="module")
+def deployed(sandbox, first_setup, tmp_path_factory):
+    """The first host set up and running a release, and a file only root may read."""
+    assert all(r.returncode == 0 for r in first_setup), [r.stderr for r in first_setup]
+    if sandbox.run(0, f"systemctl is-active --quiet {UNIT}")[0] != 0:
+        repo = Repo(tmp_path_factory.mktemp("trust-src") / "uavcrew")
+        inv = write_inventory(tmp_path_factory.mktemp("trust") / "hosts.toml", sandbox, source=repo.path)
+        r = fab("-H", sandbox.hosts[0].name, "deploy", hosts_file=inv)
+        assert r.returncode == 0, r.stdout + r.stderr
+    sandbox.check(0, f"umask 077 && printf '%s\\n' {TOKEN!r} > /root/ayna-root-only.env")
+    return sandbox
+
+
+def environ(sandbox) -> str:
+    pid = sandbox.check(0, f"systemctl show -p MainPID --value {UNIT}").strip()
+    assert pid != "0"
+    return sandbox.check(0, f"tr '\\0' '\\n' < /proc/{pid}/environ")
+
+
+def test_the_deploy_user_cannot_point_systemd_at_a_root_only_file(deployed):
+    sandbox = deployed
+    attacks = [
+        f"ln -s /root/ayna-root-only.env {ROOT}/shared/.planted && mv -fT {ROOT}/shared/.planted {ENV}",
+        f"ln -sfn /root/ayna-root-only.env {ENV}",
+        f"rm -f {ENV}",
+        f"mv -T {ROOT}/shared {ROOT}/shared-aside",
+        f"mv -T {ROOT} /opt/ayna/uavcrew-aside",
+        f"echo AYNA_EXTRA=1 >> {ENV}",
+    ]
+    try:
+        for attack in attacks:
+            code, _, _ = sandbox.run(0, attack, user="adonis")
+            assert code != 0, attack
+        assert sandbox.check(0, f"stat -c '%F %U:%G %a' {ENV} {ROOT}/shared {ROOT}").splitlines() == [
+            "regular file root:adonis 640", "directory root:adonis 1770", "directory root:adonis 1775"]
+        sandbox.check(0, f"sudo -n /usr/bin/systemctl restart {UNIT}", user="adonis")
+        env = environ(sandbox)
+        assert "root-only-7f3a9c" not in env and "DJANGO_SETTINGS_MODULE=" in env
+    finally:
+        sandbox.run(0, f"rm -f {ROOT}/shared/.planted")
