@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ayna_fab import uvrelease
 from ayna_fab.remote import Command
 
 from . import heredoc, q
@@ -38,20 +39,28 @@ def ensure_user(user: str) -> Command:
     return Command("\n".join(lines), "deploy user")
 
 
-def install_uv(pip_args: list[str] | None = None) -> Command:
-    """uv from the host's configured package index (pip.conf / PIP_INDEX_URL), if missing; pip_args:
-    hosts.toml's index settings as pip options (packageindex.pip_args), which win over pip.conf."""
-    extra = "".join(f" {q(a)}" for a in pip_args or [])
+def install_uv(pip_args: list[str]) -> Command:
+    """uv, the one pinned release with its wheels' hashes (ayna_fab/uvrelease.py), if missing or if
+    it is an older one setup installed. pip_args: packageindex.pip_args; with an index URL there,
+    pip's own configuration is set aside (its extra indexes with it), else the host's index is used."""
+    opts = " --no-deps --only-binary :all: --require-hashes" + "".join(f" {q(a)}" for a in pip_args)
+    env = "PIP_CONFIG_FILE=/dev/null " if "--index-url" in pip_args else ""
+    ours = f"[ \"$(readlink /usr/local/bin/uv || true)\" = {UV_HOME}/bin/uv ]"
+    version = f"\"$({UV_HOME}/bin/uv --version 2>/dev/null | cut -d' ' -f2)\""
     return Command("\n".join([
         "set -eu",
-        "if ! command -v uv >/dev/null 2>&1; then",
+        f"if ! command -v uv >/dev/null 2>&1 || {{ {ours} && [ {version} != {q(uvrelease.VERSION)} ]; }}; then",
+        "  req=$(mktemp)",
+        "  trap 'rm -f \"$req\"' EXIT",
+        heredoc('"$req"', uvrelease.requirements()),
         f"  rm -rf {UV_HOME}",
         f"  python3 -m venv {UV_HOME}",
-        f"  {UV_HOME}/bin/pip install --quiet --disable-pip-version-check{extra} uv",
+        f"  {env}{UV_HOME}/bin/pip install --quiet --disable-pip-version-check{opts} -r \"$req\"",
         f"  ln -sf {UV_HOME}/bin/uv /usr/local/bin/uv",
         "  echo \"changed: installed $(/usr/local/bin/uv --version)\"",
         "fi",
-    ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links)")
+    ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links) "
+                   f"that has uv {uvrelease.VERSION}'s wheel for its platform")
 
 
 def uv_config(path: str, text: str | None) -> Command:
