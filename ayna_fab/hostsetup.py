@@ -93,7 +93,7 @@ def step_uv(s: Setup, r: Remote) -> None:
 
 def step_index(s: Setup, r: Remote) -> None:
     """hosts.toml's index settings where uv reads them on deploys (UV_CONFIG_FILE, see packageindex)."""
-    _apply(s, r.run(cmd.uv_config(s.layout.uv_config, packageindex.uv_toml(s.index))).stdout)
+    _host_call(s, r, hostcmd.setup_uv_config(s.layout.uv_config, packageindex.uv_toml(s.index)))
 
 
 def step_env(s: Setup, r: Remote) -> None:

@@ -216,5 +216,11 @@ def setup_env_file(path: str, user: str, *, upload: bool, replace: bool, databas
                                           database_url=database_url), "env file", hint=UNSAFE_HINT)
 
 
+def setup_uv_config(path: str, text: str | None) -> Command:
+    """The project's uv.toml from hosts.toml's index settings (packageindex.uv_toml), or its
+    removal when they set none; written by root where the deploy user may make names."""
+    return hostcall.command(calls.UvConfig(path=path, text=text), "package index", hint=UNSAFE_HINT)
+
+
 def authorize_key(user: str, key: str) -> Command:
     return hostcall.command(calls.AuthorizeKey(user=user, key=key.strip()), "deploy user", hint=UNSAFE_HINT)

@@ -63,27 +63,6 @@ def install_uv(pip_args: list[str]) -> Command:
                    f"that has uv {uvrelease.VERSION}'s wheel for its platform")
 
 
-def uv_config(path: str, text: str | None) -> Command:
-    """The project's uv.toml from hosts.toml's index settings (root's, 0644: uv reads it as the
-    deploy user), or its removal once hosts.toml sets none."""
-    if text is None:
-        return Command(f"set -eu; if [ -e {q(path)} ]; then rm -f {q(path)}; "
-                       f"echo {q(f'changed: removed {path} (hosts.toml sets no package index)')}; fi",
-                       "package index")
-    return Command("\n".join([
-        "set -eu",
-        "stage=$(mktemp)",
-        "trap 'rm -f \"$stage\"' EXIT",
-        heredoc('"$stage"', text),
-        # the deploy user owns this directory: a link or a FIFO planted at path is never read
-        # through (cmp would follow it, or hang); install unlinks it and creates a new file (O_EXCL)
-        f"if ! {{ [ -f {q(path)} ] && [ ! -L {q(path)} ] && cmp -s \"$stage\" {q(path)}; }}; then",
-        f"  install -m 644 -o root -g root \"$stage\" {q(path)}",
-        f"  echo {q(f'changed: wrote {path} (uv: the package index settings of hosts.toml)')}",
-        "fi",
-    ]), "package index")
-
-
 def install_units(units: dict[str, str], venv_bin: str) -> Command:
     """Install unit files that differ, reload systemd once, enable all; verify the result.
 

@@ -250,6 +250,13 @@ class EnvFile:
 
 
 @dataclass(frozen=True)
+class UvConfig:
+    """The project's uv.toml at path: text, root's and 0644, or removed when text is None."""
+    path: str
+    text: str | None
+
+
+@dataclass(frozen=True)
 class AuthorizeKey:
     """The user's ~/.ssh/authorized_keys holds this public key."""
     user: str
@@ -258,7 +265,7 @@ class AuthorizeKey:
 
 CALLS = {cls.__name__.lower(): cls for cls in (
     Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
-    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
+    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
 
 
 def name_of(call):

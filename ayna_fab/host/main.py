@@ -20,7 +20,8 @@ HANDLERS = {
     "unlock": "releases.unlock", "status": "releases.status", "migrations": "releases.migrations",
     "manage": "ops.manage", "migrate": "ops.migrate", "backup": "ops.backup", "backups": "ops.backups",
     "restore": "ops.restore", "services": "ops.services", "facts": "facts.gather",
-    "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",
+    "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
+    "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
 }
 
 

@@ -231,6 +231,43 @@ def env_file(a: calls.EnvFile):
     return result
 
 
+def uv_config(a: calls.UvConfig):
+    """The project's uv.toml, root's and 0644 (uv reads it as the deploy user), or its removal.
+    Whatever the deploy user put at the path (a link to a file or a directory, a FIFO) is replaced
+    or removed as a name, never written through, read or followed."""
+    parent, name = os.path.split(a.path)
+    changes = []
+    pfd = open_dir(parent)
+    try:
+        kind = _kind(pfd, name)
+        if kind == "a directory":
+            _refuse(a.path, "is a directory")
+        if a.text is None:
+            if kind is not None:
+                os.unlink(name, dir_fd=pfd)
+                _say(changes, f"removed {a.path} (hosts.toml sets no package index)")
+        elif not _holds(pfd, name, a.text.encode()):
+            _replace(pfd, name, a.text.encode(), 0, 0, 0o644)
+            _say(changes, f"wrote {a.path} (uv: the package index settings of hosts.toml)")
+    finally:
+        os.close(pfd)
+    return {"changes": changes}
+
+
+def _holds(dir_fd, name, data):
+    """name is already root's own 0644 regular file with exactly data (a link is never opened)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        return (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == 0 and st.st_gid == 0
+                and stat.S_IMODE(st.st_mode) == 0o644 and _read(fd) == data)
+    finally:
+        os.close(fd)
+
+
 def authorize_key(a: calls.AuthorizeKey):
     """The deploy user's ~/.ssh/authorized_keys holds `key` (added once), 0600 in a 0700 ~/.ssh."""
     pw = pwd.getpwnam(a.user)

@@ -19,7 +19,7 @@ from ayna_fab import config, packageindex, planchecks, projectinit, ssh, targets
 from ayna_fab.commands import host as cmd
 from ayna_fab.commands import setup as setup_cmd
 from ayna_fab.errors import UsageError
-from ayna_fab.host import backups, django_steps, dumps
+from ayna_fab.host import backups, calls, django_steps, dumps
 from ayna_fab.layout import Layout
 from tests import corpus
 
@@ -342,9 +342,8 @@ def test_setup_writes_uvs_own_configuration_and_pips_options(tmp_path):
     assert packageindex.pip_args(index) == ["--index-url", "https://pypi.internal.example/simple",
                                             "--cert", "/etc/ssl/certs/ca-certificates.crt"]
     assert packageindex.uv_toml(config.PackageIndex()) is None and packageindex.pip_args(config.PackageIndex()) == []
-    write = setup_cmd.uv_config("/opt/ayna/notes/uv.toml", text)
-    assert "install -m 644 -o root -g root" in write.script and text in write.script
-    assert "rm -f /opt/ayna/notes/uv.toml" in setup_cmd.uv_config("/opt/ayna/notes/uv.toml", None).script
+    assert cmd.setup_uv_config("/opt/ayna/notes/uv.toml", text).call == calls.UvConfig("/opt/ayna/notes/uv.toml", text)
+    assert cmd.setup_uv_config("/opt/ayna/notes/uv.toml", None).call.text is None
     assert "pip install --quiet --disable-pip-version-check --no-deps" in setup_cmd.install_uv(
         packageindex.pip_args(index)).script
 
