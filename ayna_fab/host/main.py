@@ -5,6 +5,7 @@
 
 import importlib
 import json
+import os
 import signal
 import sys
 import traceback
@@ -47,6 +48,7 @@ EXIT_CRASHED = 70  # a bug: the result carries the traceback
 
 
 def run(argv):
+    os.umask(0o022)   # what a call makes (a release, its venv, records) only its owner writes
     name, payload = argv[0], json.loads(argv[1])
     args = calls.CALLS[name](**payload)
     try:
