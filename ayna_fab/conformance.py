@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ayna_fab import envfile, units
+from ayna_fab import envfile, sudoers, units
 from ayna_fab.config import Config, Host, Project
 from ayna_fab.layout import Layout
 
@@ -173,9 +173,11 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     access = []
     if not facts["user"]["exists"]:
         access.append(f"deploy user {user} does not exist")
-    elif "systemd-journal" not in facts["user"]["groups"]:
-        access.append(f"{user} is not in systemd-journal (logs need it)")
+    elif "systemd-journal" in facts["user"]["groups"]:
+        access.append(f"{user} is in systemd-journal: it reads every service's logs (run setup)")
     sudo = facts.get("sudo") or ""
+    if sudoers.journal_reader(project.name) not in sudo:
+        access.append(f"{user} may not read its units' logs with sudo {sudoers.journal_reader(project.name)}")
     for name in units.unit_names(project):
         if f"/usr/bin/systemctl restart {name}" not in sudo:
             access.append(f"{user} may not run 'systemctl restart {name}' with sudo")

@@ -147,7 +147,10 @@ def step_units(s: Setup, r: Remote) -> None:
 
 
 def step_sudoers(s: Setup, r: Remote) -> None:
-    text = sudoers.render(s.project.name, s.deploy_user, units.unit_names(s.project))
+    names = units.unit_names(s.project)
+    reader = sudoers.journal_reader(s.project.name)
+    _apply(s, r.run(cmd.install_journal_reader(reader, sudoers.render_journal_reader(s.project.name, names))).stdout)
+    text = sudoers.render(s.project.name, s.deploy_user, names)
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 
 

@@ -21,8 +21,9 @@ def host_facts() -> Command:
 
 
 def ensure_user(user: str) -> Command:
-    """The deploy user (the units' User=), allowed to read its units' journal. Its key goes in
-    through the host program (commands.host.authorize_key), which follows no link in its home."""
+    """The deploy user (the units' User=), not in systemd-journal (it reads every service's logs;
+    its units' own come through sudoers.journal_reader). Its key goes in through the host program
+    (commands.host.authorize_key), which follows no link in its home."""
     u = q(user)
     lines = [
         "set -eu",
@@ -30,10 +31,9 @@ def ensure_user(user: str) -> Command:
         f"  useradd --create-home --shell /bin/bash --user-group {u}",
         f"  echo {q(f'changed: created user {user}')}",
         "fi",
-        # journal access without root: logs need no sudo rule at all
-        f"if ! id -nG {u} | tr ' ' '\\n' | grep -qx systemd-journal; then",
-        f"  usermod -aG systemd-journal {u}",
-        f"  echo {q(f'changed: added {user} to systemd-journal (reads logs without root)')}",
+        f"if id -nG {u} | tr ' ' '\\n' | grep -qx systemd-journal; then",
+        f"  gpasswd -d {u} systemd-journal >/dev/null",
+        f"  echo {q(f'changed: removed {user} from systemd-journal (it reads its units logs through sudo)')}",
         "fi",
     ]
     return Command("\n".join(lines), "deploy user")
@@ -100,6 +100,22 @@ def not_yet_deployed_re(venv_bin: str) -> str:
     """grep -E pattern for the one complaint verify may make before the first deploy."""
     escaped = re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", venv_bin)
     return rf"^[A-Za-z0-9@_.-]+\.service: Command {escaped}/[A-Za-z0-9_.-]+ is not executable: No such file or directory$"
+
+
+def install_journal_reader(path: str, text: str) -> Command:
+    """The project's journal reader (sudoers.render_journal_reader), root's 0755, where only root
+    writes (/usr/local/lib): installed before the sudoers rule that names it."""
+    return Command("\n".join([
+        "set -eu",
+        "stage=$(mktemp)",
+        "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        f"if ! cmp -s \"$stage\" {q(path)}; then",
+        f"  install -d -m 755 -o root -g root {q(path.rsplit('/', 1)[0])}",
+        f"  install -m 755 -o root -g root \"$stage\" {q(path)}",
+        f"  echo {q(f'changed: installed {path}')}",
+        "fi",
+    ]), "sudoers")
 
 
 def install_sudoers(path: str, text: str) -> Command:

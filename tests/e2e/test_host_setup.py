@@ -72,8 +72,15 @@ def test_deploy_user_may_manage_its_units_and_nothing_else(sandbox, first_setup)
                       "sudo -n -u postgres psql -c 'select 1'", "sudo -n /bin/sh -c id"):
         code, _, err = sandbox.run(0, forbidden, user="adonis")
         assert code != 0, forbidden
-    # Logs need no root: the user is in systemd-journal.
-    sandbox.check(0, "journalctl -n 1 -u uavcrew-web.service --no-pager", user="adonis")
+    # Logs: its own units' only, through the project's journal reader; never the whole journal.
+    reader = "sudo -n /usr/local/lib/ayna-fab/journal-uavcrew"
+    sandbox.check(0, f"{reader} --unit=uavcrew-web.service --lines=1", user="adonis")
+    assert "systemd-journal" not in sandbox.check(0, "id -nG adonis").split()
+    for forbidden in (f"{reader} --unit=ssh.service", f"{reader} --unit=uavcrew-web.service -u ssh",
+                      f"{reader} --unit=uavcrew-web.service --file=/var/log/journal"):
+        assert sandbox.run(0, forbidden, user="adonis")[0] != 0, forbidden
+    assert "sshd" not in sandbox.check(0, "journalctl --no-pager -q -u ssh.service -n 5 || true", user="adonis")
+    assert sandbox.check(0, "stat -c '%U %a' /usr/local/lib/ayna-fab/journal-uavcrew").strip() == "root 755"
     assert sandbox.check(0, "stat -c '%U %a' /etc/sudoers.d/ayna-uavcrew").strip() == "root 440"
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 import types
 from pathlib import Path
 
 import pytest
 
-from ayna_fab import config, conformance
+from ayna_fab import config, conformance, sudoers
+from ayna_fab.commands import setup as setup_cmd
 from ayna_fab.host import calls, setupfiles
 from ayna_fab.layout import Layout
 
@@ -155,7 +157,7 @@ def test_a_link_planted_at_the_env_file_before_the_conversion_is_refused(old_hos
 
 
 def facts_of(cfg, project, user, dirs, env):
-    return {"whoami": user, "user": {"exists": True, "groups": []}, "units": {}, "listening": [],
+    return {"whoami": user, "user": {"exists": True, "groups": ["systemd-journal"]}, "units": {}, "listening": [],
             "sudo": "", "dirs": dirs, "env": {"stat": env, "text": None}}
 
 
@@ -172,3 +174,49 @@ def test_validate_wants_the_new_owners():
     assert f"{lay.shared} is {host.user}:{host.user} 770, expected root:{host.user} 1770" in text
     assert f"{lay.root} is {host.user}:{host.user} 775, expected root:{host.user} 1775" in text
     assert f"{lay.env_file} is {host.user}:{host.user} 600, expected root:{host.user} 640" in text
+    assert f"{host.user} is in systemd-journal: it reads every service's logs" in text
+    assert f"{host.user} may not read its units' logs with sudo /usr/local/lib/ayna-fab/journal-uavcrew" in text
+
+
+# --- logs: the project's units only ---------------------------------------------------------------
+
+def test_setup_takes_the_deploy_user_out_of_the_journal_group():
+    script = setup_cmd.ensure_user("adonis").script
+    assert "usermod -aG systemd-journal" not in script
+    assert "gpasswd -d adonis systemd-journal" in script
+
+
+def test_the_deploy_users_sudo_rule_names_its_projects_journal_reader():
+    text = sudoers.render("uavcrew", "adonis", ["uavcrew-web.service"])
+    assert sudoers.journal_reader("uavcrew") == "/usr/local/lib/ayna-fab/journal-uavcrew"
+    assert "/usr/local/lib/ayna-fab/journal-uavcrew" in text and "journalctl" not in text
+
+
+@pytest.fixture
+def reader(tmp_path):
+    """The journal reader as setup installs it, with a journalctl that prints what it was given."""
+    fake = tmp_path / "journalctl"
+    fake.write_text("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n")
+    fake.chmod(0o755)
+    path = tmp_path / "journal-uavcrew"
+    path.write_text(sudoers.render_journal_reader("uavcrew", ["uavcrew-web.service", "uavcrew-beat.service"],
+                                                  journalctl=str(fake)))
+    path.chmod(0o755)
+
+    def run(*args):
+        p = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=20)
+        return p.returncode, p.stdout.splitlines(), p.stderr
+    return run
+
+
+def test_the_journal_reader_passes_only_its_projects_units_and_fixed_options(reader):
+    code, argv, _ = reader("--unit=uavcrew-web.service", "--since=2 hours ago", "--lines=5", "--follow")
+    assert code == 0 and argv == ["--no-pager", "--quiet", "--output=short-iso", "--since=2 hours ago",
+                                  "--lines=5", "--follow", "--unit=uavcrew-web.service"]
+    for bad in (["--unit=ssh.service"], ["--unit=uavcrew-web.service", "--unit=sudo.service"],
+                ["--unit=uavcrew-web.service", "-u", "ssh"], ["--unit=uavcrew-web.service", "--file=/etc/shadow"],
+                ["--unit=uavcrew-web.service", "--since=$(id)"], ["--unit=uavcrew-web.service", "--lines=1x"],
+                ["--unit=uavcrew-web.service", "--pager"], ["--unit=uavcrew-web.service", "--directory=/"],
+                ["--since=today"], []):
+        code, argv, err = reader(*bad)
+        assert code != 0 and argv == [], bad
