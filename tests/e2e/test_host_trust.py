@@ -55,3 +55,22 @@ def test_the_deploy_user_cannot_point_systemd_at_a_root_only_file(deployed):
         assert "root-only-7f3a9c" not in env and "DJANGO_SETTINGS_MODULE=" in env
     finally:
         sandbox.run(0, f"rm -f {ROOT}/shared/.planted")
+
+
+def test_setup_converts_a_host_set_up_before_and_then_changes_nothing(deployed, tmp_path):
+    """A host of the earlier layout (the deploy user's root, shared/ and env file, the journal
+    group) is converted by setup; the second run changes nothing; validate passes."""
+    sandbox = deployed
+    sandbox.check(0, f"chown adonis:adonis {ROOT} {ROOT}/shared {ENV} && chmod 755 {ROOT} && "
+                     f"chmod 750 {ROOT}/shared && chmod 600 {ENV} && usermod -aG systemd-journal adonis")
+    inv = write_inventory(tmp_path / "hosts.toml", sandbox)
+    host = sandbox.hosts[0].name
+    first = fab("-H", host, "setup", hosts_file=inv)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for change in (f"fixed owner/mode of {ROOT}", f"fixed owner/mode of {ROOT}/shared",
+                   f"fixed owner/mode of {ENV}", "removed adonis from systemd-journal"):
+        assert change in first.stdout, first.stdout
+    second = fab("-H", host, "setup", hosts_file=inv)
+    assert second.returncode == 0 and "setup of uavcrew: nothing changed" in second.stdout, second.stdout
+    valid = fab("-H", host, "validate", hosts_file=inv)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
