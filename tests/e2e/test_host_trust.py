@@ -3,10 +3,18 @@ deployed sandbox host: the files root and systemd read on its behalf, other serv
 
 from __future__ import annotations
 
+import os
+import select
+import signal
+import subprocess
+import time
+
 import pytest
 
-from tests.e2e.conftest import fab, write_inventory
+from tests.e2e.conftest import FAB, REPO, fab, write_inventory
 from tests.e2e.test_deploy import Repo
+from tests.e2e.test_ops import fab_root  # noqa: F401 (a fixture: the ops tasks' fabfile)
+from tests.prereqs import interruptible
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
@@ -26,6 +34,26 @@ def deployed(sandbox, first_setup, tmp_path_factory):
         assert r.returncode == 0, r.stdout + r.stderr
     sandbox.check(0, f"umask 077 && printf '%s\\n' {TOKEN!r} > /root/ayna-root-only.env")
     return sandbox
+
+
+def test_fab_logs_reads_the_projects_units_through_its_journal_reader(deployed, fab_root, tmp_path):
+    sandbox, inv = deployed, write_inventory(tmp_path / "hosts.toml", deployed)
+    host = sandbox.hosts[0].name
+    assert "systemd-journal" not in sandbox.check(0, "id -nG adonis").split()
+    web = fab(*fab_root, "-H", host, "logs", "--service", "web", "--since", "-30min", hosts_file=inv)
+    assert web.returncode == 0 and "gunicorn" in web.stdout and "celery[" not in web.stdout, web.stderr
+    env = {**os.environ, "AYNA_FAB_HOSTS": str(inv)}
+    p = subprocess.Popen([str(FAB), *fab_root, "-H", host, "logs", "--follow", "--service", "beat", "--lines", "1"],
+                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=interruptible)
+    ready, _, _ = select.select([p.stdout], [], [], 60)      # beat logs a heartbeat every 5 seconds
+    first = p.stdout.readline() if ready else ""
+    time.sleep(6)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=30)
+    assert first.startswith(f"[{host}] ") and p.returncode == 0, p.stderr.read()
+    time.sleep(1)
+    assert sandbox.run(0, "pgrep -x journalctl")[0] == 1     # closing the connection ended it
 
 
 def environ(sandbox) -> str:
