@@ -107,8 +107,8 @@ def step_env(s: Setup, r: Remote) -> None:
     s.remote_database_url = res.get("database_url")
     if not upload:
         if not res["existed"]:
-            s.warnings.append(f"{path} does not exist and no env_file is configured: create it "
-                              f"(owner root, group {s.deploy_user}, mode 0640) or set projects.{s.project.name}.env_file")
+            s.warnings.append(f"{path} does not exist and no env_file is configured: create it (owner "
+                              f"root, group {s.deploy_user}, mode 0640) or set projects.{s.project.name}.env_file")
         return
     if not res["existed"]:
         s.changes.append(f"uploaded {path}")

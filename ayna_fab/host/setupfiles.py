@@ -181,7 +181,7 @@ def _keys(text):
         return None
 
 
-ENV_MODE = 0o640   # root's, read by the deploy user's group: systemd reads it as root, so the user must not be able to replace it
+ENV_MODE = 0o640   # root's, read by the deploy user's group: systemd reads it as root, so that user may not replace it
 
 
 def env_file(a: calls.EnvFile):
