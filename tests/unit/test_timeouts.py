@@ -17,7 +17,7 @@ import pytest
 
 from ayna_fab.config.model import BuildStep, Hook
 from ayna_fab.errors import OperationFailed
-from ayna_fab.hostprog import hookrunner
+from ayna_fab.hostprog import hookrunner, proctree
 from ayna_fab.ops import build, hooks
 from tests.unit.test_recovery import World
 
@@ -72,10 +72,10 @@ def cwd(tmp_path):
 
 
 def test_a_host_hook_past_its_timeout_ends_its_whole_tree_even_what_called_setsid(cwd):
-    hook = {"name": "slow", "command": ["sh", "-c", TREE], "timeout": 2}
+    hook = {"name": "slow", "command": ["sh", "-c", TREE], "timeout": 5}
     ended, r = finished(hookrunner.run_one, hook, str(cwd), dict(os.environ))
     assert ended, "the hook's step never reported"
-    assert r["timed_out"] and not r["ok"] and "stopped after its timeout of 2s" in r["output"]
+    assert r["timed_out"] and not r["ok"] and "stopped after its timeout of 5s" in r["output"]
     assert (cwd / "ready").exists() and len(pids(cwd)) == 4
     assert [p for p in pids(cwd) if alive(p)] == []
 
@@ -89,10 +89,10 @@ def test_a_host_hook_that_leaves_a_child_holding_its_output_ends_when_it_does(cw
 
 
 def test_a_build_step_past_its_timeout_ends_its_whole_tree(cwd):
-    step = BuildStep(name="assets", command=("sh", "-c", TREE), outputs=("dist",), timeout=2)
+    step = BuildStep(name="assets", command=("sh", "-c", TREE), outputs=("dist",), timeout=5)
     ended, exc = finished(build.run_step, step, cwd, lambda _line: None)
     assert ended, "the build step never reported"
-    assert isinstance(exc, OperationFailed) and "did not finish within 2s" in exc.message
+    assert isinstance(exc, OperationFailed) and "did not finish within 5s" in exc.message
     assert (cwd / "ready").exists() and len(pids(cwd)) == 4
     assert [p for p in pids(cwd) if alive(p)] == []
 
@@ -100,10 +100,18 @@ def test_a_build_step_past_its_timeout_ends_its_whole_tree(cwd):
 def test_a_laptop_hook_past_its_timeout_ends_its_whole_tree(cwd):
     (cwd / "world").mkdir()
     project = dataclasses.replace(World(cwd / "world", hosts=("h1",)).project, source=cwd, hooks=(
-        Hook(name="slow", phase="after-success", on="laptop", command=("sh", "-c", TREE), timeout=2),))
+        Hook(name="slow", phase="after-success", on="laptop", command=("sh", "-c", TREE), timeout=5),))
     ended, problems = finished(lambda: hooks.on_laptop(project, "after-success", {}, lambda _line: None,
                                                        dry_run=False))
     assert ended, "the laptop hook never reported"
-    assert len(problems) == 1 and "slow" in problems[0] and "within 2s" in problems[0]
+    assert len(problems) == 1 and "slow" in problems[0] and "within 5s" in problems[0]
     assert (cwd / "ready").exists() and len(pids(cwd)) == 4
+    assert [p for p in pids(cwd) if alive(p)] == []
+
+
+def test_a_descendant_that_ignores_sigterm_and_keeps_forking_is_killed_at_the_end_of_the_grace(cwd):
+    stubborn = ('setsid sh -c \'trap "" TERM; echo $$ >> pids; while :; do sleep 1; done\' & '
+                'while [ "$(wc -l < pids)" -lt 1 ]; do sleep 0.05; done; touch ready; wait')
+    ended, r = finished(lambda: proctree.run(["sh", "-c", stubborn], cwd=cwd, timeout=2, grace=1))
+    assert ended and r.timed_out and (cwd / "ready").exists()
     assert [p for p in pids(cwd) if alive(p)] == []
