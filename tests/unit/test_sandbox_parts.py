@@ -256,3 +256,23 @@ def test_forwarder_silent_keeps_connections_open_forwards_nothing_and_cuts_them_
     s.close()
     with socket.create_connection(("127.0.0.1", port)) as s2:
         _roundtrip(s2, b"again")
+
+
+def test_sandbox_link_asks_the_hosts_forwarder_for_silence(monkeypatch):
+    from types import SimpleNamespace
+
+    from invoke import Context
+    from invoke.exceptions import Exit
+
+    from ayna_fab.cli.tasks import sandbox as task
+    from ayna_fab.sandbox import manager
+    asked = []
+    monkeypatch.setattr(manager.State, "load", classmethod(
+        lambda cls, path: SimpleNamespace(hosts={"sandbox1": SimpleNamespace(control="/ctl")})))
+    monkeypatch.setattr(forwarder, "request", lambda control, line: asked.append((control, line)) or {"ok": True})
+    task.link(Context(), name="sandbox1", silent="on")
+    task.link(Context(), name="sandbox1", silent="off")
+    assert asked == [("/ctl", "silent on"), ("/ctl", "silent off")]
+    with pytest.raises(Exit) as exit_:
+        task.link(Context(), name="sandbox1", silent="maybe")
+    assert exit_.value.code == 2 and len(asked) == 2
