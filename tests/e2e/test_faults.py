@@ -306,3 +306,28 @@ def test_a_link_gone_silent_during_install_frees_the_lock_within_2_minutes(sandb
     started["cells"].append({"phase": "install", "fault": "silent link", "left": f"v{live_before}",
                              "new": f"v{cell.number}", "seconds_to_good": seconds, "fab_exit": "hanging, killed"})
     print(json.dumps(started["cells"][-1]))
+
+
+def test_a_laptop_late_by_40_s_keeps_its_lock_and_its_deploy_goes_through(sandbox, faults_inv, repo, started):
+    """The other side of the holder's silence rule: a live laptop whose heartbeats come late (here
+    `fab` stopped for 40 s during install, as beats queued behind an upload on a slow link would
+    be) is not taken for gone: 40 s plus one beat's interval stays inside wire.SILENT_AFTER."""
+    repo.git("checkout", "-q", "main")
+    repo.mode("code-change", text="fault cell install late laptop")
+    cell = Cell(sandbox, faults_inv, repo, next_number(sandbox))
+    proc = cell.start()
+    try:
+        cell.wait_for("install", proc)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(40)
+        proc.send_signal(signal.SIGCONT)
+        rc = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+    said = cell.output()
+    assert rc == 0, said
+    assert current_number(sandbox) == cell.number
+    assert last_log(sandbox)["result"] == "ok", last_log(sandbox)
