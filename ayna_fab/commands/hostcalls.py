@@ -206,8 +206,8 @@ UNSAFE_HINT = ("someone with the deploy user's rights put it there: look at it (
                "then run setup again")
 
 
-def setup_dirs(dirs: list[tuple[str, str, str]]) -> Command:
-    """The layout's directories, created or given their owner and mode."""
+def setup_dirs(dirs: list[tuple[str, str, str, str]]) -> Command:
+    """The layout's directories, created or given their owner, group and mode."""
     return hostcall.command(calls.Dirs(dirs=[list(d) for d in dirs]), "directories", hint=UNSAFE_HINT)
 
 
@@ -215,6 +215,12 @@ def setup_env_file(path: str, user: str, *, upload: bool, replace: bool, databas
     """The env file: with upload, its new text goes on the command's stdin, never in argv."""
     return hostcall.command(calls.EnvFile(path=path, user=user, upload=upload, replace=replace,
                                           database_url=database_url), "env file", hint=UNSAFE_HINT)
+
+
+def setup_uv_config(path: str, text: str | None) -> Command:
+    """The project's uv.toml from hosts.toml's index settings (packageindex.uv_toml), or its
+    removal when they set none; written by root where the deploy user may make names."""
+    return hostcall.command(calls.UvConfig(path=path, text=text), "package index", hint=UNSAFE_HINT)
 
 
 def authorize_key(user: str, key: str) -> Command:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ayna_fab.provision import uvrelease
 from ayna_fab.remote.transport import Command
 
 from . import heredoc, q
@@ -20,8 +21,9 @@ def host_facts() -> Command:
 
 
 def ensure_user(user: str) -> Command:
-    """The deploy user (the units' User=), allowed to read its units' journal. Its key goes in
-    through the host program (commands.host.authorize_key), which follows no link in its home."""
+    """The deploy user (the units' User=), not in systemd-journal (it reads every service's logs;
+    its units' own come through sudoers.journal_reader). Its key goes in through the host program
+    (commands.hostcalls.authorize_key), which follows no link in its home."""
     u = q(user)
     lines = [
         "set -eu",
@@ -29,50 +31,36 @@ def ensure_user(user: str) -> Command:
         f"  useradd --create-home --shell /bin/bash --user-group {u}",
         f"  echo {q(f'changed: created user {user}')}",
         "fi",
-        # journal access without root: logs need no sudo rule at all
-        f"if ! id -nG {u} | tr ' ' '\\n' | grep -qx systemd-journal; then",
-        f"  usermod -aG systemd-journal {u}",
-        f"  echo {q(f'changed: added {user} to systemd-journal (reads logs without root)')}",
+        f"if id -nG {u} | tr ' ' '\\n' | grep -qx systemd-journal; then",
+        f"  gpasswd -d {u} systemd-journal >/dev/null",
+        f"  echo {q(f'changed: removed {user} from systemd-journal (it reads its units logs through sudo)')}",
         "fi",
     ]
     return Command("\n".join(lines), "deploy user")
 
 
-def install_uv(pip_args: list[str] | None = None) -> Command:
-    """uv from the host's configured package index (pip.conf / PIP_INDEX_URL), if missing; pip_args:
-    hosts.toml's index settings as pip options (packageindex.pip_args), which win over pip.conf."""
-    extra = "".join(f" {q(a)}" for a in pip_args or [])
+def install_uv(pip_args: list[str]) -> Command:
+    """uv, the one pinned release with its wheels' hashes (ayna_fab/provision/uvrelease.py), if missing or if
+    it is an older one setup installed. pip_args: packageindex.pip_args; with an index URL there,
+    pip's own configuration is set aside (its extra indexes with it), else the host's index is used."""
+    opts = " --no-deps --only-binary :all: --require-hashes" + "".join(f" {q(a)}" for a in pip_args)
+    env = "PIP_CONFIG_FILE=/dev/null " if "--index-url" in pip_args else ""
+    ours = f"[ \"$(readlink /usr/local/bin/uv || true)\" = {UV_HOME}/bin/uv ]"
+    version = f"\"$({UV_HOME}/bin/uv --version 2>/dev/null | cut -d' ' -f2)\""
     return Command("\n".join([
         "set -eu",
-        "if ! command -v uv >/dev/null 2>&1; then",
+        f"if ! command -v uv >/dev/null 2>&1 || {{ {ours} && [ {version} != {q(uvrelease.VERSION)} ]; }}; then",
+        "  req=$(mktemp)",
+        "  trap 'rm -f \"$req\"' EXIT",
+        heredoc('"$req"', uvrelease.requirements()),
         f"  rm -rf {UV_HOME}",
         f"  python3 -m venv {UV_HOME}",
-        f"  {UV_HOME}/bin/pip install --quiet --disable-pip-version-check{extra} uv",
+        f"  {env}{UV_HOME}/bin/pip install --quiet --disable-pip-version-check{opts} -r \"$req\"",
         f"  ln -sf {UV_HOME}/bin/uv /usr/local/bin/uv",
         "  echo \"changed: installed $(/usr/local/bin/uv --version)\"",
         "fi",
-    ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links)")
-
-
-def uv_config(path: str, text: str | None) -> Command:
-    """The project's uv.toml from hosts.toml's index settings (root's, 0644: uv reads it as the
-    deploy user), or its removal once hosts.toml sets none."""
-    if text is None:
-        return Command(f"set -eu; if [ -e {q(path)} ]; then rm -f {q(path)}; "
-                       f"echo {q(f'changed: removed {path} (hosts.toml sets no package index)')}; fi",
-                       "package index")
-    return Command("\n".join([
-        "set -eu",
-        "stage=$(mktemp)",
-        "trap 'rm -f \"$stage\"' EXIT",
-        heredoc('"$stage"', text),
-        # the deploy user owns this directory: a link or a FIFO planted at path is never read
-        # through (cmp would follow it, or hang); install unlinks it and creates a new file (O_EXCL)
-        f"if ! {{ [ -f {q(path)} ] && [ ! -L {q(path)} ] && cmp -s \"$stage\" {q(path)}; }}; then",
-        f"  install -m 644 -o root -g root \"$stage\" {q(path)}",
-        f"  echo {q(f'changed: wrote {path} (uv: the package index settings of hosts.toml)')}",
-        "fi",
-    ]), "package index")
+    ]), "uv", hint="the host needs a package index for pip (PyPI, a private index, or find-links) "
+                   f"that has uv {uvrelease.VERSION}'s wheel for its platform")
 
 
 def install_units(units: dict[str, str], venv_bin: str) -> Command:
@@ -112,6 +100,22 @@ def not_yet_deployed_re(venv_bin: str) -> str:
     """grep -E pattern for the one complaint verify may make before the first deploy."""
     escaped = re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", venv_bin)
     return rf"^[A-Za-z0-9@_.-]+\.service: Command {escaped}/[A-Za-z0-9_.-]+ is not executable: No such file or directory$"
+
+
+def install_journal_reader(path: str, text: str) -> Command:
+    """The project's journal reader (sudoers.render_journal_reader), root's 0755, where only root
+    writes (/usr/local/lib): installed before the sudoers rule that names it."""
+    return Command("\n".join([
+        "set -eu",
+        "stage=$(mktemp)",
+        "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        f"if ! cmp -s \"$stage\" {q(path)}; then",
+        f"  install -d -m 755 -o root -g root {q(path.rsplit('/', 1)[0])}",
+        f"  install -m 755 -o root -g root \"$stage\" {q(path)}",
+        f"  echo {q(f'changed: installed {path}')}",
+        "fi",
+    ]), "sudoers")
 
 
 def install_sudoers(path: str, text: str) -> Command:

@@ -3,7 +3,7 @@
 manage, shell, migrate, backups and restore are host-program calls (commands/hostcalls.py).
 Unit control goes through `sudo -n /usr/bin/systemctl VERB UNIT`, one unit per
 call: the deploy user's sudoers entry allows exactly those command lines.
-Logs and unit facts need no root (the deploy user is in systemd-journal).
+Logs go through the project's journal reader with sudo (its units only); unit facts need no root.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 
 from ayna_fab.commands import hostcalls as host
 from ayna_fab.hostprog import backups as backup_rules
+from ayna_fab.provision import sudoers
 from ayna_fab.remote.transport import Command
 
 from . import q
@@ -80,9 +81,11 @@ def check_since(value: str) -> str:
     return value
 
 
-def logs(units: list[str], *, lines: int | None, since: str | None, follow: bool) -> Command:
-    """journalctl over the units. With --follow on a pty, so closing the connection ends it."""
-    argv = ["journalctl", "--no-pager", "--quiet", "--output=short-iso"]
+def logs(project: str, units: list[str], *, lines: int | None, since: str | None, follow: bool) -> Command:
+    """journalctl over the units, through the project's journal reader (sudoers.journal_reader:
+    the deploy user reads its units' journal, no other). With --follow on a pty, so closing the
+    connection ends it."""
+    argv = ["sudo", "-n", sudoers.journal_reader(project)]
     argv += [f"--unit={u}" for u in units]
     tail = None
     if since:
@@ -93,7 +96,7 @@ def logs(units: list[str], *, lines: int | None, since: str | None, follow: bool
         argv.append(f"--lines={int(lines)}")
     if follow:
         argv.append("--follow")
-    script = ("SYSTEMD_COLORS=0 " if follow else "") + " ".join(q(a) for a in argv)
+    script = " ".join(q(a) for a in argv)
     if tail is not None:
         script = f"set -o pipefail; {script} | tail -n {tail}"
     return Command(script, "logs", changes=False)

@@ -36,12 +36,9 @@ def digest(text: str | None) -> str | None:
 
 
 def pip_args(index: PackageIndex) -> list[str]:
-    """pip's options for the same settings (setup installs uv with pip when a host has none)."""
-    args = []
-    if index.url:
-        args += ["--index-url", index.url]
-    for url in index.extra:
-        args += ["--extra-index-url", url]
+    """pip's options for setup's install of uv: the one index (never the extra ones: pip takes the
+    highest version across all its indexes), and the system's certificates if asked."""
+    args = ["--index-url", index.url] if index.url else []
     if index.system_certs:
         args += ["--cert", SYSTEM_CA_BUNDLE]
     return args

@@ -233,13 +233,13 @@ class Facts:
 
 @dataclass(frozen=True)
 class Dirs:
-    """Create the layout's directories or fix their owner and mode: [path, owner, octal mode], parents first."""
+    """Create the layout's directories or fix their owner and mode: [path, owner, group, octal mode], parents first."""
     dirs: list
 
 
 @dataclass(frozen=True)
 class EnvFile:
-    """The env file at path, 0600 and the user's. upload: its new text comes on stdin, written if
+    """The env file at path, root's, 0640 for the user's group. upload: its new text comes on stdin, written if
     missing (or differing, with replace); answers the keys that differ. database_url: answer its
     DATABASE_URL too."""
     path: str
@@ -247,6 +247,13 @@ class EnvFile:
     upload: bool
     replace: bool
     database_url: bool
+
+
+@dataclass(frozen=True)
+class UvConfig:
+    """The project's uv.toml at path: text, root's and 0644, or removed when text is None."""
+    path: str
+    text: str | None
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,7 @@ class AuthorizeKey:
 
 CALLS = {cls.__name__.lower(): cls for cls in (
     Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
-    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, AuthorizeKey)}
+    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
 
 
 def name_of(call):

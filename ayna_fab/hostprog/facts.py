@@ -12,8 +12,10 @@ from . import calls
 
 
 def stat_of(path):
+    """The path itself, not what a link there names: a link is neither the directory nor the
+    file the layout wants (systemd and root would follow it)."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except OSError:
         return None
     return {"owner": _name(pwd.getpwuid, st.st_uid), "group": _name(grp.getgrgid, st.st_gid),

@@ -22,7 +22,8 @@ HANDLERS = {
     "unlock": "holder.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
     "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
-    "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file", "authorizekey": "setupfiles.authorize_key",
+    "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
+    "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
 }
 
 
@@ -58,6 +59,7 @@ def _learn_secrets(args):
 
 
 def run(argv):
+    os.umask(0o022)   # what a call makes (a release, its venv, records) only its owner writes
     name, payload = argv[0], json.loads(argv[1])
     args = calls.CALLS[name](**payload)
     _learn_secrets(args)

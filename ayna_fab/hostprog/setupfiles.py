@@ -125,10 +125,10 @@ def _say(changes, text):
 
 
 def dirs(a: calls.Dirs):
-    """Create the layout's directories, or fix their owner and mode (path, owner, mode in octal)."""
+    """Create the layout's directories, or fix their owner and mode (path, owner, group, octal mode)."""
     changes = []
-    for path, owner, mode in a.dirs:
-        uid, gid = _ids(owner)
+    for path, owner, group, mode in a.dirs:
+        uid, gid = _ids(owner)[0], _ids(group)[1]
         parent, name = os.path.split(path.rstrip("/"))
         pfd = open_dir(parent, make_missing=True)
         try:
@@ -181,12 +181,16 @@ def _keys(text):
         return None
 
 
+ENV_MODE = 0o640   # root's, read by the deploy user's group: systemd reads it as root, so that user may not replace it
+
+
 def env_file(a: calls.EnvFile):
-    """The project's env file, mode 0600, owned by the deploy user. With upload, the new text comes
-    on stdin (a secret is never an argument): written if there is no file yet, or if replace.
-    Answers which keys differ, never a value (database_url: its DATABASE_URL, for setup's database
-    step, when no local env file is configured)."""
-    uid, gid = _ids(a.user)
+    """The project's env file, root:{deploy group} 0640. With upload, the new text comes on stdin
+    (a secret is never an argument): written if there is no file yet, or if replace. Answers which
+    keys differ, never a value (database_url: its DATABASE_URL, for setup's database step, when no
+    local env file is configured). Never opened through a link: shared/ may have been the deploy
+    user's before setup made it root's, so a link there may be the deploy user's work."""
+    uid, gid = 0, _ids(a.user)[1]
     new = sys.stdin.buffer.read() if a.upload else None
     parent, name = os.path.split(a.path)
     pfd = open_dir(parent)
@@ -194,13 +198,13 @@ def env_file(a: calls.EnvFile):
     result = {"existed": False, "differs": False, "keys": None, "changes": changes}
     try:
         try:
-            fd = _open_in(pfd, name, a.path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = _open_in(pfd, name, a.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             fd = None
         old = None
         if fd is not None:
             try:
-                _own_file(fd, a.path, uid)
+                _own_file(fd, a.path, _ids(a.user)[0])
                 old = _read(fd)
                 result["existed"] = True
                 if a.database_url:
@@ -215,16 +219,53 @@ def env_file(a: calls.EnvFile):
                             "added": sorted(set(after) - set(before)),
                             "removed": sorted(set(before) - set(after)),
                             "changed": sorted(k for k in set(before) & set(after) if before[k] != after[k])}
-                if not (result["differs"] and a.replace) and _settle(fd, uid, gid, 0o600):
+                if not (result["differs"] and a.replace) and _settle(fd, uid, gid, ENV_MODE):
                     _say(changes, f"fixed owner/mode of {a.path}")
             finally:
                 os.close(fd)
         if new is not None and (old is None or (result["differs"] and a.replace)):
-            _replace(pfd, name, new, uid, gid, 0o600)
+            _replace(pfd, name, new, uid, gid, ENV_MODE)
             result["written"] = True
     finally:
         os.close(pfd)
     return result
+
+
+def uv_config(a: calls.UvConfig):
+    """The project's uv.toml, root's and 0644 (uv reads it as the deploy user), or its removal.
+    Whatever the deploy user put at the path (a link to a file or a directory, a FIFO) is replaced
+    or removed as a name, never written through, read or followed."""
+    parent, name = os.path.split(a.path)
+    changes = []
+    pfd = open_dir(parent)
+    try:
+        kind = _kind(pfd, name)
+        if kind == "a directory":
+            _refuse(a.path, "is a directory")
+        if a.text is None:
+            if kind is not None:
+                os.unlink(name, dir_fd=pfd)
+                _say(changes, f"removed {a.path} (hosts.toml sets no package index)")
+        elif not _holds(pfd, name, a.text.encode()):
+            _replace(pfd, name, a.text.encode(), 0, 0, 0o644)
+            _say(changes, f"wrote {a.path} (uv: the package index settings of hosts.toml)")
+    finally:
+        os.close(pfd)
+    return {"changes": changes}
+
+
+def _holds(dir_fd, name, data):
+    """name is already root's own 0644 regular file with exactly data (a link is never opened)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        return (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == 0 and st.st_gid == 0
+                and stat.S_IMODE(st.st_mode) == 0o644 and _read(fd) == data)
+    finally:
+        os.close(fd)
 
 
 def authorize_key(a: calls.AuthorizeKey):

@@ -3,6 +3,7 @@
 import fcntl
 import os
 import shutil
+import stat
 import tarfile
 import time
 
@@ -38,8 +39,14 @@ def _copy(src, dst):
                     if sent == 0:
                         break
                     offset += sent
-            os.fchmod(fo.fileno(), st.st_mode & 0o7777)
+            os.fchmod(fo.fileno(), release_mode(st.st_mode))
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def release_mode(mode):
+    """A release's files are 644, or 755 for directories and executables: nobody but their owner
+    writes them (git archive keeps 664/775), and no setuid or setgid bit comes from an upload."""
+    return 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
 
 
 def _own(name, links):
@@ -70,6 +77,8 @@ def stage(a: calls.Stage):
             bad = [m.name for m in members if not _safe_member(m) or _own(m.name, a.links)]
             if bad:
                 raise Refused("unsafe-upload", f"refusing unsafe paths in the upload: {bad[:5]}")
+            for m in members:
+                m.mode = release_mode(m.mode | (stat.S_IFDIR if m.isdir() else 0))
             tar.extractall(new, members=members)
             names = [m.name for m in members if not m.isdir()]
         os.unlink(a.archive)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
-from ayna_fab.provision import envcheck as envfile, unitfiles as units
+from ayna_fab.provision import envcheck as envfile, sudoers, unitfiles as units
 
 MAKE_TARGETS = ("run", "deploy", "rollback", "migrate", "shell", "logs", "start", "stop", "restart",
                 "status", "validate")
@@ -163,19 +163,21 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     rendered = units.render_all(config, host, project)
 
     layout = []
-    for path, owner, mode in lay.dirs(user):
+    for path, owner, group, mode in lay.dirs(user):
         st = facts["dirs"].get(path)
         if st is None or not st["dir"]:
             layout.append(f"{path} is missing")
-        elif (st["owner"], st["mode"]) != (owner, mode):
-            layout.append(f"{path} is {st['owner']}:{st['group']} {st['mode']}, expected {owner}:{owner} {mode}")
+        elif (st["owner"], st["group"], st["mode"]) != (owner, group, mode):
+            layout.append(f"{path} is {st['owner']}:{st['group']} {st['mode']}, expected {owner}:{group} {mode}")
 
     access = []
     if not facts["user"]["exists"]:
         access.append(f"deploy user {user} does not exist")
-    elif "systemd-journal" not in facts["user"]["groups"]:
-        access.append(f"{user} is not in systemd-journal (logs need it)")
+    elif "systemd-journal" in facts["user"]["groups"]:
+        access.append(f"{user} is in systemd-journal: it reads every service's logs (run setup)")
     sudo = facts.get("sudo") or ""
+    if sudoers.journal_reader(project.name) not in sudo:
+        access.append(f"{user} may not read its units' logs with sudo {sudoers.journal_reader(project.name)}")
     for name in units.unit_names(project):
         if f"/usr/bin/systemctl restart {name}" not in sudo:
             access.append(f"{user} may not run 'systemctl restart {name}' with sudo")
@@ -200,8 +202,8 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     if st is None:
         env.append(f"{lay.env_file} is missing")
     else:
-        if (st["owner"], st["mode"]) != (user, "600"):
-            env.append(f"{lay.env_file} is {st['owner']} {st['mode']}, expected {user} 600")
+        if (st["owner"], st["group"], st["mode"]) != ("root", user, "640"):
+            env.append(f"{lay.env_file} is {st['owner']}:{st['group']} {st['mode']}, expected root:{user} 640")
         if facts["env"]["text"] is None:
             env.append(f"{lay.env_file} is not readable by {facts['whoami']}")
         else:

@@ -95,7 +95,7 @@ def step_uv(s: Setup, r: Remote) -> None:
 
 def step_index(s: Setup, r: Remote) -> None:
     """hosts.toml's index settings where uv reads them on deploys (UV_CONFIG_FILE, see packageindex)."""
-    _apply(s, r.run(cmd.uv_config(s.layout.uv_config, packageindex.uv_toml(s.index))).stdout)
+    _host_call(s, r, hostcmd.setup_uv_config(s.layout.uv_config, packageindex.uv_toml(s.index)))
 
 
 def step_env(s: Setup, r: Remote) -> None:
@@ -109,8 +109,8 @@ def step_env(s: Setup, r: Remote) -> None:
     s.remote_database_url = res.get("database_url")
     if not upload:
         if not res["existed"]:
-            s.warnings.append(f"{path} does not exist and no env_file is configured: create it "
-                              f"(mode 0600, owner {s.deploy_user}) or set projects.{s.project.name}.env_file")
+            s.warnings.append(f"{path} does not exist and no env_file is configured: create it (owner "
+                              f"root, group {s.deploy_user}, mode 0640) or set projects.{s.project.name}.env_file")
         return
     if not res["existed"]:
         s.changes.append(f"uploaded {path}")
@@ -149,7 +149,10 @@ def step_units(s: Setup, r: Remote) -> None:
 
 
 def step_sudoers(s: Setup, r: Remote) -> None:
-    text = sudoers.render(s.project.name, s.deploy_user, units.unit_names(s.project))
+    names = units.unit_names(s.project)
+    reader = sudoers.journal_reader(s.project.name)
+    _apply(s, r.run(cmd.install_journal_reader(reader, sudoers.render_journal_reader(s.project.name, names))).stdout)
+    text = sudoers.render(s.project.name, s.deploy_user, names)
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 
 

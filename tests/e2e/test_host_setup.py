@@ -72,14 +72,21 @@ def test_deploy_user_may_manage_its_units_and_nothing_else(sandbox, first_setup)
                       "sudo -n -u postgres psql -c 'select 1'", "sudo -n /bin/sh -c id"):
         code, _, err = sandbox.run(0, forbidden, user="adonis")
         assert code != 0, forbidden
-    # Logs need no root: the user is in systemd-journal.
-    sandbox.check(0, "journalctl -n 1 -u uavcrew-web.service --no-pager", user="adonis")
+    # Logs: its own units' only, through the project's journal reader; never the whole journal.
+    reader = "sudo -n /usr/local/lib/ayna-fab/journal-uavcrew"
+    sandbox.check(0, f"{reader} --unit=uavcrew-web.service --lines=1", user="adonis")
+    assert "systemd-journal" not in sandbox.check(0, "id -nG adonis").split()
+    for forbidden in (f"{reader} --unit=ssh.service", f"{reader} --unit=uavcrew-web.service -u ssh",
+                      f"{reader} --unit=uavcrew-web.service --file=/var/log/journal"):
+        assert sandbox.run(0, forbidden, user="adonis")[0] != 0, forbidden
+    assert "sshd" not in sandbox.check(0, "journalctl --no-pager -q -u ssh.service -n 5 || true", user="adonis")
+    assert sandbox.check(0, "stat -c '%U %a' /usr/local/lib/ayna-fab/journal-uavcrew").strip() == "root 755"
     assert sandbox.check(0, "stat -c '%U %a' /etc/sudoers.d/ayna-uavcrew").strip() == "root 440"
 
 
 def test_env_file_is_private_and_never_printed(sandbox, inventory, first_setup):
     assert sandbox.check(0, "stat -c '%U:%G %a' /opt/ayna/uavcrew/shared/.env.production").strip() == \
-        "adonis:adonis 600"
+        "root:adonis 640"
     results = [fab("-H", "sandbox1", "env-check", hosts_file=inventory),
                fab("-H", "sandbox1", "validate", "--json", hosts_file=inventory)]
     assert all(r.returncode == 0 for r in results), _all_output(*results)

@@ -1,6 +1,8 @@
 """Soak: steady load on web and api while a host goes through many routine operations, with
-keep_releases = 2 so cleanup deletes releases all along. No request may fail, no user may see a
-broken release, and after every step every process of every unit uses only the live release's files.
+keep_releases = 2 so cleanup deletes releases all along, a deploy refused at its pre-flip check and
+one that fails after the flip (its worker will not start) and rolls itself back. No request may
+fail, no user may see a broken release, and after every step every process of every unit uses
+only the live release's files.
 
 Loopback only, bounded: the load runs on the sandbox host itself, stops on a stop file, after 15
 minutes, or after 300,000 requests.
@@ -16,6 +18,7 @@ import pytest
 from tests.e2e.conftest import fab, write_inventory
 from tests.e2e.load import Load, failed, releases_mapped, releases_seen, served
 from tests.e2e.test_deploy import Repo
+from tests.e2e.test_faults import worker_fails_under_unit
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
@@ -28,6 +31,7 @@ def soak(sandbox, first_setup, tmp_path_factory):
     assert all(r.returncode == 0 for r in first_setup), [r.stderr for r in first_setup]
     repo = Repo(tmp_path_factory.mktemp("soaksrc") / "uavcrew")
     repo.mode("health-500", branch="broken")
+    worker_fails_under_unit(repo, "worker-fails")   # web and api healthy; the worker exits under systemd
     inv = write_inventory(tmp_path_factory.mktemp("soak") / "hosts.toml", sandbox, source=repo.path,
                           keep_releases=2)
     name = sandbox.hosts[HOST].name
@@ -86,6 +90,14 @@ def test_routine_operations_under_load_lose_no_request(soak):
         r = run("rollback")
         assert r.returncode == 0, r.stdout + r.stderr
         steps.append(f"manual rollback: {before} -> {live(sandbox)}")
+        only_live_release_in_use(sandbox, steps[-1])
+
+        before = live(sandbox)
+        r = run("deploy", "--ref", "worker-fails")
+        assert r.returncode == 1 and "failed after the flip" in r.stderr, r.stdout + r.stderr
+        assert f"rolled back to {before}, which is serving and healthy" in r.stderr, r.stdout + r.stderr
+        assert live(sandbox) == before
+        steps.append(f"deploy failed after the flip, rolled back by itself to {before}")
         only_live_release_in_use(sandbox, steps[-1])
 
         main_pid = sandbox.check(HOST, "systemctl show -p MainPID --value uavcrew-web.service").strip()

@@ -182,3 +182,36 @@ def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path, monkey
     monkeypatch.setattr(lock, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=nap))
     assert lock.take(str(tmp_path), {"token": "b"}) == {"token": "a", "who": "root@laptop"}
     assert len(naps) == 1   # it looked again once the record was there
+
+
+def test_release_files_are_not_group_writable_whatever_the_archive_says(lay):
+    """git archive keeps 664/775 (its tar.umask is 002): a release is 644/755, executables kept."""
+    import io
+    import stat
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, mode, data in (("pkg", 0o775, None), ("pkg/a.py", 0o664, b"a"), ("run.sh", 0o775, b"#!/bin/sh\n"),
+                                 ("setuid", 0o4777, b"x")):
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    plan(lay)
+    with open(f"{lay.releases}/.upload-v1.tar.gz", "wb") as f:
+        f.write(buf.getvalue())
+    call(cmd.stage(lay, "t1", 1, None, f"{lay.releases}/.upload-v1.tar.gz", None, {"release": "v1"}))
+    v1 = lay.release(1)
+    os.chmod(f"{v1}/pkg/a.py", 0o666)          # a release staged before: its copies are fixed too
+    stage(lay, 2, 1, {"b.py": "b"})
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+    for v in (v1, lay.release(2)):
+        assert (mode(f"{v}/pkg"), mode(f"{v}/run.sh"), mode(f"{v}/setuid")) == (0o755, 0o755, 0o755)
+    assert mode(f"{lay.release(2)}/pkg/a.py") == 0o644 and mode(f"{lay.release(2)}/b.py") == 0o644
+    assert mode(f"{v1}/pkg/a.py") == 0o666     # the old release itself is left as it is

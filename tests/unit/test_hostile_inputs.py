@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
 import subprocess
 import tarfile
 import io
@@ -17,6 +18,7 @@ from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as setupcmd
 from ayna_fab.config import model as config, targets
 from ayna_fab.errors import UsageError
+from ayna_fab.hostprog import calls, setupfiles
 from ayna_fab.ops.gitsource import Source
 from tests.prereqs import requires
 from tests.unit.test_recovery import World, git
@@ -271,18 +273,28 @@ def test_a_drop_in_that_breaks_the_whole_sudo_configuration_is_taken_back(tmp_pa
     assert p.returncode == 0 and dropin.read_text() == "Cmnd_Alias AYNA_DEMO = ok\n"
 
 
-@requires(os.geteuid() == 0, "install -o root needs root")
-@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+@requires(os.geteuid() == 0, "a file of root's needs root")
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "directory link"])
 def test_the_uv_config_replaces_a_planted_link_or_fifo_without_reading_through_it(tmp_path, planted):
-    """uv.toml sits in the project's directory, which the deploy user owns."""
-    victim, path = tmp_path / "victim", tmp_path / "uv.toml"
+    """uv.toml sits in the project's directory, where the deploy user may make names."""
+    victim, victim_dir, path = tmp_path / "victim", tmp_path / "victim-dir", tmp_path / "uv.toml"
     victim.write_text("root's own\n")
+    victim_dir.mkdir()
     if planted == "symlink":
         path.symlink_to(victim)
+    elif planted == "directory link":
+        path.symlink_to(victim_dir)
     else:
         os.mkfifo(path)
-    p = subprocess.run(["bash", "-c", setupcmd.uv_config(str(path), "[pip]\n").script], capture_output=True,
-                       text=True, timeout=20)
-    assert p.returncode == 0 and "changed: wrote" in p.stdout, p.stderr
-    assert victim.read_text() == "root's own\n"
+    res = setupfiles.uv_config(calls.UvConfig(path=str(path), text="[pip]\n"))
+    assert res["changes"] == [f"wrote {path} (uv: the package index settings of hosts.toml)"]
+    assert victim.read_text() == "root's own\n" and list(victim_dir.iterdir()) == []
     assert not path.is_symlink() and path.read_text() == "[pip]\n"
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o644)
+    assert setupfiles.uv_config(calls.UvConfig(path=str(path), text="[pip]\n"))["changes"] == []
+    path.unlink()
+    path.symlink_to(victim_dir)
+    assert setupfiles.uv_config(calls.UvConfig(path=str(path), text=None))["changes"] == [
+        f"removed {path} (hosts.toml sets no package index)"]
+    assert not os.path.lexists(path) and victim_dir.is_dir()

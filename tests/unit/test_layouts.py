@@ -20,9 +20,9 @@ from ayna_fab.commands import setup as setup_cmd
 from ayna_fab.config import model as config, packageindex, targets
 from ayna_fab.config.layout import Layout
 from ayna_fab.errors import UsageError
-from ayna_fab.hostprog import backups, django_steps, dumps
+from ayna_fab.hostprog import backups, calls, django_steps, dumps
 from ayna_fab.ops import planchecks
-from ayna_fab.provision import unitfiles as units
+from ayna_fab.provision import unitfiles as units, uvrelease
 from ayna_fab.remote import ssh
 from ayna_fab.scan import project as projectinit
 from tests import corpus
@@ -344,14 +344,33 @@ def test_setup_writes_uvs_own_configuration_and_pips_options(tmp_path):
     assert data["index"] == [{"url": "https://extra.example/simple"},
                              {"url": "https://pypi.internal.example/simple", "default": True}]
     assert packageindex.pip_args(index) == ["--index-url", "https://pypi.internal.example/simple",
-                                            "--extra-index-url", "https://extra.example/simple",
                                             "--cert", "/etc/ssl/certs/ca-certificates.crt"]
     assert packageindex.uv_toml(config.PackageIndex()) is None and packageindex.pip_args(config.PackageIndex()) == []
-    write = setup_cmd.uv_config("/opt/ayna/notes/uv.toml", text)
-    assert "install -m 644 -o root -g root" in write.script and text in write.script
-    assert "rm -f /opt/ayna/notes/uv.toml" in setup_cmd.uv_config("/opt/ayna/notes/uv.toml", None).script
-    assert "pip install --quiet --disable-pip-version-check --index-url" in setup_cmd.install_uv(
+    assert cmd.setup_uv_config("/opt/ayna/notes/uv.toml", text).call == calls.UvConfig("/opt/ayna/notes/uv.toml", text)
+    assert cmd.setup_uv_config("/opt/ayna/notes/uv.toml", None).call.text is None
+    assert "pip install --quiet --disable-pip-version-check --no-deps" in setup_cmd.install_uv(
         packageindex.pip_args(index)).script
+
+
+def test_setup_installs_one_uv_release_by_hash_from_one_index():
+    """uv runs as root's install: one version, only its wheels, only hosts.toml's index (or the host's)."""
+    index = config.PackageIndex("https://pypi.internal.example/simple", ("https://extra.example/simple",), False)
+    script = setup_cmd.install_uv(packageindex.pip_args(index)).script
+    assert f"uv=={uvrelease.VERSION} \\\n    --hash=sha256:" in script
+    assert "--only-binary :all: --require-hashes" in script and "--no-deps" in script
+    assert "extra.example" not in script and "--extra-index-url" not in script
+    assert "PIP_CONFIG_FILE=/dev/null " in script      # pip.conf's extra indexes set aside too
+    own = setup_cmd.install_uv(packageindex.pip_args(config.PackageIndex())).script
+    assert "PIP_CONFIG_FILE" not in own and "--index-url" not in own   # the host's configured index
+    assert len(set(uvrelease.WHEEL_SHA256)) == len(uvrelease.WHEEL_SHA256) >= 2
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in uvrelease.WHEEL_SHA256)
+    # an older uv that setup installed is replaced by the pinned one; another's uv is left alone
+    assert f"!= {uvrelease.VERSION}" in script and "readlink /usr/local/bin/uv" in script
+
+
+def test_the_sandbox_wheelhouse_pins_the_same_uv():
+    base = (Path(__file__).resolve().parents[2] / "ayna_fab" / "sandbox" / "wheelhouse-base.txt").read_text()
+    assert f"uv=={uvrelease.VERSION}" in base.split()
 
 
 def test_a_deploy_refuses_index_settings_that_setup_has_not_written(tmp_path):

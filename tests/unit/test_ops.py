@@ -158,22 +158,22 @@ def test_services_pick_units_by_service_name(project):
         tasks._units(project, "web,db")
 
 
-def test_logs_build_journalctl_over_the_units():
-    c = cmd.logs(["uavcrew-web.service", "uavcrew-api.service"], lines=50, since=None, follow=False)
-    assert c.script == ("journalctl --no-pager --quiet --output=short-iso --unit=uavcrew-web.service "
-                        "--unit=uavcrew-api.service --lines=50")
-    f = cmd.logs(["uavcrew-web.service"], lines=None, since="2 hours ago", follow=True)
-    assert f.script.startswith("SYSTEMD_COLORS=0 journalctl ") and f.script.endswith(
-        "'--since=2 hours ago' --follow")
-    assert cmd.logs(["u.service"], lines=None, since="-1h", follow=False).script.endswith(" --since=-1h")
-    assert cmd.logs(["u.service"], lines=5, since="today", follow=False).script == (
-        "set -o pipefail; journalctl --no-pager --quiet --output=short-iso --unit=u.service --since=today | tail -n 5")
+def test_logs_go_through_the_projects_journal_reader():
+    """The deploy user reads its units' journal through its sudo rule, never the whole journal."""
+    reader = "sudo -n /usr/local/lib/ayna-fab/journal-uavcrew"
+    c = cmd.logs("uavcrew", ["uavcrew-web.service", "uavcrew-api.service"], lines=50, since=None, follow=False)
+    assert c.script == f"{reader} --unit=uavcrew-web.service --unit=uavcrew-api.service --lines=50"
+    f = cmd.logs("uavcrew", ["uavcrew-web.service"], lines=None, since="2 hours ago", follow=True)
+    assert f.script.startswith(f"{reader} ") and f.script.endswith("'--since=2 hours ago' --follow")
+    assert cmd.logs("uavcrew", ["u.service"], lines=None, since="-1h", follow=False).script.endswith(" --since=-1h")
+    assert cmd.logs("uavcrew", ["u.service"], lines=5, since="today", follow=False).script == (
+        f"set -o pipefail; {reader} --unit=u.service --since=today | tail -n 5")
 
 
 @pytest.mark.parametrize("since", ["$(id)", "`id`", "1h; rm -rf /", "a'b", "x\ny", "a" * 41])
 def test_hostile_since_values_are_refused(since):
     with pytest.raises(ValueError, match="is not a time journalctl knows"):
-        cmd.logs(["u.service"], lines=None, since=since, follow=False)
+        cmd.logs("uavcrew", ["u.service"], lines=None, since=since, follow=False)
 
 
 SHOW = {"now": 1125000000, "units": [

@@ -87,7 +87,8 @@ def test_a_copy_that_is_not_exactly_the_program_is_not_run(lay, tmp_path):
     command = plan_call(lay)
     run_local(command.script, home)
     kept = next((home / ".cache" / "ayna-fab").iterdir())
-    kept.write_bytes(kept.read_bytes()[:-1] + b"x")
+    data = kept.read_bytes()
+    kept.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))   # always another byte (the last may be "x")
     p = run_local(command.cached, home)
     assert p.returncode == MISSING_EXIT and MISSING in p.stderr
 

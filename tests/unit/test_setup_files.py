@@ -54,8 +54,9 @@ def host(tmp_path, monkeypatch):
 
 def layout_dirs(h):
     r = str(h.root)
-    return [(str(h.base), "root", "755"), (r, USER, "755"), (f"{r}/releases", USER, "755"),
-            (f"{r}/shared", USER, "750"), (f"{r}/shared/media", USER, "750"), (f"{r}/logs", USER, "750")]
+    return [(str(h.base), "root", "root", "755"), (r, USER, USER, "755"), (f"{r}/releases", USER, USER, "755"),
+            (f"{r}/shared", USER, USER, "750"), (f"{r}/shared/media", USER, USER, "750"),
+            (f"{r}/logs", USER, USER, "750")]
 
 
 def owner_mode(path) -> tuple[int, int, int]:
@@ -115,8 +116,8 @@ def test_a_link_only_root_could_have_made_is_followed(host, monkeypatch):
     real.mkdir()
     (host.tmp / "opt-link").symlink_to(real)
     monkeypatch.setattr(setupfiles, "_ids", lambda user: (0, 0) if user == "root" else (UID, GID))
-    res = setupfiles.dirs(calls.Dirs(dirs=[[str(host.tmp / "opt-link" / "ayna"), "root", "755"],
-                                           [str(host.tmp / "opt-link" / "ayna" / "p"), USER, "755"]]))
+    res = setupfiles.dirs(calls.Dirs(dirs=[[str(host.tmp / "opt-link" / "ayna"), "root", "root", "755"],
+                                           [str(host.tmp / "opt-link" / "ayna" / "p"), USER, USER, "755"]]))
     assert len(res["changes"]) == 2 and owner_mode(real / "ayna" / "p") == (UID, GID, 0o755)
 
 
@@ -125,7 +126,7 @@ def test_a_link_only_root_could_have_made_is_followed(host, monkeypatch):
 def test_the_env_file_is_uploaded_private_and_only_keys_come_back(host):
     res, _ = env_call(host)
     assert res["written"] and not res["existed"]
-    assert host.env.read_text() == ENV and owner_mode(host.env) == (UID, GID, 0o600)
+    assert host.env.read_text() == ENV and owner_mode(host.env) == (0, GID, 0o640)
     assert env_call(host)[0] == {"existed": True, "differs": False, "keys": None, "changes": []}
     changed = ENV.replace("A=1", "A=2") + "B=3\n"
     res, out = env_call(host, changed)
@@ -133,7 +134,7 @@ def test_the_env_file_is_uploaded_private_and_only_keys_come_back(host):
                                                                                 "changed": ["A"]})
     assert host.env.read_text() == ENV and "from-the-laptop" not in out
     res, out = env_call(host, changed, replace=True)
-    assert res["written"] and host.env.read_text() == changed and owner_mode(host.env) == (UID, GID, 0o600)
+    assert res["written"] and host.env.read_text() == changed and owner_mode(host.env) == (0, GID, 0o640)
     assert not [p for p in host.env.parent.iterdir() if ".ayna-" in p.name]   # no temporary file left
 
 
@@ -142,7 +143,7 @@ def test_a_wrong_mode_is_fixed_through_the_file_itself(host):
     os.chown(host.env, 0, 0)
     host.env.chmod(0o644)
     res, _ = env_call(host, None)
-    assert res["changes"] == [f"fixed owner/mode of {host.env}"] and owner_mode(host.env) == (UID, GID, 0o600)
+    assert res["changes"] == [f"fixed owner/mode of {host.env}"] and owner_mode(host.env) == (0, GID, 0o640)
 
 
 @pytest.mark.parametrize("plant", ["symlink", "hard link", "fifo", "foreign owner", "symlinked shared"])

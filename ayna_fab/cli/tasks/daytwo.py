@@ -226,7 +226,7 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
         raise UsageError(f"--lines {lines!r} is not a whole number", step="logs")
     count = int(lines) if lines is not None else (None if since else 50)
     try:
-        jobs = [(host, cmd.logs(_units(proj, service), lines=count, since=since, follow=follow))
+        jobs = [(host, cmd.logs(proj.name, _units(proj, service), lines=count, since=since, follow=follow))
                 for host, proj in common.jobs(c, cfg, project)]
     except ValueError as exc:
         raise UsageError(str(exc), step="logs") from None
@@ -235,7 +235,9 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
             with _open(cfg, host) as s:
                 res = s.stream(command, Lines(prefix=f"[{host.name}] "))
             if res.code != 0:
-                raise OperationFailed(f"journalctl exited {res.code}", host=host.name, step="logs")
+                raise OperationFailed(f"journalctl exited {res.code}", host=host.name, step="logs",
+                                      hint="the deploy user reads its units' logs through the journal "
+                                           "reader setup installs: run setup if the host predates it")
         return
     logstream.follow(cfg, jobs, lambda prefix: Lines(prefix=prefix), output.warn)
 

@@ -99,7 +99,7 @@ def validate(c, project=None, json=False):
 
 def _facts(remote: Remote, cfg, host, project) -> dict:
     lay = Layout.of(cfg, project)
-    command = hostcmd.facts(host.user, [d for d, _, _ in lay.dirs(host.user)], units.all_names(project),
+    command = hostcmd.facts(host.user, [d[0] for d in lay.dirs(host.user)], units.all_names(project),
                             lay.env_file)
     return hostcall.parse(remote.run(command, check=False), host=host.name, step="validate")
 
