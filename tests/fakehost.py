@@ -18,6 +18,7 @@ import os
 import subprocess
 import threading
 import types
+from datetime import datetime, timedelta, timezone
 from dataclasses import asdict, dataclass, field
 
 from ayna_fab.errors import OperationFailed
@@ -48,6 +49,8 @@ class HostState:
     kill_worker: bool = False     # the activation's worker is killed when it starts polling health
     late_worker: bool = False     # the activate call dies after its journal, before its worker begins
     late: list = field(default_factory=list)   # ... (its host, that worker), run when the test says
+    pending: int = 1              # migrations the database lacks, as Django's migration plan counts them
+    clock: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)   # the host's time; a dump moves it a day on
 
 
 class LaptopDied(BaseException):
@@ -175,6 +178,8 @@ class FakeRemote(Remote):
                 open(os.path.join(venv, "python"), "w").close()
                 return subprocess.CompletedProcess(argv, 0, "", "")
             steps = json.loads(argv[-1])["steps"]
+            if steps == ["pending"]:
+                return subprocess.CompletedProcess(argv, 0, f"@@step pending 0.010 ok\n@@pending {st.pending}", "")
             lines = []
             for s in steps:
                 ok = s not in st.fail_steps
@@ -183,11 +188,13 @@ class FakeRemote(Remote):
                     return subprocess.CompletedProcess(argv, 1, "\n".join(lines), f"{s} exploded")
             return subprocess.CompletedProcess(argv, 0, "\n".join(lines), "")
 
-        def take(root_, env_file, project, release, keep, protect=()):
+        def dump(kind, where, partial):
+            """pg_dump, faked: a file with the host's clock in its name, then a day passes."""
             if "backup" in st.fail_steps:
                 raise main.wire.Refused("pg_dump", "pg_dump exited 1: connection refused")
-            return {"backup": f"{project}-20260101T000000Z-{release or 'none'}.dump", "bytes": 1, "pruned": [],
-                    "release": release, "path": "/x", "seconds": 0.01}
+            with open(partial, "w") as f:
+                f.write("dump\n")
+            st.clock += timedelta(days=1)
 
         def check(servers, env, cwd, expect, timeout, started=None):
             number = int(expect[1:])
@@ -220,7 +227,8 @@ class FakeRemote(Remote):
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
-        patch(dumps, "take", take)
+        patch(dumps, "_dump", dump)
+        patch(dumps, "now", lambda: st.clock)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
         patch(plan, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
         try:

@@ -14,7 +14,8 @@ the host's own python3 (3.11 on Debian bookworm):
 The laptop imports from here only what both sides must agree on (the unit test
 test_import_cycles.py holds it to this list): calls.py (the calls), wire.py (the answer's
 markers), envfile.py (systemd's reading of an env file), backups.py (backup names and
-retention) and switchover.failure_text (an activation's failure in words).
+retention), switchover.failure_text (an activation's failure in words) and proctree.py
+(a project's command whose timeout ends its whole tree: hooks here, builds and hooks there).
 
 docs/ARCHITECTURE.md describes the protocol and where to add a call.
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 SUFFIX = ".dump"
@@ -26,6 +26,7 @@ SQLITE_SCHEMES = ("sqlite", "sqlite3")
 STAMP = "%Y%m%dT%H%M%SZ"
 NO_RELEASE = "none"          # a backup taken before the first deploy
 DEFAULT_KEEP = 10
+FLOOR_DAYS = 7               # no backup younger than this is pruned, whatever keep_backups says
 NAME_RE = re.compile(r"(?P<project>[a-z][a-z0-9_-]{0,31})-(?P<stamp>[0-9]{8}T[0-9]{6}Z)"
                      r"-(?P<release>v[1-9][0-9]{0,8}|none)(?P<suffix>\.dump|\.sqlite3)")
 RELEASE_RE = re.compile(r"v[1-9][0-9]{0,8}")
@@ -86,14 +87,32 @@ def newest_first(names, project: str) -> list[Backup]:
     return sorted(found, key=lambda b: (b.taken_at, b.name), reverse=True)
 
 
-def to_prune(names, project: str, keep: int, protect=(), just_taken: str | None = None) -> list[str]:
-    """Backups beyond the newest `keep` of this project. The one just taken is kept and takes a
-    place whatever its name's time says (a host clock set back must not prune it); protected
-    ones (the backup being restored) are never pruned and take no place."""
+def to_prune(names, project: str, keep: int, protect=(), just_taken: str | None = None, *,
+             live: str | None = None, before_migrate=(), now: datetime | None = None) -> list[str]:
+    """Backups beyond the newest `keep` of this project that retention may remove (kept_always
+    says which it never does). The one just taken is kept and takes a place whatever its name's
+    time says (a host clock set back must not prune it); protected ones (the backup being
+    restored) are never pruned and take no place."""
     keep = check_keep(keep)
     places = keep - (1 if just_taken else 0)
     skip = set(protect) | {just_taken}
-    return [b.name for b in newest_first(names, project) if b.name not in skip][places:]
+    found = [b for b in newest_first(names, project) if b.name not in skip]
+    kept = kept_always(found, live, set(before_migrate), now)
+    return [b.name for b in found[places:] if b.name not in kept]
+
+
+def kept_always(found: list[Backup], live: str | None, before_migrate: set[str],
+                now: datetime | None) -> set[str]:
+    """What no count prunes: backups younger than FLOOR_DAYS (by now, when given), and the
+    pre-migration backups (before_migrate: taken by deploys) that the last good deploy relies on,
+    its own (the newest taken while another release was live) and every one taken since, while
+    `live` stayed live. Those since are the failed deploys' dumps, which their failure messages
+    named; the next deploy that succeeds frees them. found: newest first."""
+    kept = {b.name for b in found if now is not None and now - b.taken_at < timedelta(days=FLOOR_DAYS)}
+    before = [b for b in found if b.name in before_migrate]
+    kept |= {b.name for b in before if live is not None and b.release == live}
+    its_own = next((b for b in before if b.release != live), None)
+    return kept | ({its_own.name} if its_own else set())
 
 
 def check_keep(keep) -> int:

@@ -11,8 +11,9 @@ Prints `@@step NAME SECONDS ok|failed` after each step (wire.py's format) and st
 first failure, whose output is the application's own message: what manage.py would print
 (Django's check report, a CommandError), or the error with only the application's and its
 libraries' frames, never this program's. `@@note STEP JSON` lines carry what a person should
-see although the step passed (Django's check warnings). A project without Django (an API and
-Celery alone) gets the import check of its ASGI app only.
+see although the step passed (Django's check warnings). The step "pending", alone, prints
+`@@pending N`: how many migrations the database lacks (prepare dumps it only when N > 0).
+A project without Django (an API and Celery alone) gets the import check of its ASGI app only.
 """
 
 import importlib
@@ -100,6 +101,14 @@ def main(args):
     def migrate():
         state["call"]("migrate", interactive=False, verbosity=1)
 
+    def pending():
+        # what `migrate` would apply to the default database, as Django's executor plans it
+        from django.db import DEFAULT_DB_ALIAS, connections
+        from django.db.migrations.executor import MigrationExecutor
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        print(f"\n@@pending {len(plan)}", flush=True)
+
     def collectstatic():
         try:
             state["call"]("collectstatic", interactive=False, verbosity=0)
@@ -110,7 +119,7 @@ def main(args):
 
     if "check" not in steps:  # a fleet's migrate: Django starts as part of the first step
         first = steps[0]
-        known_first = {"migrate": migrate, "collectstatic": collectstatic}[first]
+        known_first = {"migrate": migrate, "collectstatic": collectstatic, "pending": pending}[first]
         steps = steps[1:]
         step(first, lambda: (setup(), known_first()))
     known = {"check": check, "migrate": migrate, "collectstatic": collectstatic}

@@ -126,9 +126,32 @@ def _fsync(path):
         os.close(fd)
 
 
-def take(root, env_file, project, release, keep, protect=()):
+def now():
+    """The host's time, in UTC: a backup's name and retention's floor are measured by it."""
+    return datetime.now(timezone.utc)
+
+
+def _dump(kind, where, partial):
+    """The database, copied into the file partial (pg_dump, or SQLite's backup API)."""
+    if kind == "sqlite":
+        try:
+            sqlite_copy(where, partial)
+        except sqlite3.Error as e:
+            raise Refused("sqlite", f"SQLite's backup of {where} failed: {e}")
+        return
+    uri, password, service = where
+    with pg_env(password, service) as env:
+        p = subprocess.run(rules.dump_argv(uri, partial), env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise Refused("pg_dump", f"pg_dump exited {p.returncode}: {redact(p.stdout, password)}")
+
+
+def take(root, env_file, project, release, keep, protect=(), before_migrate=False):
     """pg_dump into shared/backups under a temporary name, 0600 from the start, fsync, rename;
-    then prune to the newest `keep` (None: prune nothing). Returns what was made and removed."""
+    then prune to the newest `keep` (None: prune nothing) by retention's rules (backups.to_prune).
+    before_migrate: a deploy's dump before it migrates, which those rules keep longer (recorded in
+    BEFORE_MIGRATE). Returns what was made and removed."""
     kind, where = target(env_file)
     if kind == "sqlite" and not os.path.isfile(where):
         raise Refused("no-database", f"the SQLite database {where} does not exist yet: nothing to back up")
@@ -137,7 +160,7 @@ def take(root, env_file, project, release, keep, protect=()):
     dest = folder(root)
     os.makedirs(dest, mode=0o700, exist_ok=True)
     while True:  # one name per second: wait out a clash rather than invent a second format
-        name = rules.name_for(project, datetime.now(timezone.utc), release, kind)
+        name = rules.name_for(project, now(), release, kind)
         if not os.path.exists(os.path.join(dest, name)):
             break
         time.sleep(0.2)
@@ -146,18 +169,7 @@ def take(root, env_file, project, release, keep, protect=()):
     started = time.monotonic()
     old_umask = os.umask(0o077)
     try:
-        if kind == "sqlite":
-            try:
-                sqlite_copy(where, partial)
-            except sqlite3.Error as e:
-                raise Refused("sqlite", f"SQLite's backup of {where} failed: {e}")
-        else:
-            uri, password, service = where
-            with pg_env(password, service) as env:
-                p = subprocess.run(rules.dump_argv(uri, partial), env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            if p.returncode != 0:
-                raise Refused("pg_dump", f"pg_dump exited {p.returncode}: {redact(p.stdout, password)}")
+        _dump(kind, where, partial)
         os.chmod(partial, 0o600)
         _fsync(partial)
         os.replace(partial, final)
@@ -166,16 +178,45 @@ def take(root, env_file, project, release, keep, protect=()):
         os.umask(old_umask)
         if os.path.exists(partial):
             os.unlink(partial)
-    pruned = []
-    if keep:
-        for old in rules.to_prune(os.listdir(dest), project, keep, protect, just_taken=name):
-            try:
-                os.unlink(os.path.join(dest, old))
-                pruned.append(old)
-            except OSError:
-                pass
+    if before_migrate:
+        _record(dest, _recorded(dest) | {name})
+    pruned = prune(dest, project, keep, protect, name, live) if keep else []
     return {"backup": name, "bytes": os.stat(final).st_size, "pruned": pruned, "release": release,
             "path": final, "seconds": round(time.monotonic() - started, 3)}
+
+
+BEFORE_MIGRATE = ".before-migrate"   # in shared/backups: the deploys' pre-migration dumps, one a line
+
+
+def _recorded(dest):
+    try:
+        with open(os.path.join(dest, BEFORE_MIGRATE)) as f:
+            return {line.strip() for line in f if rules.parse(line.strip()) is not None}
+    except OSError:
+        return set()
+
+
+def _record(dest, names):
+    path = os.path.join(dest, BEFORE_MIGRATE)
+    with open(path + ".new", "w") as f:
+        f.write("".join(f"{n}\n" for n in sorted(names)))
+    os.replace(path + ".new", path)
+
+
+def prune(dest, project, keep, protect, just_taken, live):
+    """Remove what retention lets go (backups.to_prune, at the host's time now()); the names removed."""
+    before = _recorded(dest)
+    pruned = []
+    for old in rules.to_prune(os.listdir(dest), project, keep, protect, just_taken=just_taken,
+                              live=os.path.basename(live) if live else None, before_migrate=before, now=now()):
+        try:
+            os.unlink(os.path.join(dest, old))
+            pruned.append(old)
+        except OSError:
+            pass
+    if before & set(pruned):
+        _record(dest, before - set(pruned))
+    return pruned
 
 
 def listing(root, project):

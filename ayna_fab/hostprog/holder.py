@@ -5,31 +5,48 @@ marks itself in the lock and reads its stdin, which ends when the laptop closes 
 (the operation is over) or when the connection dies (the laptop was killed, its
 link cut). If the lock is still the operation's then, the host does not wait for
 a person: once every step of the operation still running has ended, it finishes
-what can be finished and abandons the rest (abandon). docs/ARCHITECTURE.md.
+what can be finished and abandons the rest (abandon). The laptop also writes a
+heartbeat every few seconds: a link that went silent without a reset (a closed lid,
+a dropped NAT entry) ends the holder the same way once nothing came for a minute
+(wire.SILENT_AFTER). docs/ARCHITECTURE.md.
 """
 
 import os
+import select
 import signal
 import sys
 import time
 
-from . import calls, journal, lock, store, switchover
+from . import calls, journal, lock, store, switchover, wire
 
 SETTLE_POLL = 0.5
-DONE = b"done"   # what the laptop writes before closing, once the operation has ended its way
 
 
-def hold_until_done(root, token):
+def hold_until_done(root, token, stdin=None, silent_after=wire.SILENT_AFTER):
     """Once a plan has taken the lock for token and answered, its process stays as the holder:
-    it reads stdin until the laptop says `done` or its connection closes (main.py)."""
+    it reads stdin (a file descriptor; this process's by default) until the laptop says `done`,
+    its connection closes, or nothing, not even a heartbeat, came for silent_after seconds: a
+    link gone silent sends no reset, so silence is the laptop gone too (main.py, wire.py)."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # the end of stdin says it all
-    said = b""
+    fd = sys.stdin.fileno() if stdin is None else stdin
+    said, silent = b"", False
+    heard = time.monotonic()
     try:
-        while chunk := sys.stdin.buffer.read(4096):
-            said += chunk
+        while True:
+            ready, _, _ = select.select([fd], [], [], max(0.0, heard + silent_after - time.monotonic()))
+            if not ready:
+                silent = True
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            heard = time.monotonic()
+            said = (said + chunk).lstrip(wire.HEARTBEAT)   # heartbeats only say the laptop is there
     except OSError:
         pass
-    if said.strip() == DONE:
+    if silent:
+        return abandon(root, token, why=f"the laptop fell silent (nothing heard for {silent_after:g} s)")
+    if said.strip() == wire.DONE.strip():
         # The laptop saw the operation through and said so. A lock it left (a host that needs a
         # person) stays for a person: without a holder's mark it is never taken for orphaned.
         lock.unmark_holding(root)

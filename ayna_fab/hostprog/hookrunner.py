@@ -6,60 +6,36 @@ systemd reads it, the release's venv first on PATH), plus AYNA_* variables sayin
 runs. Hooks run one after another; each ends as a `@@step hook:NAME` line, and its output
 comes back in the result for the laptop to print under the host's and the hook's name.
 
-A hook at its timeout is stopped with its whole process group (SIGTERM, then SIGKILL). The
+A hook at its timeout is ended with everything it started, its process group and any
+descendant that called setsid or lost its parent (SIGTERM, then SIGKILL: proctree.py); its
+output goes to a file, so a descendant that outlives it never holds the step. The
 call that runs hooks ignores a dropped connection like every long step (main.LONG), so a
 hook is never cut half-way by the link: it runs to its end, under the lock.
 """
 
 import os
-import signal
-import subprocess
-import time
 
-from . import calls, envfile, lock, store, wire
+from . import calls, envfile, lock, proctree, store, wire
 
 OUTPUT_LINES = 200   # the tail of a hook's output that travels back
 GRACE = 5            # seconds between SIGTERM and SIGKILL at a timeout
 
 
-def _stop(proc):
-    for sig, wait in ((signal.SIGTERM, GRACE), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_one(hook, cwd, env):
     """Run one hook to its end or its timeout: {name, ok, code, seconds, output, timed_out}."""
-    started = time.monotonic()
     try:
-        proc = subprocess.Popen(hook["command"], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        ended = proctree.run(hook["command"], cwd=cwd, env=env, timeout=hook["timeout"], grace=GRACE)
     except OSError as e:
         return {"name": hook["name"], "ok": False, "code": 127, "seconds": 0.0, "timed_out": False,
                 "output": f"cannot run {hook['command'][0]}: {e.strerror}"}
-    timed_out = False
-    try:
-        out, _ = proc.communicate(timeout=hook["timeout"])
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _stop(proc)
-        out, _ = proc.communicate()
-    text = out.decode("utf-8", "replace").rstrip("\n")
+    text = ended.output.rstrip("\n")
     lines = text.splitlines()
     if len(lines) > OUTPUT_LINES:
         text = "\n".join([f"... ({len(lines) - OUTPUT_LINES} lines before these)"] + lines[-OUTPUT_LINES:])
-    if timed_out:
+    if ended.timed_out:
         text += f"\n(stopped after its timeout of {hook['timeout']}s)"
-    code = proc.returncode
-    return {"name": hook["name"], "ok": code == 0 and not timed_out, "code": code, "timed_out": timed_out,
-            "seconds": round(time.monotonic() - started, 3), "output": text.strip("\n")}
+    return {"name": hook["name"], "ok": ended.code == 0 and not ended.timed_out, "code": ended.code,
+            "timed_out": ended.timed_out, "seconds": round(ended.seconds, 3), "output": text.strip("\n")}
 
 
 def as_root():

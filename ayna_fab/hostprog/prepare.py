@@ -116,8 +116,7 @@ def prepare(a: calls.Prepare):
     steps = Steps(backup=None, notes=[])
     django_steps = [s for s in a.steps if s in DJANGO_STEPS]
     reuse = "install" in a.steps and reusable(rel, a.base_venv)
-    backup = _Background(lambda: dumps.take(a.root, a.env_file, a.project, a.backup_release, a.keep_backups)) \
-        if "backup" in a.steps else None
+    backup = _Background(lambda: _backup_if_pending(a, rel, env)) if "backup" in a.steps else None
     early = None
     if reuse and not a.hooks and django_steps and django_steps[0] == "check":
         python = os.path.join(a.base_venv, "bin", "python")
@@ -200,11 +199,41 @@ def _install(a: calls.Prepare, rel, env, steps, reuse):
     return True
 
 
+PENDING_RE = re.compile(r"^@@pending ([0-9]+)$", re.M)
+NOT_NEEDED = "no migration pending, so no dump"
+
+
+def pending(a: calls.Prepare, rel, env):
+    """How many migrations the database lacks for this release, or None when that cannot be told.
+
+    Asked before the install has ended, so of the live venv's interpreter (a venv a lock change
+    leaves behind may lack what the release imports: then None); a fleet's migrate call asks the
+    release's own venv. One Django start, beside the install like the dump it may spare."""
+    venv = a.base_venv if "install" in a.steps else os.path.join(rel, ".venv")
+    python = os.path.join(venv, "bin", "python") if venv else None
+    if python is None or not os.path.exists(python):
+        return None
+    try:
+        p = _django(a, rel, env, ["pending"], python)
+    except OSError:
+        return None
+    found = PENDING_RE.search(p.stdout or "")
+    return int(found[1]) if p.returncode == 0 and found else None
+
+
+def _backup_if_pending(a: calls.Prepare, rel, env):
+    """The dump before migrating, taken only when there is something to migrate (or no telling)."""
+    if pending(a, rel, env) == 0:
+        return {"skipped": NOT_NEEDED}
+    return dumps.take(a.root, a.env_file, a.project, a.backup_release, a.keep_backups, before_migrate=True)
+
+
 def _backup(job, steps):
     """The backup's step, once it has ended (it began with the install), with its own duration."""
     try:
-        steps.result["backup"] = job.wait()
-        return steps.done("backup", job.seconds, True, detail=steps.result["backup"])
+        made = job.wait()
+        steps.result["backup"] = None if made.get("skipped") else made
+        return steps.done("backup", job.seconds, True, detail=made)
     except wire.Refused as e:
         return steps.done("backup", job.seconds, False, e.detail)
 

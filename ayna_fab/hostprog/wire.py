@@ -20,6 +20,17 @@ RESULT = "@@result "
 MISSING = "@@program-missing"
 MISSING_EXIT = 75
 
+# The holder's stdin (holder.py): the laptop writes HEARTBEAT every HEARTBEAT_EVERY seconds while
+# its operation holds the lock, and DONE then end of file once the operation has ended its way.
+# A silent partition (a closed lid, a dropped NAT entry) sends no reset and sshd's own keepalive
+# is off by default, so the holder takes SILENT_AFTER seconds without a byte as the laptop gone:
+# a silent link frees the lock about a minute later, while a live link whose heartbeats queue
+# behind an upload or a long round trip has 50 s of slack (docs/ARCHITECTURE.md, the holder).
+HEARTBEAT = b"\n"
+HEARTBEAT_EVERY = 10.0
+SILENT_AFTER = 60.0
+DONE = b"done\n"
+
 
 class Refused(Exception):
     """A call that cannot be done as asked: reported as {"error": code, "detail": text}."""

@@ -75,8 +75,8 @@ def export(source: Source, revision: str, into: Path) -> None:
 
 def run_step(step: BuildStep, cwd: Path, say: Callable[[str], None]) -> None:
     started = time.monotonic()
-    proc = local.run(step.command, step=f"build:{step.name}", check=False, timeout=step.timeout, cwd=cwd,
-                     hint="run the build in your checkout to see why")
+    proc = local.run_project(step.command, step=f"build:{step.name}", timeout=step.timeout, cwd=cwd,
+                             hint="run the build in your checkout to see why")
     seconds = time.monotonic() - started
     if proc.returncode != 0:
         lines = (proc.stdout + proc.stderr).strip().splitlines()[-OUTPUT_LINES:]

@@ -195,8 +195,8 @@ def on_laptop(project: Project, phase: str, env: dict[str, str], say: Callable[[
             continue
         started = time.monotonic()
         try:
-            proc = local.run(h.command, step=f"hook:{h.name}", check=False, timeout=h.timeout, cwd=project.source,
-                             env={**os.environ, **env})
+            proc = local.run_project(h.command, step=f"hook:{h.name}", timeout=h.timeout, cwd=project.source,
+                                     env={**os.environ, **env})
             ok, why = proc.returncode == 0, f"exited {proc.returncode}"
             text = (proc.stdout + proc.stderr).rstrip("\n")
         except OperationFailed as exc:   # not installed, or past its timeout

@@ -230,6 +230,8 @@ def describe_step(detail: dict | None) -> str:
     """What a host step made, for its progress line (a backup's name and size)."""
     if detail and "backup" in detail:
         return f"{detail['backup']} ({human_size(detail['bytes'])})"
+    if detail and isinstance(detail.get("skipped"), str):   # a backup not needed: nothing to migrate
+        return detail["skipped"]
     if detail and detail.get("venv") == "reused":
         return f"the lock is unchanged: {detail['from']}'s venv, hard-linked"
     return ""

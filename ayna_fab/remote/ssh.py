@@ -26,6 +26,11 @@ from fabric import Config, Connection
 
 from ayna_fab.errors import AynaFabError, OperationFailed, UsageError
 
+# Seconds between SSH keepalive messages on every connection ayna-fab opens: an idle connection
+# (a long host call) still has traffic, so a NAT entry or a stateful firewall does not drop it
+# silently. The host's holder has its own liveness rule (hostprog/wire.SILENT_AFTER).
+KEEPALIVE = 15
+
 # paramiko logs every failed handshake with a traceback; our own messages say what matters.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
@@ -132,6 +137,7 @@ def connect(ep: Endpoint) -> Connection:
         conn.close()
         raise OperationFailed(f"cannot reach {ep.key_name}: {exc}", host=ep.name, step="connect",
                               hint="is the host up and the port right?") from exc
+    conn.transport.set_keepalive(KEEPALIVE)
     return conn
 
 

@@ -18,7 +18,7 @@ from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
 from ayna_fab.errors import OperationFailed
-from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT
+from ayna_fab.hostprog.wire import DONE, HEARTBEAT, HEARTBEAT_EVERY, MISSING, MISSING_EXIT
 from ayna_fab.remote import ssh
 
 
@@ -61,6 +61,7 @@ class Remote:
         self.seconds = 0.0                    # in commands, as timed here (a host's steps may overlap)
         self.interrupted: str | None = None   # a Ctrl-C or SIGTERM seen while a command ran
         self._held = None                     # the channel of a held call (the lock's holder)
+        self._heartbeat: Heartbeat | None = None   # what tells that holder the laptop is still there
         self._misses = 0                      # calls whose cached program the host did not have
 
     @classmethod
@@ -162,11 +163,15 @@ class Remote:
             out += data
         chan.settimeout(None)
         self._held = chan
+        self._heartbeat = Heartbeat(chan)
         return Result(0, out.decode(errors="replace"), "")
 
-    def end_holder(self, word: bytes = b"done\n") -> None:
-        """End the holder: say the operation ended its own way (hostprog/holder.DONE), and close."""
+    def end_holder(self, word: bytes = DONE) -> None:
+        """End the holder: say the operation ended its own way (hostprog/wire.DONE), and close."""
         held, self._held = self._held, None
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if held is None:
             return
         try:
@@ -221,6 +226,31 @@ class Remote:
             return None
         except OSError as exc:
             raise OperationFailed(f"cannot read {path}: {exc}", host=self.name, step=step) from exc
+
+
+class Heartbeat:
+    """Writes wire.HEARTBEAT on a held call's channel every `every` seconds, in a thread of its
+    own, until stopped: the holder takes a minute of silence as the laptop gone (a closed lid, a
+    dropped NAT entry send no reset), so the beat must go on while the operation waits on a long
+    call. A channel that fails ends the beat: the holder has ended or will see the silence."""
+
+    def __init__(self, chan, every: float = HEARTBEAT_EVERY) -> None:
+        self._chan = chan
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="holder-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                self._chan.sendall(HEARTBEAT)
+            except Exception:
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=self._every)   # a send blocked on a dead link is left to die with us
 
 
 @contextmanager

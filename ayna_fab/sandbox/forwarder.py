@@ -12,7 +12,10 @@ of hosts shares one database as a fleet does.
 
 Control: a Unix socket taking one line per request: `ping`, `rtt MS`, `cut`,
 `block on|off` (cut everything and refuse new connections: the host is
-unreachable), `stats` (including the traffic counted since start: bytes each way,
+unreachable), `silent on|off` (a silent partition, as a closed lid or a dropped NAT
+entry makes: connections stay open, nothing is forwarded and nothing is reset, new
+connections are never answered; off cuts the connections that lost bytes, whose
+streams cannot go on), `stats` (including the traffic counted since start: bytes each way,
 connections, and turns), `reset` (zero the traffic counters); each answered with one
 JSON line.
 
@@ -84,12 +87,18 @@ class Forwarder:
         self.accepted = 0
         self.cuts = 0
         self.blocked = False
+        self.silent = False
+        self.dropped = 0                                # bytes dropped while silent
+        self.holed: set[asyncio.StreamWriter] = set()   # connections that lost bytes to a silence
         self.traffic = Traffic()
 
     async def handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self.blocked:  # an unreachable host: connections are dropped at once
             client_w.transport.abort()
+            return
+        if self.silent:
+            await self._unanswered(client_r, client_w)
             return
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
@@ -101,8 +110,9 @@ class Forwarder:
         self.traffic.connections += 1
         side = {"last": None}  # who spoke last on this connection
         try:
-            up = asyncio.create_task(self._pipe(client_r, server_w, lambda n: self.traffic.up(side, n)))
-            down = asyncio.create_task(self._pipe(server_r, client_w, lambda n: self.traffic.down(side, n)))
+            hole = lambda: self.holed.update(pair)  # noqa: E731
+            up = asyncio.create_task(self._pipe(client_r, server_w, lambda n: self.traffic.up(side, n), hole))
+            down = asyncio.create_task(self._pipe(server_r, client_w, lambda n: self.traffic.down(side, n), hole))
             pending = {up, down}
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -115,11 +125,26 @@ class Forwarder:
         finally:
             for w in pair:
                 self.live.discard(w)
+                self.holed.discard(w)
                 w.close()
 
+    async def _unanswered(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        """A connection made while the link is silent: never answered, never reset; what it
+        sends is dropped until it gives up or the silence ends (then it is cut)."""
+        self.holed.add(client_w)
+        try:
+            while data := await client_r.read(CHUNK):
+                self.dropped += len(data)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.holed.discard(client_w)
+            client_w.transport.abort()
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    count=lambda n: None) -> bool:
-        """Copy one direction, each chunk held back rtt/2 from when it arrived (order kept).
+                    count=lambda n: None, hole=lambda: None) -> bool:
+        """Copy one direction, each chunk held back rtt/2 from when it arrived (order kept);
+        while the link is silent, drop what comes (hole marks the connection as having lost it).
 
         Returns True on a clean end of stream, False when either side broke.
         """
@@ -139,9 +164,19 @@ class Forwarder:
                 writer.write_eof()
 
         sender = asyncio.create_task(deliver())
+        holed = False
         try:
             while True:
                 data = await reader.read(CHUNK)
+                if self.silent or holed:   # dropped, end of stream included: no FIN, no reset
+                    holed = True
+                    hole()
+                    self.dropped += len(data)
+                    while not data and self.silent:
+                        await asyncio.sleep(0.1)
+                    if self.silent:
+                        continue
+                    return False   # the link is back, but this stream has a hole: it cannot go on
                 if data:
                     count(len(data))
                 queue.put_nowait((time.monotonic() + self.rtt_ms / 2000.0, data))
@@ -160,8 +195,23 @@ class Forwarder:
         for w in list(self.live):
             w.transport.abort()
         self.live.clear()
+        for w in list(self.holed):
+            w.transport.abort()
+        self.holed.clear()
         self.cuts += 1
         return n
+
+    def set_silent(self, on: bool) -> int:
+        """Start or end a silent partition; its end cuts the connections that lost bytes to it
+        (how many is returned), as a peer whose packets were lost would reset them."""
+        self.silent = on
+        if on:
+            return 0
+        holed = [w for w in self.holed if w in self.live]
+        for w in list(self.holed):
+            w.transport.abort()
+        self.holed.clear()
+        return len(holed) // 2
 
     async def control(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         try:
@@ -178,10 +228,12 @@ class Forwarder:
             elif line[0] == "block" and len(line) == 2 and line[1] in ("on", "off"):
                 self.blocked = line[1] == "on"
                 reply = {"ok": True, "blocked": self.blocked, "cut": self.cut() if self.blocked else 0}
+            elif line[0] == "silent" and len(line) == 2 and line[1] in ("on", "off"):
+                reply = {"ok": True, "silent": line[1] == "on", "cut": self.set_silent(line[1] == "on")}
             elif line[0] == "stats":
                 reply = {"ok": True, "rtt_ms": self.rtt_ms, "live": len(self.live) // 2,
                          "accepted": self.accepted, "cuts": self.cuts, "blocked": self.blocked,
-                         **self.traffic.as_dict()}
+                         "silent": self.silent, "dropped": self.dropped, **self.traffic.as_dict()}
             elif line[0] == "reset":
                 self.traffic = Traffic()
                 reply = {"ok": True}

@@ -246,3 +246,88 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
     started["cells"].append({"phase": phase, "fault": fault, "left": f"v{live}",
                              "new": f"v{cell.number}", "seconds_to_good": seconds, "fab_exit": rc})
     print(json.dumps(started["cells"][-1]))
+
+
+# --- a silent partition: no reset reaches either side ---------------------------------------------
+
+SILENT_WITHIN = 120.0   # the promise: a laptop gone silent holds the lock for at most 2 minutes
+
+
+def last_log(sandbox) -> dict:
+    lines = host_path(sandbox, f"{ROOT}/logs/deploys.jsonl").read_text().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def test_a_link_gone_silent_during_install_frees_the_lock_within_2_minutes(sandbox, faults_inv, repo, started):
+    """A closed lid or a dropped NAT entry sends no reset: the forwarder drops everything both ways
+    and `fab` is left hanging. The host's holder, hearing no heartbeat for its real limit
+    (hostprog/wire.SILENT_AFTER), abandons the deploy once its prepare has ended: the old release
+    stays live, the new one is marked failed, the lock is freed, all before `fab` itself gives up.
+    The time counts from the silence to the lock's removal (the host's files, read from outside:
+    the link carries nothing then, the test's own SSH neither)."""
+    control = sandbox.hosts[0].control
+    live_before = current_number(sandbox)
+    repo.git("checkout", "-q", "main")
+    repo.mode("code-change", text="fault cell install silent")
+    cell = Cell(sandbox, faults_inv, repo, next_number(sandbox))
+    proc = cell.start()
+    try:
+        cell.wait_for("install", proc)
+        assert forwarder.request(control, "silent on")["silent"] is True
+        injected = time.monotonic()
+        # The host's files only: every SSH connection, a new one too, is silent now.
+        while host_path(sandbox, f"{ROOT}/.deploy-lock").exists() and time.monotonic() - injected < SILENT_WITHIN:
+            time.sleep(0.5)
+        seconds = round(time.monotonic() - injected, 1)
+        freed = not host_path(sandbox, f"{ROOT}/.deploy-lock").exists()
+        hanging = proc.poll() is None
+    finally:
+        proc.kill()   # the lid never opens again
+        proc.wait()
+        forwarder.request(control, "silent off")
+    said = cell.output()
+    assert freed, f"the lock was still held {SILENT_WITHIN} s after the link went silent\n{said}"
+    assert hanging, f"fab ended by itself: the host must not have needed it to\n{said}"
+    assert current_number(sandbox) == live_before
+    assert {health(sandbox, s).get("release") for s in ("web", "api")} == {f"v{live_before}"}
+    state = json.loads(host_path(sandbox, f"{ROOT}/releases/v{cell.number}/.ayna-release.json").read_text())
+    assert state["state"] == "failed", state
+    settled = last_log(sandbox)
+    assert settled["result"] == "abandoned" and "fell silent" in settled["reason"], settled
+
+    status = fab("-H", "sandbox1", "status", "--json", hosts_file=faults_inv)
+    assert status.returncode == 0, status.stdout + status.stderr
+    row = next(r for r in json.loads(status.stdout) if r["project"] == "uavcrew")
+    assert (row["release"], row["lock"], row["activation"]) == (f"v{live_before}", None, None), row
+
+    repo.mode("code-change", text="after install silent")
+    nxt = fab("-H", "sandbox1", "deploy", hosts_file=faults_inv)
+    assert nxt.returncode == 0, f"the next deploy after a silent link failed:\n{nxt.stdout}{nxt.stderr}"
+    started["cells"].append({"phase": "install", "fault": "silent link", "left": f"v{live_before}",
+                             "new": f"v{cell.number}", "seconds_to_good": seconds, "fab_exit": "hanging, killed"})
+    print(json.dumps(started["cells"][-1]))
+
+
+def test_a_laptop_late_by_40_s_keeps_its_lock_and_its_deploy_goes_through(sandbox, faults_inv, repo, started):
+    """The other side of the holder's silence rule: a live laptop whose heartbeats come late (here
+    `fab` stopped for 40 s during install, as beats queued behind an upload on a slow link would
+    be) is not taken for gone: 40 s plus one beat's interval stays inside wire.SILENT_AFTER."""
+    repo.git("checkout", "-q", "main")
+    repo.mode("code-change", text="fault cell install late laptop")
+    cell = Cell(sandbox, faults_inv, repo, next_number(sandbox))
+    proc = cell.start()
+    try:
+        cell.wait_for("install", proc)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(40)
+        proc.send_signal(signal.SIGCONT)
+        rc = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+    said = cell.output()
+    assert rc == 0, said
+    assert current_number(sandbox) == cell.number
+    assert last_log(sandbox)["result"] == "ok", last_log(sandbox)

@@ -10,7 +10,7 @@ ROOT = Path(ayna_fab.__file__).parent
 HOST = ROOT / "hostprog"
 # What the laptop takes from the host program, and nothing else (docs/ARCHITECTURE.md, "The host protocol").
 LAPTOP_TAKES = {"ayna_fab.hostprog.backups", "ayna_fab.hostprog.calls", "ayna_fab.hostprog.envfile",
-                "ayna_fab.hostprog.wire", "ayna_fab.hostprog.switchover"}
+                "ayna_fab.hostprog.wire", "ayna_fab.hostprog.switchover", "ayna_fab.hostprog.proctree"}
 
 
 def _name(path: Path) -> str:

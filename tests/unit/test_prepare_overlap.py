@@ -30,6 +30,21 @@ DJANGO_STUB = {
         "        time.sleep(0.02)\n"
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} end {time.time()}\\n')\n"),
+    "db/__init__.py": "DEFAULT_DB_ALIAS = 'default'\nconnections = {'default': None}\n",
+    "db/migrations/__init__.py": "",
+    "db/migrations/executor.py": (   # the migration plan: STUB_PENDING migrations, logged when asked
+        "import os, time\n"
+        "from django.core.management import LOG\n"
+        "class _Graph:\n"
+        "    def leaf_nodes(self):\n"
+        "        return []\n"
+        "class MigrationExecutor:\n"
+        "    def __init__(self, connection):\n"
+        "        self.loader = type('Loader', (), {'graph': _Graph()})()\n"
+        "    def migration_plan(self, targets):\n"
+        "        with open(LOG + '.plan', 'a') as f:\n"
+        "            f.write(f'{time.time()}\\n')\n"
+        "        return [None] * int(os.environ.get('STUB_PENDING', '1'))\n"),
 }
 
 
@@ -58,7 +73,7 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setenv("STUB_CHECK_SECONDS", "0.6")
     backups = []
 
-    def take(root, env_file_, project, release_, keep, protect=()):
+    def take(root, env_file_, project, release_, keep, protect=(), before_migrate=False):
         backups.append(("start", time.time()))
         (tmp_path / "backup-began").touch()
         if os.environ.get("STUB_CHECK_WAITS_FOR"):   # meet(): the backup waits for the check to begin
@@ -146,6 +161,22 @@ def test_nothing_is_migrated_when_the_install_or_the_backup_fails(host, monkeypa
     assert ("check", "end") in calls_                         # it ran beside, and stopped at the gate
     assert not {c for c, _ in calls_} - {"check"}, calls_     # no migrate, no collectstatic
     assert "migrate" not in result["steps"]
+
+
+def test_no_migration_pending_no_dump_and_the_plan_is_read_beside_the_install(host, monkeypatch, capsys):
+    tmp_path, live, env_file, failing, backups = host
+    release(tmp_path, "v2")
+    slow_install(monkeypatch, 0.5)
+    monkeypatch.setenv("STUB_PENDING", "0")
+    result = prepare.prepare(call(tmp_path, live, env_file))
+    assert result["failed"] is None and result["backup"] is None, result
+    assert backups == []
+    installed = float((tmp_path / "releases" / "v2" / ".installed").read_text())
+    plan = tmp_path / "releases" / "v2" / "src" / "web" / "calls.log.plan"
+    assert float(plan.read_text()) < installed                # asked of the live venv, not after the install
+    assert ("migrate", "start") in log(tmp_path)             # Django's own migrate still runs (a no-op)
+    out = capsys.readouterr().out
+    assert prepare.NOT_NEEDED in out
 
 
 def test_a_changed_lock_checks_only_once_its_own_venv_is_installed(host, monkeypatch):

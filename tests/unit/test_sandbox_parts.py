@@ -221,3 +221,53 @@ def test_forwarder_counts_bytes_connections_and_turns(fwd):
             _roundtrip(s, payload)
     stats = forwarder.request(control, "stats")
     assert (stats["bytes_up"], stats["bytes_down"], stats["connections"], stats["turns"]) == (6, 6, 1, 2)
+
+
+def _nothing_arrives(sock: socket.socket, wait: float = 0.5) -> None:
+    """Neither a byte nor an end of file nor a reset comes: the link is silent, not broken."""
+    sock.settimeout(wait)
+    with pytest.raises(socket.timeout):
+        sock.recv(10)
+
+
+def test_forwarder_silent_keeps_connections_open_forwards_nothing_and_cuts_them_after(fwd):
+    port, control = fwd
+    s = socket.create_connection(("127.0.0.1", port))
+    _roundtrip(s, b"hello")
+    assert forwarder.request(control, "silent on") == {"ok": True, "silent": True, "cut": 0}
+    s.sendall(b"lost")
+    _nothing_arrives(s)
+    with socket.create_connection(("127.0.0.1", port)) as fresh:   # a new connection is never answered
+        fresh.sendall(b"anyone?")
+        _nothing_arrives(fresh)
+        stats = forwarder.request(control, "stats")
+        assert stats["silent"] is True and stats["live"] == 1 and stats["dropped"] >= len(b"lost")
+        assert forwarder.request(control, "silent off")["cut"] == 1   # its stream lost bytes
+    s.settimeout(5)
+    with pytest.raises(OSError):
+        s.sendall(b"more")
+        if not s.recv(10):
+            raise ConnectionResetError("closed")
+    s.close()
+    with socket.create_connection(("127.0.0.1", port)) as s2:
+        _roundtrip(s2, b"again")
+
+
+def test_sandbox_link_asks_the_hosts_forwarder_for_silence(monkeypatch):
+    from types import SimpleNamespace
+
+    from invoke import Context
+    from invoke.exceptions import Exit
+
+    from ayna_fab.cli.tasks import sandbox as task
+    from ayna_fab.sandbox import manager
+    asked = []
+    monkeypatch.setattr(manager.State, "load", classmethod(
+        lambda cls, path: SimpleNamespace(hosts={"sandbox1": SimpleNamespace(control="/ctl")})))
+    monkeypatch.setattr(forwarder, "request", lambda control, line: asked.append((control, line)) or {"ok": True})
+    task.link(Context(), name="sandbox1", silent="on")
+    task.link(Context(), name="sandbox1", silent="off")
+    assert asked == [("/ctl", "silent on"), ("/ctl", "silent off")]
+    with pytest.raises(Exit) as exit_:
+        task.link(Context(), name="sandbox1", silent="maybe")
+    assert exit_.value.code == 2 and len(asked) == 2

@@ -50,9 +50,11 @@ def status(c, json=False):
 
 @task(help={"name": "the host, e.g. sandbox1", "rtt_ms": "added round-trip time in ms (0 for none)",
             "cut": "drop every live SSH connection to the host now",
-            "block": "on: the host becomes unreachable (cut, and refuse new connections); off: back"})
-def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None):
-    """Simulate a far server or a dropped link on one host's SSH forwarder."""
+            "block": "on: the host becomes unreachable (cut, and refuse new connections); off: back",
+            "silent": "on: a silent partition (connections stay open, nothing passes, no reset); "
+                      "off: back, cutting the connections that lost bytes"})
+def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None, silent=None):
+    """Simulate a far server, a dropped link or a silent partition on one host's SSH forwarder."""
     settings = SandboxSettings.from_env()
     from ayna_fab.sandbox import forwarder, manager
     state = manager.State.load(settings.state_file)
@@ -68,7 +70,11 @@ def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None):
         if block not in ("on", "off"):
             raise UsageError("--block takes on or off", step="sandbox link")
         output.emit_json(forwarder.request(control, f"block {block}"))
-    if rtt_ms is None and not cut and block is None:
+    if silent is not None:
+        if silent not in ("on", "off"):
+            raise UsageError("--silent takes on or off", step="sandbox link")
+        output.emit_json(forwarder.request(control, f"silent {silent}"))
+    if rtt_ms is None and not cut and block is None and silent is None:
         output.emit_json(forwarder.request(control, "stats"))
 
 
