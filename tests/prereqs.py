@@ -1,4 +1,8 @@
-"""Skip or fail: a missing prerequisite skips an e2e test locally but fails it in CI."""
+"""Skip or fail: a missing prerequisite skips a test locally but fails it in CI.
+
+Every skip in tests/ goes through `skip_or_fail` (or the `requires` mark, which calls it), so a
+CI run (CI=true) never passes by skipping; tests/unit/test_test_hygiene.py holds that line.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,26 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip the running test, or fail it when CI=true: in CI every test must run."""
+    if in_ci():
+        pytest.fail(reason + " (CI=true: this test must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def requires(ok: bool, reason: str) -> pytest.MarkDecorator:
+    """A mark for a test (or a module's pytestmark) that needs what `ok` says is here.
+
+    tests/conftest.py turns a missing prerequisite into `skip_or_fail(reason)` at setup.
+    """
+    return pytest.mark.prerequisite(ok=ok, reason=reason)
+
+
 def require_sandbox() -> None:
     try:
         preflight.check()
     except UsageError as exc:
-        reason = f"sandbox prerequisites missing: {exc}"
-        if in_ci():
-            pytest.fail(reason + " (CI=true: end-to-end tests must run, not skip)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"sandbox prerequisites missing: {exc}")
 
 
 def interruptible() -> None:

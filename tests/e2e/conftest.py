@@ -79,6 +79,15 @@ class Sandbox:
         return out
 
 
+def prefix_apart(letter: str) -> str:
+    """A sandbox prefix of this run (10 characters at most) none of whose host names is one of the
+    session's (E2E_PREFIX): the letter stands where those names have their number, or, for a
+    10-character E2E_PREFIX, replaces its last character (with the next letter if they are equal)."""
+    if E2E_PREFIX[9:] == letter:
+        letter = chr(ord(letter) + 1)
+    return E2E_PREFIX[:9] + letter
+
+
 def sandbox_settings(state_dir: Path, prefix: str, port_base: int) -> SandboxSettings:
     return SandboxSettings.from_env(state_dir=state_dir, prefix=prefix, ssh_port_base=port_base,
                                     rootfs_cache_dir=RUN_ROOTFS_CACHE,

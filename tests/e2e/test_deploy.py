@@ -20,6 +20,7 @@ import pytest
 from ayna_fab.remote import hostcall
 from ayna_fab.sandbox import forwarder
 from tests.e2e.conftest import DEMO, fab, write_inventory
+from tests.polling import wait_until
 from tests.prereqs import interruptible
 
 pytestmark = pytest.mark.e2e
@@ -327,8 +328,13 @@ def test_ctrl_c_in_the_middle_releases_the_lock_and_leaves_the_site_serving(sand
     for line in proc.stdout:
         if "[sandbox1] upload" in line:
             break
-    time.sleep(0.3)  # now inside prepare (install, check, migrate)
-    proc.send_signal(signal.SIGINT)
+
+    def preparing() -> bool:   # the host program marks its prepare call in the lock while it runs
+        assert proc.poll() is None, "fab ended before its prepare call: " + proc.stderr.read()
+        return sandbox.run(0, f"grep -qs '\"what\": \"prepare\"' {ROOT}/.deploy-lock/worker-*.json")[0] == 0
+
+    assert wait_until(preparing, 180, interval=0.02), "the prepare call never began"
+    proc.send_signal(signal.SIGINT)   # now inside prepare (install, check, migrate)
     code = proc.wait(120)
     err = proc.stderr.read()
     assert code == 1, err

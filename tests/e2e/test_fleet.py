@@ -11,9 +11,9 @@ import time
 import pytest
 
 from ayna_fab.sandbox import forwarder, manager
-from tests.e2e.conftest import (DEMO_ENV, E2E_PORT_BASE, E2E_PREFIX, FAB, REPO, Sandbox, fab, sandbox_settings,
-                                write_inventory)
-from tests.e2e.load import Load, failed, served
+from tests.e2e.conftest import (DEMO_ENV, E2E_PORT_BASE, FAB, REPO, Sandbox, fab, prefix_apart,
+                                sandbox_settings, write_inventory)
+from tests.e2e.load import Load, failed, releases_seen, served
 from tests.e2e.test_deploy import Repo
 from tests.prereqs import require_sandbox
 
@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
 def fleet(tmp_path_factory, run_rootfs):
     """Four hosts; every one reaches sandbox1's PostgreSQL through /srv/ayna-db."""
     require_sandbox()
-    settings = sandbox_settings(tmp_path_factory.mktemp("fleet"), f"{E2E_PREFIX}f"[:10], E2E_PORT_BASE + 50)
+    settings = sandbox_settings(tmp_path_factory.mktemp("fleet"), prefix_apart("f"), E2E_PORT_BASE + 50)
     try:
         hosts = manager.up(settings, 4, print, shared_db=True)
         yield Sandbox(settings, hosts)
@@ -217,12 +217,14 @@ def test_a_fleet_deploy_in_batches_of_one_loses_no_request_on_any_host(fleet, in
     before = currents(fleet)
     loads = [Load(fleet, i, "fleet").start() for i in range(len(HOSTS))]
     try:
-        time.sleep(2)
         repo.mode("code-change", text="Fleet under load")
         r = fab("-H", "fleet", "deploy", "--batch", "1", hosts_file=inv)
     finally:
         stats = [load.stop() for load in loads]
     assert r.returncode == 0, r.stdout + r.stderr
-    assert len(set(currents(fleet).values())) == 1 and set(currents(fleet).values()) != set(before.values())
-    for host, st in zip(HOSTS, stats):
+    after = currents(fleet)
+    assert len(set(after.values())) == 1 and set(after.values()) != set(before.values())
+    for hs, host, st in zip(fleet.hosts, HOSTS, stats):
         assert served(st) > 50 and failed(st) == 0, (host, st)
+        # the load ran across the flip: it was answered by the old release and by the new one
+        assert {before[hs.name], after[hs.name]} <= releases_seen(st), (host, st)

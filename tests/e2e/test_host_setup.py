@@ -129,7 +129,9 @@ BREAKAGES = [
      "7. environment file", "REDIS_URL is missing"),
     ("a wrong owner", "chown root:root /opt/ayna/uavcrew/shared/media",
      "1. layout", "/opt/ayna/uavcrew/shared/media is root:root 750, expected adonis:adonis 750"),
-    ("a foreign listener", "systemd-run --unit=rogue python3 -m http.server 8135 --bind 0.0.0.0 && sleep 1",
+    ("a foreign listener", "systemd-run --unit=rogue python3 -m http.server 8135 --bind 0.0.0.0 && "
+     "for i in $(seq 200); do ss -Hltn 'sport = :8135' | grep -q . && break; sleep 0.05; done; "
+     "ss -Hltn 'sport = :8135' | grep -q .",   # listening before validate looks, or the setup fails
      "6. ports match the registry", "something listens on 0.0.0.0:8135"),
 ]
 

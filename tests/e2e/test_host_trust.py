@@ -4,16 +4,16 @@ deployed sandbox host: the files root and systemd read on its behalf, other serv
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
-import time
+import threading
 
 import pytest
 
 from tests.e2e.conftest import FAB, REPO, fab, write_inventory
 from tests.e2e.test_deploy import Repo
 from tests.e2e.test_ops import fab_root  # noqa: F401 (a fixture: the ops tasks' fabfile)
+from tests.polling import wait_until
 from tests.prereqs import interruptible
 
 pytestmark = pytest.mark.e2e
@@ -46,14 +46,21 @@ def test_fab_logs_reads_the_projects_units_through_its_journal_reader(deployed, 
     p = subprocess.Popen([str(FAB), *fab_root, "-H", host, "logs", "--follow", "--service", "beat", "--lines", "1"],
                          cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=interruptible)
-    ready, _, _ = select.select([p.stdout], [], [], 60)      # beat logs a heartbeat every 5 seconds
-    first = p.stdout.readline() if ready else ""
-    time.sleep(6)
+    lines: list[str] = []
+
+    def read():
+        for line in p.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    # beat logs a heartbeat every 5 seconds: the last line, then one more while it follows
+    wait_until(lambda: len(lines) >= 2, 60, interval=0.2)
     p.send_signal(signal.SIGINT)
     p.wait(timeout=30)
-    assert first.startswith(f"[{host}] ") and p.returncode == 0, p.stderr.read()
-    time.sleep(1)
-    assert sandbox.run(0, "pgrep -x journalctl")[0] == 1     # closing the connection ended it
+    assert len(lines) >= 2 and all(line.startswith(f"[{host}] ") for line in lines), (lines, p.stderr.read())
+    assert p.returncode == 0, p.stderr.read()
+    assert wait_until(lambda: sandbox.run(0, "pgrep -x journalctl")[0] == 1, 30, interval=0.2), \
+        "journalctl still runs: closing the connection should have ended it"
 
 
 def environ(sandbox) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -14,8 +13,8 @@ from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.remote import ssh
 from ayna_fab.sandbox import forwarder, manager, procs, rootfs
 from ayna_fab.sandbox.settings import WHEELHOUSE_MOUNT
-from tests.e2e.conftest import sandbox_settings
-from tests.prereqs import in_ci, require_sandbox
+from tests.e2e.conftest import E2E_PORT_BASE, prefix_apart, sandbox_settings
+from tests.prereqs import require_sandbox, skip_or_fail
 
 pytestmark = pytest.mark.e2e
 
@@ -56,10 +55,7 @@ def test_postgresql_and_redis_answer_inside_a_host(sandbox):
 
 def test_hosts_built_while_this_machine_holds_5432_and_6379_serve_on_those_ports(sandbox, run_rootfs):
     if not run_rootfs.built:
-        reason = "AYNA_FAB_TEST_ROOTFS_CACHE reuses a root filesystem: this run did not build one"
-        if in_ci():
-            pytest.fail(reason + " (CI=true: this test must run)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail("AYNA_FAB_TEST_ROOTFS_CACHE reuses a root filesystem: this run did not build one")
     assert sorted(run_rootfs.held) == [5432, 6379]  # taken on this machine during the whole build
     root = sandbox.settings.rootfs_dir
     assert root.parent == run_rootfs.cache and rootfs.problem(root) is None
@@ -136,28 +132,29 @@ def test_password_login_is_refused_even_with_the_right_password(sandbox):
             transport.close()
 
 
-def _median_exec(client: paramiko.SSHClient, n: int = 5) -> float:
+def _exec_times(client: paramiko.SSHClient, n: int = 5) -> list[float]:
     times = []
     for _ in range(n):
         t = time.perf_counter()
         code, _, _ = ssh.run(client, "true")
         times.append(time.perf_counter() - t)
         assert code == 0
-    return statistics.median(times)
+    return times
 
 
 def test_forwarder_adds_the_latency_it_is_asked_for(sandbox):
     control = sandbox.hosts[0].control
     client = ssh.connect(sandbox.endpoint(0))
     try:
-        base = _median_exec(client)
+        base = _exec_times(client)
         assert forwarder.request(control, "rtt 200")["rtt_ms"] == 200
-        slow = _median_exec(client)
+        slow = _exec_times(client)
     finally:
         forwarder.request(control, "rtt 0")
         client.close()
-    # An exec needs at least one full round trip; the delay can only add, never save.
-    assert slow - base >= 0.18, (base, slow)
+    # An exec needs at least one full round trip, so each one takes the whole delay at the least
+    # (a lower bound: a busy machine only adds to it); the times without it are shown beside.
+    assert min(slow) >= 0.2, (base, slow)
 
 
 def test_forwarder_cut_drops_a_live_ssh_session(sandbox):
@@ -185,7 +182,8 @@ def _mounts() -> str:
 
 def test_down_leaves_nothing_behind(tmp_path, run_rootfs):
     require_sandbox()
-    settings = sandbox_settings(tmp_path / "sbx", "aynadown", 2350)
+    # apart from the session's hosts (E2E_PORT_BASE + i) and the fleet's (+ 50 + i)
+    settings = sandbox_settings(tmp_path / "sbx", prefix_apart("d"), E2E_PORT_BASE + 70)
     hosts = manager.up(settings, 1, print)
     hs = hosts[0]
     nspawn, fwd = procs.ProcRecord.from_dict(hs.nspawn), procs.ProcRecord.from_dict(hs.forwarder)

@@ -63,7 +63,7 @@ def only_live_release_in_use(sandbox, step: str) -> None:
 def test_routine_operations_under_load_lose_no_request(soak):
     sandbox, repo, run = soak
     load = Load(sandbox, HOST, "soak").start()
-    time.sleep(3)
+    time.sleep(3)   # pacing: the load runs a while before the first deploy; no verdict waits on it
     steps = []
     try:
         for i in range(6):

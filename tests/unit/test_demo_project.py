@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prereqs import requires
+
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "uavcrew"
 FAILURE_MODES = DEMO / "failure_modes.py"
@@ -36,7 +38,7 @@ RUNTIME_DEPENDENCIES = {
     "django", "gunicorn", "uvicorn", "fastapi", "celery", "redis", "psycopg", "python-dotenv",
 }
 
-needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="validate.sh needs bash")
+needs_bash = requires(shutil.which("bash") is not None, "validate.sh needs bash")
 
 IGNORED = shutil.ignore_patterns(
     ".venv", "__pycache__", "*.pyc", ".pytest_cache", "staticfiles", "media", ".env"
@@ -215,7 +217,7 @@ def test_validate_fails_with_the_right_line(project: Path, breakage: str):
 
 
 @needs_bash
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@requires(shutil.which("git") is not None, "needs git")
 def test_validate_fails_when_an_env_file_is_committed(project: Path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"]
     (project / ".env").write_text("SECRET_KEY=oops\n")

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+
+from tests.ports import reserved_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,9 +32,7 @@ def serve(status: int) -> http.server.HTTPServer:
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return reserved_port()   # refuses connections, and no one else can listen there meanwhile
 
 
 def poll_with_proxy(url: str, proxy: str) -> dict:

@@ -20,6 +20,7 @@ from ayna_fab.hostprog import hookrunner as host_hooks
 from ayna_fab.ops import hooks, runner
 from ayna_fab.ops.deploy import Deploy, Options, resolve
 from tests.fakehost import Fault
+from tests.polling import process_gone, wait_until
 from tests.unit.test_recovery import HOSTS, World
 
 MARK = 'echo "$AYNA_PHASE $AYNA_RELEASE $SECRET_KEY $AYNA_HOST ${PATH%%:*}" >> "$0"'
@@ -176,11 +177,14 @@ def test_a_dry_run_lists_every_hook_in_phase_order_and_runs_none(world):
 # --- the host side --------------------------------------------------------------------------------
 
 def test_a_hook_past_its_timeout_is_stopped_with_its_children(tmp_path):
-    started = time.monotonic()
-    r = host_hooks.run_one({"name": "slow", "command": ["sh", "-c", "sleep 60 & sleep 60"], "timeout": 1},
+    # The child holds the hook's output open; had it been waited for, it would have left `late`.
+    script = "(sleep 60; touch late) & echo $! > child; sleep 60"
+    r = host_hooks.run_one({"name": "slow", "command": ["sh", "-c", script], "timeout": 1},
                            str(tmp_path), dict(os.environ))
-    assert not r["ok"] and r["timed_out"] and time.monotonic() - started < 10
+    assert not r["ok"] and r["timed_out"]
     assert "stopped after its timeout of 1s" in r["output"]
+    assert not (tmp_path / "late").exists()
+    assert wait_until(lambda: process_gone(int((tmp_path / "child").read_text())), 10)
 
 
 def test_a_missing_program_is_a_failed_hook_not_a_crash(tmp_path):

@@ -22,11 +22,12 @@ from ayna_fab.config import model as config
 from ayna_fab.config.layout import Layout
 from ayna_fab.hostprog import calls, setupfiles
 from ayna_fab.provision import conformance, sudoers
+from tests.prereqs import requires
 
 REPO = Path(__file__).resolve().parents[2]
 UID = GID = 4243
 USER = "deployer"
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown and setuid need root")
+as_root = requires(os.geteuid() == 0, "chown and setuid need root")
 
 
 def test_no_directory_on_the_way_to_the_env_file_is_the_deploy_users():

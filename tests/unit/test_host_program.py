@@ -162,22 +162,26 @@ time.sleep(60)
     assert call(cmd.unlock(lay, "t1"))["result"] == "released"
 
 
-def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path):
+def test_a_lock_taken_a_moment_ago_is_refused_naming_its_holder(tmp_path, monkeypatch):
     """The taker makes the lock's directory, then writes its record: a second taker in between
     waits for the record instead of refusing with no name (hostprog/lock.py)."""
     import json
-    import threading
+    import time
+    import types
     from pathlib import Path
 
     from ayna_fab.hostprog import lock
     os.mkdir(lock.path(str(tmp_path)), 0o700)
-    writer = threading.Timer(0.2, lambda: (Path(lock.path(str(tmp_path))) / lock.OWNER).write_text(
-        json.dumps({"token": "a", "who": "root@laptop"})))
-    writer.start()
-    try:
-        assert lock.take(str(tmp_path), {"token": "b"}) == {"token": "a", "who": "root@laptop"}
-    finally:
-        writer.join()
+    naps = []
+
+    def nap(seconds):   # the first taker writes its record while the second one waits
+        naps.append(seconds)
+        if len(naps) == 1:
+            (Path(lock.path(str(tmp_path))) / lock.OWNER).write_text(json.dumps({"token": "a", "who": "root@laptop"}))
+
+    monkeypatch.setattr(lock, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=nap))
+    assert lock.take(str(tmp_path), {"token": "b"}) == {"token": "a", "who": "root@laptop"}
+    assert len(naps) == 1   # it looked again once the record was there
 
 
 def test_release_files_are_not_group_writable_whatever_the_archive_says(lay):

@@ -20,6 +20,7 @@ from ayna_fab.config import model as config, targets
 from ayna_fab.errors import UsageError
 from ayna_fab.hostprog import calls, setupfiles
 from ayna_fab.ops.gitsource import Source
+from tests.prereqs import requires
 from tests.unit.test_recovery import World, git
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,7 +242,7 @@ def test_a_host_whose_live_release_committed_media_recovers_once_it_is_removed(t
 
 # --- sudoers -----------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="install -o root needs root")
+@requires(os.geteuid() == 0, "install -o root needs root")
 @pytest.mark.parametrize("existing", ["GOOD old rule\n", None])
 def test_a_drop_in_that_breaks_the_whole_sudo_configuration_is_taken_back(tmp_path, existing):
     """Two projects' aliases would clash, say: the drop-in alone is valid, the whole configuration is
@@ -272,7 +273,7 @@ def test_a_drop_in_that_breaks_the_whole_sudo_configuration_is_taken_back(tmp_pa
     assert p.returncode == 0 and dropin.read_text() == "Cmnd_Alias AYNA_DEMO = ok\n"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a file of root's needs root")
+@requires(os.geteuid() == 0, "a file of root's needs root")
 @pytest.mark.parametrize("planted", ["symlink", "fifo", "directory link"])
 def test_the_uv_config_replaces_a_planted_link_or_fifo_without_reading_through_it(tmp_path, planted):
     """uv.toml sits in the project's directory, where the deploy user may make names."""

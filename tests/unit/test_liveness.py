@@ -107,12 +107,13 @@ def test_the_laptop_beats_on_its_holders_channel_until_the_operation_ends():
     r = Remote("h1", None)
     r._held, r._heartbeat = chan, Heartbeat(chan, every=0.01)
     _until(lambda: len(chan.sent) >= 3)
+    beat = r._heartbeat
     r.end_holder()
     assert set(chan.sent[:-1]) == {wire.HEARTBEAT} and chan.sent[-1] == wire.DONE
     assert chan.shut and chan.closed and r._heartbeat is None
     beats = len(chan.sent)
-    time.sleep(0.05)
-    assert len(chan.sent) == beats, "no beat after done"
+    _until(lambda: not beat._thread.is_alive())   # the only sender has ended ...
+    assert len(chan.sent) == beats, "no beat after done"   # ... with nothing sent after done
 
 
 def test_a_heartbeat_whose_channel_failed_stops_quietly():

@@ -379,7 +379,8 @@ pgpass = open(os.environ["PGPASSFILE"]).read() if os.environ.get("PGPASSFILE") e
 mode = oct(os.stat(os.environ["PGPASSFILE"]).st_mode & 0o777) if pgpass else None
 with open(log, "a") as f:
     f.write(json.dumps({"tool": os.path.basename(sys.argv[0]), "argv": sys.argv[1:], "pgpass": pgpass,
-                        "pgpass_mode": mode, "PGPASSWORD": os.environ.get("PGPASSWORD")}) + "\\n")
+                        "pgpass_mode": mode, "PGPASSWORD": os.environ.get("PGPASSWORD"),
+                        "PGPASSFILE": os.environ.get("PGPASSFILE")}) + "\\n")
 tool = os.path.basename(sys.argv[0])
 if os.environ.get("FAKE_PG_FAIL") == tool:
     print("FATAL: password authentication failed for hunter2-ish user", file=sys.stderr)
@@ -419,7 +420,9 @@ def test_a_backup_is_private_named_and_the_password_never_in_argv(tmp_path, fake
     env, log = fake_pg
     root = fake_project(tmp_path)
     lay = layout(tmp_path)
-    p = run_script(hostcmd.backup(lay, project, None, 3).script, **env)
+    private_tmp = tmp_path / "tmp"     # this call's own temporary files, apart from other runs' in /tmp
+    private_tmp.mkdir()
+    p = run_script(hostcmd.backup(lay, project, None, 3).script, **env, TMPDIR=str(private_tmp))
     assert p.returncode == 0, p.stderr
     res = answer(p.stdout)
     assert rules.parse(res["backup"]).release == "v1" and res["bytes"] > 0 and res["pruned"] == []
@@ -431,8 +434,8 @@ def test_a_backup_is_private_named_and_the_password_never_in_argv(tmp_path, fake
     assert call["pgpass"] == "*:*:*:*:hunter2\n" and call["pgpass_mode"] == "0o600"
     assert call["PGPASSWORD"] is None                      # the caller's one is not passed on
     assert not list((root / "shared" / "backups").glob(".*"))   # no partial file left
-    assert not [p for p in Path("/tmp").glob("ayna-fab-pg.*") if p.stat().st_uid == os.getuid()
-                and (Path(p) / "pgpass").exists()]
+    assert Path(call["PGPASSFILE"]).parent.parent == private_tmp   # the pgpass was made there
+    assert list(private_tmp.iterdir()) == []                        # and nothing of it is left
 
 
 def test_backups_beyond_keep_are_pruned_and_failures_redact_the_password(tmp_path, fake_pg, project, cfg):

@@ -13,6 +13,7 @@ import sys
 import time
 
 from ayna_fab.hostprog import prepare, preflipcheck as preflight
+from tests.ports import reserved_port
 
 # Answers STATUS (200) with release v7, unless the file named by NEEDS is missing at start; like
 # gunicorn, its master forks a worker that serves on the same listening socket.
@@ -36,16 +37,10 @@ os.wait()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def servers(n=1):
     out = []
     for i in range(n):
-        port = free_port()
+        port = reserved_port()
         out.append({"name": f"s{i}", "url": f"http://127.0.0.1:{port}/health",
                     "argv": [sys.executable, "-c", SERVER, str(port)]})
     return out
@@ -130,6 +125,7 @@ def test_servers_die_with_the_call_that_started_them(tmp_path):
 def test_a_busy_reserved_port_is_refused_before_anything_starts(tmp_path):
     s = servers()
     with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # beside the port's reservation
         held.bind(("127.0.0.1", int(s[0]["url"].split(":")[2].split("/")[0])))
         held.listen()
         refused = preflight.start(s, dict(os.environ), str(tmp_path))

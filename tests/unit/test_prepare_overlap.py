@@ -13,6 +13,7 @@ import time
 import pytest
 
 from ayna_fab.hostprog import calls, dumps, prepare, wire
+from tests.polling import wait_until
 
 DJANGO_STUB = {
     "__init__.py": "def setup():\n    pass\n",
@@ -24,6 +25,9 @@ DJANGO_STUB = {
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} start {time.time()}\\n')\n"
         "    time.sleep(float(os.environ.get('STUB_CHECK_SECONDS', '0')) if name == 'check' else 0)\n"
+        "    waits_for, deadline = os.environ.get('STUB_CHECK_WAITS_FOR'), time.monotonic() + 20\n"
+        "    while name == 'check' and waits_for and not os.path.exists(waits_for) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.02)\n"
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} end {time.time()}\\n')\n"),
     "db/__init__.py": "DEFAULT_DB_ALIAS = 'default'\nconnections = {'default': None}\n",
@@ -71,6 +75,9 @@ def host(tmp_path, monkeypatch):
 
     def take(root, env_file_, project, release_, keep, protect=(), before_migrate=False):
         backups.append(("start", time.time()))
+        (tmp_path / "backup-began").touch()
+        if os.environ.get("STUB_CHECK_WAITS_FOR"):   # meet(): the backup waits for the check to begin
+            wait_until(lambda: ("check", "start") in log(tmp_path), 20)
         time.sleep(0.3)
         if "backup" in failing:
             raise wire.Refused("pg_dump", "pg_dump exited 1: connection refused")
@@ -108,13 +115,25 @@ def slow_install(monkeypatch, seconds=0.5, fail=False):
     return ends
 
 
+def meet(monkeypatch, tmp_path):
+    """Install, backup and check each wait (20 s at most) until the others have begun: run one
+    after another, the first would give up waiting and the order of the log would show it."""
+    backup_began = tmp_path / "backup-began"      # touched by the host fixture's stand-in backup
+    monkeypatch.setenv("STUB_CHECK_SECONDS", "0")
+    monkeypatch.setenv("STUB_CHECK_WAITS_FOR", str(backup_began))   # the check, for the backup
+    real = prepare.install_script
+    calls_log = tmp_path / "releases" / "v2" / "src" / "web" / "calls.log"
+    monkeypatch.setattr(prepare, "install_script", lambda rel, base_venv: (
+        "i=0; until { [ -e %s ] && grep -q '^check start' %s; } 2>/dev/null || [ $i -ge 400 ]; do "
+        "sleep 0.05; i=$((i+1)); done\n" % (backup_began, calls_log)
+        + real(rel, base_venv) + f"date +%s.%N > {rel}/.installed\n"))
+
+
 def test_the_check_runs_beside_the_install_and_migrate_waits_for_install_and_backup(host, monkeypatch, capsys):
     tmp_path, live, env_file, failing, backups = host
     release(tmp_path, "v2")
-    slow_install(monkeypatch, 0.5)
-    started = time.time()
+    meet(monkeypatch, tmp_path)
     result = prepare.prepare(call(tmp_path, live, env_file))
-    took = time.time() - started
     assert result["failed"] is None, result
     calls_ = log(tmp_path)
     installed = float((tmp_path / "releases" / "v2" / ".installed").read_text())
@@ -122,8 +141,8 @@ def test_the_check_runs_beside_the_install_and_migrate_waits_for_install_and_bac
     assert calls_[("migrate", "start")] > installed           # migrate did
     assert calls_[("migrate", "start")] > dict(backups)["end"]  # and for the backup
     assert dict(backups)["start"] < installed                 # which ran beside the install
-    # the steps one after another would take 0.5 + 0.3 + 0.6 s at the least
-    assert took < 1.4, took
+    # and the check beside the backup: each of the three began before the others ended
+    assert calls_[("check", "start")] < dict(backups)["end"] and dict(backups)["start"] < calls_[("check", "end")]
     reported = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith(wire.STEP)]
     assert reported == ["install", "backup", "check", "migrate", "collectstatic"]
     assert list(result["steps"]) == reported

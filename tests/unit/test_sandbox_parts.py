@@ -15,6 +15,7 @@ from ayna_fab.config import model as config
 from ayna_fab.errors import UsageError
 from ayna_fab.sandbox import commands, forwarder, hostsfile, keys, preflight, procs
 from ayna_fab.sandbox.settings import SandboxSettings, detect_mirror
+from tests.ports import reserved_port
 
 
 def test_nspawn_boots_systemd_in_the_hosts_own_namespace_with_a_read_only_wheelhouse():
@@ -119,12 +120,6 @@ def test_a_process_record_does_not_match_a_reused_pid():
 
 # --- the forwarder, run as its own process on loopback (no namespace needed) ---------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def echo_server():
     srv = socket.socket()
@@ -154,7 +149,7 @@ def echo_server():
 
 @pytest.fixture
 def fwd(tmp_path, echo_server):
-    port = _free_port()
+    port = reserved_port()
     control = tmp_path / "ctl.sock"
     proc = subprocess.Popen([sys.executable, "-m", "ayna_fab.sandbox.forwarder", "--listen", f"127.0.0.1:{port}",
                              "--target", f"127.0.0.1:{echo_server}", "--control", str(control)])

@@ -20,8 +20,9 @@ from ayna_fab.hostprog import calls, setupfiles
 from ayna_fab.hostprog.wire import Refused
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Result
+from tests.prereqs import requires
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+pytestmark = requires(os.geteuid() == 0, "chown needs root")
 
 UID = GID = 4242          # the deploy user: no passwd entry needed, the kernel takes any number
 USER = "deployer"

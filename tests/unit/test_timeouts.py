@@ -19,9 +19,10 @@ from ayna_fab.config.model import BuildStep, Hook
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog import hookrunner, proctree
 from ayna_fab.ops import build, hooks
+from tests.prereqs import requires
 from tests.unit.test_recovery import World
 
-pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="processes are read from /proc")
+pytestmark = requires(os.path.isdir("/proc/self"), "processes are read from /proc")
 
 # Three descendants, each writing its pid, then the command waits for them: a setsid child
 # whose parent lives, a setsid child whose parent (a subshell) has exited, a plain child.
