@@ -55,6 +55,19 @@ class Repo:
         self.git("commit", "-qam", "health fails under its unit")
         self.git("checkout", "-q", "main")
 
+    def add_migration(self, name: str) -> None:
+        """Commit a migration that changes nothing, after the latest one: a deploy then has a
+        migration pending, so it backs the database up and migrates."""
+        folder = self.path / "src/web/crew/migrations"
+        latest = sorted(p.stem for p in folder.glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
+        (folder / f"{int(latest[:4]) + 1:04d}_{name}.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            f"    dependencies = [(\"crew\", \"{latest}\")]\n"
+            "    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]\n")
+        self.git("add", "-A")
+        self.git("commit", "-qm", f"migration {name}")
+
     def mode(self, mode: str, branch: str | None = None, text: str | None = None) -> str:
         """Apply a demo failure/change mode and commit it (on a new branch from main, if given)."""
         if branch:

@@ -73,7 +73,7 @@ class Cell:
             "plan": exists(f"{root}/.deploy-lock/owner.json"),
             "upload": exists(f"{root}/releases/.upload-v{n}.tar.gz") or exists(f"{root}/releases/v{n}"),
             "install": exists(f"{root}/releases/v{n}/.venv"),
-            "check/migrate": bool(backups(self.sandbox) - self.before_backups),
+            "check/migrate": bool(backups(self.sandbox) - self.before_backups),   # the pre-migrate dump
             "activate": new_journal,
             "after flip": new_journal and current_number(self.sandbox) == n,
             "health": new_journal and j.get("phase") in ("health", "verify", "record", "done"),
@@ -176,6 +176,8 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
         repo.git("checkout", "-q", "main")
         repo.mode("dependency-change" if fault == "disk full" else "code-change",
                   text=f"fault cell {phase} {fault}")
+        if phase == "check/migrate":   # a migration pending: the deploy backs up and migrates
+            repo.add_migration(f"fault_{fault.replace(' ', '_').lower()}")
     cell = Cell(sandbox, faults_inv, repo, next_number(sandbox))
     undo = None
     if fault == "disk full":   # uv's cache on a full file system: the install cannot write a wheel
