@@ -45,13 +45,9 @@ def facts(sandbox, index: int, path: str) -> str:
 
 # (what, as the deploy user, the path setup meets, what the link would have reached)
 PLANTS = [
-    ("env file -> /etc/shadow", f"rm {ROOT}/shared/.env.production && ln -s /etc/shadow {ROOT}/shared/.env.production",
-     f"{ROOT}/shared/.env.production", "/etc/shadow"),
     ("logs -> /etc", f"mv {ROOT}/logs {ROOT}/logs.aside && ln -s /etc {ROOT}/logs", f"{ROOT}/logs", "/etc"),
     ("media -> /root", f"mv {ROOT}/shared/media {ROOT}/shared/media.aside && ln -s /root {ROOT}/shared/media",
      f"{ROOT}/shared/media", "/root"),
-    ("shared -> /etc", f"mv {ROOT}/shared {ROOT}/shared.aside && ln -s /etc {ROOT}/shared", f"{ROOT}/shared",
-     "/etc"),
     ("~/.ssh -> /root/.ssh", f"mv {HOME}/.ssh {HOME}/.ssh.aside && ln -s /root/.ssh {HOME}/.ssh", f"{HOME}/.ssh",
      "/root/.ssh/authorized_keys"),
     ("authorized_keys -> root's", f"mv {HOME}/.ssh/authorized_keys {HOME}/.ssh/ak.aside && "
@@ -86,6 +82,28 @@ def test_setup_refuses_a_link_the_deploy_user_planted(sandbox, inventory, what, 
         sandbox.check(1, UNDO)
 
 
+# On the way to the env file, which systemd reads as root, the deploy user cannot plant at all: every
+# directory there is root's (sticky, group-writable), so these fail as the deploy user's own doing.
+CANNOT_PLANT = [
+    ("env file -> /etc/shadow", f"rm {ROOT}/shared/.env.production && ln -s /etc/shadow {ROOT}/shared/.env.production",
+     f"{ROOT}/shared/.env.production"),
+    ("shared -> /etc", f"mv {ROOT}/shared {ROOT}/shared.aside && ln -s /etc {ROOT}/shared", f"{ROOT}/shared"),
+]
+
+
+@pytest.mark.parametrize("what,plant,path", CANNOT_PLANT, ids=[p[0] for p in CANNOT_PLANT])
+def test_the_deploy_user_cannot_plant_a_link_on_the_way_to_the_env_file(sandbox, inventory, what, plant, path):
+    before = facts(sandbox, 1, path)
+    try:
+        code, _, err = sandbox.run(1, f"runuser -u adonis -- sh -c {shlex.quote(plant)}")
+        assert code != 0 and "Operation not permitted" in err, err
+        assert facts(sandbox, 1, path) == before and sandbox.check(1, f"[ ! -L {path} ] && echo no-link") == "no-link\n"
+        r = fab("-H", "sandbox2", "setup", hosts_file=inventory)
+        assert r.returncode == 0 and "symbolic link" not in r.stdout + r.stderr, r.stdout + r.stderr
+    finally:
+        sandbox.check(1, UNDO)
+
+
 def test_setup_refuses_a_hard_link_to_another_file(sandbox, inventory):
     # The deploy user cannot make one where fs.protected_hardlinks is on; root plants it here.
     sandbox.check(1, f"cp -p {ROOT}/shared/.env.production {ROOT}/shared/.env.aside && "
@@ -104,7 +122,7 @@ def test_setup_is_whole_again_once_the_links_are_gone(sandbox, inventory):
     assert r.returncode == 0, r.stdout + r.stderr
     assert sandbox.check(1, f"stat -c '%U:%G %a' {ROOT}/shared/.env.production {ROOT}/logs {HOME}/.ssh "
                             f"{HOME}/.ssh/authorized_keys").split() == [
-        "adonis:adonis", "600", "adonis:adonis", "750", "adonis:adonis", "700", "adonis:adonis", "600"]
+        "root:adonis", "640", "adonis:adonis", "750", "adonis:adonis", "700", "adonis:adonis", "600"]
     assert fab("-H", "sandbox2", "validate", hosts_file=inventory).returncode == 0
 
 
