@@ -48,9 +48,11 @@ def verify(unit_names, rel, deadline, restarts_before=None, settle_units=()):
                     cwd = os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) + os.sep
                 except OSError:
                     continue  # gone meanwhile
-                used = units.releases_used(pid, releases_dir) or set()
+                used = units.releases_used(pid, releases_dir)
                 if not cwd.startswith(want):
                     stale.append([pid, cwd.rstrip(os.sep)])
+                elif used is None:
+                    stale.append([pid, "a program not loaded yet"])  # mid-exec: judged next round
                 elif used - {number}:
                     stale.append([pid, "files of " + ", ".join(f"v{n}" for n in sorted(used - {number}))])
             report[unit] = {"pids": len(pids), "stale": stale, "active": facts[unit]["state"],

@@ -122,16 +122,21 @@ def show(units):
 def releases_used(pid, releases_dir):
     """The release numbers a process depends on: its working directory, its command line (a
     relocatable venv's entry point runs the interpreter by its release's real path) and every
-    file it has mapped (the interpreter's and packages' shared objects). None if it is gone."""
+    file it has mapped (the interpreter's and packages' shared objects). None if it is gone, or
+    is between two programs: in the middle of exec the new program is not mapped yet, and its
+    files cannot be judged until it is."""
     prefix = releases_dir.rstrip("/") + "/"
     try:
         paths = [os.path.realpath(os.readlink(f"/proc/{pid}/cwd"))]
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             paths += f.read().decode(errors="replace").split("\0")
         with open(f"/proc/{pid}/maps") as f:
-            paths += [parts[5].strip() for parts in (line.split(None, 5) for line in f) if len(parts) == 6]
+            mapped = [parts[5].strip() for parts in (line.split(None, 5) for line in f) if len(parts) == 6]
     except OSError:
         return None
+    if not mapped:
+        return None
+    paths += mapped
     used = set()
     for path in paths:
         if path.startswith(prefix):

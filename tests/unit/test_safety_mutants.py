@@ -123,6 +123,15 @@ def test_verify_refuses_a_process_in_the_new_release_running_the_old_ones_files(
     assert verify_v3(root) == (False, [[p.pid, "files of v2"]])
 
 
+def test_verify_does_not_pass_a_process_whose_program_is_not_loaded_yet(root, procs, monkeypatch):
+    """Between fork and the new program's mapping (mid-exec) a process's files cannot be judged:
+    it is not passed on that round."""
+    p = procs([sleeper_of(store.release_dir(root, 3)), "60"], cwd=store.release_dir(root, 3))
+    unit_runs(monkeypatch, p.pid)
+    monkeypatch.setattr(units, "releases_used", lambda pid, d: None)
+    assert verify_v3(root) == (False, [[p.pid, "a program not loaded yet"]])
+
+
 # --- health fails fast on a 5xx once the new release answers -------------------------------------
 
 class Answers(http.server.BaseHTTPRequestHandler):
