@@ -25,6 +25,7 @@ import pytest
 
 from ayna_fab.sandbox import forwarder
 from tests.e2e.conftest import FAB, REPO, fab
+from tests.e2e.fault_cells import MATRIX, SILENT, TOO_LATE_ONCE, cell_id
 from tests.e2e.test_deploy import ROOT, Repo, health, inv, repo  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -92,6 +93,15 @@ class Cell:
             assert proc.poll() is None, f"fab ended before {phase}: {self.output()}"
             assert time.monotonic() < deadline, f"{phase} never began: {self.output()}"
             time.sleep(0.02)
+        self.assert_within(phase, proc)
+
+    def assert_within(self, phase: str, proc: subprocess.Popen) -> None:
+        """The fault is about to land in `phase`: fab still runs and the host has not gone past it.
+        Checked the instant before the fault: a fault that would land too late fails its cell."""
+        later = TOO_LATE_ONCE.get(phase)
+        assert proc.poll() is None, f"fab had ended before the fault at {phase}: {self.output()}"
+        assert later is None or not self.phase_begun(later), \
+            f"the host was already at {later} when the fault meant for {phase} was due: {self.output()}"
 
     def output(self) -> str:
         self.out.flush()
@@ -131,20 +141,6 @@ FAULTS = {
     "SIGTERM": lambda c, p: p.send_signal(signal.SIGTERM),
 }
 
-# (phase, fault): the cells. Each fault at each phase where it means something different.
-MATRIX = [
-    ("plan", "SIGKILL"), ("plan", "link cut"),
-    ("upload", "SIGKILL"), ("upload", "SIGTERM"),
-    ("install", "SIGKILL"), ("install", "link cut"), ("install", "step killed"), ("install", "disk full"),
-    ("check/migrate", "SIGTERM"), ("check/migrate", "PostgreSQL stopped"), ("check/migrate", "SIGKILL"),
-    ("activate", "SIGKILL"),
-    ("after flip", "SIGKILL"), ("after flip", "link cut"), ("after flip", "step killed"),
-    ("health", "SIGTERM"), ("health", "link cut"), ("health", "unit will not serve"), ("health", "step killed"),
-    ("restart", "unit will not start"),
-    ("record", "SIGKILL"),
-]
-
-
 @pytest.fixture(scope="module")
 def faults_inv(inv):
     return inv
@@ -163,8 +159,9 @@ def next_number(sandbox) -> int:
     return int(counter.read_text().strip()) + 1
 
 
-@pytest.mark.parametrize("phase,fault", MATRIX, ids=[f"{p}-{f}".replace(" ", "_").replace("/", "_") for p, f in MATRIX])
-def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_inv, repo, started, phase, fault):
+@pytest.mark.parametrize("expected", MATRIX, ids=[cell_id(c) for c in MATRIX])
+def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_inv, repo, started, expected):
+    phase, fault = expected.phase, expected.fault
     live_before = current_number(sandbox)
     if fault == "unit will not serve":
         repo.health_fails_under_unit(f"faults-{phase}")   # passes the pre-flip check, fails under its unit
@@ -191,7 +188,8 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
             cell.wait_for(phase, proc)
             injected = time.monotonic()
             if fault == "step killed":
-                kill_host_call(sandbox, "activate" if phase in ("after flip", "health") else "prepare")
+                killed = kill_host_call(sandbox, "activate" if phase in ("after flip", "health") else "prepare")
+                assert killed.split(), f"no host process of the step was running at {phase}: {cell.output()}"
             elif fault == "PostgreSQL stopped":
                 sandbox.check(0, "systemctl stop postgresql")
                 undo = lambda: sandbox.check(0, "systemctl start postgresql")  # noqa: E731
@@ -212,9 +210,10 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
             proc.kill()
             proc.wait()
     said = cell.output()
-    if fault not in ("SIGKILL",):
-        assert rc != 0 or current_number(sandbox) == cell.number, said
-        assert "Traceback" not in said, said
+    # Exactly the table's exit: a SIGKILL cell's fab dies by the signal (so it was alive when it
+    # landed); a SIGTERM cell's fab exits with a code of its own (the signal was handled).
+    assert rc == expected.exit, f"fab exited {rc} after {fault} at {phase}, the table says {expected.exit}:\n{said}"
+    assert "Traceback" not in said, said
 
     # With no person acting: a good state within 90 s.
     good, last = False, None
@@ -230,11 +229,10 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
     seconds = round(time.monotonic() - injected, 1)
     assert good, f"no good state {GOOD_WITHIN} s after {fault} at {phase}: (live, locked, serving) = {last}\n{said}"
     live = current_number(sandbox)
-    assert live in (live_before, cell.number), (live, live_before, cell.number)
+    want = {"old": live_before, "new": cell.number}[expected.left]
+    assert live == want, f"v{live} serves after {fault} at {phase}; the table says the {expected.left} release, v{want}"
     complete = json.loads(host_path(sandbox, f"{ROOT}/releases/v{live}/.ayna-release.json").read_text())
     assert complete["state"] == "active", complete
-    if fault in ("unit will not serve", "unit will not start"):
-        assert live == live_before
 
     status = fab("-H", "sandbox1", "status", "--json", hosts_file=faults_inv)
     assert status.returncode == 0, status.stdout + status.stderr
