@@ -2,9 +2,9 @@
 
 A fleet that shares one database migrates it once; hosts that each have their own must each
 migrate theirs. The laptop tells the two apart by comparing these answers: a database on the
-host itself (loopback, a Unix socket, SQLite) is named with the machine's id, one elsewhere by
-the address its name resolves to here. Only engine, address, port and database name: never a
-user or a password.
+host itself (loopback, SQLite) is named with the machine's name and id, one elsewhere by the
+address its name resolves to here. A Unix socket is not judged (None): it may be a tunnel to
+another host's server. Only engine, address, port and database name: never a user or a password.
 """
 
 import ipaddress
@@ -15,12 +15,13 @@ from . import envfile
 
 
 def machine():
-    """This machine's id (systemd's), else its hostname."""
+    """This machine: its hostname and systemd's machine id (cloned images may share the id)."""
     try:
         with open("/etc/machine-id", encoding="ascii") as f:
-            return f.read().strip() or socket.gethostname()
+            ident = f.read().strip()[:12]
     except OSError:
-        return socket.gethostname()
+        ident = ""
+    return f"{socket.gethostname()}/{ident}" if ident else socket.gethostname()
 
 
 def _addresses(name, port):
@@ -49,8 +50,10 @@ def where(env_file):
         name = parts.hostname or (query.get("host") or [""])[0]
         port = parts.port or int((query.get("port") or ["5432"])[0])
         database = parts.path.lstrip("/") or (query.get("dbname") or [""])[0]
-        addresses = _addresses(name, port) if name and not name.startswith("/") else []
-        if not name or name.startswith("/") or _local(addresses):
+        if not name or name.startswith("/"):
+            return None   # a Unix socket may lead anywhere (a tunnel, a proxy): not told from here
+        addresses = _addresses(name, port)
+        if _local(addresses):
             at = f"this-host({machine()})"
         else:
             at = addresses[0] if addresses else name
