@@ -143,6 +143,10 @@ class Deploy(runner.Operation):
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
         planchecks.refuse(t, backup_due=self.backup_due(t))  # an impossible backup, a stale uv config
+        was = t.live_before.meta.get("env") if t.live_before else None
+        if isinstance(was, str) and was != t.project.env:   # a host moved to another stage in hosts.toml
+            t.say(f"warning: [{t.name}] {t.live_before.name} runs {t.project.name} as {was}; this deploy makes it "
+                  f"{t.project.env} (shared/.env.{t.project.env})")
         t.deps_changed = t.live_before is None or t.live_before.meta.get("lock_blob") != self.lock_blob
         t.show("lock + plan", t.steps["lock + plan"],
                note=f"v{t.plan['next']} (live: {t.live_before.name if t.live_before else 'none'}; "

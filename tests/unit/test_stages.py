@@ -115,3 +115,22 @@ def test_status_shows_each_hosts_stage_and_drift_only_within_a_stage(tmp_path):
     status.flag_drift(rows)
     assert [r["drift"] for r in rows] == [False, True, True]
     assert status.cells(rows[0])[:4] == ["stg", "shop", "staging", "v4"]
+
+
+def test_a_deploy_that_moves_a_host_to_another_stage_says_so(tmp_path):
+    import dataclasses
+
+    from tests.unit.test_recovery import World
+    w = World(tmp_path, hosts=("h1",))
+    w.deploy()
+    assert not any("this deploy makes it" in line for line in w.said)
+    w.project = dataclasses.replace(w.project, env="staging")
+    Path(w.layout("h1").env_file).write_text("SECRET_KEY=x\nDATABASE_URL=postgresql://demo@localhost/demo\n")
+    w.commit("v = 2\n")
+    w.deploy()
+    assert w.current() == 2
+    assert "warning: [h1] v1 runs demo as production; this deploy makes it staging (shared/.env.staging)" in w.said
+    w.commit("v = 3\n")
+    w.said.clear()
+    w.deploy()
+    assert not any("this deploy makes it" in line for line in w.said)
