@@ -3,8 +3,11 @@
 from invoke import Collection
 
 from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, release, sandbox
+from ayna_fab.cli.tasks import configview, history
 
 ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
                 release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
                 *ops.TASKS)
+ns.add_task(history.history)
+ns.add_task(configview.show_config)
 ns.add_collection(sandbox.collection)

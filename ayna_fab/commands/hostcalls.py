@@ -145,6 +145,11 @@ def status(layout: Layout, project: Project) -> Command:
                                          health=health_checks(project)), "status", changes=False)
 
 
+def history(layout: Layout, limit: int) -> Command:
+    return hostcall.command(calls.History(root=layout.root, limit=limit), "history",
+                            changes=False)
+
+
 def migrations(layout: Layout, project: Project, numbers: list[int]) -> Command:
     return hostcall.command(calls.Migrations(root=layout.root, django_dir=project.django_dir,
                                              numbers=list(numbers)), "migrations", changes=False)

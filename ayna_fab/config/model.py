@@ -165,6 +165,21 @@ class _Values(dict):
         return default if self[name] is ABSENT else self[name]
 
 
+def _members(name: str, hosts: Mapping[str, Any], groups: Mapping[str, Any],
+             trail: tuple[str, ...] = ()) -> list[str] | None:
+    """The hosts a host or group name stands for (None: no such name); a cycle or a bad group adds none."""
+    if name in hosts:
+        return [name]
+    if name not in groups:
+        return None
+    if groups[name] is BAD or name in trail:
+        return []
+    out: list[str] = []
+    for member in groups[name]:
+        out += _members(member, hosts, groups, (*trail, name)) or []
+    return out
+
+
 # --- the loader ------------------------------------------------------------------
 
 class _Loader:
@@ -506,8 +521,48 @@ class _Loader:
                                 "rename one of them (names that differ only by '-' and '_' clash)")
                     break
 
+    def stages(self, projects, hosts, groups) -> None:
+        """Each stage names hosts that carry the project, a host runs one stage of a project, and one
+        machine (hostname and port) is not two host entries running it in different stages: one
+        project has one port range and one set of units on a machine, so two stages would collide."""
+        for name, project in projects.items():
+            table = project.get("stages", ABSENT)
+            if table in (BAD, ABSENT):
+                continue
+            k = _at(dotted("projects", name), "stages")
+            env = project.get("env", ABSENT)
+            seen: dict[str, str] = {}
+            for stage, names in table.items():
+                for member in names:
+                    members = _members(member, hosts, groups)
+                    if members is None:
+                        self.report(f"{k}.{dotted(stage)}", f"unknown host or group {member!r}",
+                                    did_you_mean(member, [*hosts, *groups]) + "known: " + ", ".join([*hosts, *groups]))
+                        continue
+                    for host in members:
+                        carried = hosts.get(host, {}).get("projects", BAD)
+                        if carried is not BAD and name not in carried:
+                            self.report(f"{k}.{dotted(stage)}", f"host {host!r} does not carry {name}",
+                                        f"add {name!r} to hosts.{dotted(host)}.projects, or leave it out of this stage")
+                        elif seen.setdefault(host, stage) != stage:
+                            self.report(k, f"host {host!r} is in two stages of {name}: {seen[host]} and {stage}",
+                                        "a host runs one stage of a project (its ports and units would collide): "
+                                        "name it in one stage only")
+            machines: dict[tuple, tuple[str, str]] = {}
+            for host, values in hosts.items():
+                if values.get("projects", BAD) is BAD or name not in values["projects"] or values.get("hostname") in (BAD, None):
+                    continue
+                mine = seen.get(host, env)
+                other = machines.setdefault((values["hostname"], values.get("port")), (host, mine))
+                if other[1] != mine and env is not BAD:
+                    self.report(k, f"hosts {other[0]!r} and {host!r} are one machine ({values['hostname']}) running "
+                                f"{name} as {other[1]} and as {mine}",
+                                "a machine runs one stage of a project (one port range, one set of units): "
+                                "give each stage its own machine")
+
     def cross_checks(self, defaults, projects, hosts, groups) -> None:
         self.gateways(hosts)
+        self.stages(projects, hosts, groups)
         self.no_name_clashes(projects)
         known = all(h["projects"] is not BAD for h in hosts.values()) and bool(hosts)
         for name, project in projects.items():

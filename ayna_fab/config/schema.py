@@ -88,6 +88,8 @@ STRINGS = Kind("array of strings", "an array of strings", (list,), "tuple[str, .
 STRINGS_OR_NONE = Kind("array of strings", "an array of strings", (list,), "tuple[str, ...]")
 PATH = Kind("string", "a string", (str,), "Path")
 ANY = Kind("string or integer", "", (object,), "str")
+STAGES = Kind("table", "a table", (dict,), "Mapping[str, tuple[str, ...]]")
+ENV_FILES = Kind("table", "a table", (dict,), "Mapping[str, Path]")
 
 
 def tables(section: str, model: str) -> Kind:
@@ -189,10 +191,19 @@ KEYS: tuple[Key, ...] = (
         r.one_of(r.ENVS, "env", f"env is one of: {', '.join(r.ENVS)}")),
     Key("env_file", P, PATH, None, "the local .env that setup uploads (keep it out of git)", '".env.production"',
         r.local_path),
+    Key("stages", P, STAGES, Factory(dict, "none: every host runs `env`"), "other envs on some hosts: "
+        "`env = [hosts or groups]`; one project name, port range and set of units on each host",
+        '{ staging = ["staging"] }', r.stages),
+    Key("env_files", P, ENV_FILES, Factory(dict, "none: env_file"), "the local .env that setup uploads "
+        "for a stage's hosts, by env", '{ staging = "{name}.staging.env" }', r.env_files),
     Key("health", P, table("health"), Factory(dict, "web and api below"), "health endpoints, by service",
         '{ web = "/health/", api = "/health" }'),
     Key("migrate_host", P, STRING, None, "the host that migrates for a fleet; unset: the target's first",
         '"prod"', r.name("migrate_host")),
+    Key("database", DHP, STRING, "shared", 'a fleet\'s hosts share one database (migrated once, on migrate_host), '
+        'or "own": each host backs up and migrates its own', '"own"',
+        r.one_of(r.DATABASES, "database setting", 'write database = "shared" (one database, migrated once) or '
+                 '"own" (each host migrates its own)', suggest=False)),
     Key("create_database", P, BOOLEAN, False, "setup creates the PostgreSQL role and database", "false"),
     Key("django_dir", P, STRING, "src/web", "manage.py and the settings package; gunicorn --chdir, "
         "celery --workdir", '"src/web"',
@@ -360,6 +371,10 @@ def _says(key: Key) -> str:
 
 
 EXAMPLE_TAIL = """\
+[hosts.staging]
+hostname = "staging.example.org"
+projects = ["uavcrew"]
+
 [hosts.bastion]
 hostname = "bastion.example.org"
 

@@ -7,6 +7,7 @@ whatever the typo happens to resolve to. Nothing here touches the network.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -71,20 +72,20 @@ def target_or_default(config: Config, target: str | None) -> str:
 
 
 def project_for(config: Config, host: Host, project: str | None) -> Project:
-    """The project to act on for `host`: implied when it carries one, else --project."""
+    """The project to act on for `host`, its stage applied: implied when it carries one, else --project."""
     if project is None:
         if not host.projects:
             raise UsageError("host carries no project", host=host.name,
                              hint="add the project to the host's projects in hosts.toml")
         if len(host.projects) == 1:
-            return config.projects[host.projects[0]]
+            return staged(config, host, config.projects[host.projects[0]])
         raise UsageError(f"host carries several projects: {', '.join(host.projects)}",
                          host=host.name, hint="pass --project with one of them")
     if not host.carries(project):
         raise UsageError(f"host does not carry project {project!r}; it carries: "
                          + ", ".join(host.projects), host=host.name,
                          hint="pass --project with one of them, or choose another -H")
-    return config.projects[project]
+    return staged(config, host, config.projects[project])
 
 
 def endpoint(config: Config, host: Host, *, admin: bool = False) -> ssh.Endpoint:
@@ -113,13 +114,14 @@ def database_host(project: Project, hosts: Sequence[H]) -> H:
 
 def once_per_database(jobs: list[tuple[Host, Project]], say: Callable[[str], None]) -> list[tuple[Host, Project]]:
     """Jobs for work on a database (migrate, backup, restore): a project with migrate_host shares one
-    database across its hosts, so it is done once, on its database_host; other projects on each host."""
+    database across its hosts, so it is done once, on its database_host; other projects, and hosts
+    with a database of their own (database = "own"), on each host."""
     kept, told = [], set()
     for host, proj in jobs:
-        if not proj.migrate_host:
+        if not proj.migrate_host or database_of(host, proj) == "own":
             kept.append((host, proj))
             continue
-        chosen = database_host(proj, [h for h, p in jobs if p.name == proj.name])
+        chosen = database_host(proj, [h for h, p in jobs if p.name == proj.name and database_of(h, p) != "own"])
         if host is chosen:
             kept.append((host, proj))
         elif proj.name not in told:
@@ -127,3 +129,30 @@ def once_per_database(jobs: list[tuple[Host, Project]], say: Callable[[str], Non
             say(f"[{host.name}] {proj.name} shares its database with {chosen.name} (migrate_host): "
                 f"done there once")
     return kept
+
+
+def stage(config: Config, host: Host, project: Project) -> str:
+    """The env `project` runs with on `host`: the stage that names the host (or a group holding it),
+    else the project's env. The loader has made sure at most one stage names it."""
+    for env, names in project.stages.items():
+        if any(h.name == host.name for name in names for h in _expand(config, name, ())):
+            return env
+    return project.env
+
+
+def staged(config: Config, host: Host, project: Project) -> Project:
+    """`project` as `host` runs it: its stage's env and env file (env_files[env]; no file for a stage
+    that names none, so another stage's secrets are never uploaded by mistake). Name, ports and
+    units stay the project's own."""
+    env = stage(config, host, project)
+    own = project.env_file if env == project.env else None
+    env_file = project.env_files.get(env, own)
+    if env == project.env and env_file == project.env_file:
+        return project
+    return dataclasses.replace(project, env=env, env_file=env_file)
+
+
+def database_of(host: Host, project: Project) -> str:
+    """"shared" (the target's hosts share one database) or "own" (each host has its own): the
+    project's setting, else the host's (which carries [defaults])."""
+    return project.database or host.database

@@ -153,6 +153,13 @@ class Status:
 
 
 @dataclass(frozen=True)
+class History:
+    """The newest `limit` entries of the project's deploy log (logs/deploys.jsonl), oldest first."""
+    root: str
+    limit: int
+
+
+@dataclass(frozen=True)
 class Migrations:
     """The migration files of the named releases."""
     root: str
@@ -264,7 +271,7 @@ class AuthorizeKey:
 
 
 CALLS = {cls.__name__.lower(): cls for cls in (
-    Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations,
+    Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations, History,
     Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
 
 

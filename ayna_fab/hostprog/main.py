@@ -20,6 +20,7 @@ HANDLERS = {
     "activate": "switchover.activate", "follow": "switchover.follow_call",
     "deactivate": "switchover.deactivate", "finish": "finish.finish",
     "unlock": "holder.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
+    "history": "deploylog.read",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
     "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",

@@ -4,7 +4,7 @@ import hashlib
 import os
 import shutil
 
-from . import calls, dumps, lock, store, units
+from . import calls, dbwhere, dumps, lock, store, units
 from .holder import abandon
 from .wire import Refused
 
@@ -33,7 +33,9 @@ def plan(a: calls.Plan):
             # for the laptop's plan-time refusals (ayna_fab/ops/planchecks.py): the database's engine
             # (a backup must be possible before migrate) and setup's uv config (Layout.uv_config)
             "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG)),
-            "took_over": took_over}
+            "took_over": took_over,
+            # where the database lives, for a fleet deploy's check that its hosts share one (ops/dbshare.py)
+            "database_at": dbwhere.where(a.env_file)}
 
 
 UV_CONFIG = "uv.toml"   # in the project's directory; Layout.uv_config names the same file

@@ -4,7 +4,8 @@
     choose number  the laptop: one release number for every host, where migrate runs
     prepare      each host: upload what changed, install, check, collectstatic
                  (one host alone: back up, migrate and the pre-flip check here too)
-    migrate      a fleet, once, on its migrate host: back the database up, migrate
+    migrate      a fleet, once, on its migrate host: back the database up, migrate (hosts with
+                 database = "own": each backs up and migrates its own)
     preflight    a fleet, each host: the new release's web and api started privately
                  until healthy (the pre-flip check), then stopped
     before flip  each host: the project's before-flip hooks, in the new release
@@ -25,10 +26,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ayna_fab.ops import activation, build, hooks, lockrecord as lock, planchecks, releasestates as releases, runner
+from ayna_fab.ops import activation, build, dbshare, hooks, lockrecord as lock, planchecks, releasestates as releases, runner
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import Config, Project
-from ayna_fab.config.targets import database_host
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.hostprog import backups as backup_rules
 from ayna_fab.ops.gitsource import Source
@@ -54,11 +54,6 @@ def resolve(project: Project, ref: str) -> tuple[Source, str]:
     """Local and first: a bad ref or source fails here, before any connection."""
     source = Source.open(project.source)
     return source, source.resolve(ref)
-
-
-def migrate_host(targets: list[HostRun]) -> HostRun:
-    """The project's migrate_host when it is among the targets, else the first target host."""
-    return database_host(targets[0].project, targets)
 
 
 def host_releases(plan: dict, warn=None) -> list[releases.Release]:
@@ -127,8 +122,9 @@ class Deploy(runner.Operation):
         self.hook_problems: list[str] = []     # after-success hooks that failed (the release stays live)
         self.phases = PHASES
 
-    def once_target(self) -> HostRun | None:
-        return migrate_host(self.targets) if len(self.targets) > 1 else None
+    def once_targets(self) -> list[HostRun]:
+        """A fleet's migrate: once on its shared database's host, and on each host with its own."""
+        return dbshare.migrators(self.targets) if len(self.targets) > 1 else []
 
     def batches(self) -> list[list[HostRun]]:
         return runner.batches(self.targets, self.options.batch)
@@ -147,6 +143,10 @@ class Deploy(runner.Operation):
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
         planchecks.refuse(t, backup_due=self.backup_due(t))  # an impossible backup, a stale uv config
+        was = t.live_before.meta.get("env") if t.live_before else None
+        if isinstance(was, str) and was != t.project.env:   # a host moved to another stage in hosts.toml
+            t.say(f"warning: [{t.name}] {t.live_before.name} runs {t.project.name} as {was}; this deploy makes it "
+                  f"{t.project.env} (shared/.env.{t.project.env})")
         t.deps_changed = t.live_before is None or t.live_before.meta.get("lock_blob") != self.lock_blob
         t.show("lock + plan", t.steps["lock + plan"],
                note=f"v{t.plan['next']} (live: {t.live_before.name if t.live_before else 'none'}; "
@@ -160,8 +160,11 @@ class Deploy(runner.Operation):
             t.number = number
             t.prepare_steps = prepare_steps(migrates=alone, backup=self.backup_due(t))
         if not alone:
-            mig = migrate_host(self.targets)
-            self.targets[0].say(f"fleet: v{number} on {len(self.targets)} hosts; migrations run once, on {mig.name}")
+            dbshare.refuse_unshared(self.targets)
+            mig = dbshare.migrators(self.targets)
+            where = (f"once, on {mig[0].name}" if len(mig) == 1 else
+                     f"on {len(mig)} databases, each on its host: {', '.join(t.name for t in mig)}")
+            self.targets[0].say(f"fleet: v{number} on {len(self.targets)} hosts; migrations run {where}")
 
     def backup_due(self, t: HostRun) -> bool:
         """A dump before migrating (backup_before_migrate); a first deploy has no data of its own to lose."""
@@ -196,7 +199,7 @@ class Deploy(runner.Operation):
             t.remote.put_bytes(cmd.deleted_list(deleted), deleted_file, step="upload")
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
-                "project": self.project.name, **({"build": self.built.digests} if self.built.files else {})}
+                "project": self.project.name, "env": t.project.env, **({"build": self.built.digests} if self.built.files else {})}
         t.move(RunState.STAGED)
         res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
                                meta),
@@ -410,7 +413,7 @@ PHASES = [
     Phase("lock + plan", Deploy.lock_and_plan, EACH),
     Phase("choose number", Deploy.choose_number, FLEET),
     Phase("prepare", Deploy.prepare, EACH),     # upload, install, after-install hooks, check, collectstatic (+ migrate alone)
-    Phase("migrate", Deploy.migrate, ONCE),     # fleets: backup and migrate on one host
+    Phase("migrate", Deploy.migrate, ONCE),     # fleets: backup and migrate on one host (or each own database)
     Phase("preflight", Deploy.preflight, EACH),  # fleets: the pre-flip check on every host
     Phase("before flip", Deploy.before_flip, EACH),      # hooks, on every host before any flips
     Phase("activate", Deploy.activate, BATCHES),

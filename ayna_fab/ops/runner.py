@@ -188,7 +188,7 @@ class HostRun:
 @dataclass(frozen=True)
 class Phase:
     """A named step of an operation. scope: EACH host (in parallel), ONCE (on the operation's
-    chosen host), BATCHES (health-gated groups, in order) or FLEET (laptop-side, all hosts)."""
+    chosen host or hosts), BATCHES (health-gated groups, in order) or FLEET (laptop-side, all hosts)."""
 
     name: str
     run: Callable
@@ -202,8 +202,9 @@ class Operation:
     phases: list[Phase] = []
     targets: list[HostRun]
 
-    def once_target(self) -> HostRun | None:
-        return None
+    def once_targets(self) -> list[HostRun]:
+        """Where a ONCE phase runs: one chosen host, or a few (a fleet whose hosts have databases of their own)."""
+        return []
 
     def batches(self) -> list[list[HostRun]]:
         return [self.targets]
@@ -297,9 +298,9 @@ def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[HostRun]]]:
     if phase.scope == FLEET:
         yield phase.name, []
     elif phase.scope == ONCE:
-        t = op.once_target()
-        if t is not None:
-            yield f"{phase.name} (once)", [t]
+        chosen = op.once_targets()
+        if chosen:
+            yield f"{phase.name} ({'once' if len(chosen) == 1 else 'each database'})", chosen
     elif phase.scope == BATCHES:
         parts = op.batches()
         for i, group in enumerate(parts, 1):

@@ -39,12 +39,13 @@ def activation_text(j: dict | None) -> str | None:
 
 
 def row(config: Config, host: Host, project: Project, res: dict | None, error: str | None) -> dict:
+    """`project` is as the host runs it (its stage applied): `stage` is the env it runs with."""
     if error:
-        return {"host": host.name, "project": project.name, "error": error}
+        return {"host": host.name, "project": project.name, "stage": project.env, "error": error}
     meta = res["meta"] or {}
     rels = res["releases"]
     return {
-        "host": host.name, "project": project.name, "error": None,
+        "host": host.name, "project": project.name, "stage": project.env, "error": None,
         "release": f"v{res['current']}" if res["current"] is not None else None,
         "revision": meta.get("revision"), "ref": meta.get("ref"),
         "deployed_at": meta.get("deployed_at"), "deployed_by": meta.get("deployed_by"),
@@ -80,22 +81,23 @@ def collect(config: Config, jobs: list[tuple[Host, list[Project]]]) -> list[dict
 
 
 def flag_drift(rows: list[dict]) -> None:
-    """Hosts of one project on different releases or revisions are marked drift=True."""
-    by_project: dict[str, set] = {}
+    """Hosts of one project and stage on different releases or revisions are marked drift=True (a
+    staging host ahead of production is the point of stages, not drift)."""
+    by_project: dict[tuple, set] = {}
     for r in rows:
         if not r.get("error"):
-            by_project.setdefault(r["project"], set()).add((r["release"], r["revision"]))
+            by_project.setdefault((r["project"], r.get("stage")), set()).add((r["release"], r["revision"]))
     for r in rows:
-        r["drift"] = len(by_project.get(r["project"], ())) > 1 and not r.get("error")
+        r["drift"] = len(by_project.get((r["project"], r.get("stage")), ())) > 1 and not r.get("error")
 
 
 def cells(r: dict) -> list:
     """A status row as the table's cells."""
     if r.get("error"):
-        return [r["host"], r["project"], "?", "", "", "", "", "", "", "", r["error"]]
+        return [r["host"], r["project"], r.get("stage", ""), "?", "", "", "", "", "", "", "", r["error"]]
     units = " ".join(f"{u.split('-')[-1].removesuffix('.service')}:{s}" for u, s in r["units"].items())
     health = " ".join(f"{k}:{v}" for k, v in r["health"].items())
-    return [r["host"], r["project"], r["release"] or "-", (r["revision"] or "")[:12],
+    return [r["host"], r["project"], r.get("stage", ""), r["release"] or "-", (r["revision"] or "")[:12],
             f"{r['deployed_at'] or ''} {r['deployed_by'] or ''}".strip(), units, health or "-",
             lock_cell(r), r["releases"], f"{r['disk_free_gb']} GB", "DRIFT" if r["drift"] else ""]
 

@@ -29,7 +29,7 @@ def projects_on(cfg: Config, host: Host, project: str | None) -> list[Project]:
     """--project if given (the host must carry it), else every project the host carries."""
     if project is not None:
         return [targets.project_for(cfg, host, project)]
-    return [cfg.projects[name] for name in host.projects]
+    return [targets.staged(cfg, host, cfg.projects[name]) for name in host.projects]
 
 
 def jobs(c, cfg: Config, project: str | None) -> list[tuple[Host, Project]]:

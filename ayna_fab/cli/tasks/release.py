@@ -32,7 +32,8 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
             and not dry_run else None
         say = live.message if live else output.say
         owner = lock.owner(operation, message)
-        ts = [runner.HostRun(cfg, h, proj, remotes[h.name], owner, say, progress=live) for h in hosts]
+        ts = [runner.HostRun(cfg, h, targets.staged(cfg, h, proj), remotes[h.name], owner, say, progress=live)
+              for h in hosts]   # each host with its stage's env
         op = op_for(ts)
         if live:
             with live:
@@ -116,7 +117,7 @@ def status(c, json=False, project=None):
     if json:
         output.emit_json(rows)
     else:
-        output.table("ayna-fab status", ["host", "project", "release", "revision", "deployed", "units", "health",
+        output.table("ayna-fab status", ["host", "project", "stage", "release", "revision", "deployed", "units", "health",
                                          "lock", "releases", "disk free", "drift"],
                      [fleet_status.cells(r) for r in rows])
     if any(r.get("error") for r in rows):
