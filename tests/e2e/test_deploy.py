@@ -172,10 +172,39 @@ def state_of(sandbox, release: str) -> str:
 
 # --- the story ---------------------------------------------------------------------------------
 
+def arriving(inv, *args) -> tuple[subprocess.CompletedProcess, list[tuple[int, float, str]]]:
+    """A deploy whose stdout is read as it comes: (the finished process, each line with the number
+    of the read that brought it and the seconds since the start). AYNA_FAB_TRANSCRIPT names a file
+    for the lines, timestamped (docs/progress.md shows one)."""
+    import os
+    started = time.monotonic()
+    p = subprocess.Popen([sys.executable.replace("python", "fab"), "-H", "sandbox1", "deploy", *args],
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "AYNA_FAB_HOSTS": str(inv)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    lines, buffer, reads = [], b"", 0
+    while chunk := os.read(p.stdout.fileno(), 65536):
+        reads += 1
+        at = time.monotonic() - started
+        buffer += chunk
+        *whole, buffer = buffer.split(b"\n")
+        lines += [(reads, at, line.decode(errors="replace")) for line in whole]
+    err = p.stderr.read().decode(errors="replace")
+    p.wait()
+    out = "".join(f"{line}\n" for _, _, line in lines) + buffer.decode(errors="replace")
+    if os.environ.get("AYNA_FAB_TRANSCRIPT"):
+        Path(os.environ["AYNA_FAB_TRANSCRIPT"]).write_text("".join(f"{at:7.2f}s  {line}\n" for _, at, line in lines))
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err), lines
+
+
 def test_first_deploy(sandbox, inv, repo):
     since = host_time(sandbox)
-    r = deploy(inv)
+    r, lines = arriving(inv)
     assert r.returncode == 0, r.stdout + r.stderr
+    # Each step's line arrives as the step ends on the host: the install's (and uv's own lines) come
+    # in an earlier read than collectstatic's, though both belong to one host call.
+    read = {line.split()[1]: n for n, _, line in lines if line.startswith("[sandbox1] ") and len(line.split()) > 1}
+    assert read["install"] < read["collectstatic"] < read["flip"], lines
+    assert any(line.startswith("[sandbox1] install: ") for _, _, line in lines), lines   # uv speaks
     for step in ("lock + plan", "upload", "install", "check", "migrate", "collectstatic", "flip", "restart",
                  "verify", "health", "record"):
         assert f"[sandbox1] {step}" in r.stdout
@@ -400,3 +429,4 @@ def test_a_dry_run_changes_nothing(sandbox, inv, repo):
     after = listing(sandbox)
     import difflib
     assert after == before, "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm=""))
+

@@ -3,7 +3,7 @@ are deploy.py and rollback.py, run by runner.py."""
 
 from __future__ import annotations
 
-from ayna_fab.cli import output
+from ayna_fab.cli import output, progress
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.tasks import common
 from ayna_fab.commands import hostcalls as cmd
@@ -28,17 +28,12 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
     """Connect to every host, build one HostRun each, run the operation, close the connections."""
     remotes = open_all([targets.endpoint(cfg, h) for h in hosts], dry_run=dry_run, echo=output.say)
     try:
-        live = output.LiveHosts([h.name for h in hosts]) if len(hosts) > 1 and output.is_terminal() \
-            and not dry_run else None
-        say = live.message if live else output.say
+        shown = progress.for_operation(terminal=output.is_terminal() and not dry_run)
         owner = lock.owner(operation, message)
-        ts = [runner.HostRun(cfg, h, proj, remotes[h.name], owner, say, progress=live) for h in hosts]
+        ts = [runner.HostRun(cfg, h, proj, remotes[h.name], owner, shown.message, progress=shown) for h in hosts]
         op = op_for(ts)
-        if live:
-            with live:
-                runner.run(op, say)
-        else:
-            runner.run(op, say)
+        with shown:
+            runner.run(op, shown.message)
         return op, remotes
     finally:
         for r in remotes.values():
