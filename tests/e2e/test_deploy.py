@@ -313,6 +313,20 @@ def test_a_failure_before_the_flip_leaves_the_site_untouched(sandbox, inv, branc
                             "'select count(*) from django_migrations'") == migrations
 
 
+def test_deploy_json_on_failure_is_one_document(sandbox, inv):
+    live = current(sandbox)
+    r = deploy(inv, "--json", "--ref", "fail-migration-fails")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)   # stdout is the document alone; people's lines went to stderr
+    assert (doc["operation"], doc["project"], doc["ok"], doc["exit_code"]) == ("deploy", "uavcrew", False, 1)
+    assert (doc["failed_step"], doc["failed_host"]) == ("migrate", "sandbox1")
+    host = doc["hosts"]["sandbox1"]
+    assert (host["outcome"], host["failed_step"], host["serving"]) == ("failed", "migrate", live)
+    assert [s["name"] for s in host["steps"] if not s["ok"]] == ["migrate"]
+    assert "[sandbox1] migrate" in r.stderr and doc["error"]["message"]
+    assert_untouched(sandbox, live)
+
+
 def test_an_unhealthy_release_is_refused_before_it_takes_traffic(sandbox, inv):
     restarts = sandbox.check(0, "systemctl show -p InvocationID --value " + " ".join(UNITS))
     r = deploy(inv, "--ref", "fail-health-500")
@@ -430,3 +444,19 @@ def test_a_dry_run_changes_nothing(sandbox, inv, repo):
     import difflib
     assert after == before, "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm=""))
 
+
+def test_deploy_and_rollback_json_on_success(sandbox, inv, repo):
+    before = current(sandbox)
+    repo.mode("code-change", text="JSON edition")
+    r = deploy(inv, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["exit_code"] == 0 and doc["revision"] == repo.git("rev-parse", "HEAD")
+    host = doc["hosts"]["sandbox1"]
+    assert host["outcome"] == "live" and host["serving"] == doc["release"] == current(sandbox)
+    assert {"upload", "install", "flip", "health", "record"} <= {s["name"] for s in host["steps"]}
+    back = fab("-H", "sandbox1", "rollback", "--json", hosts_file=inv)
+    assert back.returncode == 0, back.stdout + back.stderr
+    rolled = json.loads(back.stdout)
+    assert (rolled["operation"], rolled["ok"], rolled["release"]) == ("rollback", True, before)
+    assert rolled["hosts"]["sandbox1"]["previous"] == doc["release"] and current(sandbox) == before
