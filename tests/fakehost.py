@@ -16,6 +16,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
 import types
 from datetime import datetime, timedelta, timezone
@@ -25,7 +26,7 @@ from ayna_fab.errors import OperationFailed
 import shutil
 
 from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
-from ayna_fab.remote.transport import Command, Remote, Result
+from ayna_fab.remote.transport import Command, LineSink, Remote, Result
 
 
 @dataclass
@@ -74,6 +75,7 @@ class FakeRemote(Remote):
         self.faults = list(faults or [])
         self.counts: dict[str, int] = {}
         self.log: list[str] = []
+        self.on_line = None                     # where run() hands the answer's lines as they come
 
     def _fault(self, name: str) -> Fault | None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -83,7 +85,8 @@ class FakeRemote(Remote):
                 return f
         return None
 
-    def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600, stdin=None) -> Result:
+    def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600, stdin=None,
+            on_line=None) -> Result:
         if self.dry_run and cmd.changes:
             self.echo(f"[{self.name}] {cmd.step}:\n    {cmd.display or cmd.script}")
             return Result(0, "", "")
@@ -99,6 +102,7 @@ class FakeRemote(Remote):
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.add(fault.step)
         self.log.append(name)
+        self.on_line = on_line   # answer() hands its lines on as they are written
         code, out = self.answer(name, cmd.call)
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.discard(fault.step)
@@ -123,7 +127,7 @@ class FakeRemote(Remote):
             f.write(data)
 
     def answer(self, name: str, call) -> tuple[int, str]:
-        out = io.StringIO()
+        out = _Relayed(self.on_line)
         with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
             code = main.run([name, json.dumps(asdict(call))])
         return code, out.getvalue()
@@ -182,11 +186,20 @@ class FakeRemote(Remote):
                 return subprocess.CompletedProcess(argv, 0, f"@@step pending 0.010 ok\n@@pending {st.pending}", "")
             lines = []
             for s in steps:
+                lines.append(f"@@start {s}")   # as django_steps.step begins each
                 ok = s not in st.fail_steps
                 lines.append(f"@@step {s} 0.010 {'ok' if ok else 'failed'}")
                 if not ok:
                     return subprocess.CompletedProcess(argv, 1, "\n".join(lines), f"{s} exploded")
             return subprocess.CompletedProcess(argv, 0, "\n".join(lines), "")
+
+        def streamed(argv, each_line, **kw):
+            """The same, its output handed on line by line as prepare's own does (stderr joined)."""
+            p = run(argv, **kw)
+            said = p.stdout + ("\n" + p.stderr if p.stderr else "")
+            for line in said.splitlines():
+                each_line(line)
+            return subprocess.CompletedProcess(argv, p.returncode, said, "")
 
         def dump(kind, where, partial):
             """pg_dump, faked: a file with the host's clock in its name, then a day passes."""
@@ -227,6 +240,7 @@ class FakeRemote(Remote):
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here
         patch(prepare, "subprocess", types.SimpleNamespace(run=run, CompletedProcess=subprocess.CompletedProcess))
+        patch(prepare, "_streamed", streamed)
         patch(dumps, "_dump", dump)
         patch(dumps, "now", lambda: st.clock)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
@@ -236,6 +250,23 @@ class FakeRemote(Remote):
         finally:
             for (module, attr), value in saved.items():
                 setattr(module, attr, value)
+
+
+class _Relayed(io.StringIO):
+    """The host program's stdout, kept whole and handed on line by line as it is written (Remote.run's on_line)."""
+
+    def __init__(self, on_line=None) -> None:
+        super().__init__()
+        self.sink = LineSink(on_line)
+        self.laptop = sys.stdout   # the laptop's stdout: the host's is this object only while it answers
+
+    def write(self, text: str) -> int:
+        inner, sys.stdout = sys.stdout, self.laptop   # what the laptop prints of a line is the laptop's
+        try:
+            self.sink.write(text)
+        finally:
+            sys.stdout = inner
+        return super().write(text)
 
 
 _ONE_AT_A_TIME = threading.Lock()  # the fakes patch shared modules: one host answers at a time

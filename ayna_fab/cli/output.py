@@ -6,10 +6,11 @@ second of every `fab` start-up, and deploys from scripts and CI never draw with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -102,8 +103,17 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
             print("\t".join(row))
 
 
-def emit_json(data: object) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+def emit_json(data: object, stream=None) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str), file=stream or sys.stdout, flush=True)
+
+
+@contextlib.contextmanager
+def people_to_stderr() -> Iterator[object]:
+    """While a task prints JSON: every line for people goes to stderr; yields the real stdout, where
+    the one JSON document goes."""
+    real = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield real
 
 
 _PRINT_LOCK = threading.Lock()

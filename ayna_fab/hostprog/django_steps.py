@@ -7,7 +7,7 @@ interpreter start instead of one per manage.py command.
 With "gate", the program was started before the release's install and backup had finished
 (prepare.py): it waits on that inherited file descriptor after check.
 
-Prints `@@step NAME SECONDS ok|failed` after each step (wire.py's format) and stops at the
+Prints `@@start NAME` before and `@@step NAME SECONDS ok|failed` after each step (wire.py's format) and stops at the
 first failure, whose output is the application's own message: what manage.py would print
 (Django's check report, a CommandError), or the error with only the application's and its
 libraries' frames, never this program's. `@@note STEP JSON` lines carry what a person should
@@ -47,6 +47,7 @@ def note(step_name, text):
 
 
 def step(name, fn):
+    print(f"\n@@start {name}", flush=True)
     t = time.monotonic()
     try:
         fn()

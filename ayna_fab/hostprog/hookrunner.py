@@ -49,6 +49,7 @@ def run_all(hooks, cwd, env, phase, stop_at_failure=True):
     env = dict(env, AYNA_PHASE=phase, AYNA_RELEASE=os.path.basename(cwd))
     reports = []
     for hook in hooks:
+        wire.start(f"hook:{hook['name']}")
         report = run_one(hook, cwd, env)
         wire.step(f"hook:{hook['name']}", report["seconds"], report["ok"])
         reports.append(report)

@@ -11,6 +11,7 @@ import time
 from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, wire
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
+START_RE = re.compile(r"^@@start (\S+)$")
 NOTE_RE = re.compile(r"^@@note (\S+) (.*)$", re.M)   # django_steps: what a passing step wants shown
 DJANGO_STEPS = ("check", "migrate", "collectstatic")
 
@@ -73,7 +74,7 @@ def install_script(rel, base_venv):
     else:
         create = f"uv venv --quiet --relocatable --python /usr/bin/python3 {venv}\n"
     return (f"set -e; uv export --quiet --frozen --no-dev --no-emit-project --no-header -o {req}\n"
-            + create + f"uv pip sync --quiet --python {venv}/bin/python --require-hashes {req}\n")
+            + create + f"uv pip sync --python {venv}/bin/python --require-hashes {req}\n")
 
 
 class Steps:
@@ -81,6 +82,9 @@ class Steps:
 
     def __init__(self, **extra):
         self.result = {"steps": {}, "failed": None, **extra}
+
+    def begin(self, name):
+        wire.start(name)
 
     def done(self, name, seconds, ok, output="", detail=None):
         self.result["steps"][name] = round(seconds, 3)
@@ -116,6 +120,9 @@ def prepare(a: calls.Prepare):
     steps = Steps(backup=None, notes=[])
     django_steps = [s for s in a.steps if s in DJANGO_STEPS]
     reuse = "install" in a.steps and reusable(rel, a.base_venv)
+    for name in ("install", "backup"):
+        if name in a.steps:
+            steps.begin(name)
     backup = _Background(lambda: _backup_if_pending(a, rel, env)) if "backup" in a.steps else None
     early = None
     if reuse and not a.hooks and django_steps and django_steps[0] == "check":
@@ -182,10 +189,23 @@ class _Background:
         return self._value
 
 
+def _streamed(argv, each_line, **kw):
+    """Run argv, handing each line of its output (stdout and stderr as one stream) to each_line as
+    it comes: the finished process, its whole output as stdout."""
+    said = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", **kw) as p:
+        for line in p.stdout:
+            said.append(line)
+            each_line(line.rstrip("\n"))
+    return subprocess.CompletedProcess(argv, p.returncode, "".join(said), "")
+
+
 def _install(a: calls.Prepare, rel, env, steps, reuse):
     t = time.monotonic()
-    p = subprocess.run(["sh", "-c", install_script(rel, a.base_venv)], cwd=rel, env=env,
-                       capture_output=True, text=True)
+    # uv's lines travel as they come: a first install's downloads take a while, and show that they run
+    p = _streamed(["sh", "-c", install_script(rel, a.base_venv)], lambda line: wire.text(f"install: {line}"),
+                  cwd=rel, env=env)
     if not steps.done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr,
                       detail={"venv": "reused", "from": os.path.basename(os.path.dirname(a.base_venv))}
                       if reuse else None):
@@ -238,9 +258,10 @@ def _backup(job, steps):
         return steps.done("backup", job.seconds, False, e.detail)
 
 
-def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None):
+def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None, steps=None):
     """The Django steps in one interpreter (django_steps.py): the finished process. gate: the read
-    end of a pipe it inherits, on which it waits before migrate for b"1"."""
+    end of a pipe it inherits, on which it waits before migrate for b"1". steps: each step is
+    reported (Steps) as it begins and ends, not once the program has ended."""
     # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
     args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
             "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
@@ -249,8 +270,19 @@ def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None):
         args["gate"] = gate
     workdir = os.path.join(rel, a.django_dir if a.django_dir is not None else (a.asgi_dir or "."))
     argv = [python, "-c", source("django_steps"), json.dumps(args)]
+    if steps is not None:
+        return _streamed(argv, lambda line: _relay(line, steps), cwd=workdir, env=env)
     return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
                           pass_fds=(gate,) if gate is not None else ())
+
+
+def _relay(line, steps):
+    """One line of the Django-steps program, while it runs: its steps' beginnings and ends."""
+    began, ended = START_RE.match(line), STEP_RE.match(line)
+    if began and began[1] in DJANGO_STEPS:
+        steps.begin(began[1])
+    elif ended and ended[1] in DJANGO_STEPS and ended[3] == "ok":
+        steps.done(ended[1], float(ended[2]), True)
 
 
 def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, early=None):
@@ -261,12 +293,14 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
     ahead = preflipcheck.start(a.servers, env, rel) if preflight_due and django_steps else None
     try:
         if django_steps:
+            # Started early, its steps are reported once install and backup have been, in that order.
             p = early.wait() if early is not None else _django(a, rel, env, django_steps,
-                                                               os.path.join(rel, ".venv", "bin", "python"))
+                                                               os.path.join(rel, ".venv", "bin", "python"),
+                                                               steps=steps)
             said = _app_output(p.stdout + "\n" + p.stderr)
             result["notes"] = [[name, json.loads(text)] for name, text in NOTE_RE.findall(p.stdout)]
             for name, seconds, status in STEP_RE.findall(p.stdout):  # output may precede a marker
-                if name in DJANGO_STEPS:
+                if name in DJANGO_STEPS and name not in result["steps"]:
                     done(name, float(seconds), status == "ok", said)
             if p.returncode != 0 and not result["failed"]:
                 result["failed"], result["output"] = django_steps[0], _tail(said)
@@ -281,6 +315,7 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
 
 
 def _preflight(rel, env, number, servers, timeout, done, ahead=None):
+    wire.start("preflight")
     t = time.monotonic()
     ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout, started=ahead)
     if not ok and isinstance(ahead, preflipcheck.Started) and any("exited" in r for r in report.values()):

@@ -151,15 +151,22 @@ def detach(root, work):
         os._exit(0)
 
 
+STEP_PHASES = ("health", "verify")   # phases of the journal that begin the step of that name (restart overlaps health)
+
+
 def follow(root, token, deadline=None):
     """Relay the journal's steps as they come until the activation is done. A worker that died
     on the way is finished here (resume). With a deadline, may answer {"running": True}."""
-    sent = 0
+    sent, began = 0, set()
     while True:
         j = journal.of(root, token) or {}
         for name, seconds, ok in j.get("steps", [])[sent:]:
             wire.step(name, seconds, ok)
         sent = len(j.get("steps", []))
+        phase = j.get("phase")
+        if phase in STEP_PHASES and phase not in began:   # a phase is the step of its name, begun
+            began.add(phase)
+            wire.start(phase)
         if j.get("phase") == "done":
             return answer(j)
         w = j.get("worker") or {}

@@ -1,8 +1,9 @@
 """The host side of the wire: how the host program answers the laptop.
 
-stdout carries, in this order: any output of the programs it runs (for people),
-`@@step NAME SECONDS ok|failed [JSON]` lines as steps end (for live progress; the
-optional JSON says what the step made), and last one `@@result JSON` line.
+stdout carries, as the call goes: `@@start NAME` as a step begins, output of the programs it
+runs (for people: uv's lines during an install), `@@step NAME SECONDS ok|failed [JSON]` as a step
+ends (the optional JSON says what the step made); and last one `@@result JSON` line. Every line
+is written and flushed as it happens, so the laptop shows each step as it ends.
 ayna_fab/remote/hostcall.py parses exactly this. A call sent in its short form (the program from
 the host's cache) that finds no program there writes only MISSING on stderr and exits
 MISSING_EXIT: nothing of it ran, and the laptop sends the whole program (remote.Remote.run).
@@ -15,6 +16,7 @@ import sys
 
 from .envfile import MASK
 
+START = "@@start "
 STEP = "@@step "
 RESULT = "@@result "
 MISSING = "@@program-missing"
@@ -53,6 +55,11 @@ def _write(line):
 def text(line):
     """One line of program output for people (manage.py migrate's), relayed masked."""
     _write(MASK.text(line.rstrip("\n")))
+
+
+def start(name):
+    """A step begins: the laptop shows it running once it has taken a while."""
+    _write(f"{START}{name}")
 
 
 def step(name, seconds, ok=True, detail=None):

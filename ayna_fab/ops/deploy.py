@@ -178,6 +178,7 @@ class Deploy(runner.Operation):
 
     def upload(self, t: HostRun) -> None:
         started = time.monotonic()
+        t.begin("upload")   # timed here: the archive, its transfer and the host's staging
         was = t.live_before
         base = was if was and was.complete and self.source.has_commit(was.revision) else None
         if base:

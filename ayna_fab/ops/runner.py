@@ -114,7 +114,7 @@ class HostRun:
     remote: Remote
     owner: dict                       # the lock record this operation takes (its token)
     say: Say
-    progress: object | None = None    # a fleet's live table (output.LiveHosts) on a terminal
+    progress: object | None = None    # where step events go as they arrive (cli/progress.py); None: say each line
     plan: dict = field(default_factory=dict)
     releases: list[Release] = field(default_factory=list)
     live_before: Release | None = None   # the release that was live when this run began
@@ -126,6 +126,7 @@ class HostRun:
     backup: str | None = None         # the dump taken before migrating, named in failure messages
     prepare_steps: tuple[str, ...] = ()
     steps: dict[str, float] = field(default_factory=dict)
+    failed_step: str | None = None    # the first step the host reported failed
 
     def move(self, to: RunState) -> None:
         """The one place a run's state changes: only along TRANSITIONS."""
@@ -155,11 +156,32 @@ class HostRun:
 
     def show(self, step: str, seconds: float, ok: bool = True, note: str = "") -> None:
         self.steps[step] = round(seconds, 3)
+        if not ok and self.failed_step is None:
+            self.failed_step = step
         if self.progress is not None:
             self.progress.step(self.name, step, seconds, ok, note)
             return
-        mark = "" if ok else "  FAILED"
-        self.say(f"[{self.name}] {step:<13} {seconds:6.2f}s{mark}{('  ' + note) if note else ''}")
+        self.say(step_line(self.name, step, seconds, ok, note))
+
+    def begin(self, step: str) -> None:
+        """A step timed on the laptop begins: shown running if it takes a while."""
+        if self.progress is not None:
+            self.progress.begin(self.name, step)
+
+    def hear(self, line: str) -> None:
+        """One line of a host call's answer as it arrives: a step begun, ended, or a program's line."""
+        ev = hostcall.event(line)
+        if ev is None:
+            return
+        if ev.kind == hostcall.ENDS:
+            self.show(ev.name, ev.seconds, ev.ok, note=describe_step(ev.detail))
+        elif self.progress is not None:
+            if ev.kind == hostcall.BEGINS:
+                self.progress.begin(self.name, ev.name)
+            else:
+                self.progress.text(self.name, ev.text)
+        elif ev.kind == hostcall.TEXT:
+            self.say(f"[{self.name}] {ev.text}")
 
     def stop_if_interrupted(self) -> None:
         if self.remote.interrupted:
@@ -170,12 +192,22 @@ class HostRun:
         are shown; a refusal comes back as {"error": ...}, except a lost lock, which stops here.
         A Ctrl-C seen during an earlier call stops the operation before this one is sent."""
         self.stop_if_interrupted()
-        res = self.remote.run(command, check=False, timeout=timeout)
+        heard: list[str] = []
+
+        def hear(line: str) -> None:   # each step is shown as it ends on the host
+            heard.append(line)
+            self.hear(line)
+
+        try:
+            res = self.remote.run(command, check=False, timeout=timeout, on_line=hear if show_steps else None)
+        finally:
+            if self.progress is not None:
+                self.progress.idle(self.name)
         if self.dry_run and command.changes:
             return None
         data = hostcall.parse(res, host=self.name, step=command.step)
-        if show_steps:
-            for name, seconds, ok, detail in hostcall.steps(res.stdout):
+        if show_steps:   # a step line that did not arrive on its own (a transport that does not stream)
+            for name, seconds, ok, detail in hostcall.steps(res.stdout)[len(hostcall.steps("\n".join(heard))):]:
                 self.show(name, seconds, ok, note=describe_step(detail))
         if data.get("error") == "lock-lost":
             self.move(RunState.LOCK_LOST)
@@ -225,6 +257,17 @@ class PhaseFailed(Exception):
         super().__init__(phase)
         self.phase = phase
         self.failures = failures
+
+
+def step_line(host: str, step: str, seconds: float, ok: bool = True, note: str = "") -> str:
+    """A step that ended, as one line: `[host] step  seconds`, FAILED, what it made."""
+    mark = "" if ok else "  FAILED"
+    return f"[{host}] {step:<13} {seconds:6.2f}s{mark}{('  ' + note) if note else ''}"
+
+
+def running_line(host: str, step: str, seconds: float) -> str:
+    """A step still running, and for how long."""
+    return f"[{host}] {step:<13} {seconds:6.0f}s  running"
 
 
 def describe_step(detail: dict | None) -> str:

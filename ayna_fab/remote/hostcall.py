@@ -16,13 +16,13 @@ import hashlib
 import json
 import shlex
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.hostprog import calls
-from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT, RESULT, STEP
+from ayna_fab.hostprog.wire import MISSING, MISSING_EXIT, RESULT, START, STEP
 from ayna_fab.remote.transport import Command, Result
 
 PACKAGE = Path(__file__).parent.parent / "hostprog"
@@ -114,6 +114,35 @@ def step(line: str) -> tuple[str, float, bool, dict | None] | None:
         return None
     name, seconds, status, *rest = line[len(STEP):].split(" ", 3)
     return name, float(seconds), status == "ok", (json.loads(rest[0]) if rest else None)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of an answer as it arrives: a step begins (START), ends (STEP), or a program says
+    something for people (TEXT)."""
+
+    kind: str
+    name: str = ""
+    seconds: float = 0.0
+    ok: bool = True
+    detail: dict | None = None
+    text: str = ""
+
+
+BEGINS, ENDS, TEXT = "begins", "ends", "text"
+
+
+def event(line: str) -> Event | None:
+    """What one line of an answer says while the call runs; None for the answer itself (and blanks)."""
+    if line.startswith(START):
+        return Event(BEGINS, name=line[len(START):].strip())
+    ended = step(line)
+    if ended is not None:
+        name, seconds, ok, detail = ended
+        return Event(ENDS, name=name, seconds=seconds, ok=ok, detail=detail)
+    if line.startswith(RESULT) or not line.strip():
+        return None
+    return Event(TEXT, text=line)
 
 
 def steps(stdout: str) -> list[tuple[str, float, bool, dict | None]]:

@@ -7,6 +7,7 @@ printed. Secrets never travel in a command line: they go over SFTP or stdin.
 
 from __future__ import annotations
 
+import codecs
 import signal
 import threading
 import time
@@ -80,8 +81,9 @@ class Remote:
         self.close()
 
     def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600,
-            stdin: str | None = None) -> Result:
-        """Run cmd (or, in a dry run, print it if it changes anything)."""
+            stdin: str | None = None, on_line: Callable[[str], None] | None = None) -> Result:
+        """Run cmd (or, in a dry run, print it if it changes anything). on_line is handed each
+        line of its stdout as it arrives (a host call's steps as they end); the Result has them all."""
         if self.dry_run and cmd.changes:
             self.echo(f"[{self.name}] {cmd.step}:\n" + _indent(cmd.display or cmd.script))
             return Result(0, "", "")
@@ -91,17 +93,21 @@ class Remote:
         script = cmd.cached if cmd.cached and self._misses < 2 else cmd.script
         while True:
             self.round_trips += 1
+            sink = LineSink(on_line)
             try:
                 with _interrupts_kept() as interrupted:
                     if cmd.held:
-                        r = self._run_held(script, timeout)
+                        r = self._run_held(script, timeout, sink)
                     elif stdin is not None:
-                        r = self._run_with_input(script, stdin, timeout)
-                    else:
-                        r = self.conn.run(script, hide=True, warn=True, timeout=timeout, in_stream=False)
+                        r = self._run_with_input(script, stdin, timeout, sink)
+                    else:   # stdout to the sink as it comes (and kept in r.stdout); stderr kept only
+                        r = self.conn.run(script, hide="stderr", out_stream=sink, warn=True, timeout=timeout,
+                                          in_stream=False)
             except Exception as exc:  # a dropped link or a timeout: name the host and step
                 raise OperationFailed(in_transit(exc, script, timeout), host=self.name,
                                       step=cmd.step, hint=cmd.hint) from exc
+            finally:
+                sink.finish()
             result = Result(r.code, r.stdout, r.stderr, time.monotonic() - started) if isinstance(r, Result) \
                 else Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
             if interrupted:  # the command finished and its answer counts; the operation stops at its next step
@@ -117,7 +123,7 @@ class Remote:
                                   step=cmd.step, hint=cmd.hint)
         return result
 
-    def _run_with_input(self, script: str, text: str, timeout: float | None) -> Result:
+    def _run_with_input(self, script: str, text: str, timeout: float | None, sink: LineSink) -> Result:
         """Run script with text on its stdin, written at once on the channel: invoke's in_stream
         sends one byte every few milliseconds (a 1 kB secret took 8 s)."""
         self.conn.open()
@@ -130,7 +136,9 @@ class Remote:
             out, err = bytearray(), bytearray()
             while True:
                 if chan.recv_ready():
-                    out += chan.recv(65536)
+                    data = chan.recv(65536)
+                    out += data
+                    sink.feed(data)
                 elif chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                 elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
@@ -138,14 +146,16 @@ class Remote:
                 else:
                     chan.status_event.wait(0.05)
             while chan.recv_ready():
-                out += chan.recv(65536)
+                data = chan.recv(65536)
+                out += data
+                sink.feed(data)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
             return Result(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
         finally:
             chan.close()
 
-    def _run_held(self, script: str, timeout: float | None) -> Result:
+    def _run_held(self, script: str, timeout: float | None, sink: LineSink) -> Result:
         """Run script until its `@@result` line, and leave it running on its channel: the lock's
         holder, which ends when end_holder says `done` or when this connection dies (hostprog/holder.py)."""
         self.conn.open()
@@ -161,6 +171,7 @@ class Remote:
                 chan.close()
                 return Result(code, out.decode(errors="replace"), err.decode(errors="replace"))
             out += data
+            sink.feed(data)
         chan.settimeout(None)
         self._held = chan
         self._heartbeat = Heartbeat(chan)
@@ -226,6 +237,42 @@ class Remote:
             return None
         except OSError as exc:
             raise OperationFailed(f"cannot read {path}: {exc}", host=self.name, step=step) from exc
+
+
+class LineSink:
+    """Where a command's stdout goes as it arrives (a file-like stream for invoke, or raw bytes fed
+    from a channel): each complete line is handed to on_line. Progress is for people: a display
+    that fails never fails the command."""
+
+    def __init__(self, on_line: Callable[[str], None] | None) -> None:
+        self.on_line = on_line
+        self.buffer = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> None:
+        self.write(self._decoder.decode(data))
+
+    def write(self, text: str) -> None:
+        if self.on_line is None:
+            return
+        self.buffer += text
+        *done, self.buffer = self.buffer.split("\n")
+        for one in done:
+            self._hand(one.rstrip("\r"))
+
+    def flush(self) -> None:
+        """invoke flushes after every chunk; a line is whole only at its newline (or the end)."""
+
+    def finish(self) -> None:
+        if self.buffer:
+            self._hand(self.buffer.rstrip("\r"))
+            self.buffer = ""
+
+    def _hand(self, line: str) -> None:
+        try:
+            self.on_line(line)
+        except Exception:
+            pass
 
 
 class Heartbeat:

@@ -172,10 +172,39 @@ def state_of(sandbox, release: str) -> str:
 
 # --- the story ---------------------------------------------------------------------------------
 
+def arriving(inv, *args) -> tuple[subprocess.CompletedProcess, list[tuple[int, float, str]]]:
+    """A deploy whose stdout is read as it comes: (the finished process, each line with the number
+    of the read that brought it and the seconds since the start). AYNA_FAB_TRANSCRIPT names a file
+    for the lines, timestamped (docs/progress.md shows one)."""
+    import os
+    started = time.monotonic()
+    p = subprocess.Popen([sys.executable.replace("python", "fab"), "-H", "sandbox1", "deploy", *args],
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "AYNA_FAB_HOSTS": str(inv)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    lines, buffer, reads = [], b"", 0
+    while chunk := os.read(p.stdout.fileno(), 65536):
+        reads += 1
+        at = time.monotonic() - started
+        buffer += chunk
+        *whole, buffer = buffer.split(b"\n")
+        lines += [(reads, at, line.decode(errors="replace")) for line in whole]
+    err = p.stderr.read().decode(errors="replace")
+    p.wait()
+    out = "".join(f"{line}\n" for _, _, line in lines) + buffer.decode(errors="replace")
+    if os.environ.get("AYNA_FAB_TRANSCRIPT"):
+        Path(os.environ["AYNA_FAB_TRANSCRIPT"]).write_text("".join(f"{at:7.2f}s  {line}\n" for _, at, line in lines))
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err), lines
+
+
 def test_first_deploy(sandbox, inv, repo):
     since = host_time(sandbox)
-    r = deploy(inv)
+    r, lines = arriving(inv)
     assert r.returncode == 0, r.stdout + r.stderr
+    # Each step's line arrives as the step ends on the host: the install's (and uv's own lines) come
+    # in an earlier read than collectstatic's, though both belong to one host call.
+    read = {line.split()[1]: n for n, _, line in lines if line.startswith("[sandbox1] ") and len(line.split()) > 1}
+    assert read["install"] < read["collectstatic"] < read["flip"], lines
+    assert any(line.startswith("[sandbox1] install: ") for _, _, line in lines), lines   # uv speaks
     for step in ("lock + plan", "upload", "install", "check", "migrate", "collectstatic", "flip", "restart",
                  "verify", "health", "record"):
         assert f"[sandbox1] {step}" in r.stdout
@@ -282,6 +311,20 @@ def test_a_failure_before_the_flip_leaves_the_site_untouched(sandbox, inv, branc
     assert state_of(sandbox, failed) == "failed"
     assert sandbox.check(0, "cd / && runuser -u postgres -- psql -d uavcrew -tAc "
                             "'select count(*) from django_migrations'") == migrations
+
+
+def test_deploy_json_on_failure_is_one_document(sandbox, inv):
+    live = current(sandbox)
+    r = deploy(inv, "--json", "--ref", "fail-migration-fails")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)   # stdout is the document alone; people's lines went to stderr
+    assert (doc["operation"], doc["project"], doc["ok"], doc["exit_code"]) == ("deploy", "uavcrew", False, 1)
+    assert (doc["failed_step"], doc["failed_host"]) == ("migrate", "sandbox1")
+    host = doc["hosts"]["sandbox1"]
+    assert (host["outcome"], host["failed_step"], host["serving"]) == ("failed", "migrate", live)
+    assert [s["name"] for s in host["steps"] if not s["ok"]] == ["migrate"]
+    assert "[sandbox1] migrate" in r.stderr and doc["error"]["message"]
+    assert_untouched(sandbox, live)
 
 
 def test_an_unhealthy_release_is_refused_before_it_takes_traffic(sandbox, inv):
@@ -400,3 +443,20 @@ def test_a_dry_run_changes_nothing(sandbox, inv, repo):
     after = listing(sandbox)
     import difflib
     assert after == before, "\n".join(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm=""))
+
+
+def test_deploy_and_rollback_json_on_success(sandbox, inv, repo):
+    before = current(sandbox)
+    repo.mode("code-change", text="JSON edition")
+    r = deploy(inv, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["exit_code"] == 0 and doc["revision"] == repo.git("rev-parse", "HEAD")
+    host = doc["hosts"]["sandbox1"]
+    assert host["outcome"] == "live" and host["serving"] == doc["release"] == current(sandbox)
+    assert {"upload", "install", "flip", "health", "record"} <= {s["name"] for s in host["steps"]}
+    back = fab("-H", "sandbox1", "rollback", "--json", hosts_file=inv)
+    assert back.returncode == 0, back.stdout + back.stderr
+    rolled = json.loads(back.stdout)
+    assert (rolled["operation"], rolled["ok"], rolled["release"]) == ("rollback", True, before)
+    assert rolled["hosts"]["sandbox1"]["previous"] == doc["release"] and current(sandbox) == before

@@ -3,7 +3,10 @@ are deploy.py and rollback.py, run by runner.py."""
 
 from __future__ import annotations
 
-from ayna_fab.cli import output
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ayna_fab.cli import output, progress
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.tasks import common
 from ayna_fab.commands import hostcalls as cmd
@@ -11,6 +14,7 @@ from ayna_fab.config import model as config
 from ayna_fab.config import targets
 from ayna_fab.config.layout import Layout
 from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.ops import report
 from ayna_fab.ops import build, deploy as pipeline, hooks, lockrecord as lock, releasestates as releases, rollback as rollback_pipeline
 from ayna_fab.ops import runner, status as fleet_status
 from ayna_fab.remote import hostcall
@@ -28,22 +32,41 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
     """Connect to every host, build one HostRun each, run the operation, close the connections."""
     remotes = open_all([targets.endpoint(cfg, h) for h in hosts], dry_run=dry_run, echo=output.say)
     try:
-        live = output.LiveHosts([h.name for h in hosts]) if len(hosts) > 1 and output.is_terminal() \
-            and not dry_run else None
-        say = live.message if live else output.say
+        shown = progress.for_operation(terminal=output.is_terminal() and not dry_run)
         owner = lock.owner(operation, message)
-        ts = [runner.HostRun(cfg, h, targets.staged(cfg, h, proj), remotes[h.name], owner, say, progress=live)
-              for h in hosts]   # each host with its stage's env
+        ts = [runner.HostRun(cfg, h, targets.staged(cfg, h, proj), remotes[h.name], owner, shown.message,
+                             progress=shown) for h in hosts]   # each host with its stage's env
         op = op_for(ts)
-        if live:
-            with live:
-                runner.run(op, say)
-        else:
-            runner.run(op, say)
+        with shown:
+            runner.run(op, shown.message)
         return op, remotes
     finally:
         for r in remotes.values():
             r.close()
+
+
+JSON_HELP = "print one JSON document on stdout when it ends, also on failure (docs/json-output.md); lines for people go to stderr"
+
+
+@contextmanager
+def _json_report(on: bool, operation: str, outcomes: list, dry_run: bool) -> Iterator[None]:
+    """--json: the operation's lines for people go to stderr, and its document (a list of them for
+    several projects) to stdout once it has ended, whichever way."""
+    if not on:
+        yield
+        return
+    with output.people_to_stderr() as stdout:
+        error = None
+        try:
+            yield
+        except BaseException as exc:   # a bug too: the document says it failed
+            error = exc
+            raise
+        finally:
+            docs = [report.document(o, error if o is outcomes[-1] else None, dry_run=dry_run) for o in outcomes]
+            if error is not None and not docs:
+                docs = [report.refused(operation, error)]
+            output.emit_json(docs[0] if len(docs) == 1 else docs, stdout)
 
 
 @task(help={"ref": "branch, tag or commit of the project's source (default HEAD)",
@@ -51,9 +74,16 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
             "dry_run": "print the plan and every remote command that would change a host; change nothing",
             "message": "a note stored with the lock and the release",
             "batch": "fleets: flip all at once (all), N hosts at a time, or a percentage (25%)",
-            "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)"})
-def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None):
+            "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)",
+            "json": JSON_HELP})
+def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None, json=False):
     """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure."""
+    outcomes: list[hooks.Outcome] = []
+    with _json_report(json, "deploy", outcomes, dry_run):
+        _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes)
+
+
+def _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes):
     cfg = common.load()
     work = []
     for name, hosts in _by_project(c, cfg, project).items():  # every ref and option checked before connecting
@@ -70,6 +100,7 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
         if source.dirty():
             output.warn(f"{proj.source} has uncommitted changes; they are not deployed (committed code only)")
         outcome = hooks.Outcome("deploy", proj, [h.name for h in hosts], revision)
+        outcomes.append(outcome)
         with hooks.laptop_hooks(outcome, output.say, dry_run=dry_run):
             built = build.run(proj, source, revision, output.say, dry_run=dry_run)  # before anything remote
             op, remotes = _run(lambda ts: outcome.track(pipeline.Deploy(cfg, proj, source, revision, opts, ts, built)),
@@ -87,14 +118,21 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
 
 @task(help={"to": "the release to go back to, e.g. v3 (default: the previous good one)",
             "project": "needed when a host carries several projects",
-            "dry_run": "print what would run; change nothing"})
-def rollback(c, to=None, project=None, dry_run=False):
+            "dry_run": "print what would run; change nothing", "json": JSON_HELP})
+def rollback(c, to=None, project=None, dry_run=False, json=False):
     """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked."""
+    outcomes: list[hooks.Outcome] = []
+    with _json_report(json, "rollback", outcomes, dry_run):
+        _rollback(c, to, project, dry_run, outcomes)
+
+
+def _rollback(c, to, project, dry_run, outcomes):
     cfg = common.load()
     opts = rollback_pipeline.Options(to=releases.parse_name(to) if to else None, dry_run=dry_run)
     for name, hosts in _by_project(c, cfg, project).items():
         proj = cfg.projects[name]
         outcome = hooks.Outcome("rollback", proj, [h.name for h in hosts])
+        outcomes.append(outcome)
         with hooks.laptop_hooks(outcome, output.say, dry_run=dry_run):
             op, _ = _run(lambda ts: outcome.track(rollback_pipeline.Rollback(cfg, proj, opts, ts)), cfg, hosts, proj,
                          dry_run, "rollback")
