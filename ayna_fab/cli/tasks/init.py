@@ -21,25 +21,16 @@ if TYPE_CHECKING:
     from ayna_fab.scan import project as projectinit
 
 
-USAGE = """Usage: fab init PATH [--write] [--name NAME] [--host HOST [--hostname ADDRESS]] [--env ENV]
-
-Reads the project in PATH (. for here) without changing it, prints a hosts.toml entry, a .env
-and what stands between the project and a deploy or the standard. --write writes the entry into
-hosts.toml (AYNA_FAB_HOSTS or ./hosts.toml) and NAME.env beside it; --host adds the project to
-that host (--hostname creates the host)."""
-
-
-@task(help={"path": "the project's directory (a git checkout, or a folder in one)",
+@task(positional=["path"], positional_defaults={"path": "."},
+      help={"path": "the project's directory (a git checkout, or a folder in one); default: .",
             "write": "write the entry into hosts.toml and the .env next to it (never overwrites)",
             "name": "the project's name in hosts.toml (default: pyproject's name, or the folder's)",
             "host": "also add the project to this host's projects (with --write)",
             "hostname": "the host's address, when --host names a host hosts.toml does not have yet",
             "env": "production, staging or dev: the shared/.env.ENV the releases link"})
-def init(c, path, write=False, name=None, host=None, hostname=None, env="production"):
+def init(c, path=None, write=False, name=None, host=None, hostname=None, env="production"):
     """Read a project (nothing in it changes): print a hosts.toml entry, a .env and what to fix first."""
-    if path in ("-h", "--help"):  # invoke hands a flag to a missing positional argument
-        output.line(USAGE)
-        return
+    path = path or "."  # None is "left out": Invoke eats a positional argument only while it is None
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory", step="init", hint="fab init PATH_TO_THE_PROJECT")
