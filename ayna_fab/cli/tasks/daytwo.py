@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 
-from ayna_fab.cli import output
+from ayna_fab.cli import confirm, output
 from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.output import Lines
@@ -293,16 +293,10 @@ def restore(c, backup=None, yes=False, project=None):
 
 
 def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
-    question = (f"[{host.name}] replace {proj.name}'s database (live release {live or 'none'}) with "
-                f"{chosen['name']}, taken {chosen['taken_at']} on {chosen['release']}? Its units stop "
-                f"while it runs. [y/N] ")
-    try:
-        answer = input(question)
-    except EOFError:
-        answer = ""
-    if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
-        print(flush=True)
-    return answer.strip().lower() in ("y", "yes")
+    return confirm.yes(f"[{host.name}] replace {proj.name}'s database (live release {live or 'none'}) with "
+                       f"{chosen['name']}, taken {chosen['taken_at']} on {chosen['release']}? Its units stop "
+                       "while it runs.", flag="--yes", what="replacing a database", host=host.name,
+                       step="restore")
 
 
 TASKS = (migrate, shell, manage, logs, start, stop, restart, services, backup, restore)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ayna_fab.cli import output
+from ayna_fab.cli import confirm, output
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.tasks import common
 from ayna_fab.commands import hostcalls as hostcmd
@@ -35,8 +35,9 @@ def trust(c, yes=False):
                                                 f"'{ep.key_name}' -f {ep.known_hosts_path}, then trust again")
         output.say(f"[{host.name}] {ep.key_name} offers {key.get_name()} {fp}")
         if not yes:
-            answer = input("Is this the server's key (compare with ssh-keygen -lf on the server)? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
+            if not confirm.yes("Is this the server's key (compare with ssh-keygen -lf on the server)?",
+                               flag="--yes (only when you checked the key another way)",
+                               what="recording a host key", host=host.name, step="trust"):
                 raise UsageError("not trusted; nothing recorded", host=host.name, step="trust")
         hostkeys.record(ep, key)
         output.say(f"[{host.name}] recorded in {ep.known_hosts_path}")
