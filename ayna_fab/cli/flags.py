@@ -47,3 +47,12 @@ class Task(FabricTask):
         if short and short not in taken_names:
             opts["names"] = [*opts["names"], short]
         return opts
+
+    def get_arguments(self, ignore_unknown_help=None):
+        """Invoke's, without using up `help` (it pops each option's help as it builds the
+        arguments, so a second parse in one process would show options without help)."""
+        kept = dict(self.help)
+        try:
+            return super().get_arguments(ignore_unknown_help)
+        finally:
+            self.help = kept

@@ -20,7 +20,7 @@ import fabric
 import invoke
 import paramiko
 from fabric.main import Fab
-from invoke import Exit, ParseError
+from invoke import Argument, Exit, ParseError
 from invoke.terminals import pty_size
 
 from ayna_fab.cli.executor import Executor
@@ -38,6 +38,24 @@ def version() -> str:
     except metadata.PackageNotFoundError:  # run from a checkout that was never installed
         from ayna_fab import __version__
         return __version__
+
+
+class _HelpAsked(Exception):
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+
+class _Positional(Argument):
+    """A positional argument of a task (its parser context in `context`) that refuses flags."""
+
+    context = None
+
+    def set_value(self, value, cast=True):
+        if isinstance(value, str) and value.startswith("-") and value != "-":
+            if value in ("-h", "--help"):
+                raise _HelpAsked(self.context.name)
+            raise ParseError(f"No idea what {value!r} is!", self.context)
+        super().set_value(value, cast)
 
 
 class Program(Fab):
@@ -64,6 +82,16 @@ class Program(Fab):
                 self.core.unparsed = filled
                 super().parse_tasks()
 
+    def _make_parser(self):
+        """Invoke's parser, except that a positional argument never takes a word that looks like
+        a flag: `init --bogus` is an unknown flag and `init -h` is help, not a PATH."""
+        parser = super()._make_parser()
+        for ctx in parser.contexts.values():
+            for arg in ctx.positional_args:
+                arg.__class__ = _Positional
+                arg.context = ctx
+        return parser
+
     def parse_cleanup(self) -> None:
         with self._usage_errors():
             super().parse_cleanup()
@@ -87,6 +115,9 @@ class Program(Fab):
     def _usage_errors(self):
         try:
             yield
+        except _HelpAsked as asked:
+            self.print_task_help(asked.task)
+            raise Exit(code=0) from None
         except ParseError as exc:
             self._usage_error(str(exc), exc.context)
         except ValueError as exc:  # a flag's value Invoke could not convert (--count abc)
@@ -111,7 +142,7 @@ class Program(Fab):
             message = f"{m.group(1)} needs {m.group(2).replace(chr(39), '').upper()}"
         elif m := re.fullmatch(r"Flag <Argument: ([\w-]+).*doesn't take any value!", message):
             message = f"--{m.group(1)} takes no value"
-        close = difflib.get_close_matches(token.split("=")[0], candidates, n=1) if token else []
+        close = difflib.get_close_matches(token.split("=")[0], candidates, n=1, cutoff=0.7) if token else []
         print(f"error: {message}" + (f"; did you mean {close[0]}?" if close else ""), file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):
             if task and task in self.collection.task_names:
@@ -147,8 +178,11 @@ class Program(Fab):
         return min(pty_size()[0], 100)
 
     def list_flat(self) -> None:
-        if self.scoped_collection is not self.collection:
-            return super().list_flat()
+        if self.scoped_collection is not self.collection:  # --list sandbox: the names one types
+            print(f"Tasks of {self.list_root}:\n")
+            self.print_columns([(f"{self.list_root}{n}" if n.startswith(".") else n, h)
+                                for n, h in self._make_pairs(self.scoped_collection)])
+            return
         from ayna_fab.cli.namespace import GROUPS, HIDDEN_COLLECTIONS
         pairs = dict(self._make_pairs(self.collection))
         shown: set[str] = set()

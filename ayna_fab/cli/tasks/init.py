@@ -29,7 +29,10 @@ if TYPE_CHECKING:
             "hostname": "the host's address, when --host names a host hosts.toml does not have yet",
             "env": "production, staging or dev: the shared/.env.ENV the releases link"})
 def init(c, path=None, write=False, name=None, host=None, hostname=None, env="production"):
-    """Read a project (nothing in it changes): print a hosts.toml entry, a .env and what to fix first."""
+    """Read a project (nothing in it changes): print a hosts.toml entry, a .env and what to fix first.
+
+    Example: ayna-fab init --write --host prod --hostname prod.example.org
+    """
     path = path or "."  # None is "left out": Invoke eats a positional argument only while it is None
     root = Path(path).expanduser()
     if not root.is_dir():

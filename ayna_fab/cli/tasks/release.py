@@ -52,7 +52,10 @@ def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str =
             "batch": "fleets: flip all at once (all), N hosts at a time, or a percentage (25%)",
             "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)"})
 def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None):
-    """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure."""
+    """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure.
+
+    Example: ayna-fab -H prod deploy --ref v1.4.0
+    """
     cfg = common.load()
     work = []
     for name, hosts in _by_project(c, cfg, project).items():  # every ref and option checked before connecting
@@ -88,7 +91,10 @@ def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, o
             "project": "needed when a host carries several projects",
             "dry_run": "print what would run; change nothing"})
 def rollback(c, to=None, project=None, dry_run=False):
-    """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked."""
+    """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked.
+
+    Example: ayna-fab -H prod rollback --to v3
+    """
     cfg = common.load()
     opts = rollback_pipeline.Options(to=releases.parse_name(to) if to else None, dry_run=dry_run)
     for name, hosts in _by_project(c, cfg, project).items():
@@ -105,7 +111,10 @@ def rollback(c, to=None, project=None, dry_run=False):
 
 @task(help={"json": "print JSON for scripts", "project": "only this project"})
 def status(c, json=False, project=None):
-    """One row per host and project: release, revision, who/when, units, health, lock, releases, disk."""
+    """One row per host and project: release, revision, who/when, units, health, lock, releases, disk.
+
+    Example: ayna-fab -H prod status --json
+    """
     cfg = common.load()
     jobs = []
     for host in common.hosts(c, cfg, all_when_none=True):
@@ -126,7 +135,10 @@ def status(c, json=False, project=None):
 
 @task(name="releases", help={"project": "needed when a host carries several projects", "json": "print JSON"})
 def list_releases(c, project=None, json=False):
-    """The releases on each host with their states (active, previous, good, failed, rolled-back)."""
+    """The releases on each host with their states (active, previous, good, failed, rolled-back).
+
+    Example: ayna-fab -H prod releases
+    """
     cfg = common.load()
     rows = []
     for host, proj in common.jobs(c, cfg, project):
@@ -145,7 +157,10 @@ def list_releases(c, project=None, json=False):
 @task(help={"project": "needed when a host carries several projects",
             "force": "remove the lock even if its holder may still be running"})
 def unlock(c, project=None, force=False):
-    """Remove a deploy lock left by a deploy that died; refuses a lock that may be live unless --force."""
+    """Remove a deploy lock left by a deploy that died; refuses a lock that may be live unless --force.
+
+    Example: ayna-fab -H prod unlock
+    """
     cfg = common.load()
     for host, proj in common.jobs(c, cfg, project):
         lay = Layout.of(cfg, proj)
