@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 
-from ayna_fab.cli import confirm, output
+from ayna_fab.cli import confirm, jsondoc, output
 from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.output import Lines
@@ -269,23 +269,27 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
 # --- backups ---------------------------------------------------------------------------------
 
 @task(help={"list": "list the backups on the host instead of taking one",
-            "project": "needed when a host carries several projects"})
-def backup(c, list=False, project=None):
+            "project": "needed when a host carries several projects",
+            "json": "with --list: print one JSON document (schema: docs/cli.md)"})
+def backup(c, list=False, project=None, json=False):
     """Back the database up (PostgreSQL or SQLite) to shared/backups (0600), keeping the newest keep_backups.
 
     Example: ayna-fab -H prod backup --list
     """
+    if json and not list:
+        raise UsageError("--json goes with --list", step="backup", hint="fab -H HOST backup --list --json")
+    if list:
+        with jsondoc.failures(json, backups=None):
+            found = _backup_list(c, project)
+        if json:
+            output.emit_json({"ok": True, "exit_code": 0, "backups": found})
+        else:
+            output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"],
+                         [[b["host"], b["backup"], b["release"], b["taken_at"], rules.human_size(b["bytes"]),
+                           b["mode"]] for b in found])
+        return
     cfg = common.load()
     jobs = common.jobs(c, cfg, project)
-    if list:
-        rows = []
-        for host, proj in jobs:
-            with _open(cfg, host) as s:
-                found = answers.read(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
-            rows += [[host.name, b["name"], b["release"], b["taken_at"], rules.human_size(b["bytes"]), b["mode"]]
-                     for b in found["backups"]]
-        output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"], rows)
-        return
     for host, proj in targets.once_per_database(jobs, output.say):
         keep = rules.keep_for(proj, cfg.defaults)
         with _open(cfg, host) as s:
@@ -296,6 +300,18 @@ def backup(c, list=False, project=None):
         if b["pruned"]:
             output.say(f"[{host.name}] removed {len(b['pruned'])} older than the newest {keep}: "
                        + ", ".join(b["pruned"]))
+
+
+def _backup_list(c, project: str | None) -> list[dict]:
+    """Every backup of the target's hosts, one dict each (backup --list's rows, and its JSON)."""
+    cfg = common.load()
+    rows = []
+    for host, proj in common.jobs(c, cfg, project):
+        with _open(cfg, host) as s:
+            found = answers.read(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
+        rows += [{"host": host.name, "project": proj.name, "backup": b["name"], "release": b["release"],
+                  "taken_at": b["taken_at"], "bytes": b["bytes"], "mode": b["mode"]} for b in found["backups"]]
+    return rows
 
 
 @task(help={"backup": "the backup's file name (see: fab -H HOST backup --list), or 'latest'",
