@@ -158,3 +158,12 @@ def test_the_installed_command_runs_from_any_directory(tmp_path):
     r = subprocess.run([str(command), "-H", "nowhere", "status"], cwd=tmp_path, capture_output=True, text=True,
                        env={**os.environ, "AYNA_FAB_HOSTS": ""}, timeout=60)
     assert r.returncode == 2 and "hosts.toml: file not found" in r.stderr, r.stderr
+
+
+def test_completion_offers_the_tasks_and_their_flags(capsys):
+    code, out, _ = run(capsys, "--complete", "--", "ayna-fab", "dep")
+    assert code == 0 and "deploy" in out.split()
+    code, out, _ = run(capsys, "--complete", "--", "ayna-fab", "deploy", "--")
+    assert code == 0 and "--dry-run" in out.split() and "--ref" in out.split()
+    code, out, _ = run(capsys, "--print-completion-script", "bash")
+    assert code == 0 and "complete -F _complete_ayna-fab" in out and "ayna-fab --complete" in out
