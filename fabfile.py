@@ -1,13 +1,3 @@
-"""ayna-fab's tasks. Kept thin: each area's tasks live in ayna_fab/cli/tasks/."""
+"""ayna-fab's tasks for `fab` in this repository; the namespace itself is ayna_fab/cli/namespace.py."""
 
-from invoke import Collection
-
-from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, release, sandbox
-from ayna_fab.cli.tasks import configview, history
-
-ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
-                release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
-                *ops.TASKS)
-ns.add_task(history.history)
-ns.add_task(configview.show_config)
-ns.add_collection(sandbox.collection)
+from ayna_fab.cli.namespace import ns  # noqa: F401  (fab looks for `ns`)

@@ -32,6 +32,8 @@ fi
 # Bytecode is compiled here, as pip does on install: `fab` starts in about half the time
 # where Python may not write it at run time (PYTHONDONTWRITEBYTECODE, a read-only checkout),
 # which would otherwise compile some 240 modules from source at every start.
-.venv/bin/uv sync --quiet --frozen --extra dev --compile-bytecode --python .venv/bin/python
+# ayna-fab itself is reinstalled every time (editable: about 3 s), so its entry points, such as the
+# `ayna-fab` command, follow pyproject.toml even in a .venv made before they were added.
+.venv/bin/uv sync --quiet --frozen --extra dev --compile-bytecode --python .venv/bin/python --reinstall-package ayna-fab
 .venv/bin/python -m compileall -q -j 0 ayna_fab fabfile.py >/dev/null
 echo "install.sh: ready"

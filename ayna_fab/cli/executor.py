@@ -48,8 +48,8 @@ class Executor(TargetExecutor):
     joins them with spaces).
 
     Fabric would otherwise also run them as a shell command on every -H host, over a
-    connection that accepts any host key. Chosen by fabric.yaml next to fabfile.py
-    (tasks.executor_class).
+    connection that accepts any host key. Built into the installed program (cli/program.py);
+    `fab` in this repository finds it through fabric.yaml next to fabfile.py (tasks.executor_class).
     """
 
     def expand_calls(self, calls, apply_hosts=True):

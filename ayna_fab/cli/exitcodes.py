@@ -12,7 +12,7 @@ import sys
 from fabric import task as fabric_task
 from invoke.exceptions import Exit
 
-from ayna_fab.cli import output
+from ayna_fab.cli import flags, output
 from ayna_fab.errors import AynaFabError
 
 
@@ -28,7 +28,9 @@ def _report(message: str) -> None:
 
 
 def task(*args, **kwargs):
-    """Like fabric's @task, plus the mapping from AynaFabError to its exit code."""
+    """Like fabric's @task, plus the mapping from AynaFabError to its exit code (and short flags
+    from the one table, cli/flags.SHORT)."""
+    kwargs.setdefault("klass", flags.Task)
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -44,6 +46,6 @@ def task(*args, **kwargs):
 
         return fabric_task(**kwargs)(wrapper)
 
-    if len(args) == 1 and callable(args[0]) and not kwargs:
+    if len(args) == 1 and callable(args[0]):
         return decorate(args[0])
     return decorate

@@ -35,6 +35,7 @@ from ayna_fab.errors import ConfigError
 
 ENV_VAR = "AYNA_FAB_HOSTS"
 DEFAULT_FILE = "hosts.toml"
+SEARCHED = (DEFAULT_FILE, "deploy/hosts.toml")   # in this order, when AYNA_FAB_HOSTS is unset
 DEFAULT_HEALTH: Mapping[str, str] = MappingProxyType(dict(defaults_of("health")))
 HTTP_SERVICES = tuple(DEFAULT_HEALTH)   # the ones with a port and a health endpoint
 DEFAULTS_KEYS = allowed("defaults")
@@ -132,10 +133,16 @@ class Config:
         return self.defaults.default_target
 
 
-def hosts_file_path(environ: Mapping[str, str] | None = None) -> Path:
-    """$AYNA_FAB_HOSTS if set and non-empty, else ./hosts.toml."""
+def hosts_file_path(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """$AYNA_FAB_HOSTS if set and non-empty, else ./hosts.toml, else ./deploy/hosts.toml if that
+    exists (a project keeping its inventory beside its code); ./hosts.toml when neither does."""
     env = os.environ if environ is None else environ
-    return Path(env.get(ENV_VAR) or DEFAULT_FILE).expanduser()
+    if env.get(ENV_VAR):
+        return Path(env[ENV_VAR]).expanduser()
+    for candidate in SEARCHED:
+        if ((cwd or Path()) / candidate).exists():
+            return Path(candidate) if cwd is None else cwd / candidate
+    return Path(DEFAULT_FILE) if cwd is None else cwd / DEFAULT_FILE
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -220,7 +227,8 @@ class _Loader:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            fail(str(self.path), "file not found", f"create it, or point {ENV_VAR} at your hosts.toml")
+            fail(str(self.path), "file not found", f"create it (./hosts.toml or ./deploy/hosts.toml: ayna-fab init --write), "
+                                             f"or point {ENV_VAR} at your hosts.toml")
         except OSError as exc:
             fail(str(self.path), f"cannot read: {exc.strerror}", "check the path and its permissions")
         try:

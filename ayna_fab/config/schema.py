@@ -388,7 +388,8 @@ INTRO = """\
 <!-- Generated from ayna_fab/config/schema.py by `python -m ayna_fab.config.schema --markdown`;
 edit the table there, not this page. -->
 
-ayna-fab reads `./hosts.toml`, or the file named by `AYNA_FAB_HOSTS`. The whole file is
+ayna-fab reads the file named by `AYNA_FAB_HOSTS`, else `./hosts.toml`, else
+`./deploy/hosts.toml` (in the directory it runs from). The whole file is
 validated before anything remote runs: unknown keys (with a "did you mean"), wrong types,
 names or paths with shell metacharacters, whitespace or non-ASCII characters, port ranges that
 overlap or leave the registry, unknown hosts, groups and projects; a deploy `user` that is root,

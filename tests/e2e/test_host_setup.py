@@ -162,10 +162,11 @@ def test_unknown_host_key_is_refused_with_the_command_that_trusts_it(sandbox, fi
     r = fab("-H", "sandbox1", "validate", hosts_file=inv)
     assert r.returncode == 2
     assert "refusing an unknown host key" in r.stderr and "fab -H sandbox1 trust" in r.stderr
-    declined = fab("-H", "sandbox1", "trust", hosts_file=inv, input="n\n")
+    # no terminal: an answer piped in is never taken for a yes; the flag that gives it is named
+    declined = fab("-H", "sandbox1", "trust", hosts_file=inv, input="y\n")
     assert declined.returncode == 2 and empty.read_text() == ""
-    assert "SHA256:" in declined.stdout
-    accepted = fab("-H", "sandbox1", "trust", hosts_file=inv, input="y\n")
+    assert "SHA256:" in declined.stdout and "pass --yes" in declined.stderr
+    accepted = fab("-H", "sandbox1", "trust", "--yes", hosts_file=inv)
     assert accepted.returncode == 0, accepted.stderr
     assert f"[127.0.0.1]:{sandbox.hosts[0].ssh_port} ssh-ed25519 " in empty.read_text()
     assert fab("-H", "sandbox1", "validate", hosts_file=inv).returncode == 0

@@ -259,13 +259,13 @@ def test_restore_brings_back_the_data_of_the_backup_and_only_that(sandbox, ops):
     assert sandbox.check(0, f"test -e {ROOT}/.deploy-lock && echo held || echo free").strip() == "free"
 
 
-def test_restore_asks_first_and_changes_nothing_unless_told_yes(sandbox, ops):
+def test_restore_without_a_terminal_changes_nothing_unless_given_yes(sandbox, ops):
     name = backups(sandbox)[-1]
     add_crew(ops, "still-here")
     count, pid = len(backups(sandbox)), main_pid(sandbox, UNITS[0])
-    for answer in ("n\n", ""):
+    for answer in ("y\n", ""):   # no terminal: nothing asked, a piped answer never taken for a yes
         r = ops("-H", "sandbox1", "restore", "--backup", name, input=answer)
-        assert r.returncode == 2 and "[y/N]" in r.stdout and "not restored; nothing was changed" in r.stderr
+        assert r.returncode == 2 and "needs a yes" in r.stderr and "pass --yes" in r.stderr
     assert "still-here" in crew(sandbox) and len(backups(sandbox)) == count and main_pid(sandbox, UNITS[0]) == pid
     r = ops("-H", "sandbox1", "restore", "--backup", "../../etc/passwd", "--yes")
     assert r.returncode == 2 and "is not a backup name" in r.stderr

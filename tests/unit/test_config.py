@@ -299,3 +299,14 @@ def test_a_far_host_may_wait_longer_for_its_ssh_connection_than_the_default(tmp_
     near = next(h for name, h in cfg.hosts.items() if name != "prod")
     assert (far.connect_timeout, near.connect_timeout) == (45, 3)  # the host's own, else [defaults]'s
     assert (targets.endpoint(cfg, far).timeout, targets.endpoint(cfg, near).timeout) == (45, 3)
+
+
+def test_hosts_file_is_searched_in_the_documented_order(tmp_path):
+    """AYNA_FAB_HOSTS, else ./hosts.toml, else ./deploy/hosts.toml; ./hosts.toml when neither exists."""
+    assert hosts_file_path({}, cwd=tmp_path) == tmp_path / "hosts.toml"
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "hosts.toml").write_text("")
+    assert hosts_file_path({}, cwd=tmp_path) == tmp_path / "deploy" / "hosts.toml"
+    (tmp_path / "hosts.toml").write_text("")
+    assert hosts_file_path({}, cwd=tmp_path) == tmp_path / "hosts.toml"
+    assert hosts_file_path({"AYNA_FAB_HOSTS": "/x/fleet.toml"}, cwd=tmp_path) == Path("/x/fleet.toml")

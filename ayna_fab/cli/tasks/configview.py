@@ -14,7 +14,10 @@ from ayna_fab.ops import configview
 @task(name="config", help={"project": "only this project", "host": "only these hosts or groups (as -H takes them)",
                            "json": "print JSON for scripts"})
 def show_config(c, project=None, host=None, json=False):
-    """The configuration as resolved for each host and project: defaults, host, project, stage; secrets masked."""
+    """The configuration as resolved for each host and project: defaults, host, project, stage; secrets masked.
+
+    Example: ayna-fab config --host prod --json
+    """
     cfg = common.load()
     hosts = targets.resolve(cfg, host) if host else common.hosts(c, cfg, all_when_none=True)
     if project is not None and project not in cfg.projects:

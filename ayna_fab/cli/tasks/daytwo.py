@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 
-from ayna_fab.cli import output
+from ayna_fab.cli import confirm, jsondoc, output
 from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.output import Lines
@@ -80,7 +80,10 @@ def _describe_backup(b: dict) -> str:
 @task(help={"args": "the manage.py command and its arguments; give them after --",
             "project": "needed when a host carries several projects"})
 def manage(c, args=None, project=None):
-    """Run any manage.py command in the live release with its environment: fab -H T manage -- ARGS."""
+    """Run any manage.py command in the live release with its environment: fab -H T manage -- ARGS.
+
+    Example: ayna-fab -H prod manage -- showmigrations
+    """
     argv = _words(args, "manage")
     if not argv:
         raise UsageError("no manage.py command given", step="manage",
@@ -103,7 +106,10 @@ def manage(c, args=None, project=None):
 
 @task(help={"project": "needed when a host carries several projects"})
 def shell(c, project=None):
-    """Django's interactive shell in the live release, with its environment, on a terminal."""
+    """Django's interactive shell in the live release, with its environment, on a terminal.
+
+    Example: ayna-fab -H prod shell
+    """
     cfg = common.load()
     for host, proj in common.jobs(c, cfg, project):
         with _open(cfg, host) as s:
@@ -119,7 +125,10 @@ def shell(c, project=None):
             "no_backup": "do not back the database up first",
             "project": "needed when a host carries several projects"})
 def migrate(c, args=None, no_backup=False, project=None):
-    """Back the database up, then apply migrations in the live release (under the deploy lock)."""
+    """Back the database up, then apply migrations in the live release (under the deploy lock).
+
+    Example: ayna-fab -H prod migrate -- crew 0003
+    """
     argv = _words(args, "migrate")
     cfg = common.load()
     jobs = targets.once_per_database(common.jobs(c, cfg, project), output.say)
@@ -179,25 +188,37 @@ SERVICE_HELP = {"service": "only these services (e.g. web or celery,beat); defau
 
 @task(help=SERVICE_HELP)
 def start(c, service=None, project=None):
-    """Start the project's units (or --service ones)."""
+    """Start the project's units (or --service ones).
+
+    Example: ayna-fab -H prod start --service celery,beat
+    """
     _control(c, "start", service, project)
 
 
 @task(help=SERVICE_HELP)
 def stop(c, service=None, project=None):
-    """Stop the project's units (or --service ones)."""
+    """Stop the project's units (or --service ones).
+
+    Example: ayna-fab -H prod stop --service celery
+    """
     _control(c, "stop", service, project)
 
 
 @task(help=SERVICE_HELP)
 def restart(c, service=None, project=None):
-    """Restart the project's units (or --service ones); a deploy restarts every unit too."""
+    """Restart the project's units (or --service ones); a deploy restarts every unit too.
+
+    Example: ayna-fab -H prod restart --service web
+    """
     _control(c, "restart", service, project)
 
 
 @task(help={**SERVICE_HELP, "json": "print JSON for scripts"})
 def services(c, service=None, project=None, json=False):
-    """Each unit's state, main PID, memory and uptime."""
+    """Each unit's state, main PID, memory and uptime.
+
+    Example: ayna-fab -H prod services
+    """
     cfg = common.load()
     rows, data = [], []
     for host, proj in common.jobs(c, cfg, project):
@@ -220,7 +241,10 @@ def services(c, service=None, project=None, json=False):
             "lines": "how many of the last lines (default 50; with --since, all since then)",
             "project": "needed when a host carries several projects"})
 def logs(c, service=None, follow=False, since=None, lines=None, project=None):
-    """The project's journal, each line prefixed with its host: journalctl over its units."""
+    """The project's journal, each line prefixed with its host: journalctl over its units.
+
+    Example: ayna-fab -H prod logs --follow --service web -n 100
+    """
     cfg = common.load()
     if lines is not None and not str(lines).isdigit():
         raise UsageError(f"--lines {lines!r} is not a whole number", step="logs")
@@ -245,20 +269,27 @@ def logs(c, service=None, follow=False, since=None, lines=None, project=None):
 # --- backups ---------------------------------------------------------------------------------
 
 @task(help={"list": "list the backups on the host instead of taking one",
-            "project": "needed when a host carries several projects"})
-def backup(c, list=False, project=None):
-    """Back the database up (PostgreSQL or SQLite) to shared/backups (0600), keeping the newest keep_backups."""
+            "project": "needed when a host carries several projects",
+            "json": "with --list: print one JSON document (schema: docs/cli.md)"})
+def backup(c, list=False, project=None, json=False):
+    """Back the database up (PostgreSQL or SQLite) to shared/backups (0600), keeping the newest keep_backups.
+
+    Example: ayna-fab -H prod backup --list
+    """
+    if json and not list:
+        raise UsageError("--json goes with --list", step="backup", hint="fab -H HOST backup --list --json")
+    if list:
+        with jsondoc.failures(json, backups=None):
+            found = _backup_list(c, project)
+        if json:
+            output.emit_json({"ok": True, "exit_code": 0, "backups": found})
+        else:
+            output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"],
+                         [[b["host"], b["backup"], b["release"], b["taken_at"], rules.human_size(b["bytes"]),
+                           b["mode"]] for b in found])
+        return
     cfg = common.load()
     jobs = common.jobs(c, cfg, project)
-    if list:
-        rows = []
-        for host, proj in jobs:
-            with _open(cfg, host) as s:
-                found = answers.read(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
-            rows += [[host.name, b["name"], b["release"], b["taken_at"], rules.human_size(b["bytes"]), b["mode"]]
-                     for b in found["backups"]]
-        output.table("backups", ["host", "backup", "release", "taken at", "size", "mode"], rows)
-        return
     for host, proj in targets.once_per_database(jobs, output.say):
         keep = rules.keep_for(proj, cfg.defaults)
         with _open(cfg, host) as s:
@@ -271,13 +302,28 @@ def backup(c, list=False, project=None):
                        + ", ".join(b["pruned"]))
 
 
+def _backup_list(c, project: str | None) -> list[dict]:
+    """Every backup of the target's hosts, one dict each (backup --list's rows, and its JSON)."""
+    cfg = common.load()
+    rows = []
+    for host, proj in common.jobs(c, cfg, project):
+        with _open(cfg, host) as s:
+            found = answers.read(host, s.run(hostcmd.backups(Layout.of(cfg, proj), proj), check=False), "backups")
+        rows += [{"host": host.name, "project": proj.name, "backup": b["name"], "release": b["release"],
+                  "taken_at": b["taken_at"], "bytes": b["bytes"], "mode": b["mode"]} for b in found["backups"]]
+    return rows
+
+
 @task(help={"backup": "the backup's file name (see: fab -H HOST backup --list), or 'latest'",
             "yes": "do not ask for confirmation",
             "project": "needed when a host carries several projects"})
 def restore(c, backup=None, yes=False, project=None):
     """Replace the project's database with a backup, after asking and backing up the current data.
 
-    The project's units stop meanwhile; the restore is one transaction; they start again after it."""
+    The project's units stop meanwhile; the restore is one transaction; they start again after it.
+
+    Example: ayna-fab -H prod restore --backup latest
+    """
     cfg = common.load()
     if not backup:
         raise UsageError("which backup? pass --backup NAME (or --backup latest)", step="restore",
@@ -293,16 +339,10 @@ def restore(c, backup=None, yes=False, project=None):
 
 
 def _confirm(host: Host, proj: Project, chosen: dict, live: str | None) -> bool:
-    question = (f"[{host.name}] replace {proj.name}'s database (live release {live or 'none'}) with "
-                f"{chosen['name']}, taken {chosen['taken_at']} on {chosen['release']}? Its units stop "
-                f"while it runs. [y/N] ")
-    try:
-        answer = input(question)
-    except EOFError:
-        answer = ""
-    if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
-        print(flush=True)
-    return answer.strip().lower() in ("y", "yes")
+    return confirm.yes(f"[{host.name}] replace {proj.name}'s database (live release {live or 'none'}) with "
+                       f"{chosen['name']}, taken {chosen['taken_at']} on {chosen['release']}? Its units stop "
+                       "while it runs.", flag="--yes", what="replacing a database", host=host.name,
+                       step="restore")
 
 
 TASKS = (migrate, shell, manage, logs, start, stop, restart, services, backup, restore)

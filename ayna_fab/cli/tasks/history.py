@@ -40,7 +40,10 @@ def _read(cfg: Config, host: Host, projects: list[Project], limit: int) -> tuple
 @task(help={"project": "only this project", "json": "print JSON for scripts",
             "limit": "the newest N entries (default 20)"})
 def history(c, project=None, json=False, limit=20):
-    """Deploys and rollbacks, newest first: when, host, stage, release, revision, who, outcome, duration."""
+    """Deploys and rollbacks, newest first: when, host, stage, release, revision, who, outcome, duration.
+
+    Example: ayna-fab -H prod history --limit 10
+    """
     cfg = common.load()
     limit = int(limit)
     if limit < 1:

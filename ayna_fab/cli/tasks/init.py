@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ayna_fab.cli import output
+from ayna_fab.cli import jsondoc, output
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.config import model as config, registry
 from ayna_fab.errors import ConfigError, UsageError
@@ -21,25 +21,25 @@ if TYPE_CHECKING:
     from ayna_fab.scan import project as projectinit
 
 
-USAGE = """Usage: fab init PATH [--write] [--name NAME] [--host HOST [--hostname ADDRESS]] [--env ENV]
-
-Reads the project in PATH (. for here) without changing it, prints a hosts.toml entry, a .env
-and what stands between the project and a deploy or the standard. --write writes the entry into
-hosts.toml (AYNA_FAB_HOSTS or ./hosts.toml) and NAME.env beside it; --host adds the project to
-that host (--hostname creates the host)."""
-
-
-@task(help={"path": "the project's directory (a git checkout, or a folder in one)",
+@task(positional=["path"], positional_defaults={"path": "."},
+      help={"path": "the project's directory (a git checkout, or a folder in one); default: .",
             "write": "write the entry into hosts.toml and the .env next to it (never overwrites)",
             "name": "the project's name in hosts.toml (default: pyproject's name, or the folder's)",
             "host": "also add the project to this host's projects (with --write)",
             "hostname": "the host's address, when --host names a host hosts.toml does not have yet",
-            "env": "production, staging or dev: the shared/.env.ENV the releases link"})
-def init(c, path, write=False, name=None, host=None, hostname=None, env="production"):
-    """Read a project (nothing in it changes): print a hosts.toml entry, a .env and what to fix first."""
-    if path in ("-h", "--help"):  # invoke hands a flag to a missing positional argument
-        output.line(USAGE)
-        return
+            "env": "production, staging or dev: the shared/.env.ENV the releases link",
+            "json": "print one JSON document (schema: docs/cli.md) instead of the text"})
+def init(c, path=None, write=False, name=None, host=None, hostname=None, env="production", json=False):
+    """Read a project (nothing in it changes): print a hosts.toml entry, a .env and what to fix first.
+
+    Example: ayna-fab init --write --host prod --hostname prod.example.org
+    """
+    path = path or "."  # None is "left out": Invoke eats a positional argument only while it is None
+    with jsondoc.failures(json, path=path, written=False):
+        _init(path, write, name, host, hostname, env, json)
+
+
+def _init(path, write, name, host, hostname, env, json) -> None:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UsageError(f"{root} is not a directory", step="init", hint="fab init PATH_TO_THE_PROJECT")
@@ -59,15 +59,38 @@ def init(c, path, write=False, name=None, host=None, hostname=None, env="product
                             ports=cfg.ports if cfg else registry.STANDARD, env=env,
                             base_dir=cfg.defaults.base_dir if cfg else "/opt/ayna")
     entry = projectinit.toml_entry(plan)
+    if json:
+        if write:
+            _write(hosts_file, plan, entry, host, hostname, say=lambda _: None)
+        output.emit_json(_document(found, plan, hosts_file, entry, write, host))
+        return
     _found(found)
     if write:
-        _write(hosts_file, plan, entry, host, hostname)
+        _write(hosts_file, plan, entry, host, hostname, say=output.say)
     else:
         output.say(f"\nThe entry for {hosts_file} (fab init {path} --write adds it):\n")
         output.line(entry)
         output.say(f"The .env ({plan.env_file}; --write makes it with random secrets, mode 0600):\n")
         output.line(projectinit.env_text(plan, generate=False))
     _gaps(found, plan, hosts_file)
+
+
+def _document(f: projectinit.Found, plan: projectinit.Plan, hosts_file: Path, entry: str, written: bool,
+              host: str | None) -> dict:
+    """init's --json document (its schema: docs/cli.md)."""
+    from ayna_fab.scan import project as projectinit
+    deploy, standard = _gap_lists(f, plan, hosts_file)
+    return {"ok": True, "exit_code": 0, "project": plan.name, "path": str(f.root), "hosts_file": str(hosts_file),
+            "written": written, "host": host if written else None,
+            "found": {"django_dir": f.django_dir, "settings_module": f.settings_module, "wsgi_app": f.wsgi_app,
+                      "asgi_app": f.asgi_app, "celery_app": f.celery_app, "beat": f.beat, "database": f.database,
+                      "uv_lock": f.uv_lock, "uv_lock_committed": f.uv_lock_committed,
+                      "services": list(f.services), "env_keys": list(f.env_keys)},
+            "entry": entry, "env_file": plan.env_file,
+            "env": None if written else projectinit.env_text(plan, generate=False),
+            "before_first_deploy": [{"what": g.what, "fix": g.fix, "blocking": g.blocking} for g in deploy],
+            "standard": [{"what": g.what, "fix": g.fix} for g in standard],
+            "ready": not any(g.blocking for g in deploy)}
 
 
 def _found(f: projectinit.Found) -> None:
@@ -86,7 +109,8 @@ def _found(f: projectinit.Found) -> None:
         output.line(f"  {label:<12} {value}")
 
 
-def _write(hosts_file: Path, plan: projectinit.Plan, entry: str, host: str | None, hostname: str | None) -> None:
+def _write(hosts_file: Path, plan: projectinit.Plan, entry: str, host: str | None, hostname: str | None,
+           say) -> None:
     env_path = hosts_file.absolute().parent / plan.env_file
     if env_path.exists():
         raise UsageError(f"{env_path} exists; fab init never overwrites it", step="init",
@@ -112,12 +136,13 @@ def _write(hosts_file: Path, plan: projectinit.Plan, entry: str, host: str | Non
     fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(projectinit.env_text(plan, generate=True))
-    output.say(f"\nwrote [projects.{plan.name}] into {hosts_file}"
-               + (f" and added it to {host}'s projects" if host else "")
-               + f"; wrote {env_path} (mode 0600, random secrets; values are not shown)")
+    say(f"\nwrote [projects.{plan.name}] into {hosts_file}"
+        + (f" and added it to {host}'s projects" if host else "")
+        + f"; wrote {env_path} (mode 0600, random secrets; values are not shown)")
 
 
-def _gaps(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path) -> None:
+def _gap_lists(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path):
+    """(what stands before a first deploy, what departs from the standard)."""
     from ayna_fab.scan import project as projectinit
     gaps = projectinit.deploy_gaps(found)
     try:
@@ -125,6 +150,11 @@ def _gaps(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path) ->
     except ConfigError as exc:  # the entry itself would not load: that is the first thing to fix
         gaps.append(projectinit.Gap(f"the entry does not load: {exc.message}", exc.hint or ""))
         standard = []
+    return gaps, standard
+
+
+def _gaps(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path) -> None:
+    gaps, standard = _gap_lists(found, plan, hosts_file)
     blocking = [g for g in gaps if g.blocking]
     notes = [g for g in gaps if not g.blocking]
     output.say("\nBefore the first deploy:" if blocking else "\nNothing stands in the way of a first deploy.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ayna_fab.cli import output
+from ayna_fab.cli import confirm, output
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.tasks import common
 from ayna_fab.commands import hostcalls as hostcmd
@@ -17,7 +17,10 @@ from ayna_fab.remote.transport import Remote
 
 @task(help={"yes": "record the key without asking (only when you checked it another way)"})
 def trust(c, yes=False):
-    """Show a host's SSH key fingerprint and record it in known_hosts once you confirm it."""
+    """Show a host's SSH key fingerprint and record it in known_hosts once you confirm it.
+
+    Example: ayna-fab -H prod trust
+    """
     cfg = common.load()
     for host in common.hosts(c, cfg):
         ep = targets.endpoint(cfg, host)
@@ -35,8 +38,9 @@ def trust(c, yes=False):
                                                 f"'{ep.key_name}' -f {ep.known_hosts_path}, then trust again")
         output.say(f"[{host.name}] {ep.key_name} offers {key.get_name()} {fp}")
         if not yes:
-            answer = input("Is this the server's key (compare with ssh-keygen -lf on the server)? [y/N] ")
-            if answer.strip().lower() not in ("y", "yes"):
+            if not confirm.yes("Is this the server's key (compare with ssh-keygen -lf on the server)?",
+                               flag="--yes (only when you checked the key another way)",
+                               what="recording a host key", host=host.name, step="trust"):
                 raise UsageError("not trusted; nothing recorded", host=host.name, step="trust")
         hostkeys.record(ep, key)
         output.say(f"[{host.name}] recorded in {ep.known_hosts_path}")
@@ -45,7 +49,10 @@ def trust(c, yes=False):
 @task(help={"project": "the project to set up (default: every project the host carries)",
             "force_env": "overwrite a remote .env that differs from env_file (shows the keys that change)"})
 def setup(c, project=None, force_env=False):
-    """Bootstrap a host: deploy user, directories, uv, .env, database, systemd units, sudoers."""
+    """Bootstrap a host: deploy user, directories, uv, .env, database, systemd units, sudoers.
+
+    Example: ayna-fab -H prod setup --project shop
+    """
     cfg = common.load()
     from ayna_fab.provision import setup as hostsetup  # setup's own modules load only for setup: fab start-up
     plans = [hostsetup.prepare(cfg, h, p, force_env) for h in common.hosts(c, cfg)
@@ -64,7 +71,10 @@ def setup(c, project=None, force_env=False):
 
 @task(help={"project": "only this project", "json": "print JSON for scripts"})
 def validate(c, project=None, json=False):
-    """Conformance with the standard's seven checks: of the local project(s), or with -H of hosts."""
+    """Conformance with the standard's seven checks: of the local project(s), or with -H of hosts.
+
+    Example: ayna-fab -H prod validate --json
+    """
     from ayna_fab.provision import conformance
     cfg = common.load()
     reports = []
@@ -106,7 +116,10 @@ def _facts(remote: Remote, cfg, host, project) -> dict:
 
 @task(name="env-check", help={"project": "only this project"})
 def env_check(c, project=None):
-    """Check a host's .env: every variable the standard requires, ports as in the registry. Never shows values."""
+    """Check a host's .env: every variable the standard requires, ports as in the registry. Never shows values.
+
+    Example: ayna-fab -H prod env-check
+    """
     cfg = common.load()
     failed = 0
     for host in common.hosts(c, cfg):

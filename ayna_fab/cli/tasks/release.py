@@ -77,7 +77,10 @@ def _json_report(on: bool, operation: str, outcomes: list, dry_run: bool) -> Ite
             "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)",
             "json": JSON_HELP})
 def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None, json=False):
-    """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure."""
+    """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure.
+
+    Example: ayna-fab -H prod deploy --ref v1.4.0
+    """
     outcomes: list[hooks.Outcome] = []
     with _json_report(json, "deploy", outcomes, dry_run):
         _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes)
@@ -120,7 +123,10 @@ def _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes):
             "project": "needed when a host carries several projects",
             "dry_run": "print what would run; change nothing", "json": JSON_HELP})
 def rollback(c, to=None, project=None, dry_run=False, json=False):
-    """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked."""
+    """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked.
+
+    Example: ayna-fab -H prod rollback --to v3
+    """
     outcomes: list[hooks.Outcome] = []
     with _json_report(json, "rollback", outcomes, dry_run):
         _rollback(c, to, project, dry_run, outcomes)
@@ -144,7 +150,10 @@ def _rollback(c, to, project, dry_run, outcomes):
 
 @task(help={"json": "print JSON for scripts", "project": "only this project"})
 def status(c, json=False, project=None):
-    """One row per host and project: release, revision, who/when, units, health, lock, releases, disk."""
+    """One row per host and project: release, revision, who/when, units, health, lock, releases, disk.
+
+    Example: ayna-fab -H prod status --json
+    """
     cfg = common.load()
     jobs = []
     for host in common.hosts(c, cfg, all_when_none=True):
@@ -165,7 +174,10 @@ def status(c, json=False, project=None):
 
 @task(name="releases", help={"project": "needed when a host carries several projects", "json": "print JSON"})
 def list_releases(c, project=None, json=False):
-    """The releases on each host with their states (active, previous, good, failed, rolled-back)."""
+    """The releases on each host with their states (active, previous, good, failed, rolled-back).
+
+    Example: ayna-fab -H prod releases
+    """
     cfg = common.load()
     rows = []
     for host, proj in common.jobs(c, cfg, project):
@@ -184,7 +196,10 @@ def list_releases(c, project=None, json=False):
 @task(help={"project": "needed when a host carries several projects",
             "force": "remove the lock even if its holder may still be running"})
 def unlock(c, project=None, force=False):
-    """Remove a deploy lock left by a deploy that died; refuses a lock that may be live unless --force."""
+    """Remove a deploy lock left by a deploy that died; refuses a lock that may be live unless --force.
+
+    Example: ayna-fab -H prod unlock
+    """
     cfg = common.load()
     for host, proj in common.jobs(c, cfg, project):
         lay = Layout.of(cfg, proj)

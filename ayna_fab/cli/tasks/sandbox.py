@@ -17,7 +17,10 @@ from ayna_fab.sandbox.settings import SandboxSettings
             "shared_db": "every host reaches sandbox1's PostgreSQL at /srv/ayna-db (as a fleet shares one)",
             "rebuild": "build the hosts' root filesystem afresh (hosts of this sandbox must be down)"})
 def up(c, count=1, shared_db=False, rebuild=False):
-    """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH."""
+    """Boot sandbox hosts (Debian, real systemd and sshd) reachable at 127.0.0.1:2201.. over SSH.
+
+    Example: ayna-fab sandbox.up --count 2
+    """
     from ayna_fab.sandbox import manager, wheelhouse  # the sandbox's machinery loads only for its tasks
     settings = SandboxSettings.from_env(requirements=wheelhouse.requirements_for(_projects()))
     started = time.monotonic()
@@ -30,7 +33,10 @@ def up(c, count=1, shared_db=False, rebuild=False):
 
 @task
 def down(c):
-    """Stop every sandbox host and remove its processes, namespaces, mounts and files."""
+    """Stop every sandbox host and remove its processes, namespaces, mounts and files.
+
+    Example: ayna-fab sandbox.down
+    """
     settings = SandboxSettings.from_env()
     from ayna_fab.sandbox import manager
     names = manager.down(settings, output.say)
@@ -39,7 +45,10 @@ def down(c):
 
 @task(help={"json": "print JSON for scripts"})
 def status(c, json=False):
-    """List sandbox hosts: running or not, SSH address, memory in use."""
+    """List sandbox hosts: running or not, SSH address, memory in use.
+
+    Example: ayna-fab sandbox.status --json
+    """
     settings = SandboxSettings.from_env()
     if json:
         from ayna_fab.sandbox import manager
@@ -54,7 +63,10 @@ def status(c, json=False):
             "silent": "on: a silent partition (connections stay open, nothing passes, no reset); "
                       "off: back, cutting the connections that lost bytes"})
 def link(c, name="sandbox1", rtt_ms=None, cut=False, block=None, silent=None):
-    """Simulate a far server, a dropped link or a silent partition on one host's SSH forwarder."""
+    """Simulate a far server, a dropped link or a silent partition on one host's SSH forwarder.
+
+    Example: ayna-fab sandbox.link --name sandbox1 --rtt-ms 80
+    """
     settings = SandboxSettings.from_env()
     from ayna_fab.sandbox import forwarder, manager
     state = manager.State.load(settings.state_file)
