@@ -46,5 +46,6 @@ def where(reads) -> str:
 
 
 def usable(value: str) -> bool:
-    """A value from .env.example or a Dockerfile that is meant to be used, not a placeholder."""
-    return not PLACEHOLDER_RE.search(value)
+    """A value from .env.example or a Dockerfile that is meant to be used, not a placeholder, and
+    that means the same to systemd's EnvironmentFile= as to a shell (no quotes, spaces or $)."""
+    return not PLACEHOLDER_RE.search(value) and re.fullmatch(r"[^\s'\"\\$#`]+", value) is not None

@@ -41,19 +41,9 @@ WSGI_SETTING_RE = re.compile(r"""^WSGI_APPLICATION\s*=\s*["']([A-Za-z_][\w.]*)["
 FASTAPI_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:fastapi\.)?FastAPI\(", re.M)
 CELERY_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:celery\.)?Celery\(", re.M)
 BEAT_RE = re.compile(r"beat_schedule|CELERY_BEAT_SCHEDULE|add_periodic_task|django_celery_beat|@periodic_task")
-# How code reads the environment; the second group is what follows the name: a default or not.
-ENV_RES = [re.compile(p) for p in (
-    r"""os\.environ\[\s*["']([A-Z_][A-Z0-9_]*)["']()\s*\]""",
-    r"""os\.environ\.get\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
-    r"""os\.environ\.setdefault\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,)""",
-    r"""os\.getenv\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
-    r"""\benv(?:\.[a-z_]+)?\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",       # django-environ
-    r"""\bconfig\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",                  # python-decouple
-)]
 DJANGO_HEALTH_RE = re.compile(r"""\b(?:path|re_path)\(\s*r?["']\^?([^"'$]*health[^"'$]*)\$?["']""")
 FASTAPI_HEALTH_RE = re.compile(r"""@\w+\.(?:get|api_route)\(\s*["']([^"']*health[^"']*)["']""")
 STATIC_ROOT_RE = re.compile(r"^STATIC_ROOT\s*=", re.M)
-ALLOWED_HOSTS_RE = re.compile(r"^ALLOWED_HOSTS\s*=\s*(.+)$", re.M)
 DATABASES_RE = re.compile(r"^DATABASES\s*=", re.M)
 
 # What the standard's .env holds; ayna-fab fills each (DJANGO_SETTINGS_MODULE: found in manage.py).
@@ -310,9 +300,9 @@ def _django(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
             f.wsgi_app = f"{top}.wsgi:application"
     f.staticfiles = "django.contrib.staticfiles" in text
     f.static_root = bool(STATIC_ROOT_RE.search(text))
-    hosts = ALLOWED_HOSTS_RE.search(text)
-    if hosts and not any(r.search(hosts.group(1)) for r in ENV_RES) and "environ" not in hosts.group(1):
-        f.allowed_hosts = hosts.group(1).strip()
+    hosts = settingsmodule.assigned(f.settings_files, "ALLOWED_HOSTS")
+    if hosts and _literal(hosts[0]):   # a value read from the environment is the .env's to set
+        f.allowed_hosts = ast.unparse(hosts[0])
     f.databases_literal = bool(DATABASES_RE.search(text)) and "DATABASE_URL" not in text
     urlconf = settingsmodule.assigned(f.settings_files, "ROOT_URLCONF")
     urlconf_name = (urlconf[0].value if urlconf and isinstance(urlconf[0], ast.Constant)
@@ -328,6 +318,14 @@ def _django(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
                 f.health_web, f.health_web_why = "/" + m.group(1).lstrip("/"), f"a health route in {rel(f.root, p)}"
                 return
     f.health_web_guess = health
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
 
 
 def _asgi(f: Found, files: list[Path], texts: dict[Path, str]) -> None:

@@ -233,6 +233,38 @@ def test_a_variable_read_only_through_a_library_gets_that_librarys_url(tmp_path)
     assert value(lines, "CACHE_LOCATION") == "redis://localhost:6379/15"
 
 
+DECOUPLE_SITE = {
+    "manage.py": 'import os\nos.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")\n',
+    "shop/__init__.py": "",
+    "shop/wsgi.py": "",
+    "shop/urls.py": 'urlpatterns = [path("health/", views.health)]\n',
+    "shop/settings.py": textwrap.dedent('''
+        from decouple import Csv, config
+        import dj_database_url
+        SECRET_KEY = config("SECRET_KEY")
+        DEBUG = config("DEBUG", default=False, cast=bool)
+        ALLOWED_HOSTS = config("ALLOWED_HOSTS", cast=Csv())
+        DATABASES = {"default": dj_database_url.config()}
+        CELERY_BROKER_URL = config("CELERY_BROKER_URL")
+        STRIPE_API_KEY = config("STRIPE_API_KEY")
+        ROOT_URLCONF = "shop.urls"
+        '''),
+    ".env.example": "STRIPE_API_KEY=sk_test_xxx\nGREETING='hello world'\nLOG_LEVEL=info\n",
+}
+
+
+def test_a_decouple_project_gets_a_value_for_everything_but_its_own_credentials(tmp_path):
+    found = projectinit.inspect(tree(tmp_path / "shop", DECOUPLE_SITE))
+    assert (found.settings_module, found.health_web) == ("shop.settings", "/health/")
+    assert projectinit.unfilled(found) == ["STRIPE_API_KEY"]
+    lines = env_lines(found)
+    assert value(lines, "ALLOWED_HOSTS") == "127.0.0.1,localhost" and value(lines, "CELERY_BROKER_URL") == (
+        "redis://localhost:6379/15")
+    assert value(lines, "DEBUG") == "0" and "shop/settings.py:7 (dj-database-url)" in comment(lines, "DATABASE_URL")
+    # .env.example's placeholder and a value systemd would read otherwise than a shell stay out
+    assert value(lines, "STRIPE_API_KEY") == "" and "#GREETING=" in lines and value(lines, "LOG_LEVEL") == "info"
+
+
 # --- 3. uploads inside the release ----------------------------------------------------------------
 
 def test_init_blocks_on_a_media_root_inside_the_release_and_proposes_the_env(bakery):
