@@ -43,18 +43,39 @@ class Read:
         return f"{self.file}:{self.line}"
 
 
-def reads(text: str, file: str) -> list[Read]:
-    """Every read of the environment in one module's source (none if it does not parse)."""
+def reads(text: str, file: str, helpers: frozenset[str] = frozenset()) -> list[Read]:
+    """Every read of the environment in one module's source (none if it does not parse).
+    helpers: the project's own functions that read the variable named by their first argument."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    return _Visitor(file, tree).run()
+    return _Visitor(file, tree, helpers).run()
 
 
-def _const(node: ast.AST | None) -> str | None:
+def helpers(text: str) -> set[str]:
+    """The module's functions that read the environment variable their first parameter names
+    (`def env_str(name, default=None): return os.environ.get(name, ...)`): settings that call
+    `env_str("SECRET_KEY")` read SECRET_KEY."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    out = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.args.args:
+            param = fn.args.args[0].arg
+            probe = _Visitor("", ast.Module(body=fn.body, type_ignores=[]), frozenset(), key_param=param)
+            if any(r.name == "?" for r in probe.run()):
+                out.add(fn.name)
+    return out
+
+
+def _const(node: ast.AST | None, key_param: str | None = None) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAME_RE.fullmatch(node.value):
         return node.value
+    if key_param is not None and isinstance(node, ast.Name) and node.id == key_param:
+        return "?"
     return None
 
 
@@ -71,8 +92,10 @@ def _dotted(node: ast.AST) -> str:
 
 
 class _Visitor:
-    def __init__(self, file: str, tree: ast.Module) -> None:
-        self.file, self.tree = file, tree
+    def __init__(self, file: str, tree: ast.Module, helpers: frozenset[str] = frozenset(),
+                 key_param: str | None = None) -> None:
+        self.file, self.tree, self.helpers = file, tree, helpers
+        self.key_param = key_param   # helpers(): a read keyed by this parameter counts, as "?"
         self.environ = {"os.environ"}           # names bound to os.environ
         self.getenv = {"os.getenv"}             # names bound to os.getenv
         self.env_objects = {"env"}              # django-environ's Env instances
@@ -137,7 +160,7 @@ class _Visitor:
 
     def _read(self, node: ast.AST) -> None:
         if isinstance(node, ast.Subscript) and _dotted(node.value) in self.environ:
-            name = _const(node.slice)
+            name = _const(node.slice, self.key_param)
             if name:
                 self._note(node, self._add(name, node, False, "os.environ[...]"))
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
@@ -151,9 +174,12 @@ class _Visitor:
 
     def _call(self, node: ast.Call) -> Read | None:
         func = _dotted(node.func)
-        first = _const(node.args[0]) if node.args else None
+        first = _const(node.args[0], self.key_param) if node.args else None
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         owner, _, method = func.rpartition(".")
+        if func in self.helpers and first:
+            required = isinstance(kw.get("required"), ast.Constant) and kw["required"].value is True
+            return self._add(first, node, (len(node.args) > 1 or "default" in kw) and not required, f"{func}()")
         if (owner in self.environ and method in ("get", "setdefault", "pop")) or func in self.getenv:
             if first:
                 has_default = len(node.args) > 1 or "default" in kw or method == "get" or func in self.getenv

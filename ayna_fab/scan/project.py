@@ -391,8 +391,10 @@ def _env_keys(f: Found, texts: dict[Path, str]) -> None:
         workdir = f.root / (f.django_dir if f.django_dir is not None else (f.asgi_dir or "."))
         relevant += module_file(workdir, f.celery_app)
     by_name: dict[str, list[envreads.Read]] = {}
-    for p in dict.fromkeys(relevant):
-        for r in envreads.reads(texts.get(p) or read(p), rel(f.root, p)):
+    sources = {p: texts.get(p) or read(p) for p in dict.fromkeys(relevant)}
+    helpers = frozenset().union(*(envreads.helpers(t) for t in sources.values()))
+    for p, text in sources.items():
+        for r in envreads.reads(text, rel(f.root, p), helpers):
             if r.name != "DJANGO_SETTINGS_MODULE":
                 by_name.setdefault(r.name, []).append(r)
     f.env_reads = by_name

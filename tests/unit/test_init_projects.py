@@ -224,6 +224,16 @@ def test_the_ast_scan_sees_every_form_real_settings_use():
     assert envreads.reads("def broken(:\n", "x.py") == []
 
 
+def test_reads_through_the_projects_own_helpers_count(tmp_path):
+    """The demo's settings read everything through config/environment.py's env_str, env_int, ..."""
+    found = projectinit.inspect(REPO / "examples" / "uavcrew")
+    assert {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT"} <= set(found.env_keys)
+    secret = found.env_reads["SECRET_KEY"][0]
+    assert (secret.file, secret.how, secret.default) == ("src/web/config/settings/base.py", "env_str()", False)
+    assert projectinit.unfilled(found) == [] and found.settings_module == "config.settings.production"
+    assert envreads.helpers("import os\ndef flag(x):\n    return os.environ.get('DEBUG')\n") == set()
+
+
 def test_a_variable_read_only_through_a_library_gets_that_librarys_url(tmp_path):
     files = {**BAKERY, "bakery/settings/production.py": "import environ\nfrom .base import *\nenv = environ.Env()\n"
                                                         "DATABASES = {'default': env.db('PRIMARY_DB')}\n"
