@@ -41,6 +41,8 @@ def release(tmp_path, monkeypatch):
     (web / "recorder.py").write_text(RECORDER)
     (web / "django" / "__init__.py").write_text("def setup():\n    import recorder; recorder.dump('django')\n")
     (web / "django" / "core" / "__init__.py").write_text("")
+    (web / "django" / "conf").mkdir()
+    (web / "django" / "conf" / "__init__.py").write_text("class settings:\n    DEBUG = False\n")
     (web / "django" / "core" / "management" / "__init__.py").write_text("def call_command(*a, **k):\n    pass\n")
     (web / "manage.py").write_text("import recorder, sys\nrecorder.dump('manage-' + sys.argv[1])\n")
     os.makedirs(lay.shared)

@@ -30,6 +30,7 @@ DJANGO_STUB = {
         "        time.sleep(0.02)\n"
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} end {time.time()}\\n')\n"),
+    "conf/__init__.py": "class settings:\n    DEBUG = False\n",
     "db/__init__.py": "DEFAULT_DB_ALIAS = 'default'\nconnections = {'default': None}\n",
     "db/migrations/__init__.py": "",
     "db/migrations/executor.py": (   # the migration plan: STUB_PENDING migrations, logged when asked
@@ -93,7 +94,7 @@ def call(tmp_path, live, env_file, steps=("install", "backup", "check", "migrate
     return calls.Prepare(root=str(tmp_path), token="t", number=2, steps=list(steps),
                          base_venv=str(live / ".venv"), env_file=str(env_file), uv_cache=str(tmp_path / "uv"),
                          django_dir="src/web", asgi_dir=None, asgi_app=None, project="p", keep_backups=5,
-                         backup_release="v1", servers=[], preflight_timeout=10, checks="errors",
+                         backup_release="v1", servers=[], preflight_timeout=10, checks="errors", allow_debug=False,
                          uv_config=str(tmp_path / "uv.toml"), hooks=list(hooks), hook_env={})
 
 
