@@ -16,6 +16,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
 import types
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
+from ayna_fab.hostprog import switchover as activate, dumps, envwrite, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
 from ayna_fab.remote.transport import Command, Remote, Result
 
 
@@ -51,6 +52,7 @@ class HostState:
     late: list = field(default_factory=list)   # ... (its host, that worker), run when the test says
     pending: int = 1              # migrations the database lacks, as Django's migration plan counts them
     clock: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)   # the host's time; a dump moves it a day on
+    env_writes: int = 0           # texts the project's env writer (sudo) put in place
 
 
 class LaptopDied(BaseException):
@@ -99,7 +101,7 @@ class FakeRemote(Remote):
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.add(fault.step)
         self.log.append(name)
-        code, out = self.answer(name, cmd.call)
+        code, out = self.answer(name, cmd.call, stdin)
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.discard(fault.step)
         if fault and fault.kind == "die-after":
@@ -122,11 +124,24 @@ class FakeRemote(Remote):
         with open(path, "wb") as f:
             f.write(data)
 
-    def answer(self, name: str, call) -> tuple[int, str]:
+    def answer(self, name: str, call, stdin: str | None = None) -> tuple[int, str]:
         out = io.StringIO()
         with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
-            code = main.run([name, json.dumps(asdict(call))])
+            saved_stdin = sys.stdin   # the call's stdin (a secret travels there), one host at a time
+            sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()))
+            try:
+                code = main.run([name, json.dumps(asdict(call))])
+            finally:
+                sys.stdin = saved_stdin
         return code, out.getvalue()
+
+    def read_text(self, path: str, *, step: str) -> str | None:
+        self.round_trips += 1
+        try:
+            with open(path, newline="") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def on_host(self, work):
         """Run work as a process of this host would (its systemd, uv and apps faked as for calls)."""
@@ -222,7 +237,16 @@ class FakeRemote(Remote):
             FakeRemote.laptop_dead = True
             raise LaptopDied("activate")
 
+        def sudo_writer(argv, input, **kw):
+            """The project's env writer through sudo: the text in place, as it would put it."""
+            with open(os.path.join(self.root, "shared", ".env.production"), "wb") as f:
+                f.write(input)
+            st.env_writes += 1
+            return subprocess.CompletedProcess(argv, 0, b"", b"")
+
         patch(activate, "detach", detach)
+        patch(envwrite, "subprocess", types.SimpleNamespace(run=sudo_writer, PIPE=subprocess.PIPE,
+                                                             STDOUT=subprocess.STDOUT))
         patch(holder, "hold_until_done", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here

@@ -189,6 +189,8 @@ KEYS: tuple[Key, ...] = (
         r.one_of(r.ENVS, "env", f"env is one of: {', '.join(r.ENVS)}")),
     Key("env_file", P, PATH, None, "the local .env that setup uploads (keep it out of git)", '".env.production"',
         r.local_path),
+    Key("env_command", P, STRINGS, None, "run on the laptop by env.push and env.diff; its output is the env "
+        "file (instead of env_file)", '["pass", "show", "shop/env"]', r.argv),
     Key("health", P, table("health"), Factory(dict, "web and api below"), "health endpoints, by service",
         '{ web = "/health/", api = "/health" }'),
     Key("migrate_host", P, STRING, None, "the host that migrates for a fleet; unset: the target's first",

@@ -165,12 +165,13 @@ class HostRun:
         if self.remote.interrupted:
             raise KeyboardInterrupt(self.remote.interrupted)
 
-    def call(self, command: Command, *, timeout: float | None = 600, show_steps: bool = True) -> dict | None:
+    def call(self, command: Command, *, timeout: float | None = 600, show_steps: bool = True,
+             stdin: str | None = None) -> dict | None:
         """Run one host call; its answer (None for a change in a dry run). The host's step lines
         are shown; a refusal comes back as {"error": ...}, except a lost lock, which stops here.
         A Ctrl-C seen during an earlier call stops the operation before this one is sent."""
         self.stop_if_interrupted()
-        res = self.remote.run(command, check=False, timeout=timeout)
+        res = self.remote.run(command, check=False, timeout=timeout, stdin=stdin)
         if self.dry_run and command.changes:
             return None
         data = hostcall.parse(res, host=self.name, step=command.step)
