@@ -2,10 +2,10 @@
 
 from invoke import Collection
 
-from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, release, sandbox, secrets
+from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, lifecycle, release, sandbox, secrets
 
 ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
                 release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
-                *ops.TASKS)
+                *ops.TASKS, *lifecycle.TASKS)
 ns.add_collection(sandbox.collection)
 ns.add_collection(secrets.collection)
