@@ -1,4 +1,4 @@
-"""One-off commands in the live release (exec), and removing a project from a host (remove)."""
+"""One-off commands in the live release (exec), and taking a project off a host (remove: ops/teardown.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ayna_fab.cli.tasks.daytwo import _open, _refused, _words
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.config.layout import Layout
 from ayna_fab.errors import CommandExited, UsageError
+from ayna_fab.ops import teardown
 
 PROJECT = "needed when a host carries several projects"
 
@@ -55,4 +56,36 @@ def exec_(c, args=None, interactive=False, once=False, project=None):
                             code, host=name if len(failed) == 1 else None, step="exec")
 
 
-TASKS = (exec_,)
+@task(help={"project": "the project to remove (always named: nothing is removed by default)",
+            "purge": "also drop its database (if setup created it) and delete its files, after a last backup",
+            "yes": "do not ask before purging (for scripts)"})
+def remove(c, project=None, purge=False, yes=False):
+    """Take a project off hosts: its units, sockets and sudoers rule; --purge also its database and files."""
+    if not project:
+        raise UsageError("which project? pass --project P", step="remove",
+                         hint="fab -H HOST remove --project P [--purge]")
+    cfg = common.load()
+    jobs = common.jobs(c, cfg, project)
+    if purge and not yes:
+        for host, proj in jobs:   # every answer before the first change
+            if not _confirm(f"[{host.name}] remove {proj.name} and PURGE it: drop its database and delete "
+                            f"{Layout.of(cfg, proj).root} but its backups (a last backup is taken first)? [y/N] "):
+                raise UsageError("not removed; nothing was changed", host=host.name, step="remove")
+    for host, proj in jobs:
+        r = teardown.run(cfg, host, proj, purge, output.say)
+        kept = "its backups" if purge else "its releases, shared files, backups and database"
+        output.say(f"[{host.name}] {proj.name} removed ({len(r.changes)} change(s)); kept: {kept}. "
+                   f"Bring it back with: fab -H {host.name} setup --project {proj.name}, then deploy")
+
+
+def _confirm(question: str) -> bool:
+    try:
+        answer = input(question)
+    except EOFError:
+        answer = ""
+    if not sys.stdin.isatty():  # the answer was not echoed: end the question's line
+        print(flush=True)
+    return answer.strip().lower() in ("y", "yes")
+
+
+TASKS = (exec_, remove)
