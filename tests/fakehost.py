@@ -76,6 +76,7 @@ class FakeRemote(Remote):
         self.faults = list(faults or [])
         self.counts: dict[str, int] = {}
         self.log: list[str] = []
+        self.stdin: str | None = None   # the stdin of the command being answered
 
     def _fault(self, name: str) -> Fault | None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -101,7 +102,8 @@ class FakeRemote(Remote):
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.add(fault.step)
         self.log.append(name)
-        code, out = self.answer(name, cmd.call, stdin)
+        self.stdin = stdin
+        code, out = self.answer(name, cmd.call)
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.discard(fault.step)
         if fault and fault.kind == "die-after":
@@ -124,11 +126,12 @@ class FakeRemote(Remote):
         with open(path, "wb") as f:
             f.write(data)
 
-    def answer(self, name: str, call, stdin: str | None = None) -> tuple[int, str]:
+    def answer(self, name: str, call) -> tuple[int, str]:
+        """The host program's answer to the call; self.stdin (the command's stdin) is its stdin."""
         out = io.StringIO()
         with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
             saved_stdin = sys.stdin   # the call's stdin (a secret travels there), one host at a time
-            sys.stdin = io.TextIOWrapper(io.BytesIO((stdin or "").encode()))
+            sys.stdin = io.TextIOWrapper(io.BytesIO((self.stdin or "").encode()))
             try:
                 code = main.run([name, json.dumps(asdict(call))])
             finally:

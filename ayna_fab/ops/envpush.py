@@ -68,6 +68,10 @@ class EnvPush(runner.Operation):
         self.keys: dict[str, dict] = {}           # host -> the keys that changed there
         self.written: set[str] = set()
 
+    def batches(self) -> list[list[HostRun]]:
+        """Restarts go in the project's batches, as a deploy's flips do."""
+        return runner.batches(self.targets, str(self.project.batch))
+
     def lock_and_plan(self, t: HostRun) -> None:
         deploy.lock_and_plan(t, None if t.dry_run else t.owner)
         t.show("lock + plan", t.steps["lock + plan"],

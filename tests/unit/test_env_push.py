@@ -89,10 +89,10 @@ def test_units_that_fail_with_the_new_file_get_the_old_one_back_and_restarted(wo
 
     real_answer = world.targets(("h1",), {})[0].remote.answer.__func__
 
-    def answer(self, name, call, stdin=None):   # health comes back once the old file is back
-        if name == "envwrite" and stdin == GOOD:
+    def answer(self, name, call):   # health comes back once the old file is back
+        if name == "envwrite" and self.stdin == GOOD:
             self.state.broken_live.discard(1)
-        return real_answer(self, name, call, stdin)
+        return real_answer(self, name, call)
 
     import tests.fakehost as fakehost
     saved = fakehost.FakeRemote.answer
