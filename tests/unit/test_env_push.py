@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.errors import OperationFailed
+from ayna_fab.config import model as config
+from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.hostprog import envfile
 from ayna_fab.ops import envpush, lockrecord as lock, runner
 from tests.unit.test_recovery import HOSTS, World
@@ -105,3 +106,25 @@ def test_units_that_fail_with_the_new_file_get_the_old_one_back_and_restarted(wo
     assert env(world) == GOOD and world.states["h1"].env_writes == 2
     assert world.current() == 1 and not world.locked()
     assert world.log()[-1]["event"] == "env push" and world.log()[-1]["result"] == "failed"
+
+
+def project_with(tmp_path, **keys):
+    (tmp_path / "hosts.toml").write_text('[projects.demo]\nsource = "."\nenv = "production"\nport_base = 8200\n'
+                                         + "".join(f"{k} = {v}\n" for k, v in keys.items())
+                                         + '\n[hosts.h1]\nhostname = "192.0.2.1"\nprojects = ["demo"]\n')
+    return config.load(tmp_path / "hosts.toml").projects["demo"]
+
+
+def test_env_command_is_the_local_file_and_a_failure_never_shows_its_output(tmp_path):
+    p = project_with(tmp_path, env_command='["sh", "-c", "printf \'SECRET_KEY=from-the-vault\\\\n\'"]')
+    assert envpush.local_text(p) == "SECRET_KEY=from-the-vault\n"
+    p = project_with(tmp_path, env_command='["sh", "-c", "echo SECRET_KEY=half-a-secret; exit 4"]')
+    with pytest.raises(UsageError) as err:
+        envpush.local_text(p)
+    assert "exited 4" in str(err.value) and "half-a-secret" not in str(err.value)
+
+
+def test_env_command_comes_before_env_file(tmp_path):
+    (tmp_path / "demo.env").write_text("A=file\n")
+    p = project_with(tmp_path, env_file='"demo.env"', env_command='["echo", "A=command"]')
+    assert envpush.local_text(p) == "A=command\n"
