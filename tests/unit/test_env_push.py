@@ -128,3 +128,10 @@ def test_env_command_comes_before_env_file(tmp_path):
     (tmp_path / "demo.env").write_text("A=file\n")
     p = project_with(tmp_path, env_file='"demo.env"', env_command='["echo", "A=command"]')
     assert envpush.local_text(p) == "A=command\n"
+
+
+def test_a_dry_run_reads_but_changes_nothing(world):
+    op = envpush.EnvPush(world.cfg, world.project, lambda old: old + "X=1\n", world.targets(("h1",), {}, dry_run=True))
+    runner.run(op, world.said.append)
+    assert env(world) == GOOD and world.states["h1"].env_writes == 0 and world.states["h1"].restarts == []
+    assert not world.locked() and any("envwrite" in line for line in world.said)
