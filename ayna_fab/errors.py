@@ -53,6 +53,14 @@ class OperationFailed(AynaFabError):
     exit_code = 1
 
 
+class CommandExited(AynaFabError):
+    """A person's own command (fab exec) ended with a non-zero status: ayna-fab exits with that status."""
+
+    def __init__(self, message: str, code: int, **where) -> None:
+        super().__init__(message, **where)
+        self.exit_code = code
+
+
 class NeedsAttention(AynaFabError):
     """The operation failed and a good state could not be restored: a person must look."""
 

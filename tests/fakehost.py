@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.hostprog import switchover as activate, dumps, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
+from ayna_fab.hostprog import switchover as activate, dumps, envwrite, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
 from ayna_fab.remote.transport import Command, LineSink, Remote, Result
 
 
@@ -52,6 +52,7 @@ class HostState:
     late: list = field(default_factory=list)   # ... (its host, that worker), run when the test says
     pending: int = 1              # migrations the database lacks, as Django's migration plan counts them
     clock: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)   # the host's time; a dump moves it a day on
+    env_writes: int = 0           # texts the project's env writer (sudo) put in place
 
 
 class LaptopDied(BaseException):
@@ -76,6 +77,7 @@ class FakeRemote(Remote):
         self.counts: dict[str, int] = {}
         self.log: list[str] = []
         self.on_line = None                     # where run() hands the answer's lines as they come
+        self.stdin: str | None = None   # the stdin of the command being answered
 
     def _fault(self, name: str) -> Fault | None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -103,6 +105,7 @@ class FakeRemote(Remote):
             self.state.fail_steps.add(fault.step)
         self.log.append(name)
         self.on_line = on_line   # answer() hands its lines on as they are written
+        self.stdin = stdin
         code, out = self.answer(name, cmd.call)
         if fault and fault.kind == "fail-step":
             self.state.fail_steps.discard(fault.step)
@@ -127,10 +130,24 @@ class FakeRemote(Remote):
             f.write(data)
 
     def answer(self, name: str, call) -> tuple[int, str]:
+        """The host program's answer to the call; self.stdin (the command's stdin) is its stdin."""
         out = _Relayed(self.on_line)
         with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
-            code = main.run([name, json.dumps(asdict(call))])
+            saved_stdin = sys.stdin   # the call's stdin (a secret travels there), one host at a time
+            sys.stdin = io.TextIOWrapper(io.BytesIO((self.stdin or "").encode()))
+            try:
+                code = main.run([name, json.dumps(asdict(call))])
+            finally:
+                sys.stdin = saved_stdin
         return code, out.getvalue()
+
+    def read_text(self, path: str, *, step: str) -> str | None:
+        self.round_trips += 1
+        try:
+            with open(path, newline="") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def on_host(self, work):
         """Run work as a process of this host would (its systemd, uv and apps faked as for calls)."""
@@ -235,7 +252,16 @@ class FakeRemote(Remote):
             FakeRemote.laptop_dead = True
             raise LaptopDied("activate")
 
+        def sudo_writer(argv, input, **kw):
+            """The project's env writer through sudo: the text in place, as it would put it."""
+            with open(os.path.join(self.root, "shared", ".env.production"), "wb") as f:
+                f.write(input)
+            st.env_writes += 1
+            return subprocess.CompletedProcess(argv, 0, b"", b"")
+
         patch(activate, "detach", detach)
+        patch(envwrite, "subprocess", types.SimpleNamespace(run=sudo_writer, PIPE=subprocess.PIPE,
+                                                             STDOUT=subprocess.STDOUT))
         patch(holder, "hold_until_done", lambda root, token: None)       # a holder lives as long as a connection
         patch(preflight, "check", check)
         patch(preflight, "start", lambda servers, env, cwd: None)   # nothing started ahead here

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from ayna_fab.cli.tasks import configview, daytwo, history, init, provisioning as host, release, sandbox
+from ayna_fab.cli.tasks import configview, daytwo, history, init, lifecycle, provisioning as host, release, sandbox, secrets
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Releases", ("deploy", "rollback", "status", "releases", "history", "unlock")),
     ("Day two", ("migrate", "shell", "manage", "logs", "start", "stop", "restart", "services",
-                 "backup", "restore")),
-    ("A project and its hosts", ("init", "trust", "setup", "validate", "env-check", "config")),
+                 "backup", "restore", "exec", "env.diff", "env.push", "env.set", "env.unset")),
+    ("A project and its hosts", ("init", "trust", "setup", "validate", "env-check", "config", "remove")),
 )
 
 HIDDEN_COLLECTIONS = ("sandbox",)   # reached by name, not shown by the root --list
 
 ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
                 release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
-                *daytwo.TASKS)
+                *daytwo.TASKS, *lifecycle.TASKS)
 ns.add_task(history.history)
 ns.add_task(configview.show_config)
+ns.add_collection(secrets.collection)
 ns.add_collection(sandbox.collection)

@@ -197,6 +197,20 @@ def restore(layout: Layout, project: Project, name: str, *, keep: int, lock: dic
                                           keep=rules.check_keep(keep), lock=lock, safety=safety), "restore")
 
 
+def exec_in_release(layout: Layout, argv: list[str]) -> Command:
+    """Any command in the live release's directory, with the units' environment (`fab exec`)."""
+    return hostcall.command(calls.Exec(root=layout.root, env_file=layout.env_file, argv=list(argv)), "exec",
+                            hint="the host has no live release yet? deploy first")
+
+
+def env_write(layout: Layout, token: str, writer: str) -> Command:
+    """Under the operation's lock: the env file's new text, sent on stdin, put in place by the
+    project's env writer (provision/envwriter.py)."""
+    return hostcall.command(calls.EnvWrite(root=layout.root, token=token, env_file=layout.env_file,
+                                           writer=writer), "env file",
+                            hint="setup installs the env writer and its sudoers rule: fab -H HOST setup")
+
+
 def services(unit_names: list[str]) -> Command:
     return hostcall.command(calls.Services(units=list(unit_names)), "services", changes=False)
 

@@ -103,8 +103,9 @@ def not_yet_deployed_re(venv_bin: str) -> str:
 
 
 def install_journal_reader(path: str, text: str) -> Command:
-    """The project's journal reader (sudoers.render_journal_reader), root's 0755, where only root
-    writes (/usr/local/lib): installed before the sudoers rule that names it."""
+    """A program the sudoers rule names (the project's journal reader, sudoers.render_journal_reader,
+    or its env writer, provision/envwriter.py), root's 0755, where only root writes (/usr/local/lib):
+    installed before the sudoers rule that names it."""
     return Command("\n".join([
         "set -eu",
         "stage=$(mktemp)",

@@ -222,6 +222,26 @@ class Restore:
 
 
 @dataclass(frozen=True)
+class EnvWrite:
+    """Under the operation's lock: the env file's new text comes on stdin (never an argument) and
+    goes in place through the project's env writer (sudo writer, provision/envwriter.py); answers
+    which keys differ, never a value."""
+    root: str
+    token: str
+    env_file: str
+    writer: str
+
+
+@dataclass(frozen=True)
+class Exec:
+    """exec argv in the live release's directory as the deploy user, with the units' environment
+    and the release's venv first on PATH."""
+    root: str
+    env_file: str
+    argv: list
+
+
+@dataclass(frozen=True)
 class Services:
     """Each unit's state, main PID, memory and start time."""
     units: list
@@ -273,7 +293,7 @@ class AuthorizeKey:
 
 CALLS = {cls.__name__.lower(): cls for cls in (
     Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations, History,
-    Manage, Migrate, Backup, Backups, Restore, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
+    Manage, Migrate, Backup, Backups, Restore, EnvWrite, Exec, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
 
 
 def name_of(call):

@@ -39,14 +39,18 @@ NOT_UTF8_RE = re.compile("[\ud800-\udfff\ufdd0-\ufdef"
                          + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)) + "]")
 
 
-def parse(text):
-    """{KEY: value} of an EnvironmentFile's text; ValueError if systemd would refuse it."""
+def parse(text, spans=None):
+    """{KEY: value} of an EnvironmentFile's text; ValueError if systemd would refuse it. spans: a
+    list that receives (key, start, end) of every assignment, its line ending included (the text
+    a writer removes to drop it)."""
     if "\0" in text:
         raise ValueError("a NUL character: systemd refuses the whole file")
     env = {}
     state = "pre_key"
     key, value = [], []
     key_ws = value_ws = None  # where trailing whitespace of the key / unquoted value begins
+    start = 0                 # where the current key began
+    i = 0
 
     def push():
         k = "".join(key[:key_ws] if key_ws is not None else key)
@@ -55,13 +59,15 @@ def parse(text):
             raise ValueError(f"invalid UTF-8 or a noncharacter in {k!r}: systemd refuses the whole file")
         if NAME_RE.fullmatch(k):
             env[k] = v
+            if spans is not None:
+                spans.append((k, start, i + 1))
 
-    for c in text:
+    for i, c in enumerate(text):
         if state == "pre_key":
             if c in COMMENTS:
                 state = "comment"
             elif c not in WHITESPACE:
-                state, key, value, key_ws = "key", [c], [], None
+                state, key, value, key_ws, start = "key", [c], [], None, i
         elif state == "key":
             if c in NEWLINE:
                 state = "pre_key"
@@ -132,8 +138,47 @@ def parse(text):
     if state in ("pre_value", "value", "value_escape", "single", "double", "double_escape"):
         if state == "value" and value_ws is not None:
             del value[value_ws:]
+        i = len(text) - 1
         push()
     return env
+
+
+# --- writing: one key changed, every other line kept as it was --------------------------------
+
+def quote(value):
+    """value as a double-quoted EnvironmentFile value that reads back exactly (newlines included);
+    ValueError for what no env file can hold (a NUL, invalid UTF-8, a noncharacter)."""
+    if "\0" in value or NOT_UTF8_RE.search(value):
+        raise ValueError("a NUL, invalid UTF-8 or a noncharacter: systemd would refuse the file")
+    return '"' + "".join("\\" + c if c in SHELL_NEED_ESCAPE else c for c in value) + '"'
+
+
+def without(text, key):
+    """text with every assignment of key removed (comments and other keys untouched)."""
+    for _, start, end in sorted((s for s in _spans(text) if s[0] == key), key=lambda s: -s[1]):
+        text = text[:start] + text[end:]
+    return text
+
+
+def with_value(text, key, value):
+    """text with key set to value: its last assignment rewritten in place, earlier ones removed;
+    appended at the end if it had none."""
+    if not NAME_RE.fullmatch(key):
+        raise ValueError(f"{key!r} is not a variable name (letters, digits and _, not first a digit)")
+    line = f"{key}={quote(value)}\n"
+    spans = [s for s in _spans(text) if s[0] == key]
+    if not spans:
+        return text + ("" if not text or text.endswith(("\n", "\r")) else "\n") + line
+    _, start, end = spans[-1]
+    if end == len(text) and not text.endswith(("\n", "\r")):
+        line = line[:-1]
+    return without(text[:start], key) + line + without(text[end:], key)
+
+
+def _spans(text):
+    spans = []
+    parse(text, spans)
+    return spans
 
 
 # --- secrets: what must never leave the host in text -----------------------------------------

@@ -22,7 +22,8 @@ HANDLERS = {
     "unlock": "holder.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
     "history": "deploylog.read",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
-    "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
+    "restore": "maintenance.restore", "envwrite": "envwrite.replace", "exec": "maintenance.exec_in_release",
+    "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
     "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
 }

@@ -1,4 +1,5 @@
-"""Day-two calls: manage.py in the live release, migrate and restore under the lock, backups, services.
+"""Day-two calls: manage.py or any command in the live release, migrate and restore under the lock,
+backups, services.
 
 migrate and restore run to their end on the host even if the connection drops
 (SIGHUP ignored), and release the lock themselves.
@@ -33,6 +34,23 @@ def manage(a: calls.Manage):
     argv, cwd, env = _manage(a.root, a.env_file, a.django_dir, a.argv)
     os.chdir(cwd)
     os.execve(argv[0], argv, env)
+
+
+def exec_in_release(a: calls.Exec):
+    """Replace this process with argv, run in the live release's directory with the units'
+    environment: its output, exit status and terminal are the caller's."""
+    rel = store.current_dir(a.root)
+    if rel is None:
+        raise Refused("no-release", f"{a.root} has no live release (releases/current is missing): deploy first")
+    try:
+        env = envfile.for_app(a.env_file, rel)
+    except OSError as e:
+        raise Refused("env", f"cannot read {a.env_file}: {e.strerror}")
+    os.chdir(rel)
+    try:
+        os.execvpe(a.argv[0], a.argv, env)
+    except OSError as e:
+        raise Refused("not-found", f"cannot run {a.argv[0]!r} in {rel}: {e.strerror}")
 
 
 def _hold(root, owner, what):

@@ -187,7 +187,8 @@ class HostRun:
         if self.remote.interrupted:
             raise KeyboardInterrupt(self.remote.interrupted)
 
-    def call(self, command: Command, *, timeout: float | None = 600, show_steps: bool = True) -> dict | None:
+    def call(self, command: Command, *, timeout: float | None = 600, show_steps: bool = True,
+             stdin: str | None = None) -> dict | None:
         """Run one host call; its answer (None for a change in a dry run). The host's step lines
         are shown; a refusal comes back as {"error": ...}, except a lost lock, which stops here.
         A Ctrl-C seen during an earlier call stops the operation before this one is sent."""
@@ -199,7 +200,8 @@ class HostRun:
             self.hear(line)
 
         try:
-            res = self.remote.run(command, check=False, timeout=timeout, on_line=hear if show_steps else None)
+            res = self.remote.run(command, check=False, timeout=timeout, stdin=stdin,
+                                  on_line=hear if show_steps else None)
         finally:
             if self.progress is not None:
                 self.progress.idle(self.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
-from ayna_fab.provision import envcheck as envfile, sudoers, unitfiles as units
+from ayna_fab.provision import envcheck as envfile, envwriter, sudoers, unitfiles as units
 
 MAKE_TARGETS = ("run", "deploy", "rollback", "migrate", "shell", "logs", "start", "stop", "restart",
                 "status", "validate")
@@ -178,6 +178,8 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     sudo = facts.get("sudo") or ""
     if sudoers.journal_reader(project.name) not in sudo:
         access.append(f"{user} may not read its units' logs with sudo {sudoers.journal_reader(project.name)}")
+    if envwriter.path(project.name) not in sudo:
+        access.append(f"{user} may not replace its env file with sudo {envwriter.path(project.name)} (run setup)")
     for name in units.unit_names(project):
         if f"/usr/bin/systemctl restart {name}" not in sudo:
             access.append(f"{user} may not run 'systemctl restart {name}' with sudo")

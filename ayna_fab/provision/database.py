@@ -78,3 +78,21 @@ def ensure_sql(db: Database) -> str:
         "\\endif",
         "",
     ])
+
+
+def drop_sql(db: Database) -> str:
+    """Drop the database and its role (fab remove --purge, after its last backup); says what it did.
+    The units are stopped first; FORCE ends any session left."""
+    return "\n".join([
+        f"SELECT EXISTS (SELECT FROM pg_database WHERE datname = {literal(db.name)}) AS has_db \\gset",
+        "\\if :has_db",
+        f"DROP DATABASE {ident(db.name)} WITH (FORCE);",
+        f"\\echo 'changed: dropped database {db.name}'",
+        "\\endif",
+        f"SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = {literal(db.user)}) AS has_role \\gset",
+        "\\if :has_role",
+        f"DROP ROLE {ident(db.user)};",
+        f"\\echo 'changed: dropped PostgreSQL role {db.user}'",
+        "\\endif",
+        "",
+    ])

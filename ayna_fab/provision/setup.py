@@ -18,7 +18,7 @@ from ayna_fab.config import packageindex
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import database, envcheck as envfile, sudoers, unitfiles as units
+from ayna_fab.provision import database, envcheck as envfile, envwriter, sudoers, unitfiles as units
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
@@ -152,6 +152,8 @@ def step_sudoers(s: Setup, r: Remote) -> None:
     names = units.unit_names(s.project)
     reader = sudoers.journal_reader(s.project.name)
     _apply(s, r.run(cmd.install_journal_reader(reader, sudoers.render_journal_reader(s.project.name, names))).stdout)
+    writer = envwriter.render(s.project.name, s.remote_env_path, s.deploy_user)
+    _apply(s, r.run(cmd.install_journal_reader(envwriter.path(s.project.name), writer)).stdout)
     text = sudoers.render(s.project.name, s.deploy_user, names)
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 

@@ -1,10 +1,13 @@
 """The deploy user's root rights: exactly the systemctl verbs deploys need on one project's units,
-and the project's journal reader (its units' logs, never the whole journal); status queries need no root.
+the project's journal reader (its units' logs, never the whole journal) and its env writer (its env
+file, replaced with a text systemd loads, provision/envwriter.py); status queries need no root.
 """
 
 from __future__ import annotations
 
 import json
+
+from ayna_fab.provision import envwriter
 
 SYSTEMCTL = "/usr/bin/systemctl"
 JOURNALCTL = "/usr/bin/journalctl"
@@ -24,6 +27,7 @@ def render(project: str, user: str, units: list[str]) -> str:
     alias = "AYNA_" + project.upper().replace("-", "_")
     commands = [f"{SYSTEMCTL} {verb} {unit}" for unit in sorted(units) for verb in VERBS]
     commands.append(journal_reader(project))    # any arguments: the reader checks each one
+    commands.append(f'{envwriter.path(project)} ""')  # no arguments at all: the text comes on stdin
     body = ", \\\n    ".join(commands)
     return (f"# Managed by ayna-fab for {project}: what {user} may run as root, and nothing more.\n"
             f"Cmnd_Alias {alias} = \\\n    {body}\n"

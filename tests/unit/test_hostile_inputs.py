@@ -68,8 +68,9 @@ def test_without_an_admin_key_setup_uses_identity_file(tmp_path):
     assert targets.endpoint(cfg, cfg.hosts["a"], admin=True).identity_file == tmp_path / "keys/deploy"
 
 
-def test_only_setup_ever_asks_for_the_admin_login():
-    """Every other task connects as the deploy user: the admin key is loaded by setup alone."""
+def test_only_setup_and_remove_ever_ask_for_the_admin_login():
+    """Every other task connects as the deploy user: the admin key is loaded by setup, and by remove,
+    which takes out what setup put in."""
     admin_logins = []
     for path in (REPO / "ayna_fab").rglob("*.py"):
         for fn in ast.walk(ast.parse(path.read_text())):
@@ -78,7 +79,7 @@ def test_only_setup_ever_asks_for_the_admin_login():
             for node in ast.walk(fn):
                 if isinstance(node, ast.Call) and any(k.arg == "admin" for k in node.keywords):
                     admin_logins.append(f"{path.relative_to(REPO)}:{fn.name}")
-    assert admin_logins == ["ayna_fab/cli/tasks/provisioning.py:setup"]
+    assert sorted(admin_logins) == ["ayna_fab/cli/tasks/provisioning.py:setup", "ayna_fab/ops/teardown.py:run"]
 
 
 def test_the_host_setup_page_documents_the_admin_key():
