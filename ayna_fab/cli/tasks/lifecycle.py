@@ -25,7 +25,10 @@ PROJECT = "needed when a host carries several projects"
                          "once": "run it on the target's first host only",
                          "project": PROJECT})
 def exec_(c, args=None, interactive=False, once=False, project=None):
-    """Run any command in the live release as the deploy user, with its venv and env file: fab -H T exec -- CMD."""
+    """Run any command in the live release as the deploy user, with its venv and env file: fab -H T exec -- CMD.
+
+    Example: ayna-fab -H prod exec --once -- python manage.py showmigrations
+    """
     argv = _words(args, "exec")
     if not argv:
         raise UsageError("no command given", step="exec",
@@ -59,7 +62,10 @@ def exec_(c, args=None, interactive=False, once=False, project=None):
             "purge": "also drop its database (if setup created it) and delete its files, after a last backup",
             "yes": "do not ask before purging (for scripts)"})
 def remove(c, project=None, purge=False, yes=False):
-    """Take a project off hosts: its units, sockets and sudoers rule; --purge also its database and files."""
+    """Take a project off hosts: its units, sockets and sudoers rule; --purge also its database and files.
+
+    Example: ayna-fab -H prod remove --project shop
+    """
     if not project:
         raise UsageError("which project? pass --project P", step="remove",
                          hint="fab -H HOST remove --project P [--purge]")

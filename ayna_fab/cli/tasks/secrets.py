@@ -34,7 +34,10 @@ PROJECT = "needed when a host carries several projects"
 
 @task(help={"project": PROJECT})
 def diff(c, project=None):
-    """Keys that differ between the local env file (env_command or env_file) and each host's; never values."""
+    """Keys that differ between the local env file (env_command or env_file) and each host's; never values.
+
+    Example: ayna-fab -H prod env.diff
+    """
     cfg = common.load()
     differ = 0
     for host, proj in common.jobs(c, cfg, project):
@@ -74,7 +77,10 @@ def _change(c, project, dry_run, new_text, event: str) -> None:
 
 @task(help={"project": PROJECT, "dry_run": "print what would run; change nothing"})
 def push(c, project=None, dry_run=False):
-    """Upload the local env file (env_command or env_file) as the deploy user, then restart with zero downtime."""
+    """Upload the local env file (env_command or env_file) as the deploy user, then restart with zero downtime.
+
+    Example: ayna-fab -H prod env.push
+    """
     texts: dict[str, str] = {}
 
     def new_text(proj):
@@ -117,7 +123,10 @@ def _key(key: str, task_name: str) -> str | None:
 @task(help={"key": "the variable to set; its value comes from stdin or a prompt",
             "project": PROJECT, "dry_run": "print what would run; change nothing"})
 def set_(c, key, project=None, dry_run=False):
-    """Set one key of the hosts' env file (value from stdin or a prompt, never argv), then restart."""
+    """Set one key of the hosts' env file (value from stdin or a prompt, never argv), then restart.
+
+    Example: ayna-fab -H prod env.set SENTRY_DSN < dsn.txt
+    """
     key = _key(key, "env.set")
     if key is None:
         return
@@ -131,7 +140,10 @@ def set_(c, key, project=None, dry_run=False):
 
 @task(help={"key": "the variable to remove", "project": PROJECT, "dry_run": "print what would run; change nothing"})
 def unset(c, key, project=None, dry_run=False):
-    """Remove one key from the hosts' env file, then restart."""
+    """Remove one key from the hosts' env file, then restart.
+
+    Example: ayna-fab -H prod env.unset FEATURE_X
+    """
     key = _key(key, "env.unset")
     if key is None:
         return
