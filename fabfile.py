@@ -2,9 +2,9 @@
 
 from invoke import Collection
 
-from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, release, sandbox
+from ayna_fab.cli.tasks import provisioning as host, init, daytwo as ops, proxy, release, sandbox
 
 ns = Collection(init.init, host.trust, host.setup, host.validate, host.env_check,
                 release.deploy, release.rollback, release.status, release.list_releases, release.unlock,
-                *ops.TASKS)
+                *ops.TASKS, *proxy.TASKS)
 ns.add_collection(sandbox.collection)

@@ -24,6 +24,7 @@ HANDLERS = {
     "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
     "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
+    "sitepage": "sitepage.switch",
 }
 
 
