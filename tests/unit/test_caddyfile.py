@@ -35,6 +35,11 @@ def test_media_comes_from_shared_and_the_app_gets_the_rest():
     assert "reverse_proxy 127.0.0.1:8200" in block(text, "handle")
 
 
+def test_every_request_gets_a_new_connection_to_the_app():
+    text = caddyfile.render(SITE)
+    assert text.count("reverse_proxy 127.0.0.1:") == text.count("\t\tkeepalive off\n") == 2
+
+
 def test_one_route_in_written_order_maintenance_first_and_the_app_last():
     route = block(caddyfile.render(SITE), "route").split("\n")
     heads = [line.strip() for line in route if line.startswith("\t\t") and not line.startswith("\t\t\t")]
