@@ -220,6 +220,11 @@ def facts(user: str, dirs: list[str], unit_names: list[str], env: str) -> Comman
                             "inspect host", changes=False)
 
 
+def site_page(layout: Layout, page: str | None) -> Command:
+    """The maintenance switch: the page Caddy answers with while on, or None for off."""
+    return hostcall.command(calls.SitePage(root=layout.root, page=page), "maintenance")
+
+
 # --- setup, as root: files in directories the deploy user can write (hostprog/setupfiles.py) -------
 
 UNSAFE_HINT = ("someone with the deploy user's rights put it there: look at it (ls -la), remove it, "

@@ -62,20 +62,25 @@ class Layout:
     def release(self, number: int) -> str:
         return f"{self.releases}/v{number}"
 
-    def dirs(self, user: str) -> list[tuple[str, str, str, str]]:
+    def dirs(self, user: str, served: bool = False) -> list[tuple[str, str, str, str]]:
         """(path, owner, group, mode) of every directory, parents first.
 
         systemd reads shared/.env.{env} as root (EnvironmentFile=) and follows links, so no
         directory on the way to it is the deploy user's: the project's root and shared/ are root's,
         group-writable for the deploy user (its lock, journal and venv link; SQLite's files) with the
-        sticky bit, so it can make names there but never rename or remove one it does not own."""
+        sticky bit, so it can make names there but never rename or remove one it does not own.
+
+        `served`: Caddy serves the project's media, so others may pass through shared/ (not list
+        it: the env file and backups keep their own modes) and read shared/media, which the site
+        serves to anyone anyway."""
+        shared, media = ("1771", "755") if served else ("1770", "750")
         return [
             (self.base_dir, "root", "root", "755"),
             (self.uv_cache, user, user, "700"),
             (self.root, "root", user, "1775"),
             (self.releases, user, user, "755"),
-            (self.shared, "root", user, "1770"),
-            (f"{self.shared}/media", user, user, "750"),
+            (self.shared, "root", user, shared),
+            (f"{self.shared}/media", user, user, media),
             (f"{self.shared}/backups", user, user, "700"),
             (self.logs, user, user, "750"),
         ]

@@ -324,6 +324,7 @@ class _Loader:
             values["port_base"] = self.port_base(values, k, name, ports) if named else BAD
             values["build"] = self.steps(values, k, "build", BuildStep, name)
             values["hooks"] = self.steps(values, k, "hooks", Hook, name)
+            self.api_place(values, k, services)
             projects[name] = values
         return projects, ports
 
@@ -389,6 +390,30 @@ class _Loader:
         if dupes or not all(v.ok(*v) for v in read):
             return BAD
         return tuple(make(**v.given()) for v in read)
+
+    def api_place(self, values: _Values, k: str, services) -> None:
+        """Where Caddy sends the API: only a project that runs it has one, its prefix leaves Django's
+        health URL to Django, and its own domains are not the site's."""
+        if services is BAD:
+            return
+        for key in ("api_prefix", "api_domains"):
+            if values[key] not in (BAD, ABSENT, None, ()) and "api" not in services:
+                self.report(f"{k}.{key}", "the project does not run api", f"remove {key}, or add \"api\" to services")
+                values[key] = BAD
+        prefix, health = values["api_prefix"], values["health"]
+        if prefix not in (BAD, ABSENT, None) and health is not BAD and "web" in health:
+            path = health["web"]
+            if path == prefix or path.startswith(prefix + "/"):
+                self.report(f"{k}.api_prefix", f"{prefix!r} takes Django's health URL {path!r} to the api",
+                            "choose another prefix, such as \"/api\", or move web's health endpoint")
+                values["api_prefix"] = BAD
+        own, api = values["domains"], values["api_domains"]
+        if own not in (BAD, ABSENT) and api not in (BAD, ABSENT):
+            both = sorted(set(own) & set(api))
+            if both:
+                self.report(f"{k}.api_domains", f"{both[0]!r} is also one of the project's domains",
+                            "serve the API under api_prefix there, or give it a domain of its own")
+                values["api_domains"] = BAD
 
     def hook_place(self, hook: _Values, key: str) -> None:
         """A laptop hook runs once the outcome is known, and once only."""
@@ -514,6 +539,37 @@ class _Loader:
         self.no_cycles("hosts", edges, "gateways form a cycle: ",
                        "a bastion reaches the host, never the other way round: remove one gateway", "gateway")
 
+    def sites(self, name: str, host: _Values, projects: dict[str, _Values]) -> None:
+        """Caddy's sites on one host: a host's domains name its own projects, a domain belongs to
+        one project, and ACME has an email to write to."""
+        carried, by_project = host.get("projects", BAD), host.get("domains", BAD)
+        if carried is BAD or by_project is BAD:
+            return
+        k = dotted("hosts", name)
+        by_project = {} if by_project is ABSENT else by_project
+        for project in by_project:
+            if project not in carried:
+                self.report(f"{k}.domains.{dotted(project)}", f"{project!r} is not one of this host's projects",
+                            "add it to projects, or remove its domains here")
+        owner: dict[str, str] = {}
+        for project in carried:
+            values = projects.get(project)
+            if values is None or not values.ok("domains", "api_domains", "tls", "tls_email"):
+                continue
+            names = [*by_project.get(project, values.get_or("domains", ())), *values.get_or("api_domains", ())]
+            for domain in names:
+                other = owner.setdefault(domain, project)
+                if other != project:
+                    self.report(f"{k}.projects", f"{domain!r} is a domain of both {other!r} and {project!r} "
+                                "on this host", "give each project domains of its own")
+            tls = values.get_or("tls", None) or host.get_or("tls", "auto")
+            email = values.get_or("tls_email", None) or host.get_or("tls_email", None)
+            if names and tls == "auto" and not email and host["tls"] is not BAD:
+                self.report(f"{dotted('projects', project)}.tls_email",
+                            f'tls = "auto" asks Let\'s Encrypt for certificates on {name}, which needs an email',
+                            'add tls_email = "ops@example.org" (here, on the host or in [defaults]), or '
+                            'use tls = "internal" for a host the internet cannot reach')
+
     def no_name_clashes(self, projects) -> None:
         """Two projects must not share a name on the host once it is rewritten: the sudoers alias
         (AYNA_MY_APP, '-' becomes '_') or a unit ({project}-{service}). A clash would make setup
@@ -572,6 +628,8 @@ class _Loader:
         self.gateways(hosts)
         self.stages(projects, hosts, groups)
         self.no_name_clashes(projects)
+        for name, host in hosts.items():
+            self.sites(name, host, projects)
         known = all(h["projects"] is not BAD for h in hosts.values()) and bool(hosts)
         for name, project in projects.items():
             carriers = [h for h, values in hosts.items() if known and name in values["projects"]]

@@ -382,4 +382,95 @@ def env_files(value: dict, at: At) -> dict:
         if not isinstance(path, str):
             raise Invalid(f"must be a path, got {kind(path)}", f'write {env} = "{env}.env"', key)
         out[env] = local_path(path, At(key, at.name, None, at.folder))
+
+
+# --- traffic in: Caddy in front of the projects ------------------------------------------
+
+TLS_MODES = ("auto", "internal", "off")   # ACME; Caddy's own CA; plain HTTP
+# Paths Caddy answers itself, ahead of the apps: an API prefix must not shadow them.
+PROXY_PATHS = ("/static", "/media")
+HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+
+
+def _domain(value: str) -> str:
+    """A site name Caddy gets a certificate for: a DNS name (a leading "*." for a wildcard),
+    never a scheme, port or path: Caddy listens on 80 and 443 only."""
+    fix = 'write a DNS name such as "shop.example.org" (no scheme, no port, no path)'
+    if "://" in value or "/" in value:
+        raise Invalid(f"{value!r} is not a domain: it has a scheme or a path", fix)
+    if ":" in value:
+        raise Invalid(f"{value!r} names a port: sites are served on ports 80 and 443 only", fix)
+    name = value[2:] if value.startswith("*.") else value
+    if name != name.lower() or not is_hostname(name) or name.replace(".", "").isdigit() or "." not in name:
+        bad = first_bad(name, frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-"))
+        raise Invalid(f"{value!r} is not a domain" + (f": it contains {bad}" if bad else ""), fix)
+    return value
+
+
+domains = each('DNS names in lowercase ("*." for a wildcard); no scheme, port or path', _domain)
+
+
+@rule('a URL path such as "/api": not "/", no trailing "/", not under /static or /media')
+def api_prefix(value: str, at: At) -> str:
+    fix = 'write api_prefix = "/api"'
+    bad = first_bad(value, URL_PATH_CHARS)
+    if not value.startswith("/") or bad or "/../" in value + "/" or "//" in value:
+        raise Invalid(f"{value!r} is not a plain URL path" + (f": it contains {bad}" if bad else ""), fix)
+    if value == "/":
+        raise Invalid('"/" would send every request to the API, none to Django', fix)
+    if value.endswith("/"):
+        raise Invalid(f"{value!r} ends with '/'", f'write api_prefix = "{value.rstrip("/")}"')
+    for path in PROXY_PATHS:
+        if value == path or value.startswith(path + "/"):
+            raise Invalid(f"{value!r} is under {path}/, which Caddy serves from files", fix)
+    return value
+
+
+@rule("an email address (ACME's account: certificate expiry notices)")
+def email(value: str, at: At) -> str:
+    if not EMAIL_RE.fullmatch(value):
+        raise Invalid(f"{value!r} is not an email address", 'write tls_email = "ops@example.org"')
+    return value
+
+
+@rule("header names to values; no control characters")
+def headers(value: dict, at: At) -> Any:
+    for name, text in value.items():
+        key = f"{at.key}.{dotted(name)}"
+        if not HEADER_RE.fullmatch(name):
+            raise Invalid(f"{name!r} is not a header name", 'use letters, digits and "-", such as X-Frame-Options',
+                          key)
+        if not isinstance(text, str):
+            raise Invalid(f"must be a string, got {kind(text)}", f'write {name} = "..."', key)
+        if any(ord(c) < 32 or c in '"\\{}\x7f' for c in text):
+            raise Invalid(f"{json.dumps(text)} holds a control character, a quote, a backslash or a brace",
+                          "write the value as plain text", key)
+    return dict(value)
+
+
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise Invalid(f"{value!r} is not an IP address or network",
+                      'write addresses such as "203.0.113.7" or "10.0.0.0/8"') from None
+    return value
+
+
+addresses = each("IP addresses or networks (CIDR)", _address)
+
+
+@rule("project names to arrays of domains (as domains)")
+def host_domains(value: dict, at: At) -> Any:
+    out = {}
+    for project, names in value.items():
+        key = f"{at.key}.{dotted(project)}"
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise Invalid(f"must be an array of domains, got {kind(names)}",
+                          f'write {project} = ["staging.example.org"]', key)
+        try:
+            out[project] = domains(names, at)
+        except Invalid as exc:
+            raise Invalid(exc.problem, exc.fix, key) from None
     return out

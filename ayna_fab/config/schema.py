@@ -92,6 +92,10 @@ STAGES = Kind("table", "a table", (dict,), "Mapping[str, tuple[str, ...]]")
 ENV_FILES = Kind("table", "a table", (dict,), "Mapping[str, Path]")
 
 
+MAPPING = Kind("table", "a table", (dict,), "Mapping[str, str]")
+DOMAINS_BY_PROJECT = Kind("table", "a table", (dict,), "Mapping[str, tuple[str, ...]]")
+
+
 def tables(section: str, model: str) -> Kind:
     return Kind("array of tables", "an array of tables", (list,), f"tuple[{model}, ...]", section=section)
 
@@ -172,6 +176,9 @@ KEYS: tuple[Key, ...] = (
         "yet in use", '["uavcrew"]'),
     Key("gateway", H, STRING, None, "a host entry to reach this host through (a bastion)", '"bastion"',
         r.name("gateway")),
+    Key("domains", H, DOMAINS_BY_PROJECT, Factory(dict, "none"), "a project's domains on this host, "
+        "replacing its own (staging apart from production)", '{ uavcrew = ["staging.uavcrew.example.org"] }',
+        r.host_domains),
     Key("admin_identity_file", DH, PATH, None, "the admin key (as admin_user), setup only; unset: identity_file",
         '"~/.ssh/id_ed25519_admin"', r.local_path),
     Key("base_dir", D, STRING, "/opt/ayna", "on the hosts; each project lives in base_dir/NAME", '"/opt/ayna"',
@@ -245,6 +252,25 @@ KEYS: tuple[Key, ...] = (
         "(exit 1); never a rollback", '"warn"',
         r.one_of(r.HOOK_FAILURE, "setting", 'write hook_failure = "warn" (a failed hook after the flip is a '
                  'warning, exit 0) or "fail" (exit 1; what is live stays live)', suggest=False)),
+    # --- traffic in: Caddy in front of the projects (docs/proxy.md)
+    Key("domains", P, STRINGS_OR_NONE, (), "the sites Caddy serves the project on, on every host that "
+        "carries it (a host's domains replace them there); none: no proxy", '["shop.example.org"]', r.domains),
+    Key("api_prefix", P, STRING, None, "the API on the project's domains under this path (stripped before "
+        "the api sees it)", '"/api"', r.api_prefix),
+    Key("api_domains", P, STRINGS_OR_NONE, (), "the API on domains of its own", '["api.shop.example.org"]',
+        r.domains),
+    Key("tls", DHP, STRING, "auto", '"auto": certificates from Let\'s Encrypt (ports 80 and 443 open, DNS '
+        'pointing at the host); "internal": Caddy\'s own CA (staging, sandboxes); "off": plain HTTP', '"auto"',
+        r.one_of(r.TLS_MODES, "tls mode", 'write tls = "auto", "internal" or "off"')),
+    Key("tls_email", DHP, STRING, None, 'ACME account email; required with tls = "auto"', '"ops@example.org"',
+        r.email),
+    Key("headers", P, MAPPING, Factory(dict, "none"), "extra response headers on every answer of the "
+        "project's sites", '{ X-Frame-Options = "DENY" }', r.headers),
+    Key("static_dir", P, STRING, "staticfiles", "STATIC_ROOT inside a release: Caddy serves /static/ from "
+        "releases/current/STATIC_DIR", '"staticfiles"',
+        r.app_path(r.REL_PATH_RE, "a relative path such as staticfiles", dot=False)),
+    Key("maintenance_allow", P, STRINGS_OR_NONE, (), "addresses that still reach the app during "
+        "maintenance", '["203.0.113.7", "10.0.0.0/8"]', r.addresses),
     # --- [projects.NAME.health]
     Key("web", ("health",), STRING, "/health/", "polled after web restarts (never through a proxy)",
         '"/health"', r.url_path),

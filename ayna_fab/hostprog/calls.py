@@ -256,6 +256,14 @@ class Facts:
     env: str
 
 
+@dataclass(frozen=True)
+class SitePage:
+    """The project's maintenance switch (sitepage.py): page is the HTML Caddy answers with while it
+    is on (written), or None (removed: off)."""
+    root: str
+    page: str | None
+
+
 # Setup's calls, run as root (hostprog/setupfiles.py): no link in a directory another user can write
 # is followed.
 
@@ -293,7 +301,7 @@ class AuthorizeKey:
 
 CALLS = {cls.__name__.lower(): cls for cls in (
     Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations, History,
-    Manage, Migrate, Backup, Backups, Restore, EnvWrite, Exec, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey)}
+    Manage, Migrate, Backup, Backups, Restore, EnvWrite, Exec, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey, SitePage)}
 
 
 def name_of(call):

@@ -26,6 +26,7 @@ HANDLERS = {
     "services": "maintenance.services", "facts": "facts.gather",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
     "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
+    "sitepage": "sitepage.switch",
 }
 
 

@@ -2,7 +2,7 @@
 
 import os
 
-from . import calls, journal, lock, store, units
+from . import calls, journal, lock, sitepage, store, units
 from .health import poll
 
 
@@ -19,7 +19,7 @@ def status(a: calls.Status):
         free = None
     return {"current": cur, "meta": meta, "units": {u: units.state(u) for u in a.units}, "health": hreport,
             "lock": lock.inspect(root), "releases": rels, "disk_free": free, "exists": os.path.isdir(root),
-            "activation": _activation(root)}
+            "activation": _activation(root), "maintenance": sitepage.is_on(root)}
 
 
 def _activation(root):

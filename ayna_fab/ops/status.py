@@ -8,10 +8,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from ayna_fab.commands import hostcalls as cmd
-from ayna_fab.config import targets
+from ayna_fab.config import sites, targets
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.errors import AynaFabError
+from ayna_fab.ops import proxy
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
@@ -38,7 +39,8 @@ def activation_text(j: dict | None) -> str | None:
     return f"v{j.get('number')}: {j.get('phase')}"
 
 
-def row(config: Config, host: Host, project: Project, res: dict | None, error: str | None) -> dict:
+def row(config: Config, host: Host, project: Project, res: dict | None, error: str | None,
+        proxy_state: dict | None = None) -> dict:
     """`project` is as the host runs it (its stage applied): `stage` is the env it runs with."""
     if error:
         return {"host": host.name, "project": project.name, "stage": project.env, "error": error}
@@ -56,6 +58,8 @@ def row(config: Config, host: Host, project: Project, res: dict | None, error: s
         "releases": len(rels),
         "states": {f"v{r['number']}": (r["meta"] or {}).get("state", "?") for r in rels},
         "disk_free_gb": round(res["disk_free"] / 2**30, 1) if res["disk_free"] is not None else None,
+        "maintenance": res.get("maintenance"),
+        "proxy": proxy.summary(proxy_state) if proxy_state is not None else None,
     }
 
 
@@ -66,7 +70,8 @@ def query(config: Config, host: Host, projects: list[Project]) -> list[dict]:
             for p in projects:
                 res = hostcall.parse(r.run(cmd.status(Layout.of(config, p), p), check=False),
                                      host=host.name, step="status")
-                rows.append(row(config, host, p, res, None))
+                site = sites.site(config, host, p)
+                rows.append(row(config, host, p, res, None, proxy.caddy_state(site, r) if site else None))
             return rows
     except AynaFabError as exc:
         return [row(config, host, p, None, str(exc).splitlines()[0]) for p in projects]
@@ -94,12 +99,13 @@ def flag_drift(rows: list[dict]) -> None:
 def cells(r: dict) -> list:
     """A status row as the table's cells."""
     if r.get("error"):
-        return [r["host"], r["project"], r.get("stage", ""), "?", "", "", "", "", "", "", "", r["error"]]
+        return [r["host"], r["project"], r.get("stage", ""), "?", "", "", "", "", "", "", "", "", r["error"]]
     units = " ".join(f"{u.split('-')[-1].removesuffix('.service')}:{s}" for u, s in r["units"].items())
     health = " ".join(f"{k}:{v}" for k, v in r["health"].items())
     return [r["host"], r["project"], r.get("stage", ""), r["release"] or "-", (r["revision"] or "")[:12],
             f"{r['deployed_at'] or ''} {r['deployed_by'] or ''}".strip(), units, health or "-",
-            lock_cell(r), r["releases"], f"{r['disk_free_gb']} GB", "DRIFT" if r["drift"] else ""]
+            lock_cell(r), r["releases"], f"{r['disk_free_gb']} GB", r.get("proxy") or "-",
+            "DRIFT" if r["drift"] else ""]
 
 
 def lock_cell(r: dict) -> str:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ayna_fab.config import sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.provision import envcheck as envfile, envwriter, sudoers, unitfiles as units
@@ -163,7 +164,7 @@ def host_checks(config: Config, host: Host, project: Project, facts: dict) -> li
     rendered = units.render_all(config, host, project)
 
     layout = []
-    for path, owner, group, mode in lay.dirs(user):
+    for path, owner, group, mode in lay.dirs(user, served=sites.site(config, host, project) is not None):
         st = facts["dirs"].get(path)
         if st is None or not st["dir"]:
             layout.append(f"{path} is missing")

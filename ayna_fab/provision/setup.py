@@ -11,14 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ayna_fab.commands import changed_lines
+from ayna_fab.commands import caddy as caddycmd, changed_lines
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as cmd
-from ayna_fab.config import packageindex
+from ayna_fab.config import packageindex, sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import database, envcheck as envfile, envwriter, sudoers, unitfiles as units
+from ayna_fab.provision import (caddyfile, database, envcheck as envfile, envwriter, snippet as caddy_snippet,
+                                sudoers, unitfiles as units)
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
@@ -33,6 +34,7 @@ class Setup:
     force_env: bool = False
     local_env: str | None = None                  # text of project.env_file, if configured
     remote_database_url: str | None = None        # the host's, when there is no local env file
+    snippet: str | None = None                    # the project's caddy/ directives, if it has a site here
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -52,10 +54,16 @@ class Setup:
     def index(self) -> PackageIndex:
         return package_index(self.host, self.project)
 
+    @property
+    def site(self) -> sites.Site | None:
+        return sites.site(self.config, self.host, self.project)
+
 
 def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Setup:
     """Local checks: a bad .env or DATABASE_URL stops here, before any connection."""
     s = Setup(config, host, project, force_env)
+    if s.site is not None:
+        s.snippet = caddy_snippet.read(project.source)
     if project.env_file:
         try:
             s.local_env = Path(project.env_file).read_text()
@@ -86,7 +94,7 @@ def step_user(s: Setup, r: Remote) -> None:
 
 
 def step_dirs(s: Setup, r: Remote) -> None:
-    _host_call(s, r, hostcmd.setup_dirs(s.layout.dirs(s.deploy_user)))
+    _host_call(s, r, hostcmd.setup_dirs(s.layout.dirs(s.deploy_user, served=s.site is not None)))
 
 
 def step_uv(s: Setup, r: Remote) -> None:
@@ -158,8 +166,17 @@ def step_sudoers(s: Setup, r: Remote) -> None:
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 
 
+def step_caddy(s: Setup, r: Remote) -> None:
+    """The project's Caddy site (docs/proxy.md), or its removal when it has no domains here."""
+    site = s.site
+    if site is None:
+        _apply(s, r.run(caddycmd.remove_site(s.project.name)).stdout)
+        return
+    _apply(s, r.run(caddycmd.install_site(s.project.name, caddyfile.render(site, s.snippet))).stdout)
+
+
 # The pipeline, in order. The .env comes before the database (it holds DATABASE_URL) and
-# the units (they name it); sudoers last, once the units it grants exist.
+# the units (they name it); sudoers once the units it grants exist; Caddy last, in front of them.
 STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
     ("deploy user", step_user),
     ("directories", step_dirs),
@@ -169,6 +186,7 @@ STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
     ("database", step_database),
     ("systemd units", step_units),
     ("sudoers", step_sudoers),
+    ("caddy", step_caddy),
 ]
 
 

@@ -21,13 +21,13 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates",
     "python3", "python3-venv", "rsync", "curl", "procps", "iproute2", "less",
-    "postgresql", "redis-server",
+    "postgresql", "redis-server", "caddy",
 )
 
 # The root filesystem's build recipe (sandbox/rootfs.py): bump it when that build changes.
 # The cache directory's name carries it, so a new recipe never disturbs hosts running
 # from an older root filesystem.
-ROOTFS_RECIPE = 2
+ROOTFS_RECIPE = 3
 
 WHEELHOUSE_MOUNT = "/srv/wheelhouse"
 BASE_REQUIREMENTS = Path(__file__).with_name("wheelhouse-base.txt")

@@ -44,7 +44,7 @@ RUN_ROOTFS_CACHE = Path(REUSED_ROOTFS or f"/var/tmp/ayna-fab-test-rootfs-{E2E_PR
 # then deploys on set-up hosts.
 MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy", "test_install", "test_ops",
                 "test_host_trust",
-                "test_faults", "test_soak",
+                "test_faults", "test_proxy", "test_soak",
                 "test_corpus",
                 "test_fleet", "test_daytwo_stages",
                 "test_hostile", "test_hooks", "test_daytwo_secrets")

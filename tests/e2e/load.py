@@ -16,11 +16,11 @@ class Load:
     """Steady load on one host of a Sandbox, from that host."""
 
     def __init__(self, sandbox, index: int, name: str = "load", urls=URLS, clients: int = 3,
-                 seconds: int = 900, max_requests: int = 300_000) -> None:
+                 seconds: int = 900, max_requests: int = 300_000, cafile: str | None = None) -> None:
         self.sandbox, self.index, self.name = sandbox, index, name
         self.out, self.stop_file = f"{DIR}/{name}.json", f"{DIR}/{name}.stop"
         self.cfg = {"urls": urls, "clients": clients, "seconds": seconds, "max": max_requests,
-                    "stop": self.stop_file, "out": self.out, "pause": 0.02}
+                    "stop": self.stop_file, "out": self.out, "pause": 0.02, "cafile": cafile}
 
     def start(self) -> "Load":
         code = base64.b64encode(LOADGEN.read_bytes()).decode()
@@ -41,6 +41,11 @@ class Load:
             time.sleep(0.5)
         raise AssertionError(f"the load on host {self.index} did not stop: "
                              + self.sandbox.run(self.index, f"cat {DIR}/{self.name}.log")[1])
+
+
+def failed_by_path(stats: dict) -> dict[str, int]:
+    """Failed requests for each URL: through Caddy and straight to the ports, told apart."""
+    return {url: v["failed"] for url, v in stats.items() if url != "failures"}
 
 
 def failed(stats: dict) -> int:

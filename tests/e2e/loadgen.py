@@ -3,7 +3,10 @@ namespace): CLIENTS clients per URL, each sending one request at a time on a new
 until a stop file appears, SECONDS pass or MAX requests were sent. Writes what it saw as JSON.
 
     python3 loadgen.py '{"urls": [...], "clients": 3, "seconds": 600, "max": 200000,
-                         "stop": PATH, "out": PATH, "pause": 0.02}'
+                         "stop": PATH, "out": PATH, "pause": 0.02, "cafile": PATH}'
+
+https:// URLs (through Caddy: their names resolve to the host itself) are checked against
+`cafile` (Caddy's internal root certificate), so a user's failure is any certificate error too.
 
 Standard library only: the host's python3 runs it.
 """
@@ -11,6 +14,7 @@ Standard library only: the host's python3 runs it.
 import http.client
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -26,7 +30,11 @@ def client(url, cfg, stats, lock, budget):
             budget[0] -= 1
         started = time.time()
         try:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=60,
+                                                   context=ssl.create_default_context(cafile=cfg.get("cafile")))
+            else:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             conn.request("GET", parts.path, headers={"Connection": "close"})
             resp = conn.getresponse()
             body = resp.read()

@@ -2,7 +2,9 @@
 keep_releases = 2 so cleanup deletes releases all along, a deploy refused at its pre-flip check and
 one that fails after the flip (its worker will not start) and rolls itself back. No request may
 fail, no user may see a broken release, and after every step every process of every unit uses
-only the live release's files.
+only the live release's files. The load goes to the ports and, as users meet the site, through
+Caddy over HTTPS (tls = "internal", checked against its root certificate); failures are counted
+per path.
 
 Loopback only, bounded: the load runs on the sandbox host itself, stops on a stop file, after 15
 minutes, or after 300,000 requests.
@@ -16,14 +18,18 @@ import time
 import pytest
 
 from tests.e2e.conftest import fab, write_inventory
-from tests.e2e.load import Load, failed, releases_mapped, releases_seen, served
+from ayna_fab.provision import caddyfile
+from tests.e2e.load import URLS, Load, failed, failed_by_path, releases_mapped, releases_seen, served
 from tests.e2e.test_deploy import Repo
 from tests.e2e.test_faults import worker_fails_under_unit
+from tests.e2e.test_proxy import env_file
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
 UNITS = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
 HOST = 1    # sandbox2: test_deploy's story runs on sandbox1
+DOMAIN = "uavcrew.test"
+THROUGH_CADDY = [f"https://{DOMAIN}/health/", f"https://{DOMAIN}/api/health"]
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +38,18 @@ def soak(sandbox, first_setup, tmp_path_factory):
     repo = Repo(tmp_path_factory.mktemp("soaksrc") / "uavcrew")
     repo.mode("health-500", branch="broken")
     worker_fails_under_unit(repo, "worker-fails")   # web and api healthy; the worker exits under systemd
-    inv = write_inventory(tmp_path_factory.mktemp("soak") / "hosts.toml", sandbox, source=repo.path,
-                          keep_releases=2)
+    folder = tmp_path_factory.mktemp("soak")
+    inv = write_inventory(folder / "hosts.toml", sandbox, source=repo.path, keep_releases=2,
+                          env_file=env_file(folder, "uavcrew", 8130),
+                          extra_project=f'domains = ["{DOMAIN}"]\napi_prefix = "/api"\ntls = "internal"')
     name = sandbox.hosts[HOST].name
 
     def run(*args):
         return fab("-H", name, *args, hosts_file=inv)
+
+    r = run("setup", "--force-env")   # Caddy in front of uavcrew; the .env allows its domain
+    assert r.returncode == 0, r.stdout + r.stderr
+    sandbox.check(HOST, f"grep -q ' {DOMAIN}$' /etc/hosts || echo '127.0.0.1 {DOMAIN}' >> /etc/hosts")
 
     r = run("deploy")   # whatever the host had before: this repository's first release, before any load
     assert r.returncode == 0, r.stdout + r.stderr
@@ -62,7 +74,7 @@ def only_live_release_in_use(sandbox, step: str) -> None:
 
 def test_routine_operations_under_load_lose_no_request(soak):
     sandbox, repo, run = soak
-    load = Load(sandbox, HOST, "soak").start()
+    load = Load(sandbox, HOST, "soak", urls=URLS + THROUGH_CADDY, cafile=caddyfile.ROOT_CERT).start()
     time.sleep(3)   # pacing: the load runs a while before the first deploy; no verdict waits on it
     steps = []
     try:
@@ -111,6 +123,8 @@ def test_routine_operations_under_load_lose_no_request(soak):
         stats = load.stop()
     print("\n".join(steps))
     print(json.dumps({k: v for k, v in stats.items() if k != "failures"}, indent=1))
+    print("failed requests per path:", json.dumps(failed_by_path(stats)))
     assert served(stats) > 500, stats
+    assert all(stats[url]["ok"] > 100 for url in THROUGH_CADDY), stats
     assert failed(stats) == 0, stats["failures"]
     assert broken not in releases_seen(stats), "a user saw the broken release"

@@ -88,7 +88,7 @@ def test_the_cache_check_reads_ports_time_zone_and_locale(tmp_path, conf, redis,
 
 def test_a_cache_of_an_earlier_recipe_says_so(tmp_path):
     root = fake_tree(tmp_path / "r", stamp="recipe=1 packages=systemd")
-    assert rootfs.problem(root) == ("it was made by an earlier build (recipe 1, now 2): "
+    assert rootfs.problem(root) == ("it was made by an earlier build (recipe 1, now 3): "
                                     "its PostgreSQL listens on 5433, not 5432")
     assert rootfs.problem(tmp_path / "nothing") == "it does not exist"
     assert rootfs.problem(fake_tree(tmp_path / "half")) == "it has no stamp (a build that did not finish?)"

@@ -9,6 +9,7 @@ from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.config import targets
 from ayna_fab.config.layout import Layout
 from ayna_fab.errors import OperationFailed, UsageError
+from ayna_fab.ops import proxy
 from ayna_fab.provision import envcheck as envfile
 from ayna_fab.provision import unitfiles as units
 from ayna_fab.remote import hostcall, hostkeys, ssh
@@ -92,8 +93,12 @@ def validate(c, project=None, json=False):
             with Remote.open(targets.endpoint(cfg, host)) as remote:
                 for p in projects:
                     facts = _facts(remote, cfg, host, p)
-                    reports.append({"host": host.name, "project": p.name,
-                                    "checks": conformance.host_checks(cfg, host, p, facts)})
+                    checks = conformance.host_checks(cfg, host, p, facts)
+                    proxy_problems = proxy.check(cfg, host, p, remote)
+                    if proxy_problems is not None:
+                        checks.append(conformance.Check(len(checks) + 1, "Caddy serves the project's domains",
+                                                        tuple(proxy_problems)))
+                    reports.append({"host": host.name, "project": p.name, "checks": checks})
     failed = sum(1 for r in reports for ch in r["checks"] if not ch.ok)
     if json:
         output.emit_json([{**r, "checks": [ch.to_dict() for ch in r["checks"]]} for r in reports])

@@ -165,7 +165,7 @@ def status(c, json=False, project=None):
         output.emit_json(rows)
     else:
         output.table("ayna-fab status", ["host", "project", "stage", "release", "revision", "deployed", "units", "health",
-                                         "lock", "releases", "disk free", "drift"],
+                                         "lock", "releases", "disk free", "proxy", "drift"],
                      [fleet_status.cells(r) for r in rows])
     if any(r.get("error") for r in rows):
         raise OperationFailed(f"{sum(1 for r in rows if r.get('error'))} host(s) could not be queried",

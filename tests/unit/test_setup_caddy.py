@@ -1,0 +1,72 @@
+"""Setup's caddy step: a project with domains gets its site file (with its committed caddy/ snippet),
+one without has its old one removed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ayna_fab.config.model import load
+from ayna_fab.provision import setup as hostsetup
+from ayna_fab.remote.transport import Result
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.commands = []
+
+    def run(self, cmd, **_):
+        self.commands.append(cmd)
+        return Result(0, "changed: something\n", "")
+
+
+def project_repo(path: Path, snippet: str | None, uncommitted: str | None = None) -> Path:
+    path.mkdir()
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (path / "README").write_text("x\n")
+    if snippet is not None:
+        (path / "caddy").mkdir()
+        (path / "caddy" / "site.caddy").write_text(snippet)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    if uncommitted is not None:
+        (path / "caddy" / "later.caddy").write_text(uncommitted)
+    return path
+
+
+def plan(tmp_path: Path, domains: str, snippet: str | None = None, uncommitted: str | None = None):
+    tmp_path.mkdir(exist_ok=True)
+    src = project_repo(tmp_path / "src", snippet, uncommitted)
+    inv = tmp_path / "hosts.toml"
+    inv.write_text(f'[defaults]\ntls = "internal"\n[projects.uavcrew]\nsource = "{src}"\nenv = "production"\n'
+                   f'{domains}\n[hosts.h]\nhostname = "h.example.org"\nprojects = ["uavcrew"]\n')
+    cfg = load(inv)
+    return hostsetup.prepare(cfg, cfg.hosts["h"], cfg.projects["uavcrew"], force_env=False)
+
+
+def test_a_project_with_domains_gets_its_site_file_with_its_committed_snippet(tmp_path):
+    s = plan(tmp_path, 'domains = ["uavcrew.test"]', snippet="redir /old /new\n", uncommitted="respond /x 500\n")
+    r = Recorder()
+    hostsetup.step_caddy(s, r)
+    (cmd,) = r.commands
+    assert "/etc/caddy/ayna/uavcrew.caddy" in cmd.script and "uavcrew.test {" in cmd.script
+    assert "\tredir /old /new\n" in cmd.script and "respond /x 500" not in cmd.script
+    assert s.changes == ["something"]
+
+
+def test_a_project_without_domains_has_its_site_file_removed(tmp_path):
+    s = plan(tmp_path, "")
+    r = Recorder()
+    hostsetup.step_caddy(s, r)
+    (cmd,) = r.commands
+    assert cmd.script.startswith("set -eu\nif [ -e /etc/caddy/ayna/uavcrew.caddy ]; then\n  rm -f")
+    assert "apt-get" not in cmd.script
+
+
+def test_served_media_opens_shared_to_others_only_with_a_site(tmp_path):
+    modes = {p.rsplit("/", 1)[-1]: m for p, _, _, m in plan(tmp_path, 'domains = ["uavcrew.test"]').layout.dirs(
+        "adonis", served=True)}
+    assert (modes["shared"], modes["media"], modes["backups"]) == ("1771", "755", "700")
+    closed = {p.rsplit("/", 1)[-1]: m for p, _, _, m in plan(tmp_path / "b", "").layout.dirs("adonis")}
+    assert (closed["shared"], closed["media"]) == ("1770", "750")
