@@ -382,6 +382,7 @@ def env_files(value: dict, at: At) -> dict:
         if not isinstance(path, str):
             raise Invalid(f"must be a path, got {kind(path)}", f'write {env} = "{env}.env"', key)
         out[env] = local_path(path, At(key, at.name, None, at.folder))
+    return out
 
 
 # --- traffic in: Caddy in front of the projects ------------------------------------------
