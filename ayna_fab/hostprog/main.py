@@ -21,7 +21,7 @@ HANDLERS = {
     "deactivate": "switchover.deactivate", "finish": "finish.finish",
     "unlock": "holder.unlock", "status": "readonly.status", "migrations": "readonly.migrations",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
-    "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather",
+    "restore": "maintenance.restore", "services": "maintenance.services", "facts": "facts.gather", "ports": "ports.listeners",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
     "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
 }

@@ -18,7 +18,7 @@ from ayna_fab.config import packageindex
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import database, envcheck as envfile, sudoers, unitfiles as units
+from ayna_fab.provision import database, envcheck as envfile, hostports, sudoers, unitfiles as units
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
@@ -70,6 +70,12 @@ def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Se
         if project.create_database:
             database.from_url(envfile.parse(s.local_env).get("DATABASE_URL", ""))
     return s
+
+
+def step_ports(s: Setup, r: Remote) -> None:
+    """Before anything changes: the project's ports (and the pre-flip check's) are free, or its own."""
+    res = _host_call(s, r, hostcmd.ports(s.project))
+    hostports.refuse(res, host=s.host.name, project=s.project.name, root=s.layout.root, step="ports")
 
 
 def step_user(s: Setup, r: Remote) -> None:
@@ -156,9 +162,11 @@ def step_sudoers(s: Setup, r: Remote) -> None:
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 
 
-# The pipeline, in order. The .env comes before the database (it holds DATABASE_URL) and
+# The pipeline, in order. Ports first: a port another program holds refuses setup before it changes
+# anything. The .env comes before the database (it holds DATABASE_URL) and
 # the units (they name it); sudoers last, once the units it grants exist.
 STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
+    ("ports", step_ports),
     ("deploy user", step_user),
     ("directories", step_dirs),
     ("uv", step_uv),
