@@ -19,6 +19,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 # The files read, relative to the project's root, in the order they are reported.
 FILES = ("pyproject.toml", ".python-version", "runtime.txt", "Dockerfile")
@@ -80,6 +81,25 @@ def declared(files: Mapping[str, str], override: str | None = None) -> list[Decl
     if m:
         out.append(Declaration("Dockerfile (FROM)", m.group(0).strip(), f">=3.{m.group(2)}"))
     return out
+
+
+def read(project_dir: Path, override: str | None = None) -> list[Declaration]:
+    """What a project's checkout declares (fab init reads the working tree; a deploy the commit)."""
+    files = {}
+    for name in FILES:
+        try:
+            files[name] = (Path(project_dir) / name).read_text(errors="replace")
+        except OSError:
+            continue
+    return declared(files, override)
+
+
+def describe(declarations: list[Declaration]) -> str:
+    """One line for people: "Python >=3.12 (runtime.txt: python-3.12.1)", or that nothing says."""
+    if not declarations:
+        return "Python: the project does not say which (requires-python, .python-version, runtime.txt, Dockerfile)"
+    specs = ",".join(dict.fromkeys(d.spec for d in declarations))
+    return f"Python {specs} (" + "; ".join(str(d) for d in declarations) + ")"
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

@@ -133,3 +133,12 @@ def test_a_deploy_reads_the_declaration_from_the_commit_in_the_projects_director
 def test_the_venv_is_made_from_the_python_the_plan_checked():
     script = prepare.install_script("/r/releases/v1", None)
     assert f"--python {prepare.PYTHON} " in script and prepare.PYTHON == "/usr/bin/python3"
+
+
+def test_init_reads_the_same_declarations_from_a_checkout_and_says_them_in_one_line(tmp_path):
+    (tmp_path / "runtime.txt").write_text("python-3.12.1\n")
+    (tmp_path / "Dockerfile").write_text("FROM python:3.13-slim\n")
+    found = pyv.read(tmp_path)
+    assert [d.spec for d in found] == [">=3.12", ">=3.13"]
+    assert pyv.describe(found) == "Python >=3.12,>=3.13 (runtime.txt: python-3.12.1; Dockerfile (FROM): FROM python:3.13)"
+    assert pyv.describe(pyv.read(tmp_path / "none")).startswith("Python: the project does not say")
