@@ -46,7 +46,7 @@ def foreign(answer: dict, root: str) -> list[str]:
 
 
 def refuse(answer: dict, *, host: str, project: str, root: str, step: str) -> None:
-    """UsageError (exit 2) naming every foreign listener; nothing was changed yet."""
+    """UsageError naming every foreign listener; nothing was changed yet."""
     held = foreign(answer, root)
     if held:
         raise UsageError(f"{project}'s ports are held by another program on the host: " + "; ".join(held),

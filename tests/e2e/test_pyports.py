@@ -62,8 +62,8 @@ def test_a_deploys_plan_refuses_a_port_the_pre_flip_check_needs_and_changes_noth
         before = sandbox.check(0, STATE)
         r = fab("-H", host, "deploy", hosts_file=inventory)
         out = r.stdout + r.stderr
-        assert r.returncode == 2, out
-        assert f"port {PREFLIP_API} (127.0.0.1): a process of user root" in out and "plan" in out
+        assert r.returncode == 1 and "failed at plan; the live site is untouched" in out, out
+        assert f"port {PREFLIP_API} (127.0.0.1): a process of user root" in out
         assert sandbox.check(0, STATE) == before
     finally:
         sandbox.check(0, f"systemctl stop {unit}")
@@ -106,7 +106,7 @@ def test_a_project_needing_python_312_is_refused_on_debian_12_with_the_ways_out(
     before = sandbox.check(0, STATE)
     r = fab("-H", host, "deploy", hosts_file=inv)
     out = r.stdout + r.stderr
-    assert r.returncode == 2, out
+    assert r.returncode == 1 and "failed at plan; the live site is untouched" in out, out
     assert "the host's Python is 3.11." in out and "needs Python >=3.12 (.python-version: 3.12)" in out
     assert "/usr/bin/python3 satisfies >=3.12" in out and 'python = "3.11"' in out
     assert sandbox.check(0, STATE) == before
