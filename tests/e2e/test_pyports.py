@@ -119,5 +119,6 @@ def test_the_same_project_deploys_on_debian_13_with_its_python(trixie, needs_312
     assert r.returncode == 0, r.stdout + r.stderr
     r = fab("-H", host, "deploy", hosts_file=inv)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert trixie.check(0, f"{ROOT}/current/.venv/bin/python --version").startswith("Python 3.13.")
-    assert '"status"' in trixie.check(0, f"curl -sf -m 10 http://127.0.0.1:{WEB}/health/")
+    assert trixie.check(0, f"{ROOT}/venv/bin/python --version").startswith("Python 3.13.")
+    health = trixie.check(0, f"curl -sf -m 10 http://127.0.0.1:{WEB}/health/")
+    assert '"release": "v1"' in health and '"database": "ok"' in health
