@@ -36,18 +36,21 @@ def parse_table(text, v6=False):
 
 
 def parse_listen(text):
-    """`systemctl show -p Id -p Listen UNIT...`: {unit: [port, ...]} ("Listen=127.0.0.1:8150 (Stream)")."""
-    out, unit = {}, None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key == "Id":
-            unit = value
-            out.setdefault(unit, [])
-        elif key == "Listen" and unit is not None:
-            where = value.split(" ")[0]
-            port = where.rpartition(":")[2]
-            if port.isdigit():
-                out[unit].append(int(port))
+    """`systemctl show -p Id -p Listen UNIT...`: {unit: [port, ...]} ("Listen=127.0.0.1:8150 (Stream)").
+    One block per unit, blocks apart by an empty line, properties in systemd's order (not the asked one)."""
+    out = {}
+    for block in text.split("\n\n"):
+        unit, found = None, []
+        for line in block.splitlines():
+            key, _, value = line.partition("=")
+            if key == "Id":
+                unit = value
+            elif key == "Listen":
+                port = value.split(" ")[0].rpartition(":")[2]
+                if port.isdigit():
+                    found.append(int(port))
+        if unit:
+            out[unit] = found
     return out
 
 

@@ -18,7 +18,9 @@ from tests.prereqs import require_sandbox
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
-WEB, PREFLIP_API = 8130, 8136   # the demo's registry range: web +0, the pre-flip check's api +6
+# The demo's registry range: web +0, the pre-flip check's web +5 and api +6. The foreign listeners
+# take the reserved ones: free on a host whether earlier modules left the demo live there or not.
+WEB, PREFLIP_WEB, PREFLIP_API = 8130, 8135, 8136
 # What setup and a deploy make on a host: a refusal must leave all of it as it was (the deploy
 # lock too: taken by the plan, released by the refusal).
 STATE = (f"id adonis 2>&1; ls -A /opt/ayna {ROOT} {ROOT}/releases {ROOT}/shared /etc/sudoers.d 2>&1; "
@@ -41,13 +43,13 @@ def inventory(sandbox, tmp_path_factory):
 
 def test_setup_refuses_a_port_another_program_holds_and_changes_nothing(sandbox, inventory):
     host = sandbox.hosts[0].name
-    unit = foreign_listener(sandbox, WEB)
+    unit = foreign_listener(sandbox, PREFLIP_WEB)
     try:
         before = sandbox.check(0, STATE)
         r = fab("-H", host, "setup", hosts_file=inventory)
         out = r.stdout + r.stderr
         assert r.returncode == 2, out
-        assert f"port {WEB} (127.0.0.1): python3 (pid" in out and "user root" in out and "port_base" in out
+        assert f"port {PREFLIP_WEB} (127.0.0.1): python3 (pid" in out and "user root" in out and "port_base" in out
         assert sandbox.check(0, STATE) == before
     finally:
         sandbox.check(0, f"systemctl stop {unit}")
@@ -57,6 +59,8 @@ def test_setup_refuses_a_port_another_program_holds_and_changes_nothing(sandbox,
 
 def test_a_deploys_plan_refuses_a_port_the_pre_flip_check_needs_and_changes_nothing(sandbox, inventory):
     host = sandbox.hosts[0].name
+    sandbox.check(0, "systemctl start uavcrew-web.socket")   # as the first deploy starts it (live later on)
+    assert f"127.0.0.1:{WEB} " in sandbox.check(0, "ss -ltnH")
     unit = foreign_listener(sandbox, PREFLIP_API)
     try:
         before = sandbox.check(0, STATE)
@@ -64,6 +68,7 @@ def test_a_deploys_plan_refuses_a_port_the_pre_flip_check_needs_and_changes_noth
         out = r.stdout + r.stderr
         assert r.returncode == 1 and "failed at plan; the live site is untouched" in out, out
         assert f"port {PREFLIP_API} (127.0.0.1): a process of user root" in out
+        assert f"port {WEB} " not in out   # the project's own socket, listening there, is not foreign
         assert sandbox.check(0, STATE) == before
     finally:
         sandbox.check(0, f"systemctl stop {unit}")

@@ -38,7 +38,8 @@ def test_the_kernels_tables_give_each_listener_its_address_port_user_and_socket(
 
 
 def test_systemd_says_which_ports_its_socket_units_listen_on():
-    out = ("Id=notes-web.socket\nListen=127.0.0.1:8150 (Stream)\n\n"
+    # systemd writes a unit's properties in its own order: Listen before Id
+    out = ("Listen=127.0.0.1:8150 (Stream)\nId=notes-web.socket\n\n"
            "Id=notes-api.socket\nListen=[::1]:8151 (Stream)\nListen=/run/x.sock (Stream)\n\nId=gone.socket\n")
     assert ports.parse_listen(out) == {"notes-web.socket": [8150], "notes-api.socket": [8151], "gone.socket": []}
 
