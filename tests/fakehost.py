@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from ayna_fab.errors import OperationFailed
 import shutil
 
-from ayna_fab.hostprog import switchover as activate, dumps, envwrite, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, prepare, store, units
+from ayna_fab.hostprog import switchover as activate, dumps, envwrite, health, holder, hookrunner as hooks, main, preflipcheck as preflight, plan, ports, prepare, store, units
 from ayna_fab.remote.transport import Command, LineSink, Remote, Result
 
 
@@ -271,6 +271,8 @@ class FakeRemote(Remote):
         patch(dumps, "now", lambda: st.clock)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
         patch(plan, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        patch(plan, "python_version", lambda: "3.11.2")                  # a Debian 12 host's python3
+        patch(ports, "listeners", lambda a: {"listeners": [], "sockets": {}})   # nothing else runs here
         try:
             yield
         finally:

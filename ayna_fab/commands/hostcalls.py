@@ -27,7 +27,8 @@ def health_checks(project: Project) -> list[dict]:
 def plan(layout: Layout, project: Project, lock: dict | None) -> Command:
     """Take the deploy lock (lock=None: only look) and read the releases, in one round trip."""
     return hostcall.command(calls.Plan(root=layout.root, env_file=layout.env_file,
-                                       units=units.unit_names(project), lock=lock),
+                                       units=units.unit_names(project), lock=lock,
+                                       ports=units.host_ports(project), sockets=units.socket_names(project)),
                             "lock + plan", changes=False, held=lock is not None)
 
 
@@ -223,6 +224,12 @@ def facts(user: str, dirs: list[str], unit_names: list[str], env: str) -> Comman
 def site_page(layout: Layout, page: str | None) -> Command:
     """The maintenance switch: the page Caddy answers with while on, or None for off."""
     return hostcall.command(calls.SitePage(root=layout.root, page=page), "maintenance")
+
+
+def ports(project: Project) -> Command:
+    """Who listens on the project's ports (and the pre-flip check's), and which its sockets hold."""
+    return hostcall.command(calls.Ports(ports=units.host_ports(project), sockets=units.socket_names(project)),
+                            "ports", changes=False)
 
 
 # --- setup, as root: files in directories the deploy user can write (hostprog/setupfiles.py) -------

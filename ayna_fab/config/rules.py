@@ -223,6 +223,15 @@ def url_path(value: str, at: At) -> str:
     return value
 
 
+@rule('a Python version ("3.12": that one or newer) or a requires-python specifier (">=3.11,<3.14")')
+def python_version(value: str, at: At) -> str:
+    from ayna_fab.scan.python import minimum   # the one reader of Python declarations
+    if minimum(value) is None:
+        raise Invalid(f"{json.dumps(value)} is neither a Python version nor a version specifier",
+                      'write python = "3.12" (3.12 or newer) or a specifier such as ">=3.11,<3.14"')
+    return value
+
+
 def _one_index_url(value: str, key: str) -> str:
     """An index URL goes into uv's and pip's configuration on hosts: plain http(s) or file URLs,
     and never a password (hosts.toml is not a place for secrets)."""

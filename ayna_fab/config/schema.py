@@ -231,6 +231,9 @@ KEYS: tuple[Key, ...] = (
         'or "stop" keeps them', '"rollback"',
         r.one_of(r.ON_FAILURE, "policy", 'write on_failure = "rollback" (flipped hosts go back) or "stop" '
                  "(they stay)", suggest=False)),
+    Key("python", P, STRING, None, "the Python the project needs on its hosts, replacing what its files declare "
+        "(requires-python, .python-version, runtime.txt, the Dockerfile's FROM); a plan refuses a host whose "
+        "python3 does not satisfy it", '"3.12"', r.python_version, shown="unset: what the project declares"),
     Key("keep_backups", DP, INTEGER, 10, "database backups kept in shared/backups", "10", r.between(1, 1000)),
     Key("backup_before_migrate", P, BOOLEAN, True, "deploys and `fab migrate` dump the database first", "true"),
     Key("checks", P, STRING, "errors", "Django's check: errors fail a deploy and warnings are shown, or "

@@ -21,6 +21,8 @@ class Plan:
     env_file: str
     units: list
     lock: dict | None
+    ports: list                 # the project's ports: who listens there is answered (ports.py)
+    sockets: list               # its socket units, whose own listeners those may be
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,13 @@ class SitePage:
     page: str | None
 
 
+@dataclass(frozen=True)
+class Ports:
+    """Who listens on these ports (users, processes), and which of them these socket units hold."""
+    ports: list
+    sockets: list
+
+
 # Setup's calls, run as root (hostprog/setupfiles.py): no link in a directory another user can write
 # is followed.
 
@@ -301,7 +310,8 @@ class AuthorizeKey:
 
 CALLS = {cls.__name__.lower(): cls for cls in (
     Plan, Stage, Prepare, Preflight, Hooks, Activate, Follow, Deactivate, Finish, Unlock, Status, Migrations, History,
-    Manage, Migrate, Backup, Backups, Restore, EnvWrite, Exec, Services, Facts, Dirs, EnvFile, UvConfig, AuthorizeKey, SitePage)}
+    Manage, Migrate, Backup, Backups, Restore, EnvWrite, Exec, Services, Facts, Ports, Dirs, EnvFile, UvConfig,
+    AuthorizeKey, SitePage)}
 
 
 def name_of(call):

@@ -1,14 +1,13 @@
 """A host's facts for one project, gathered in one round trip; validate judges them on the laptop."""
 
 import grp
-import ipaddress
 import hashlib
 import os
 import pwd
 import stat
 import subprocess
 
-from . import calls
+from . import calls, ports
 
 
 def stat_of(path):
@@ -48,23 +47,12 @@ def unit(name):
 def listening():
     """TCP sockets in LISTEN state: (address, port), from /proc (no ss needed)."""
     out = []
-    for table, v6 in (("/proc/net/tcp", False), ("/proc/net/tcp6", True)):
+    for table, v6 in ports.TABLES:
         try:
-            lines = open(table).read().splitlines()[1:]
+            with open(table) as f:
+                out += [[s["addr"], s["port"]] for s in ports.parse_table(f.read(), v6)]
         except OSError:
             continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] != "0A":
-                continue
-            addr_hex, port_hex = fields[1].split(":")
-            raw = bytes.fromhex(addr_hex)
-            if v6:
-                words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
-                addr = str(ipaddress.IPv6Address(b"".join(words)))
-            else:
-                addr = ".".join(str(b) for b in raw[::-1])
-            out.append([addr, int(port_hex, 16)])
     return out
 
 

@@ -23,7 +23,7 @@ HANDLERS = {
     "history": "deploylog.read",
     "manage": "maintenance.manage", "migrate": "maintenance.migrate", "backup": "maintenance.backup", "backups": "maintenance.backups",
     "restore": "maintenance.restore", "envwrite": "envwrite.replace", "exec": "maintenance.exec_in_release",
-    "services": "maintenance.services", "facts": "facts.gather",
+    "services": "maintenance.services", "facts": "facts.gather", "ports": "ports.listeners",
     "dirs": "setupfiles.dirs", "envfile": "setupfiles.env_file",
     "uvconfig": "setupfiles.uv_config", "authorizekey": "setupfiles.authorize_key",
     "sitepage": "sitepage.switch",

@@ -3,9 +3,12 @@
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 
-from . import calls, dbwhere, dumps, lock, store, units
+from . import calls, dbwhere, dumps, lock, ports, store, units
 from .holder import abandon
+from .prepare import PYTHON
 from .wire import Refused
 
 
@@ -33,9 +36,23 @@ def plan(a: calls.Plan):
             # for the laptop's plan-time refusals (ayna_fab/ops/planchecks.py): the database's engine
             # (a backup must be possible before migrate) and setup's uv config (Layout.uv_config)
             "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG)),
-            "took_over": took_over,
+            "took_over": took_over, "python": python_version(),
             # where the database lives, for a fleet deploy's check that its hosts share one (ops/dbshare.py)
-            "database_at": dbwhere.where(a.env_file)}
+            "database_at": dbwhere.where(a.env_file),
+            # who listens on the project's ports (provision/hostports.py judges)
+            "ports": ports.listeners(calls.Ports(ports=a.ports, sockets=a.sockets))}
+
+
+def python_version():
+    """PYTHON's version ("3.11.2"), or None when the host has none."""
+    if os.path.realpath(sys.executable) == os.path.realpath(PYTHON):
+        return "%d.%d.%d" % sys.version_info[:3]
+    try:
+        p = subprocess.run([PYTHON, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                           capture_output=True, text=True)
+    except OSError:
+        return None
+    return p.stdout.strip() or None
 
 
 UV_CONFIG = "uv.toml"   # in the project's directory; Layout.uv_config names the same file

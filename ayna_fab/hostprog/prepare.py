@@ -33,6 +33,9 @@ def _app_output(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("@@"))
 
 
+# The one interpreter a release's venv is made from: a plan checks its version against what the
+# project declares (ops/planchecks.py), so uv must never pick another.
+PYTHON = "/usr/bin/python3"
 LOCK_FILES = ("uv.lock", "pyproject.toml")   # all that decides what the venv holds (uv export --frozen)
 REQUIREMENTS = ".ayna-requirements.txt"
 
@@ -72,7 +75,7 @@ def install_script(rel, base_venv):
     if base_venv and _relocatable(base_venv):
         create = f"cp -al {base_venv} {venv}\n"
     else:
-        create = f"uv venv --quiet --relocatable --python /usr/bin/python3 {venv}\n"
+        create = f"uv venv --quiet --relocatable --python {PYTHON} {venv}\n"
     return (f"set -e; uv export --quiet --frozen --no-dev --no-emit-project --no-header -o {req}\n"
             + create + f"uv pip sync --python {venv}/bin/python --require-hashes {req}\n")
 

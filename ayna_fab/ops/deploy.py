@@ -32,6 +32,7 @@ from ayna_fab.config.model import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.hostprog import backups as backup_rules
 from ayna_fab.ops.gitsource import Source
+from ayna_fab.scan import python as pyversion
 from ayna_fab.ops.runner import BATCHES, EACH, FLEET, ONCE, HostRun, Phase, RunState
 
 # No laptop-side cap on prepare (install, backup, migrate can take long): the host-side step
@@ -118,6 +119,8 @@ class Deploy(runner.Operation):
         self.options = options
         self.targets = targets
         self.lock_blob = source.blob(revision, "uv.lock")
+        # the Python the project needs, read once before any connection (scan/python.py)
+        self.python = pyversion.declared(source.texts(revision, pyversion.FILES), project.python)
         self.built = built or build.Built()   # the build steps' outputs, made before any connection
         self.hook_problems: list[str] = []     # after-success hooks that failed (the release stays live)
         self.phases = PHASES
@@ -142,7 +145,8 @@ class Deploy(runner.Operation):
         if not t.plan["uv"]:
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
-        planchecks.refuse(t, backup_due=self.backup_due(t))  # an impossible backup, a stale uv config
+        # an impossible backup, a stale uv config, a Python too old, a port held by another program
+        planchecks.refuse(t, backup_due=self.backup_due(t), python=self.python)
         was = t.live_before.meta.get("env") if t.live_before else None
         if isinstance(was, str) and was != t.project.env:   # a host moved to another stage in hosts.toml
             t.say(f"warning: [{t.name}] {t.live_before.name} runs {t.project.name} as {was}; this deploy makes it "

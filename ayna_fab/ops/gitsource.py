@@ -104,6 +104,21 @@ class Source:
                              capture_output=True, text=True)
         return out.stdout.strip() or None
 
+    def texts(self, revision: str, names: tuple[str, ...]) -> dict[str, str]:
+        """The text of each of names (relative to the project) that exists at revision, in one git call."""
+        specs = [f"{revision}:{self.prefix + '/' if self.prefix else ''}{n}" for n in names]
+        out = subprocess.run(["git", "-C", str(self.path), "cat-file", "--batch"], capture_output=True,
+                             input=("\n".join(specs) + "\n").encode())
+        found, data = {}, out.stdout
+        for name in names:
+            header, _, data = data.partition(b"\n")
+            parts = header.split()
+            if len(parts) == 3 and parts[1] == b"blob":
+                size = int(parts[2])
+                found[name] = data[:size].decode("utf-8", "replace")
+                data = data[size + 1:]
+        return found
+
     def _names(self, revision: str) -> list[bytes]:
         out = _git_bytes(self.toplevel, "ls-tree", "-r", "-z", "--name-only", self.tree(revision))
         return [n for n in out.split(b"\0") if n]

@@ -5,6 +5,9 @@ mid-deploy, found in the plan's answer (hostprog/plan.py) and hosts.toml.
   up (only PostgreSQL and SQLite), or none at all: refused with the setting that turns backups off.
 - The package index settings in hosts.toml are not what setup last wrote on the host: refused
   with `setup` as the fix, so a deploy never installs from an index nobody asked for.
+- The host's /usr/bin/python3 (every release's venv is made from it) does not satisfy the Python
+  the project declares (scan/python.py): refused with the host's version and the ways out.
+- Another program listens on the project's ports or the pre-flip check's (provision/hostports.py).
 """
 
 from __future__ import annotations
@@ -13,11 +16,20 @@ from ayna_fab.config import packageindex
 from ayna_fab.config.model import package_index
 from ayna_fab.errors import UsageError
 from ayna_fab.hostprog import backups
+from ayna_fab.provision import hostports
+from ayna_fab.scan import python as pyversion
 
 
-def refuse(t, *, backup_due: bool) -> None:
+def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = ()) -> None:
     """Raise UsageError (exit 2, nothing changed but the lock, which the runner releases)."""
     name = t.project.name
+    if python:
+        have = t.plan.get("python") or "missing"
+        missing = pyversion.unmet(have, list(python))
+        if missing:
+            problem, hint = pyversion.refusal(t.name, have, missing, name)
+            raise UsageError(problem, host=t.name, step="plan", hint=hint)
+    hostports.refuse(t.plan.get("ports") or {}, host=t.name, project=name, root=t.layout.root, step="plan")
     if backup_due:
         why = backups.unsupported(t.plan.get("database"))
         if why:

@@ -18,8 +18,8 @@ from ayna_fab.config import packageindex, sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import (caddyfile, database, envcheck as envfile, envwriter, snippet as caddy_snippet,
-                                sudoers, unitfiles as units)
+from ayna_fab.provision import (caddyfile, database, envcheck as envfile, envwriter, hostports,
+                                snippet as caddy_snippet, sudoers, unitfiles as units)
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
@@ -78,6 +78,12 @@ def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Se
         if project.create_database:
             database.from_url(envfile.parse(s.local_env).get("DATABASE_URL", ""))
     return s
+
+
+def step_ports(s: Setup, r: Remote) -> None:
+    """Before anything changes: the project's ports (and the pre-flip check's) are free, or its own."""
+    res = _host_call(s, r, hostcmd.ports(s.project))
+    hostports.refuse(res, host=s.host.name, project=s.project.name, root=s.layout.root, step="ports")
 
 
 def step_user(s: Setup, r: Remote) -> None:
@@ -175,9 +181,11 @@ def step_caddy(s: Setup, r: Remote) -> None:
     _apply(s, r.run(caddycmd.install_site(s.project.name, caddyfile.render(site, s.snippet))).stdout)
 
 
-# The pipeline, in order. The .env comes before the database (it holds DATABASE_URL) and
+# The pipeline, in order. Ports first: a port another program holds refuses setup before it changes
+# anything. The .env comes before the database (it holds DATABASE_URL) and
 # the units (they name it); sudoers once the units it grants exist; Caddy last, in front of them.
 STEPS: list[tuple[str, Callable[[Setup, Remote], None]]] = [
+    ("ports", step_ports),
     ("deploy user", step_user),
     ("directories", step_dirs),
     ("uv", step_uv),

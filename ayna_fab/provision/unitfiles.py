@@ -32,9 +32,13 @@ def socket_name(project: Project, service: str) -> str:
     return f"{project.name}-{service}.socket"
 
 
+def socket_names(project: Project) -> list[str]:
+    return [socket_name(project, s) for s in project.services if s in SOCKET_SERVICES]
+
+
 def all_names(project: Project) -> list[str]:
     """Every unit file setup installs: the services and the sockets of web and api."""
-    return unit_names(project) + [socket_name(project, s) for s in project.services if s in SOCKET_SERVICES]
+    return unit_names(project) + socket_names(project)
 
 
 def template(service: str, kind: str = "service") -> str:
@@ -82,6 +86,13 @@ def render_all(config: Config, host: Host | None, project: Project) -> dict[str,
 
 
 PREFLIGHT_OFFSETS = {"web": 5, "api": 6}   # reserved ports of the registry range (+5..+9)
+
+
+def host_ports(project: Project) -> list[int]:
+    """The ports the project binds on a host: its sockets', and the pre-flip check's reserved ones."""
+    bound = [s for s in SOCKET_SERVICES if s in project.services]
+    return ([project.port(s) for s in bound]
+            + [project.port_base + PREFLIGHT_OFFSETS[s] for s in bound])
 
 
 def preflight_servers(project: Project, release_dir: str) -> list[dict]:

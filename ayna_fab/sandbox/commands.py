@@ -33,12 +33,12 @@ def probe_services(services: tuple[Service, ...], timeout: int) -> str:
 
 
 def debootstrap(target: Path, mirror: str, packages: tuple[str, ...] = PACKAGES,
-                cache_dir: Path | None = None) -> Argv:
+                cache_dir: Path | None = None, suite: str = SUITE) -> Argv:
     """debootstrap's first stage: download and unpack, no package script runs yet."""
     argv = ["debootstrap", "--foreign", "--variant=minbase", f"--include={','.join(packages)}"]
     if cache_dir is not None:
         argv.append(f"--cache-dir={cache_dir}")
-    return argv + [SUITE, str(target), mirror]
+    return argv + [suite, str(target), mirror]
 
 
 def second_stage(target: Path) -> Argv:
@@ -92,7 +92,7 @@ def ssh_keygen(path: Path, comment: str) -> Argv:
 
 def pip_download(python: str, dest: Path, requirements: list[Path], machine: str,
                  python_version: str = "3.11") -> Argv:
-    """Wheels for the hosts' Python (bookworm's 3.11), whatever Python the controller runs."""
+    """Wheels for the hosts' Python (the suite's: bookworm's 3.11), whatever Python the controller runs."""
     argv = [python, "-m", "pip", "download", "--quiet", "--dest", str(dest), "--only-binary=:all:",
             "--implementation", "cp", "--python-version", python_version]
     for tag in ("manylinux2014", "manylinux_2_17", "manylinux_2_28", "manylinux_2_34"):

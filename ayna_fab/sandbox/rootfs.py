@@ -97,10 +97,20 @@ def _postgres_conf(root: Path) -> Path | None:
     return confs[-1] if confs else None
 
 
-def problem(root: Path) -> str | None:
-    """Why the root filesystem at root cannot be used as it is, or None if it can."""
+def codename(root: Path) -> str | None:
+    """The Debian release the root filesystem holds (os-release's VERSION_CODENAME)."""
+    try:
+        return _setting(root / "etc/os-release", r"^VERSION_CODENAME=(\S+)")
+    except OSError:
+        return None
+
+
+def problem(root: Path, suite: str | None = None) -> str | None:
+    """Why the root filesystem at root cannot be used as it is (for suite, when given), or None if it can."""
     if not root.is_dir():
         return "it does not exist"
+    if suite is not None and codename(root) != suite:
+        return f"it holds Debian {codename(root) or 'of no known release'}, not {suite}"
     try:
         stamp = (root / STAMP).read_text().strip()
     except OSError:
@@ -166,7 +176,7 @@ def ensure(settings: SandboxSettings, say: Callable[[str], None], *, rebuild: bo
     with open(cache / "rootfs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two `up`s at once build it once
         root = settings.rootfs_dir
-        why = "a rebuild was asked for" if rebuild else problem(root)
+        why = "a rebuild was asked for" if rebuild else problem(root, settings.suite)
         if why is None:
             _prune_older(root, in_use, say)
             return False
@@ -185,7 +195,7 @@ def ensure(settings: SandboxSettings, say: Callable[[str], None], *, rebuild: bo
         tmp = root.with_name(root.name + ".building")
         shutil.rmtree(tmp, ignore_errors=True)
         (builder or build)(tmp, settings)
-        left = problem(tmp)
+        left = problem(tmp, settings.suite)
         if left is not None:
             raise UsageError(f"the root filesystem just built is not as the sandbox needs: {left}",
                              step="sandbox rootfs", hint=f"see {tmp}; report this as a bug")
@@ -233,7 +243,7 @@ def build(target: Path, settings: SandboxSettings) -> None:
     hint = f"check that {settings.mirror} is reachable (set AYNA_FAB_DEBIAN_MIRROR)"
     with _umask(0o022):
         settings.debs_dir.mkdir(parents=True, exist_ok=True)
-        local.run(commands.debootstrap(target, settings.mirror, cache_dir=settings.debs_dir),
+        local.run(commands.debootstrap(target, settings.mirror, cache_dir=settings.debs_dir, suite=settings.suite),
                   step="sandbox rootfs", timeout=1800, hint=hint, env=BUILD_ENV)
         # Package scripts run here: in a network namespace of their own, nothing on this
         # machine's ports can push PostgreSQL's cluster off 5432.

@@ -15,6 +15,8 @@ from pathlib import Path
 from ayna_fab.errors import UsageError
 
 SUITE = "bookworm"
+# The Debian releases a sandbox may boot, and the python3 each ships (the hosts' wheels are for it).
+SUITES = {"bookworm": "3.11", "trixie": "3.13"}
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # What every sandbox host has, on top of debootstrap's minbase.
@@ -45,6 +47,7 @@ class SandboxSettings:
     mirror: str = DEFAULT_MIRROR
     requirements: tuple[Path, ...] = field(default=(BASE_REQUIREMENTS,))
     rootfs_cache_dir: Path | None = None  # where the root filesystem lives; default cache_dir
+    suite: str = SUITE               # the Debian release every host of this sandbox runs
 
     def __post_init__(self) -> None:
         if not _PREFIX_RE.match(self.prefix):
@@ -53,6 +56,9 @@ class SandboxSettings:
         if not 1024 <= self.ssh_port_base <= 65000:
             raise UsageError(f"sandbox SSH port base {self.ssh_port_base} is outside 1024-65000",
                              hint="set AYNA_FAB_SANDBOX_PORT_BASE to e.g. 2200")
+        if self.suite not in SUITES:
+            raise UsageError(f"sandbox suite {self.suite!r} is not one the sandbox can boot",
+                             hint="set AYNA_FAB_SANDBOX_SUITE to one of " + ", ".join(SUITES))
 
     @classmethod
     def from_env(cls, **overrides) -> "SandboxSettings":
@@ -64,6 +70,7 @@ class SandboxSettings:
             prefix=env.get("AYNA_FAB_SANDBOX_PREFIX", cls.prefix),
             ssh_port_base=int(env.get("AYNA_FAB_SANDBOX_PORT_BASE", cls.ssh_port_base)),
             mirror=env.get("AYNA_FAB_DEBIAN_MIRROR") or detect_mirror(),
+            suite=env.get("AYNA_FAB_SANDBOX_SUITE") or SUITE,
         )
         return replace(s, **overrides) if overrides else s
 
@@ -86,7 +93,12 @@ class SandboxSettings:
 
     @property
     def rootfs_dir(self) -> Path:
-        return self.rootfs_cache / f"rootfs-{SUITE}-{platform.machine()}-r{ROOTFS_RECIPE}"
+        return self.rootfs_cache / f"rootfs-{self.suite}-{platform.machine()}-r{ROOTFS_RECIPE}"
+
+    @property
+    def python_version(self) -> str:
+        """The hosts' python3 (major.minor): the wheelhouse holds wheels for it."""
+        return SUITES[self.suite]
 
     @property
     def debs_dir(self) -> Path:

@@ -18,7 +18,7 @@ from ayna_fab import local
 from . import commands
 from .settings import BASE_REQUIREMENTS, SandboxSettings
 
-DIGEST = ".requirements.sha256"
+DIGEST = ".requirements.sha256"   # bookworm's wheels (3.11); other Pythons' beside them, stamped apart
 PROJECT_FILE = "wheelhouse-requirements.txt"
 
 
@@ -39,6 +39,12 @@ def digest(settings: SandboxSettings) -> str:
     return h.hexdigest()
 
 
+def stamp_name(python_version: str) -> str:
+    """The digest file of the wheels for one Python: one wheelhouse serves every suite (a pure
+    Python wheel once), and each Python's wheels are downloaded and checked on their own."""
+    return DIGEST if python_version == "3.11" else f".requirements-py{python_version}.sha256"
+
+
 def ensure(settings: SandboxSettings, say: Callable[[str], None]) -> bool:
     """Download what the requirement files name, if not already there; True if it did."""
     wh = settings.wheelhouse_dir
@@ -46,11 +52,12 @@ def ensure(settings: SandboxSettings, say: Callable[[str], None]) -> bool:
     with open(settings.cache_dir / "wheelhouse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         want = digest(settings)
-        stamp = wh / DIGEST
+        stamp = wh / stamp_name(settings.python_version)
         if stamp.exists() and stamp.read_text().strip() == want:
             return False
         say(f"downloading wheels for the hosts into {wh}")
-        local.run(commands.pip_download(sys.executable, wh, list(settings.requirements), platform.machine()),
+        local.run(commands.pip_download(sys.executable, wh, list(settings.requirements), platform.machine(),
+                                        python_version=settings.python_version),
                   step="sandbox wheelhouse", timeout=1800,
                   hint="the controller needs PyPI (or PIP_INDEX_URL) to fill the hosts' wheelhouse")
         stamp.write_text(want + "\n")

@@ -47,7 +47,7 @@ MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy"
                 "test_faults", "test_proxy", "test_soak",
                 "test_corpus",
                 "test_fleet", "test_daytwo_stages",
-                "test_hostile", "test_hooks", "test_daytwo_secrets")
+                "test_hostile", "test_hooks", "test_daytwo_secrets", "test_pyports")
 
 
 def pytest_collection_modifyitems(items):

@@ -22,10 +22,12 @@ timezone = 'Etc/UTC'
 REDIS_CONF = "bind 127.0.0.1 -::1\nprotected-mode yes\nport 6379\n"
 
 
-def fake_tree(root: Path, pg_conf: str = PG_CONF_5433, redis_conf: str = REDIS_CONF, stamp: str | None = None) -> Path:
+def fake_tree(root: Path, pg_conf: str = PG_CONF_5433, redis_conf: str = REDIS_CONF, stamp: str | None = None,
+              suite: str = "bookworm") -> Path:
     """A root filesystem as far as the cache check and customise() look at it."""
     for sub in ("etc/postgresql/15/main", "etc/redis", "etc/ssh/sshd_config.d", "var/lib/dbus", "root"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "etc/os-release").write_text(f'PRETTY_NAME="Debian GNU/Linux"\nVERSION_CODENAME={suite}\nID=debian\n')
     (root / "etc/postgresql/15/main/postgresql.conf").write_text(pg_conf)
     (root / "etc/redis/redis.conf").write_text(redis_conf)
     (root / "etc/hostname").write_text("the-builders-hostname\n")
@@ -181,3 +183,44 @@ def test_the_services_probe_names_the_first_service_that_does_not_answer(tmp_pat
     assert redis.returncode == 1 and redis.stdout.strip() == "Redis"
     both = run_probe(tmp_path, {"PostgreSQL": False, "Redis": False})
     assert both.returncode == 1 and both.stdout.strip() == "PostgreSQL"
+
+
+# --- the suite: Debian 12 and 13 hosts from one cache ----------------------------------------------
+
+def test_the_suite_is_a_sandbox_setting_carried_by_the_root_filesystems_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("AYNA_FAB_SANDBOX_SUITE", "trixie")
+    s = SandboxSettings.from_env(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    assert s.suite == "trixie" and s.python_version == "3.13"
+    assert s.rootfs_dir.name.startswith("rootfs-trixie-") and settings(tmp_path).rootfs_dir.name.startswith("rootfs-bookworm-")
+    assert commands.debootstrap(tmp_path, "http://m", suite="trixie")[-3:] == ["trixie", str(tmp_path), "http://m"]
+    with pytest.raises(UsageError, match="bookworm, trixie"):
+        SandboxSettings(suite="sid")
+
+
+def test_a_cache_holding_another_debian_release_is_not_used_for_this_suite(tmp_path):
+    s = SandboxSettings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache", suite="trixie")
+    fake_tree(s.rootfs_dir, pg_conf=PG_CONF_5433.replace("5433", "5432"), stamp=rootfs.recipe())
+    assert rootfs.problem(s.rootfs_dir) is None
+    assert rootfs.problem(s.rootfs_dir, "trixie") == "it holds Debian bookworm, not trixie"
+    built = []
+
+    def trixie(target: Path, st: SandboxSettings) -> None:
+        built.append(st.suite)
+        fake_tree(target, suite=st.suite)
+        rootfs.customise(target)
+        (target / rootfs.STAMP).write_text(rootfs.recipe() + "\n")
+    said = []
+    assert rootfs.ensure(s, said.append, builder=trixie, in_use=set) is True
+    assert built == ["trixie"] and "not trixie" in said[0]
+    assert rootfs.problem(s.rootfs_dir, "trixie") is None
+
+
+def test_each_python_has_its_own_wheels_in_the_one_wheelhouse(tmp_path, monkeypatch):
+    from ayna_fab.sandbox import wheelhouse
+    ran = []
+    monkeypatch.setattr(wheelhouse.local, "run", lambda argv, **kw: ran.append(argv))
+    for suite in ("bookworm", "trixie", "bookworm", "trixie"):
+        wheelhouse.ensure(SandboxSettings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache", suite=suite),
+                          print)
+    assert [argv[argv.index("--python-version") + 1] for argv in ran] == ["3.11", "3.13"]
+    assert (tmp_path / "cache/wheelhouse" / wheelhouse.DIGEST).exists()
