@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, wire
+from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, uvreport, wire
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
 NOTE_RE = re.compile(r"^@@note (\S+) (.*)$", re.M)   # django_steps: what a passing step wants shown
@@ -186,7 +186,8 @@ def _install(a: calls.Prepare, rel, env, steps, reuse):
     t = time.monotonic()
     p = subprocess.run(["sh", "-c", install_script(rel, a.base_venv)], cwd=rel, env=env,
                        capture_output=True, text=True)
-    if not steps.done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr,
+    if not steps.done("install", time.monotonic() - t, p.returncode == 0,
+                      uvreport.explain(p.stdout + "\n" + p.stderr),
                       detail={"venv": "reused", "from": os.path.basename(os.path.dirname(a.base_venv))}
                       if reuse else None):
         return False
@@ -244,7 +245,8 @@ def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None):
     # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
     args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
             "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
-            "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None}
+            "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None,
+            "release": rel}
     if gate is not None:
         args["gate"] = gate
     workdir = os.path.join(rel, a.django_dir if a.django_dir is not None else (a.asgi_dir or "."))

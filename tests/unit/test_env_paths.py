@@ -42,6 +42,11 @@ def release(tmp_path, monkeypatch):
     (web / "django" / "__init__.py").write_text("def setup():\n    import recorder; recorder.dump('django')\n")
     (web / "django" / "core" / "__init__.py").write_text("")
     (web / "django" / "core" / "management" / "__init__.py").write_text("def call_command(*a, **k):\n    pass\n")
+    (web / "django" / "conf.py").write_text("class settings:\n    MEDIA_ROOT = ''\n")   # check reads where uploads go
+    (web / "django" / "core" / "files").mkdir()
+    (web / "django" / "core" / "files" / "__init__.py").write_text("")
+    (web / "django" / "core" / "files" / "storage.py").write_text(
+        "class FileSystemStorage:\n    location = ''\n\ndefault_storage = FileSystemStorage()\n")
     (web / "manage.py").write_text("import recorder, sys\nrecorder.dump('manage-' + sys.argv[1])\n")
     os.makedirs(lay.shared)
     text, expected = concatenated()
