@@ -57,6 +57,16 @@ def inside(path, directory):
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
+def media_fix(release):
+    shared = os.path.realpath(os.path.join(release, "media"))
+    return (f"Fix: read MEDIA_ROOT from the environment in the settings, for example\n"
+            f'    MEDIA_ROOT = os.environ.get("MEDIA_ROOT", <the value it has now>)\n'
+            f"and set it in the project's env file (hosts.toml's env_file, then `fab setup --force-env`;\n"
+            f"or shared/.env.ENV on the host)\n"
+            f"    MEDIA_ROOT={shared}\n"
+            f"(the shared media directory, which every release's `media` link leads to)")
+
+
 def media_problem(places, release):
     """Why uploads would be lost with the next release, or None. places: (what, path) pairs, where
     the settings and the default storage put files. A path is fine when it leads outside the release
@@ -64,29 +74,44 @@ def media_problem(places, release):
     wrong = [(what, path) for what, path in places if inside(path, release)]
     if not wrong:
         return None
-    shared = os.path.realpath(os.path.join(release, "media"))
     lines = [f"{what} resolves to {os.path.realpath(path)}, inside the release: files saved there "
              "are gone with the next deploy" for what, path in wrong]
-    return "\n".join(lines + [
-        f"Fix: read MEDIA_ROOT from the environment in the settings, for example\n"
-        f'    MEDIA_ROOT = os.environ.get("MEDIA_ROOT", <the value it has now>)\n'
-        f"and add to the host's env file (shared/.env.ENV, or hosts.toml's env_file, then setup)\n"
-        f"    MEDIA_ROOT={shared}\n"
-        f"(the shared media directory, which every release's `media` link leads to)"])
+    return "\n".join(lines + [media_fix(release)])
+
+
+def file_fields():
+    """The model fields that keep files (FileField, ImageField): the project takes uploads."""
+    from django.apps import apps
+    from django.db.models import FileField
+    return sorted(f"{m._meta.label}.{f.name}" for m in apps.get_models() for f in m._meta.get_fields()
+                  if isinstance(f, FileField))
 
 
 def media_places():
     """(what, path) of where Django puts uploaded files: MEDIA_ROOT, and the default storage's
-    location when it stores on this machine's disk. MEDIA_ROOT unset ("") is left out: Django's
-    default, of a project that does not keep uploads (a storage that does is still read)."""
+    location when it stores on this machine's disk; and a note when MEDIA_ROOT is unset (the
+    storage then saves under the working directory) though no model keeps files."""
     from django.conf import settings
     from django.core.files.storage import FileSystemStorage, default_storage
     places = [("MEDIA_ROOT", str(settings.MEDIA_ROOT))] if settings.MEDIA_ROOT else []
-    if isinstance(default_storage, FileSystemStorage):
-        location = default_storage.location
-        if settings.MEDIA_ROOT or os.path.abspath(location) != os.path.abspath(""):
-            places.append(("the default storage's location", location))
-    return places
+    try:
+        on_disk = isinstance(default_storage, FileSystemStorage)   # builds the storage
+    except Exception as exc:
+        if type(exc).__name__ != "InvalidStorageError":
+            raise
+        return places, None   # STORAGES has no "default": nothing is saved through it anywhere
+    if not on_disk:
+        return places, None
+    location = default_storage.location
+    if settings.MEDIA_ROOT or os.path.abspath(location) != os.path.abspath(""):
+        return places + [("the default storage's location", location)], None
+    fields = file_fields()
+    if fields:   # MEDIA_ROOT unset, and models that keep files: they would save into the release
+        return [(f"MEDIA_ROOT is unset ({', '.join(fields[:3])} keep files), so the default storage's "
+                 "location", location)], None
+    return [], ("MEDIA_ROOT is unset: a file saved through the default storage would land in "
+                f"{os.path.realpath(location)}, inside the release, and be gone with the next deploy. "
+                "No model keeps files; if the project saves some all the same:")
 
 
 def note(step_name, text):
@@ -143,9 +168,12 @@ def main(args):
             note("check", 'Django\'s warnings, shown without failing the deploy (checks = "strict" fails '
                           "on them):\n" + report)
         if args.get("release"):
-            problem = media_problem(media_places(), args["release"])
+            places, unset = media_places()
+            problem = media_problem(places, args["release"])
             if problem:
                 raise Refusal(problem)
+            if unset:
+                note("check", unset + "\n" + media_fix(args["release"]))
         if args["asgi_app"]:
             import_app(args["asgi_app"], args["asgi_dir"])
 

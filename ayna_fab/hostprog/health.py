@@ -7,12 +7,16 @@ import urllib.request
 
 # Health checks go straight to 127.0.0.1, never through a proxy from the host's environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# ... but say what the HTTPS proxy in front says of every request it forwards: production settings
+# that redirect plain HTTP (SECURE_SSL_REDIRECT, trusting SECURE_PROXY_SSL_HEADER) answer a probe
+# as they answer users, not with a redirect to an https:// the services never listen on.
+HEADERS = {"X-Forwarded-Proto": "https"}
 
 
 def probe(url):
     """(status or None, body) of one GET."""
     try:
-        with _OPENER.open(url, timeout=5) as resp:
+        with _OPENER.open(urllib.request.Request(url, headers=HEADERS), timeout=5) as resp:
             return resp.status, resp.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read(4096).decode(errors="replace")

@@ -118,13 +118,14 @@ MEDIA_REFUSAL = re.compile(r"^\s*MEDIA_ROOT=(/opt/ayna/[^\s]+/shared/media)$", r
 
 def deploy_until_the_media_fix(w: World, name: str, repo: Path, settings: str, was: str) -> str:
     """The first deploy stops at check, before anything live changes, because uploads would land in the
-    release; the fix it prints is applied (settings read MEDIA_ROOT, the env file sets it, setup uploads
-    it) and the next deploy goes live."""
+    release (was: the settings' MEDIA_ROOT line); the fix it prints is applied (settings read
+    MEDIA_ROOT, the env file sets it, setup uploads it) and the next deploy goes live."""
     r = w.fab("-H", HOST, "deploy", "--project", name, ok=False)
     said = r.stdout + r.stderr
     assert r.returncode == 1 and "failed at check" in said, said
     assert "MEDIA_ROOT resolves to" in said and "inside the release" in said, said
     assert w.sandbox.run(0, f"test -e /opt/ayna/{name}/releases/current")[0] != 0   # nothing went live
+    assert "`fab setup --force-env`" in said
     shared = MEDIA_REFUSAL.search(said).group(1)
     assert shared == f"/opt/ayna/{name}/shared/media"
     path = repo / settings
@@ -134,9 +135,9 @@ def deploy_until_the_media_fix(w: World, name: str, repo: Path, settings: str, w
     corpus.commit(repo, "MEDIA_ROOT from the environment, as the deploy asked")
     env_file = w.root / f"{name}.env"
     env_file.write_text(env_file.read_text() + f"MEDIA_ROOT={shared}\n")
-    w.fab("-H", HOST, "setup", "--project", name)
+    w.fab("-H", HOST, "setup", "--project", name, "--force-env")
     r = w.fab("-H", HOST, "deploy", "--project", name)
-    assert "live and healthy" in r.stdout, r.stdout
+    assert "live and healthy" in r.stdout and "MEDIA_ROOT" not in r.stdout, r.stdout
     return r.stdout
 
 
@@ -208,3 +209,30 @@ def test_django_on_docker_an_app_in_a_subdirectory_with_docker_env_files(w):
     deploy_until_the_media_fix(w, "ondocker", repo, "app/hello_django/settings.py",
                                'MEDIA_ROOT = BASE_DIR / "mediafiles"')
     an_upload_survives_a_redeploy_and_a_rollback(w, "ondocker", repo, "app/upload/views.py")
+
+
+def test_locallibrary_a_tutorial_project_with_a_procfile_and_no_default_storage(w):
+    repo = w.checkout("locallibrary", "library")
+    out = w.fab("init", str(repo)).stdout
+    assert run_printed_commands(w, fixes_printed(out)) == [], out   # the lock: one command
+    out = w.fab("init", str(repo), "--write", "--host", HOST).stdout
+    assert "Nothing stands in the way of a first deploy." in out, out
+    w.fab("-H", HOST, "setup", "--project", "library")
+    r = w.fab("-H", HOST, "deploy", "--project", "library")
+    assert "live and healthy" in r.stdout and "MEDIA_ROOT" not in r.stdout, r.stdout
+    # its STORAGES has no "default": it keeps no uploads, and check has nothing to refuse; what it
+    # keeps is its database, which a redeploy and a rollback leave as it is
+    said = w.manage_says("library", "from django.core.files.storage import default_storage as s\n"
+                                    "try:\n    s.location\nexcept Exception as e:\n    print('none:', type(e).__name__)")
+    assert "none: InvalidStorageError" in said, said
+    count = "from catalog.models import Genre; print('genres', Genre.objects.filter(name='Corpus').count())"
+    w.manage_says("library", "from catalog.models import Genre; Genre.objects.create(name='Corpus')")
+    live = w.current("library")
+    path = repo / "catalog" / "views.py"
+    path.write_text(path.read_text() + "\n# deployed again\n")
+    corpus.commit(repo, "one file changed")
+    r = w.fab("-H", HOST, "deploy", "--project", "library")
+    assert re.search(r"\b1 files? sent", r.stdout) and "live and healthy" in r.stdout, r.stdout
+    assert "genres 1" in w.manage_says("library", count)
+    w.fab("-H", HOST, "rollback", "--project", "library")
+    assert w.current("library") == live and "genres 1" in w.manage_says("library", count)

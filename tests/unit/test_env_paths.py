@@ -43,6 +43,10 @@ def release(tmp_path, monkeypatch):
     (web / "django" / "core" / "__init__.py").write_text("")
     (web / "django" / "core" / "management" / "__init__.py").write_text("def call_command(*a, **k):\n    pass\n")
     (web / "django" / "conf.py").write_text("class settings:\n    MEDIA_ROOT = ''\n")   # check reads where uploads go
+    (web / "django" / "apps.py").write_text("class apps:\n    get_models = staticmethod(lambda: [])\n")
+    (web / "django" / "db" / "models.py").parent.mkdir()
+    (web / "django" / "db" / "__init__.py").write_text("")
+    (web / "django" / "db" / "models.py").write_text("class FileField:\n    pass\n")
     (web / "django" / "core" / "files").mkdir()
     (web / "django" / "core" / "files" / "__init__.py").write_text("")
     (web / "django" / "core" / "files" / "storage.py").write_text(

@@ -29,9 +29,43 @@ STAND_IN = {
         class ElsewhereStorage:
             location = "bucket/prefix"
 
-        default_storage = {"fs": FileSystemStorage, "elsewhere": ElsewhereStorage}[
-            os.environ.get("STORAGE", "fs")](*([os.environ["LOCATION"]] if os.environ.get("LOCATION") else []))
+        class InvalidStorageError(Exception):
+            pass
+
+        class _Lazy:   # Django's default_storage: built when first used, from STORAGES["default"]
+            def __getattribute__(self, name):
+                kind = os.environ.get("STORAGE", "fs")
+                if kind == "none":
+                    raise InvalidStorageError("Could not find config for 'default' in settings.STORAGES.")
+                made = {"fs": FileSystemStorage, "elsewhere": ElsewhereStorage}[kind](
+                    *([os.environ["LOCATION"]] if os.environ.get("LOCATION") else []))
+                return getattr(made, name)
+
+        default_storage = _Lazy()
         """),
+    "django/apps.py": textwrap.dedent("""
+        import os
+
+        class _Field:
+            def __init__(self, cls, name):
+                self.__class__, self.name = cls, name
+
+        class _Meta:
+            label = "shop.Product"
+
+            def get_fields(self):
+                from django.db.models import CharField, FileField
+                kinds = {"file": FileField, "char": CharField}
+                return [_Field(kinds[k], f"{k}_field") for k in os.environ.get("FIELDS", "char").split(",")]
+
+        class _Model:
+            _meta = _Meta()
+
+        class apps:
+            get_models = staticmethod(lambda: [_Model])
+        """),
+    "django/db/__init__.py": "",
+    "django/db/models.py": "class FileField:\n    pass\n\nclass CharField:\n    pass\n",
     "django/conf.py": textwrap.dedent("""
         import os
 
@@ -81,8 +115,10 @@ def test_a_default_storage_kept_inside_the_release_is_refused_even_with_media_ro
     rel = release(tmp_path)
     p = check(rel, LOCATION="uploads")     # relative: under the Django directory, in the release
     assert p.returncode == 1 and "the default storage's location resolves to" in p.stdout, p.stdout
-    # unset MEDIA_ROOT with Django's default storage: a project without uploads, nothing to refuse
-    assert check(rel).returncode == 0
+    # unset MEDIA_ROOT with Django's default storage and no model keeping files: a note with the fix
+    p = check(rel)
+    assert p.returncode == 0 and "MEDIA_ROOT is unset: a file saved through the default storage would land in" in p.stdout
+    assert "@@note check" in p.stdout and f"MEDIA_ROOT={(tmp_path / 'shared' / 'media').resolve()}" in p.stdout
     # a storage that is not this disk's (a bucket) is not a place in the release
     assert check(rel, STORAGE="elsewhere", MEDIA_ROOT_IS=str(tmp_path / "shared" / "media")).returncode == 0
 
@@ -92,3 +128,18 @@ def test_inside_reads_links_and_never_matches_a_sibling_by_prefix(tmp_path):
     assert django_steps.inside(rel / "site" / "media", rel) and django_steps.inside(rel, rel)
     assert not django_steps.inside(rel / "media" / "x", rel)
     assert not django_steps.inside(tmp_path / "releases" / "v30", rel)
+
+
+def test_media_root_unset_with_a_model_that_keeps_files_is_refused(tmp_path):
+    rel = release(tmp_path)
+    p = check(rel, FIELDS="char,file")
+    assert p.returncode == 1, p.stdout
+    assert "MEDIA_ROOT is unset (shop.Product.file_field keep files), so the default storage's location " \
+           f"resolves to {(rel / 'site').resolve()}, inside the release" in p.stdout
+    assert check(rel, FIELDS="char,file", MEDIA_ROOT_IS=str(rel / "media")).returncode == 0
+
+
+def test_no_default_storage_at_all_is_no_place_for_uploads(tmp_path):
+    rel = release(tmp_path)
+    p = check(rel, STORAGE="none", FIELDS="char")     # STORAGES without "default": nothing is saved
+    assert p.returncode == 0 and "MEDIA_ROOT" not in p.stdout, p.stdout
