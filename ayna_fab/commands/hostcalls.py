@@ -65,6 +65,7 @@ def prepare(layout: Layout, project: Project, token: str, number: int, steps: li
         root=layout.root, token=token, number=number, steps=project_steps(project, steps), base_venv=base_venv,
         env_file=layout.env_file, uv_cache=layout.uv_cache,
         django_dir=project.django_dir if project.django else None, checks=project.checks,
+        allow_debug=project.allow_debug,
         uv_config=layout.uv_config,
         asgi_dir=project.asgi_dir if "api" in project.services else None,
         asgi_app=project.asgi_app if "api" in project.services else None, project=project.name,

@@ -217,6 +217,8 @@ KEYS: tuple[Key, ...] = (
         '"strict": warnings fail it too', '"errors"',
         r.one_of(r.CHECKS, "checks level", 'write checks = "errors" (Django\'s errors fail a deploy, its '
                  'warnings are shown) or "strict" (warnings fail it too)')),
+    Key("allow_debug", P, BOOLEAN, False, "deploy settings with DEBUG = True (a deploy's check refuses them "
+        "otherwise)", "false"),
     Key("django", P, BOOLEAN, True, "runs Django: check, migrate, collectstatic, backups", "true",
         shown="true when services has web"),
     Key("index_url", DHP, STRING, None, "uv's default index (PEP 503 simple API); unset: the host's uv "

@@ -57,6 +57,7 @@ class Prepare:
     servers: list
     preflight_timeout: float
     checks: str                 # "errors" | "strict": Django's check warnings fail the check too
+    allow_debug: bool           # the check accepts settings with DEBUG = True
     uv_config: str              # setup's uv.toml from hosts.toml's index settings; used if it exists
     hooks: list                 # after-install hooks ({name, command, timeout}), run right after install
     hook_env: dict              # what those hooks are told besides the .env (AYNA_* variables)

@@ -134,6 +134,19 @@ def step(name, fn):
     print(f"\n@@step {name} {time.monotonic() - t:.3f} ok", flush=True)
 
 
+DEBUG_REFUSED = ("DEBUG is True in {module}: debug pages would show the settings and tracebacks to anyone. "
+                 "Deploy production settings (DJANGO_SETTINGS_MODULE in the .env, DEBUG read from the "
+                 "environment), or set allow_debug = true for this project in hosts.toml if it wants DEBUG")
+
+
+def refuse_debug(allowed):
+    """Settings with DEBUG on never go live unless hosts.toml says the project wants them."""
+    from django.conf import settings
+    if settings.DEBUG and not allowed:
+        print(DEBUG_REFUSED.format(module=os.environ.get("DJANGO_SETTINGS_MODULE", "the settings")), flush=True)
+        raise SystemExit(1)
+
+
 def import_app(spec, directory):
     sys.path.insert(0, directory)
     module, _, attr = spec.partition(":")
@@ -161,6 +174,7 @@ def main(args):
 
     def check():
         setup()
+        refuse_debug(args.get("allow_debug", False))
         out, err = io.StringIO(), io.StringIO()
         state["call"]("check", deploy=True, fail_level=args.get("fail_level", "ERROR"), stdout=out, stderr=err)
         report = (out.getvalue() + err.getvalue()).strip()

@@ -245,6 +245,7 @@ def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None):
     # django_dir None: no Django (an API, Celery); the check imports the ASGI app alone
     args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
             "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
+            "allow_debug": a.allow_debug,
             "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None,
             "release": rel}
     if gate is not None:

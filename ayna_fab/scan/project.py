@@ -13,6 +13,7 @@ are not there yet, and reading must never have side effects.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from ayna_fab.config import model as cfgmod
 from ayna_fab.config import registry
 from ayna_fab.config import schema as configschema
 from ayna_fab.provision import conformance, envcheck as envfile
+from ayna_fab.scan import declaredenv, envreads, envvalues, healthurl, mediaroot, settingsmodule, wheels
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", ".env", "node_modules", "__pycache__", ".tox", ".nox",
              "site-packages", "build", "dist", "staticfiles", "static_root", "media", ".mypy_cache",
@@ -39,19 +41,9 @@ WSGI_SETTING_RE = re.compile(r"""^WSGI_APPLICATION\s*=\s*["']([A-Za-z_][\w.]*)["
 FASTAPI_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:fastapi\.)?FastAPI\(", re.M)
 CELERY_RE = re.compile(r"^([A-Za-z_]\w*)\s*(?::\s*[\w.]+\s*)?=\s*(?:celery\.)?Celery\(", re.M)
 BEAT_RE = re.compile(r"beat_schedule|CELERY_BEAT_SCHEDULE|add_periodic_task|django_celery_beat|@periodic_task")
-# How code reads the environment; the second group is what follows the name: a default or not.
-ENV_RES = [re.compile(p) for p in (
-    r"""os\.environ\[\s*["']([A-Z_][A-Z0-9_]*)["']()\s*\]""",
-    r"""os\.environ\.get\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
-    r"""os\.environ\.setdefault\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,)""",
-    r"""os\.getenv\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",
-    r"""\benv(?:\.[a-z_]+)?\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",       # django-environ
-    r"""\bconfig\(\s*["']([A-Z_][A-Z0-9_]*)["']\s*(,?)""",                  # python-decouple
-)]
 DJANGO_HEALTH_RE = re.compile(r"""\b(?:path|re_path)\(\s*r?["']\^?([^"'$]*health[^"'$]*)\$?["']""")
 FASTAPI_HEALTH_RE = re.compile(r"""@\w+\.(?:get|api_route)\(\s*["']([^"']*health[^"']*)["']""")
 STATIC_ROOT_RE = re.compile(r"^STATIC_ROOT\s*=", re.M)
-ALLOWED_HOSTS_RE = re.compile(r"^ALLOWED_HOSTS\s*=\s*(.+)$", re.M)
 DATABASES_RE = re.compile(r"^DATABASES\s*=", re.M)
 
 # What the standard's .env holds; ayna-fab fills each (DJANGO_SETTINGS_MODULE: found in manage.py).
@@ -77,7 +69,11 @@ class Found:
     name: str
     django_dir: str | None = None
     settings_module: str | None = None
-    settings_files: list[Path] = field(default_factory=list)
+    settings_files: list[Path] = field(default_factory=list)   # the module and what it imports, in running order
+    settings_default: str | None = None   # manage.py's
+    settings_why: str = ""
+    debug_in: str | None = None           # the settings file that leaves DEBUG = True
+    media_inside: mediaroot.Inside | None = None   # MEDIA_ROOT resolves inside each release
     wsgi_app: str | None = None
     asgi_dir: str | None = None
     asgi_app: str | None = None
@@ -89,12 +85,17 @@ class Found:
     dependencies: set[str] = field(default_factory=set)
     uv_lock: bool = False
     uv_lock_committed: bool | None = None  # None: not in a git checkout (or no uv.lock)
+    unbuilt: list[wheels.Unbuilt] = field(default_factory=list)   # locked, with no wheel for the host
     pyproject: bool = False
     requirements: str | None = None
     health_web: str | None = None
+    health_web_why: str = ""
+    health_web_guess: healthurl.Health | None = None   # no health view: the URL deploys poll, and why
     health_api: str | None = None
     env_keys: list[str] = field(default_factory=list)
     env_optional: set[str] = field(default_factory=set)   # read with a default (or None) by the code
+    env_reads: dict[str, list] = field(default_factory=dict)   # name: its envreads.Read, in the files' order
+    env_declared: dict[str, tuple[str, str]] = field(default_factory=dict)   # .env.example, Docker ENV: (value, where)
     static_root: bool = True
     staticfiles: bool = False
     allowed_hosts: str | None = None      # the literal assignment, when not read from the environment
@@ -202,7 +203,7 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
     req = next((n for n in ("requirements.txt", "requirements/production.txt", "requirements/base.txt")
                 if (root / n).is_file()), None)
     if req:
-        specs += [ln for ln in read(root / req).splitlines() if ln.strip() and not ln.strip().startswith(("#", "-"))]
+        specs += requirement_lines(root / req, set())
     for spec in specs:
         m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[([^\]]*)\])?", spec)
         if m:
@@ -212,6 +213,22 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
                 if extra.strip():
                     names.add(f"{name}[{extra.strip().lower()}]")
     return names, has_pyproject, req
+
+
+def requirement_lines(path: Path, seen: set[Path]) -> list[str]:
+    """A requirements file's requirements, with those of the files it includes (-r, -c not)."""
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    out = []
+    for ln in read(path).splitlines():
+        ln = ln.split(" #")[0].strip()
+        m = re.match(r"(?:-r|--requirement)[ =]?\s*(\S+)$", ln)
+        if m:
+            out += requirement_lines(path.parent / m.group(1), seen)
+        elif ln and not ln.startswith(("#", "-")):
+            out.append(ln)
+    return out
 
 
 def project_name(root: Path) -> str:
@@ -247,6 +264,7 @@ def inspect(root: Path, name: str | None = None) -> Found:
     f.dependencies, f.pyproject, f.requirements = dependency_names(root)
     f.uv_lock = (root / "uv.lock").is_file()
     f.uv_lock_committed = committed(root, "uv.lock") if f.uv_lock else None
+    f.unbuilt = wheels.unbuilt(root) if f.uv_lock else []
     _django(f, files, texts)
     _asgi(f, files, texts)
     _celery(f, files, texts)
@@ -263,14 +281,15 @@ def _django(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
     manage = manages[0]
     f.others += [f"another manage.py: {rel(f.root, m)}" for m in manages[1:]]
     f.django_dir = rel(f.root, manage.parent)
-    f.settings_module = SETTINGS_RE.search(texts[manage]).group(1)
     base = manage.parent
-    f.settings_files = module_file(base, f.settings_module)
+    f.settings_default = SETTINGS_RE.search(texts[manage]).group(1)
+    choice = settingsmodule.choose(f.root, base, f.settings_default)
+    f.settings_module, f.settings_why = choice.module, choice.why
+    f.settings_files = settingsmodule.files(base, f.settings_module) or module_file(base, f.settings_module)
     text = "\n".join(read(p) for p in f.settings_files)
-    if f.settings_files and f.settings_files[0].name == "__init__.py":   # a settings package
-        prod = f.settings_files[0].parent / "production.py"
-        if prod.is_file():
-            f.settings_module += ".production"
+    debug = settingsmodule.debug_on(f.settings_files)
+    f.debug_in = rel(f.root, debug) if debug else None
+    f.media_inside = mediaroot.inside_release(f.root, base, f.settings_files)
     m = WSGI_SETTING_RE.search(text)
     if m:
         module, _, attr = m.group(1).rpartition(".")
@@ -281,16 +300,32 @@ def _django(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
             f.wsgi_app = f"{top}.wsgi:application"
     f.staticfiles = "django.contrib.staticfiles" in text
     f.static_root = bool(STATIC_ROOT_RE.search(text))
-    hosts = ALLOWED_HOSTS_RE.search(text)
-    if hosts and not any(r.search(hosts.group(1)) for r in ENV_RES) and "environ" not in hosts.group(1):
-        f.allowed_hosts = hosts.group(1).strip()
+    hosts = settingsmodule.assigned(f.settings_files, "ALLOWED_HOSTS")
+    if hosts and _literal(hosts[0]):   # a value read from the environment is the .env's to set
+        f.allowed_hosts = ast.unparse(hosts[0])
     f.databases_literal = bool(DATABASES_RE.search(text)) and "DATABASE_URL" not in text
+    urlconf = settingsmodule.assigned(f.settings_files, "ROOT_URLCONF")
+    urlconf_name = (urlconf[0].value if urlconf and isinstance(urlconf[0], ast.Constant)
+                    else f.settings_module.split(".")[0] + ".urls")   # startproject's place
+    health = healthurl.django(base, urlconf_name, settingsmodule.module_path)
+    if health.view:
+        f.health_web, f.health_web_why = health.url, health.why
+        return
     for p in files:
         if p.name == "urls.py" and not is_test(f.root, p):
             m = DJANGO_HEALTH_RE.search(texts[p])
             if m:
-                f.health_web = "/" + m.group(1).lstrip("/")
-                break
+                f.health_web, f.health_web_why = "/" + m.group(1).lstrip("/"), f"a health route in {rel(f.root, p)}"
+                return
+    f.health_web_guess = health
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except ValueError:
+        return False
+    return True
 
 
 def _asgi(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
@@ -355,19 +390,18 @@ def _env_keys(f: Found, texts: dict[Path, str]) -> None:
     if f.celery_app:
         workdir = f.root / (f.django_dir if f.django_dir is not None else (f.asgi_dir or "."))
         relevant += module_file(workdir, f.celery_app)
-    keys: list[str] = []
-    required: set[str] = set()
-    for p in dict.fromkeys(relevant):
-        for i, rx in enumerate(ENV_RES):
-            for k, rest in rx.findall(texts.get(p) or read(p)):
-                if k == "DJANGO_SETTINGS_MODULE":
-                    continue
-                if k not in keys:
-                    keys.append(k)
-                if i == 0 or (i >= 4 and not rest):   # os.environ[...], env("X") without a default
-                    required.add(k)
-    f.env_keys = keys
-    f.env_optional = set(keys) - required
+    by_name: dict[str, list[envreads.Read]] = {}
+    sources = {p: texts.get(p) or read(p) for p in dict.fromkeys(relevant)}
+    helpers = frozenset().union(*(envreads.helpers(t) for t in sources.values()))
+    for p, text in sources.items():
+        for r in envreads.reads(text, rel(f.root, p), helpers):
+            if r.name != "DJANGO_SETTINGS_MODULE":
+                by_name.setdefault(r.name, []).append(r)
+    f.env_reads = by_name
+    f.env_keys = list(by_name)
+    # a variable any read takes with a default (or tests for first) is optional
+    f.env_optional = {k for k, rs in by_name.items() if any(r.default for r in rs)}
+    f.env_declared = declaredenv.declared(f.root)
 
 
 # --- what comes out ------------------------------------------------------------------------------
@@ -410,7 +444,7 @@ def plan(found: Found, *, hosts_dir: Path, ports=registry.STANDARD, env: str = "
             source = str(found.root)
     health = {}
     if "web" in found.services:
-        health["web"] = found.health_web or "/"
+        health["web"] = found.health_web or (found.health_web_guess.url if found.health_web_guess else "/")
     if "api" in found.services:
         health["api"] = found.health_api or "/openapi.json"
     return Plan(found, found.name, source, free_port_base(ports, found.name), env,
@@ -458,19 +492,11 @@ def redis_db(port_base: int) -> int:
     return (port_base // registry.RANGE_SIZE) % 16
 
 
-REDIS = object()   # stands for the project's own Redis URL
-# Variables many projects read, and what a production .env usually holds for them.
-GUESSES = {"ALLOWED_HOSTS": ("127.0.0.1,localhost", "health checks come from 127.0.0.1; add your domain"),
-           "DEBUG": ("0", "production"), "DJANGO_DEBUG": ("0", "production"),
-           "CELERY_BROKER_URL": (REDIS, "the project's Redis database"),
-           "CELERY_RESULT_BACKEND": (REDIS, "the project's Redis database"),
-           "BROKER_URL": (REDIS, "the project's Redis database"),
-           "CSRF_TRUSTED_ORIGINS": ("http://127.0.0.1", "add https://your.domain")}
-
-
 def unfilled(f: Found) -> list[str]:
     """Variables the code needs (no default) that fab init cannot fill in."""
-    return [k for k in f.env_keys if k not in STANDARD_VARS and k not in GUESSES and k not in f.env_optional]
+    return [k for k in f.env_keys if k not in STANDARD_VARS and k not in f.env_optional
+            and envvalues.role(k, f.env_reads.get(k, ())) is None
+            and not (k in f.env_declared and envvalues.usable(f.env_declared[k][0]))]
 
 
 def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
@@ -478,7 +504,9 @@ def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
     f = p.found
     ident = re.sub(r"[^a-z0-9_]", "_", p.name)
     root = f"{p.base_dir}/{p.name}"
-    secret = secrets.token_urlsafe(50) if generate else "CHANGE-ME-generated-by-fab-init---write"
+
+    def secret() -> str:
+        return secrets.token_urlsafe(50) if generate else "CHANGE-ME-generated-by-fab-init---write"
     redis = f"redis://localhost:6379/{redis_db(p.port_base)}"
     if f.database == "postgresql":
         password = secrets.token_hex(16) if generate else "CHANGE-ME"
@@ -491,28 +519,51 @@ def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
     else:
         db = f"{f.database}://USER:PASSWORD@HOST/{ident}"
         db_note = "fill in: ayna-fab does not create or back up this engine"
+    redis_note = "a Redis database of this project's own"
+
+    def redis_for(reads) -> tuple[str, str]:
+        if envvalues.appended(reads):
+            return "redis://localhost:6379", "no database number: the code appends one"
+        return redis, redis_note
+    by_role = {"secret": lambda reads: (secret(), "random, made for this file" if generate else "random with --write"),
+               "database": lambda reads: (db, db_note),
+               "redis": redis_for,
+               "hosts": lambda reads: ("127.0.0.1,localhost", "health checks come from 127.0.0.1; add your domain"),
+               "debug": lambda reads: ("0", "production"),
+               "origins": lambda reads: ("http://127.0.0.1", "add https://your.domain"),
+               "media": lambda reads: (f"{root}/shared/media", "uploads outlive releases in shared/media")}
     values = [
         ("PROJECT_NAME", p.name, ""),
         ("DJANGO_SETTINGS_MODULE", f.settings_module or "none",
-         "" if f.settings_module else "no Django in this project; the standard requires the variable"),
-        ("SECRET_KEY", secret, "random, made for this file" if generate else ""),
+         f.settings_why if f.settings_module else "no Django in this project; the standard requires the variable"),
+        ("SECRET_KEY", secret(), "random, made for this file" if generate else ""),
         ("DATABASE_URL", db, db_note),
-        ("REDIS_URL", redis, "a Redis database of this project's own" if f.celery_app else
-         "not used by the code found; the standard requires the variable"),
+        ("REDIS_URL", *(redis_for(f.env_reads.get("REDIS_URL", ())) if f.celery_app or "REDIS_URL" in f.env_keys
+                        else (redis, "not used by the code found; the standard requires the variable"))),
         ("WEB_PORT", str(p.web_port), "the registry's"),
         ("API_PORT", str(p.api_port), "the registry's"),
     ]
+    if f.media_inside or "media" in {envvalues.role(k) for k in f.env_keys}:
+        values.append(("MEDIA_ROOT", f"{root}/shared/media", "uploads outlive releases in shared/media"))
+    values = [(k, v, "; ".join(filter(None, [note, envvalues.where(f.env_reads.get(k, []))]))) for k, v, note in values]
     known = {k for k, _, _ in values}
-    guesses = {k: (redis if v is REDIS else v, note) for k, (v, note) in GUESSES.items()}
-    for key in f.env_keys:
-        if key not in known:
-            if key in guesses:
-                values.append((key, *guesses[key]))
-            elif key in f.env_optional:
-                values.append(("#" + key, "", "read by the project's code, which has a default"))
-            else:
-                values.append((key, "", "read by the project's code: fill it in"))
-            known.add(key)
+    for key in [*f.env_keys, *(k for k in f.env_declared if k not in f.env_keys)]:
+        if key in known:
+            continue
+        known.add(key)
+        reads = f.env_reads.get(key, [])
+        read_at = envvalues.where(reads) or f"listed in {f.env_declared[key][1]}"
+        what = envvalues.role(key, reads)
+        declared = f.env_declared.get(key)
+        if what is not None:
+            value, note = by_role[what](reads)
+            values.append((key, value, f"{note}; {read_at}"))
+        elif declared and envvalues.usable(declared[0]):
+            values.append((key, declared[0], f"as {declared[1]} has it; {read_at}"))
+        elif key in f.env_optional or not reads:
+            values.append(("#" + key, "", f"optional: the code has a default; {read_at}" if reads else read_at))
+        else:
+            values.append((key, "", f"fill it in; {read_at}"))
     return values
 
 
@@ -549,6 +600,17 @@ def deploy_gaps(f: Found) -> list[Gap]:
     elif f.uv_lock_committed is False:
         gaps.append(Gap("uv.lock is not committed: deploys send committed files only",
                         f"cd {path} && git add uv.lock && git commit -m 'Lock dependencies'"))
+    for u in f.unbuilt:
+        if u.unused:
+            gaps.append(Gap(f"{u.name} {u.version} has no wheel for Linux x86_64, so installing it needs a C compiler "
+                            f"on the host, and the standard's units never run it ({u.unused})",
+                            remove_command(f, u.name)))
+    built = [f"{u.name} {u.version}" for u in f.unbuilt if not u.unused]
+    if built:
+        gaps.append(Gap(f"no wheel for Linux x86_64 in uv.lock: {', '.join(built)}; the host builds "
+                        + ("them" if len(built) > 1 else "it") + " at install, which needs a C compiler for C code",
+                        "install one on the host (apt-get install build-essential python3-dev), or lock a version "
+                        "that has a wheel", blocking=False))
     needs = {"web": ("gunicorn", "the web unit runs gunicorn"), "api": ("uvicorn", "the api unit runs uvicorn"),
              "celery": ("celery", "the worker runs celery")}
     deps = f.dependencies
@@ -578,15 +640,27 @@ def deploy_gaps(f: Found) -> list[Gap]:
         if f.allowed_hosts and "127.0.0.1" not in f.allowed_hosts and "*" not in f.allowed_hosts:
             gaps.append(Gap(f"ALLOWED_HOSTS = {f.allowed_hosts} leaves out 127.0.0.1, where health checks come from",
                             "read ALLOWED_HOSTS from the environment, or add '127.0.0.1'"))
+    if f.media_inside:
+        m = f.media_inside
+        gaps.append(Gap(f"MEDIA_ROOT resolves inside each release ({m.where}, set at {m.file}:{m.line}), not through "
+                        "its media link to shared/media: uploads would be left behind by the next deploy",
+                        f"in {m.file}: MEDIA_ROOT = os.environ.get(\"MEDIA_ROOT\", {m.expression}); the .env "
+                        "fab init writes sets MEDIA_ROOT to shared/media"))
+    if f.debug_in:
+        gaps.append(Gap(f"the settings {f.settings_module} leave DEBUG = True ({f.debug_in}): a deploy refuses them",
+                        "read DEBUG from the environment (DEBUG = os.environ.get(\"DEBUG\") == \"1\"), or name "
+                        "production settings in the .env's DJANGO_SETTINGS_MODULE; allow_debug = true in the "
+                        "hosts.toml entry deploys them anyway"))
     for key in unfilled(f):
         gaps.append(Gap(f"the code reads {key} from the environment, without a default",
                         "give it a value in the project's .env (fab init leaves it empty)"))
     if f.celery_var and f.celery_var not in ("app", "celery"):
         gaps.append(Gap(f"the Celery app is named {f.celery_var!r}; celery -A {f.celery_app} looks for app or celery",
                         f"name it app in {f.celery_app}"))
-    if "web" in f.services and not f.health_web:
-        gaps.append(Gap("no health URL was found in urls.py, so deploys poll / (it must answer 2xx)",
-                        "add a view answering 200 at /health/ and set health.web, or keep / if it answers 200",
+    fb = f.health_web_guess or healthurl.Health("/", "no health view was found: / must answer 200", True)
+    if "web" in f.services and not f.health_web and fb.fallback:
+        gaps.append(Gap(f"health.web is {fb.url}, a fallback: {fb.why}",
+                        f"add a view answering 200 at /health/ and set health.web, or keep {fb.url} if it answers 200",
                         blocking=False))
     if "api" in f.services and not f.health_api:
         gaps.append(Gap("no health route was found in the FastAPI app, so deploys poll /openapi.json",
@@ -594,6 +668,25 @@ def deploy_gaps(f: Found) -> list[Gap]:
     for other in f.others:
         gaps.append(Gap(other, "the entry uses the first one found; edit hosts.toml for another", blocking=False))
     return gaps
+
+
+def remove_command(f: Found, name: str) -> str:
+    """How to drop a dependency: uv remove when pyproject declares it, else the requirements file."""
+    listed = [req for req in (f.requirements,) if req and any(
+        re.match(rf"{re.escape(name)}\b", re.sub(r"[-_.]+", "-", ln.lower()))
+        for ln in requirement_lines(f.root / req, set()))]
+    lock = f"cd {f.root} && uv remove {name} && git commit -am 'Remove {name}, which no unit runs'"
+    if listed and not _in_pyproject(f.root, name):
+        return f"remove {name} from the requirements {listed[0]} includes, then: cd {f.root} && uv lock"
+    return lock
+
+
+def _in_pyproject(root: Path, name: str) -> bool:
+    try:
+        deps = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {}).get("dependencies", [])
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    return any(re.match(rf"{re.escape(name)}\b", re.sub(r"[-_.]+", "-", d.lower())) for d in deps)
 
 
 STANDARD_FIXES = {

@@ -41,8 +41,10 @@ def release(tmp_path, monkeypatch):
     (web / "recorder.py").write_text(RECORDER)
     (web / "django" / "__init__.py").write_text("def setup():\n    import recorder; recorder.dump('django')\n")
     (web / "django" / "core" / "__init__.py").write_text("")
+    (web / "django" / "conf").mkdir()
+    (web / "django" / "conf" / "__init__.py").write_text(   # check reads DEBUG, and where uploads go
+        "class settings:\n    DEBUG = False\n    MEDIA_ROOT = ''\n")
     (web / "django" / "core" / "management" / "__init__.py").write_text("def call_command(*a, **k):\n    pass\n")
-    (web / "django" / "conf.py").write_text("class settings:\n    MEDIA_ROOT = ''\n")   # check reads where uploads go
     (web / "django" / "apps.py").write_text("class apps:\n    get_models = staticmethod(lambda: [])\n")
     (web / "django" / "db" / "models.py").parent.mkdir()
     (web / "django" / "db" / "__init__.py").write_text("")

@@ -166,9 +166,11 @@ def test_djangos_own_errors_read_as_manage_py_prints_them():
     assert django_steps.app_message(CommandError("Unknown app 'x'")) == "CommandError: Unknown app 'x'"
 
 
-def test_the_django_steps_report_warnings_as_a_note_and_stop_at_errors(tmp_path):
-    """The program itself, run as prepare runs it, against a Django stand-in."""
+def django_stand_in(tmp_path, debug=False):
+    """A Django of a few lines: setup, settings.DEBUG, and call_command's check and collectstatic."""
     (tmp_path / "django" / "core" / "management").mkdir(parents=True)
+    (tmp_path / "django" / "conf").mkdir()
+    (tmp_path / "django" / "conf" / "__init__.py").write_text(f"class settings:\n    DEBUG = {debug}\n")
     (tmp_path / "django" / "__init__.py").write_text("def setup():\n    pass\n")
     (tmp_path / "django" / "core" / "__init__.py").write_text("")
     (tmp_path / "django" / "core" / "management" / "__init__.py").write_text(textwrap.dedent("""
@@ -188,11 +190,21 @@ def test_the_django_steps_report_warnings_as_a_note_and_stop_at_errors(tmp_path)
                 raise CommandError("Unknown command: 'collectstatic'")
         """))
 
+
+def run_django_steps(cwd, fail_level="ERROR", **more):
+    args = {"steps": ["check", "migrate", "collectstatic"], "django": True, "fail_level": fail_level,
+            "asgi_app": None, "asgi_dir": None, **more}
+    return subprocess.run([sys.executable, "-c", Path(django_steps.__file__).read_text(), json.dumps(args)],
+                          cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "site.settings.dev"})
+
+
+def test_the_django_steps_report_warnings_as_a_note_and_stop_at_errors(tmp_path):
+    """The program itself, run as prepare runs it, against a Django stand-in."""
+    django_stand_in(tmp_path)
+
     def run(fail_level):
-        args = {"steps": ["check", "migrate", "collectstatic"], "django": True, "fail_level": fail_level,
-                "asgi_app": None, "asgi_dir": None}
-        return subprocess.run([sys.executable, "-c", Path(django_steps.__file__).read_text(), json.dumps(args)],
-                              cwd=tmp_path, capture_output=True, text=True)
+        return run_django_steps(tmp_path, fail_level)
 
     ok = run("ERROR")
     assert ok.returncode == 0, ok.stderr
@@ -204,6 +216,28 @@ def test_the_django_steps_report_warnings_as_a_note_and_stop_at_errors(tmp_path)
     out = strict.stdout.split("@@step")[0]
     assert out.strip().startswith("SystemCheckError: System check identified some issues")
     assert "Traceback" not in strict.stdout + strict.stderr and "@@step migrate" not in strict.stdout
+
+
+def test_the_check_refuses_debug_settings_unless_the_project_allows_them(tmp_path):
+    django_stand_in(tmp_path, debug=True)
+    refused = run_django_steps(tmp_path)
+    assert refused.returncode == 1 and "@@step check" in refused.stdout and "failed" in refused.stdout
+    said = refused.stdout.split("@@step")[0]
+    assert "DEBUG is True in site.settings.dev" in said and "allow_debug = true" in said
+    assert "@@step migrate" not in refused.stdout and "Traceback" not in refused.stdout + refused.stderr
+    allowed = run_django_steps(tmp_path, allow_debug=True)
+    assert allowed.returncode == 0 and "DEBUG is True" not in allowed.stdout, allowed.stdout
+
+
+def test_a_deploy_tells_the_check_whether_the_project_allows_debug(tmp_path):
+    cfg = tmp_path / "hosts.toml"
+    cfg.write_text('[projects.p]\nsource = "."\nenv = "production"\nport_base = 8150\nallow_debug = true\n'
+                   '[projects.q]\nsource = "."\nenv = "production"\nport_base = 8160\n'
+                   '[hosts.h]\nhostname = "h"\nprojects = ["p", "q"]\n')
+    loaded = config.load(cfg)
+    wants = {name: cmd.prepare(Layout.of(loaded, loaded.projects[name]), loaded.projects[name], "t", 1, ["check"],
+                               None, None, 3).call.allow_debug for name in ("p", "q")}
+    assert wants == {"p": True, "q": False}
 
 
 # --- SQLite -------------------------------------------------------------------------------------

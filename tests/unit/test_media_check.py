@@ -70,6 +70,7 @@ STAND_IN = {
         import os
 
         class settings:
+            DEBUG = False
             MEDIA_ROOT = os.environ.get("MEDIA_ROOT_IS", "")
         """),
 }

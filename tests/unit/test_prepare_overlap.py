@@ -30,8 +30,8 @@ DJANGO_STUB = {
         "        time.sleep(0.02)\n"
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} end {time.time()}\\n')\n"),
+    "conf/__init__.py": "class settings:\n    DEBUG = False\n    MEDIA_ROOT = ''\n",   # check reads both
     "db/__init__.py": "DEFAULT_DB_ALIAS = 'default'\nconnections = {'default': None}\n",
-    "conf.py": "class settings:\n    MEDIA_ROOT = ''\n",   # check reads where uploads go
     "core/files/__init__.py": "",
     "apps.py": "class apps:\n    get_models = staticmethod(lambda: [])\n",
     "db/models.py": "class FileField:\n    pass\n",
@@ -98,7 +98,7 @@ def call(tmp_path, live, env_file, steps=("install", "backup", "check", "migrate
     return calls.Prepare(root=str(tmp_path), token="t", number=2, steps=list(steps),
                          base_venv=str(live / ".venv"), env_file=str(env_file), uv_cache=str(tmp_path / "uv"),
                          django_dir="src/web", asgi_dir=None, asgi_app=None, project="p", keep_backups=5,
-                         backup_release="v1", servers=[], preflight_timeout=10, checks="errors",
+                         backup_release="v1", servers=[], preflight_timeout=10, checks="errors", allow_debug=False,
                          uv_config=str(tmp_path / "uv.toml"), hooks=list(hooks), hook_env={})
 
 

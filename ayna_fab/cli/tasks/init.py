@@ -72,8 +72,8 @@ def init(c, path, write=False, name=None, host=None, hostname=None, env="product
 
 def _found(f: projectinit.Found) -> None:
     output.say(f"{f.name} in {f.root}:")
-    rows = [("Django", f"manage.py in {f.django_dir}, settings {f.settings_module}, WSGI {f.wsgi_app}"
-             if f.django_dir is not None else "none found"),
+    rows = [("Django", f"manage.py in {f.django_dir}, WSGI {f.wsgi_app}" if f.django_dir is not None else "none found"),
+            *([("settings", f"{f.settings_module} ({f.settings_why})")] if f.settings_module else []),
             ("ASGI app", f"{f.asgi_app} (from {f.asgi_dir})" if f.asgi_app else "none found"),
             ("Celery", (f"{f.celery_app}" + (", with a beat schedule" if f.beat else ", no beat schedule"))
              if f.celery_app else "none found"),
@@ -81,7 +81,12 @@ def _found(f: projectinit.Found) -> None:
             ("uv.lock", ("committed" if f.uv_lock_committed else "present, not committed"
                          if f.uv_lock_committed is False else "present") if f.uv_lock else "missing"),
             ("services", ", ".join(f.services) or "none"),
-            ("environment", ", ".join(f.env_keys) or "no variables read by the code found")]
+            *([("health", f"{f.health_web} ({f.health_web_why})" if f.health_web else
+                f"{f.health_web_guess.url} ({f.health_web_guess.why})")]
+              if "web" in f.services and (f.health_web or f.health_web_guess) else []),
+            ("environment", ", ".join(f.env_keys) or "no variables read by the code found"),
+            *([("listed", ", ".join(k for k in f.env_declared if k not in f.env_keys)
+                + " (.env.example, Dockerfile ENV)")] if set(f.env_declared) - set(f.env_keys) else [])]
     for label, value in rows:
         output.line(f"  {label:<12} {value}")
 
@@ -132,8 +137,9 @@ def _gaps(found: projectinit.Found, plan: projectinit.Plan, hosts_file: Path) ->
         output.line(f"  ✗ {g.what}\n      fix: {g.fix}")
     for g in notes:
         output.line(f"  · {g.what}\n      {g.fix}")
-    output.say("\nAgainst the standard (what fab validate reports):" if standard else
-               "\nThe project meets the standard's seven checks.")
+    # advice, not blockers: a deploy needs none of it, and init's exit code never depends on it
+    output.say("\nAgainst the standard, advice only (fab validate reports it; a deploy does not need it):"
+               if standard else "\nThe project meets the standard's seven checks.")
     for g in standard:
-        output.line(f"  ✗ {g.what}\n      fix: {g.fix}")
+        output.line(f"  · {g.what}\n      {g.fix}")
     output.say("\nThen: fab -H HOST setup --project " + plan.name + ", and fab -H HOST deploy --project " + plan.name)

@@ -1,0 +1,237 @@
+"""Which environment variables a module reads, found in its syntax tree (never by running it).
+
+Text patterns miss most real settings: `"DATABASE_URL" in os.environ`, `env.db()` (which reads
+DATABASE_URL without naming it), `from os import getenv`, an `environ.Env` under another name.
+The `ast` module sees each form as the call or test it is. A read records where it is (file and
+line), whether the code has a default for it, how the value is used (`cast`: bool, int, list,
+url, db, cache, or str) and whether the code appends a path to it (`REDIS_URL + "/0"`), which
+decides the value `fab init` writes.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, replace
+
+NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
+# django-environ's methods, the value they parse, and the variable the URL ones read by default.
+ENVIRON_CASTS = {"str": "str", "bool": "bool", "int": "int", "float": "int", "list": "list", "tuple": "list",
+                 "json": "str", "dict": "str", "path": "str", "url": "url", "db": "db", "db_url": "db",
+                 "cache": "cache", "cache_url": "cache", "email": "url", "email_url": "url",
+                 "search_url": "url", "channels": "url", "channels_url": "url"}
+ENVIRON_DEFAULT_VAR = {"db": "DATABASE_URL", "db_url": "DATABASE_URL", "cache": "CACHE_URL", "cache_url": "CACHE_URL",
+                       "email": "EMAIL_URL", "email_url": "EMAIL_URL", "search_url": "SEARCH_URL",
+                       "channels": "CHANNELS_URL", "channels_url": "CHANNELS_URL"}
+DECOUPLE_CASTS = {"bool": "bool", "int": "int", "float": "int", "Csv": "list", "db_url": "db", "parse": "db"}
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read of a variable: where, whether it has a default, and how its value is used."""
+
+    name: str
+    file: str
+    line: int
+    default: bool
+    how: str            # os.environ[...], os.getenv, "X" in os.environ, django-environ, decouple, dj-database-url
+    cast: str = "str"
+    appended: bool = False   # the code appends to the value ("/0"): a URL must end where that can follow
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def reads(text: str, file: str, helpers: frozenset[str] = frozenset()) -> list[Read]:
+    """Every read of the environment in one module's source (none if it does not parse).
+    helpers: the project's own functions that read the variable named by their first argument."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    return _Visitor(file, tree, helpers).run()
+
+
+def helpers(text: str) -> set[str]:
+    """The module's functions that read the environment variable their first parameter names
+    (`def env_str(name, default=None): return os.environ.get(name, ...)`): settings that call
+    `env_str("SECRET_KEY")` read SECRET_KEY."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    out = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.args.args:
+            param = fn.args.args[0].arg
+            probe = _Visitor("", ast.Module(body=fn.body, type_ignores=[]), frozenset(), key_param=param)
+            if any(r.name == "?" for r in probe.run()):
+                out.add(fn.name)
+    return out
+
+
+def _const(node: ast.AST | None, key_param: str | None = None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and NAME_RE.fullmatch(node.value):
+        return node.value
+    if key_param is not None and isinstance(node, ast.Name) and node.id == key_param:
+        return "?"
+    return None
+
+
+def _dotted(node: ast.AST) -> str:
+    """`os.environ.get` for an Attribute chain, else ''."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+class _Visitor:
+    def __init__(self, file: str, tree: ast.Module, helpers: frozenset[str] = frozenset(),
+                 key_param: str | None = None) -> None:
+        self.file, self.tree, self.helpers = file, tree, helpers
+        self.key_param = key_param   # helpers(): a read keyed by this parameter counts, as "?"
+        self.environ = {"os.environ"}           # names bound to os.environ
+        self.getenv = {"os.getenv"}             # names bound to os.getenv
+        self.env_objects = {"env"}              # django-environ's Env instances
+        self.decouple = {"config"}              # decouple's config (and AutoConfig instances)
+        self.dj_database = {"dj_database_url"}  # the dj-database-url module
+        self.out: list[Read] = []
+        self.read_names: dict[str, Read] = {}   # a module name assigned from one read
+        self.appended: set[int] = set()         # id() of the reads the code appends a path to
+
+    def run(self) -> list[Read]:
+        for node in ast.walk(self.tree):
+            self._bindings(node)
+        for node in ast.walk(self.tree):
+            self._read(node)
+        for node in ast.walk(self.tree):
+            self._appends(node)
+        out = [replace(r, appended=True) if id(r) in self.appended else r for r in self.out]
+        return sorted(out, key=lambda r: r.line)
+
+    # --- what names mean -------------------------------------------------------------------------
+    def _bindings(self, node: ast.AST) -> None:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                name = a.asname or a.name
+                if node.module == "os" and a.name == "environ":
+                    self.environ.add(name)
+                elif node.module == "os" and a.name == "getenv":
+                    self.getenv.add(name)
+                elif node.module == "decouple" and a.name == "config":
+                    self.decouple.add(name)
+                elif node.module == "environ" and a.name == "Env":
+                    pass    # instances are found by their constructor below
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "dj_database_url" and a.asname:
+                    self.dj_database.add(a.asname)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            ctor = _dotted(node.value.func)
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if ctor in ("environ.Env", "Env", "environ.FileAwareEnv"):
+                self.env_objects.update(targets)
+                self._schema(node.value)
+            elif ctor in ("AutoConfig", "decouple.AutoConfig") or ctor.endswith("Config") and "decouple" in ctor:
+                self.decouple.update(targets)
+
+    def _schema(self, call: ast.Call) -> None:
+        """environ.Env(DEBUG=(bool, False)): a cast, and a default when the tuple has one."""
+        for kw in call.keywords:
+            if kw.arg and NAME_RE.fullmatch(kw.arg):
+                cast = "str"
+                if isinstance(kw.value, ast.Tuple) and kw.value.elts and isinstance(kw.value.elts[0], ast.Name):
+                    cast = {"bool": "bool", "int": "int", "list": "list"}.get(kw.value.elts[0].id, "str")
+                has_default = isinstance(kw.value, ast.Tuple) and len(kw.value.elts) > 1
+                if has_default:
+                    self._add(kw.arg, call, True, "django-environ", cast)
+
+    # --- the reads -------------------------------------------------------------------------------
+    def _add(self, name: str, node: ast.AST, default: bool, how: str, cast: str = "str") -> Read:
+        r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast)
+        self.out.append(r)
+        return r
+
+    def _read(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Subscript) and _dotted(node.value) in self.environ:
+            name = _const(node.slice, self.key_param)
+            if name:
+                self._note(node, self._add(name, node, False, "os.environ[...]"))
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            name = _const(node.left)
+            if name and _dotted(node.comparators[0]) in self.environ:
+                self._add(name, node, True, f'"{name}" in os.environ')
+        elif isinstance(node, ast.Call):
+            r = self._call(node)
+            if r:
+                self._note(node, r)
+
+    def _call(self, node: ast.Call) -> Read | None:
+        func = _dotted(node.func)
+        first = _const(node.args[0], self.key_param) if node.args else None
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        owner, _, method = func.rpartition(".")
+        if func in self.helpers and first:
+            required = isinstance(kw.get("required"), ast.Constant) and kw["required"].value is True
+            return self._add(first, node, (len(node.args) > 1 or "default" in kw) and not required, f"{func}()")
+        if (owner in self.environ and method in ("get", "setdefault", "pop")) or func in self.getenv:
+            if first:
+                has_default = len(node.args) > 1 or "default" in kw or method == "get" or func in self.getenv
+                return self._add(first, node, has_default, "os.getenv" if func in self.getenv else f"os.environ.{method}")
+        elif func in self.env_objects or (owner in self.env_objects and method in ENVIRON_CASTS):
+            cast = ENVIRON_CASTS.get(method, "str") if owner in self.env_objects else "str"
+            name = first or _const(kw.get("var")) or ENVIRON_DEFAULT_VAR.get(method)
+            if name:
+                has_default = len(node.args) > 1 or "default" in kw
+                return self._add(name, node, has_default, "django-environ", cast)
+        elif owner in self.dj_database and method == "config":
+            name = _const(kw.get("env")) or "DATABASE_URL"
+            return self._add(name, node, "default" in kw, "dj-database-url", "db")
+        elif func in self.decouple and first:
+            cast_node = kw.get("cast")
+            cast = "str"
+            if cast_node is not None:
+                cast_name = _dotted(cast_node.func if isinstance(cast_node, ast.Call) else cast_node).rpartition(".")[2]
+                cast = DECOUPLE_CASTS.get(cast_name, "str")
+            return self._add(first, node, len(node.args) > 1 or "default" in kw, "decouple", cast)
+        return None
+
+    def _note(self, node: ast.AST, read: Read) -> None:
+        node._ayna_read = read   # type: ignore[attr-defined]
+
+    # --- what the code does with a value ---------------------------------------------------------
+    def _value_read(self, node: ast.AST) -> Read | None:
+        if isinstance(node, ast.Name):
+            return self.read_names.get(node.id)
+        return getattr(node, "_ayna_read", None)
+
+    def _appends(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            r = getattr(node.value, "_ayna_read", None)
+            if r:
+                self.read_names[node.targets[0].id] = r
+        appended = None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _starts_path(node.right):
+            appended = self._value_read(node.left)
+        elif isinstance(node, ast.JoinedStr):
+            for value, after in zip(node.values, node.values[1:]):
+                if isinstance(value, ast.FormattedValue) and _starts_path(after):
+                    appended = self._value_read(value.value) or appended
+        if appended is not None:
+            self.appended.add(id(appended))
+
+
+def _starts_path(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("/")
+
+
+def reads_in(node: ast.AST) -> bool:
+    """Whether an expression reads the environment (in any form `reads` knows)."""
+    tree = ast.Module(body=[ast.Expr(value=node)], type_ignores=[])
+    return bool(_Visitor("", tree).run())

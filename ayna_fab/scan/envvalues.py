@@ -1,0 +1,51 @@
+"""What each variable a project reads stands for, so `fab init` can write a value that works.
+
+Projects name the standard's variables their own way (`DJANGO_SECRET_KEY`, `DJANGO_ALLOWED_HOSTS`,
+`CELERY_BROKER_URL`) and read them through libraries that parse them (`env.db()`,
+`dj_database_url.config()`, `config(..., cast=Csv())`). A variable's role comes from its name and
+from how it is read; its value then comes from the role: a random secret, the project's database
+URL, its Redis URL (without a database number when the code appends one: `REDIS_URL + "/0"`
+would otherwise become `.../15/0`), or the hosts health checks come from.
+"""
+
+from __future__ import annotations
+
+import re
+
+SECRET_RE = re.compile(r"(^|_)(SECRET_KEY|SECRET|SIGNING_KEY|SALT|ADMIN_PASSWORD|SUPERUSER_PASSWORD)$")
+DATABASE_RE = re.compile(r"(^|_)(DATABASE_URL|DB_URL)$")
+REDIS_RE = re.compile(r"(^|_)(REDIS_URL|CACHE_URL|BROKER_URL|RESULT_BACKEND|REDIS_LOCATION)$")
+ROLES = {"ALLOWED_HOSTS": "hosts", "DEBUG": "debug", "CSRF_TRUSTED_ORIGINS": "origins", "MEDIA_ROOT": "media"}
+PLACEHOLDER_RE = re.compile(r"^$|change|replace|your|example|xxx|secret|password|<|\.\.\.", re.I)
+
+
+def role(name: str, reads=()) -> str | None:
+    """secret | database | redis | hosts | debug | origins | media, or None (the person fills it in)."""
+    casts = {r.cast for r in reads}
+    if SECRET_RE.search(name):
+        return "secret"
+    if DATABASE_RE.search(name) or "db" in casts:
+        return "database"
+    if REDIS_RE.search(name) or "cache" in casts:
+        return "redis"
+    for suffix, what in ROLES.items():
+        if name == suffix or name.endswith("_" + suffix):
+            return what
+    return None
+
+
+def appended(reads) -> bool:
+    return any(r.appended for r in reads)
+
+
+def where(reads) -> str:
+    """`read at a.py:3 (os.environ[...]), b.py:9 (django-environ)`, at most three places."""
+    places = [f"{r.where} ({r.how})" for r in reads[:3]]
+    more = f" and {len(reads) - 3} more" if len(reads) > 3 else ""
+    return "read at " + ", ".join(places) + more if places else ""
+
+
+def usable(value: str) -> bool:
+    """A value from .env.example or a Dockerfile that is meant to be used, not a placeholder, and
+    that means the same to systemd's EnvironmentFile= as to a shell (no quotes, spaces or $)."""
+    return not PLACEHOLDER_RE.search(value) and re.fullmatch(r"[^\s'\"\\$#`]+", value) is not None
