@@ -1,11 +1,11 @@
 """Public open-source projects, as their authors publish them (tests/corpus/, pinned, trimmed, with their
 licences: tests/corpus/README.md), deployed to a sandbox host the way a new user would: `fab init`, the
-fixes it prints and nothing else, setup, deploy, the fixes the deploy prints, then a file saved through
-the project's default storage, a one-file redeploy, a rollback, and the file still there.
+fixes it prints and nothing else, init --write, setup, deploy, then a file saved through the project's
+default storage, a one-file redeploy, a rollback, and the file still there.
 
-Every edit a project needs is one function here, named for the line of output it answers, which is
-asserted first; an edit no output asked for is marked UNPRINTED (tests/corpus/README.md lists them).
-The user's machine locks offline against the sandbox's wheelhouse (uv, Python 3.11 like the hosts).
+`follow` does what each blocker init prints says; an edit no output asked for is marked UNPRINTED
+(tests/corpus/README.md lists them). The user's machine locks offline against the sandbox's
+wheelhouse (uv, Python 3.11 like the hosts).
 """
 
 from __future__ import annotations
@@ -93,52 +93,72 @@ def w(sandbox, tmp_path_factory):
 
 # --- what every project goes through -------------------------------------------------------------
 
-def fixes_printed(out: str) -> list[str]:
-    """The lines `fix: ...` of init's "Before the first deploy" part (what blocks a deploy)."""
-    blockers = out.split("Before the first deploy:", 1)[1].split("\n\n", 1)[0]
-    return re.findall(r"^\s+fix: (.*)$", blockers, re.M)
+def blockers(out: str) -> list[tuple[str, str]]:
+    """(problem, fix) of each line of init's "Before the first deploy" part (what blocks a deploy)."""
+    if "Before the first deploy:" not in out:
+        return []
+    part = out.split("Before the first deploy:", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r"^  ✗ (.*)\n\s+fix: (.*)$", part, re.M)
 
 
-def run_printed_commands(w: World, fixes: list[str], *, fill: dict[str, str] | None = None) -> list[str]:
-    """Run every fix that is a command (`cd DIR && ...`), with a placeholder filled in where init left
-    one; the other fixes (advice in words) are returned for the project's own edits."""
-    words = []
-    for fix in fixes:
-        if not fix.startswith("cd "):
-            words.append(fix)
-            continue
-        for placeholder, value in (fill or {}).items():
-            fix = fix.replace(placeholder, value)
-        w.user_shell(fix)
-    return words
+def replace_line(path: Path, starts: str, line: str) -> None:
+    """The settings line that begins with `starts`, replaced by `line` as a fix prints it."""
+    lines = path.read_text().splitlines(keepends=True)
+    at = next(i for i, old in enumerate(lines) if old.startswith(starts))
+    lines[at] = line + "\n"
+    path.write_text("".join(lines))
 
 
-MEDIA_REFUSAL = re.compile(r"^\s*MEDIA_ROOT=(/opt/ayna/[^\s]+/shared/media)$", re.M)
+def follow(w: World, repo: Path, out: str, *, fill: dict[str, str] | None = None,
+           own: dict[str, callable] | None = None) -> dict[str, str]:
+    """Do what each blocker's fix says, as a user reads it: commands are run (a placeholder init left
+    filled in), a settings line it spells out is written, a value for the .env is noted (returned: the
+    .env exists once init --write has run). own: a project's own edit for a fix in words, by the start
+    of its problem. Every blocker is answered, or the test fails naming it."""
+    env_values = {}
+    for problem, fix in blockers(out):
+        if fix.startswith("cd "):
+            for placeholder, value in (fill or {}).items():
+                fix = fix.replace(placeholder, value)
+            w.user_shell(fix)
+        elif m := re.match(r"in (\S+): ((\w+) = .*); the \.env fab init writes", fix):
+            replace_line(repo / m[1], f"{m[3]} =", m[2])
+        elif m := re.match(r"the settings \S+ leave DEBUG = True \((\S+)\)", problem):
+            replace_line(repo / m[1], "DEBUG =", re.search(r"\((DEBUG = .*?)\), or", fix)[1])
+        elif problem.startswith("ALLOWED_HOSTS = [] leaves out 127.0.0.1"):
+            path = next(p for p in sorted(repo.rglob("*.py")) if "\nALLOWED_HOSTS = []\n" in p.read_text())
+            replace_line(path, "ALLOWED_HOSTS =", 'ALLOWED_HOSTS = ["127.0.0.1"]')
+        elif m := re.match(r"the code reads (\w+) from the environment, without a default", problem):
+            env_values[m[1]] = "set-by-hand"
+        else:
+            edit = next((f for start, f in (own or {}).items() if problem.startswith(start)), None)
+            assert edit is not None, f"no edit for: {problem} / {fix}"
+            edit(repo)
+    if corpus.git(repo, "status", "--porcelain"):
+        corpus.commit(repo, "the fixes fab init printed")   # only committed code is deployed
+    return env_values
 
 
-def deploy_until_the_media_fix(w: World, name: str, repo: Path, settings: str, was: str) -> str:
-    """The first deploy stops at check, before anything live changes, because uploads would land in the
-    release (was: the settings' MEDIA_ROOT line); the fix it prints is applied (settings read
-    MEDIA_ROOT, the env file sets it, setup uploads it) and the next deploy goes live."""
-    r = w.fab("-H", HOST, "deploy", "--project", name, ok=False)
-    said = r.stdout + r.stderr
-    assert r.returncode == 1 and "failed at check" in said, said
-    assert "MEDIA_ROOT resolves to" in said and "inside the release" in said, said
-    assert w.sandbox.run(0, f"test -e /opt/ayna/{name}/releases/current")[0] != 0   # nothing went live
-    assert "`fab setup --force-env`" in said
-    shared = MEDIA_REFUSAL.search(said).group(1)
-    assert shared == f"/opt/ayna/{name}/shared/media"
-    path = repo / settings
-    text = path.read_text()
-    assert was in text, text
-    path.write_text(text.replace(was, f'MEDIA_ROOT = os.environ.get("MEDIA_ROOT", {was.split("=", 1)[1].strip()})'))
-    corpus.commit(repo, "MEDIA_ROOT from the environment, as the deploy asked")
+def init_write_setup(w: World, name: str, repo: Path, env_values: dict[str, str],
+                     unprinted: dict[str, str] | None = None) -> None:
+    """init --write, the .env values the fixes asked for (and, marked UNPRINTED, values nothing
+    printed but the project needs), setup."""
+    out = w.fab("init", str(repo), "--write", "--host", HOST).stdout
     env_file = w.root / f"{name}.env"
-    env_file.write_text(env_file.read_text() + f"MEDIA_ROOT={shared}\n")
-    w.fab("-H", HOST, "setup", "--project", name, "--force-env")
+    text = env_file.read_text()
+    for key, value in {**env_values, **(unprinted or {})}.items():
+        text, found = re.subn(rf"^#?{key}=.*$", f"{key}={value}", text, flags=re.M)
+        text += "" if found else f"{key}={value}\n"
+    env_file.write_text(text)
+    assert "CHANGE-ME" not in text
+    left = [problem for problem, _ in blockers(out) if not any(k in problem for k in env_values)]
+    assert left == [] and ("Nothing stands in the way of a first deploy." in out or env_values), out
+    w.fab("-H", HOST, "setup", "--project", name)
+
+
+def first_deploy(w: World, name: str) -> None:
     r = w.fab("-H", HOST, "deploy", "--project", name)
     assert "live and healthy" in r.stdout and "MEDIA_ROOT" not in r.stdout, r.stdout
-    return r.stdout
 
 
 def an_upload_survives_a_redeploy_and_a_rollback(w: World, name: str, repo: Path, touched: str) -> None:
@@ -168,58 +188,44 @@ def an_upload_survives_a_redeploy_and_a_rollback(w: World, name: str, repo: Path
 def test_wagtail_bakerydemo_a_cms_with_split_requirements_and_a_settings_package(w):
     repo = w.checkout("bakerydemo", "bakerydemo")
     out = w.fab("init", str(repo)).stdout
-    words = run_printed_commands(w, fixes_printed(out))
-    assert words == [], out        # the lock and gunicorn: both commands
-    corpus.commit(repo, "gunicorn, as fab init asked")   # only committed code is deployed
+    assert "bakerydemo.settings.production (Dockerfile sets it)" in out, out
+    env_values = follow(w, repo, out)
     assert (repo / "uv.lock").is_file() and "gunicorn" in (repo / "pyproject.toml").read_text()
-
-    out = w.fab("init", str(repo), "--write", "--host", HOST).stdout
-    assert "Nothing stands in the way of a first deploy." in out, out
-    assert "CHANGE-ME" not in (w.root / "bakerydemo.env").read_text()
-    w.fab("-H", HOST, "setup", "--project", "bakerydemo")
-    deploy_until_the_media_fix(w, "bakerydemo", repo, "bakerydemo/settings/base.py",
-                               'MEDIA_ROOT = os.path.join(PROJECT_DIR, "media")')
+    init_write_setup(w, "bakerydemo", repo, env_values)
+    first_deploy(w, "bakerydemo")
     an_upload_survives_a_redeploy_and_a_rollback(w, "bakerydemo", repo, "bakerydemo/settings/base.py")
+
+
+def database_url(repo: Path) -> None:
+    """init's "read DATABASES from DATABASE_URL (e.g. with dj-database-url, ...)", as a user writes it."""
+    settings = repo / "app" / "hello_django" / "settings.py"
+    text = settings.read_text()
+    start = text.index("DATABASES = {")
+    end = text.index("\n}\n", start) + 3
+    settings.write_text("import dj_database_url\n" + text[:start]
+                        + 'DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}\n' + text[end:])
 
 
 def test_django_on_docker_an_app_in_a_subdirectory_with_docker_env_files(w):
     repo = w.checkout("django-on-docker", "ondocker")
     out = w.fab("init", str(repo)).stdout
     # init finds no requirements file at the root: the user names app/requirements.txt where it says
-    # DEPENDENCIES... (UNPRINTED: which file), and adds dj-database-url for the DATABASES fix below
-    words = run_printed_commands(w, fixes_printed(out),
-                                 fill={"DEPENDENCIES...": "-r app/requirements.txt dj-database-url"})
-    assert words == ["read DATABASES from DATABASE_URL in the settings (e.g. with dj-database-url, or by parsing "
-                     "os.environ['DATABASE_URL'])"], out
-    settings = repo / "app" / "hello_django" / "settings.py"
-    text = settings.read_text()
-    start = text.index("DATABASES = {")
-    end = text.index("\n}\n", start) + 3
-    settings.write_text("import dj_database_url\n" + text[:start]
-                        + 'DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}\n'
-                        + text[end:])
-    corpus.commit(repo, "DATABASES from DATABASE_URL, as fab init asked")
-
-    out = w.fab("init", str(repo), "--write", "--host", HOST).stdout
-    assert "Nothing stands in the way of a first deploy." in out, out
-    env_file = w.root / "ondocker.env"
-    # UNPRINTED: the settings split DJANGO_ALLOWED_HOSTS without a default; the .env has it commented out
-    env_file.write_text(env_file.read_text().replace("#DJANGO_ALLOWED_HOSTS=", "DJANGO_ALLOWED_HOSTS=localhost 127.0.0.1"))
-    w.fab("-H", HOST, "setup", "--project", "ondocker")
-    deploy_until_the_media_fix(w, "ondocker", repo, "app/hello_django/settings.py",
-                               'MEDIA_ROOT = BASE_DIR / "mediafiles"')
+    # DEPENDENCIES... (UNPRINTED: which file), and dj-database-url for the DATABASES fix
+    env_values = follow(w, repo, out, fill={"DEPENDENCIES...": "-r app/requirements.txt dj-database-url"},
+                        own={"the settings set DATABASES themselves": database_url})
+    # UNPRINTED: the settings split DJANGO_ALLOWED_HOSTS on spaces (the .env has commas), and read
+    # DEBUG as bool(os.environ.get("DEBUG", 0)), true for any value but the empty one (the .env has 0)
+    init_write_setup(w, "ondocker", repo, env_values,
+                     unprinted={"DJANGO_ALLOWED_HOSTS": "127.0.0.1 localhost", "DEBUG": ""})
+    first_deploy(w, "ondocker")
     an_upload_survives_a_redeploy_and_a_rollback(w, "ondocker", repo, "app/upload/views.py")
 
 
 def test_locallibrary_a_tutorial_project_with_a_procfile_and_no_default_storage(w):
     repo = w.checkout("locallibrary", "library")
-    out = w.fab("init", str(repo)).stdout
-    assert run_printed_commands(w, fixes_printed(out)) == [], out   # the lock: one command
-    out = w.fab("init", str(repo), "--write", "--host", HOST).stdout
-    assert "Nothing stands in the way of a first deploy." in out, out
-    w.fab("-H", HOST, "setup", "--project", "library")
-    r = w.fab("-H", HOST, "deploy", "--project", "library")
-    assert "live and healthy" in r.stdout and "MEDIA_ROOT" not in r.stdout, r.stdout
+    env_values = follow(w, repo, w.fab("init", str(repo)).stdout)
+    init_write_setup(w, "library", repo, env_values)
+    first_deploy(w, "library")
     # its STORAGES has no "default": it keeps no uploads, and check has nothing to refuse; what it
     # keeps is its database, which a redeploy and a rollback leave as it is
     said = w.manage_says("library", "from django.core.files.storage import default_storage as s\n"
