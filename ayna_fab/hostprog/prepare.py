@@ -276,19 +276,25 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
             if result["failed"]:
                 return result
         if preflight_due:
-            result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead))
+            result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead,
+                                     collected="collectstatic" in django_steps))
         return result
     finally:
         if isinstance(ahead, preflipcheck.Started):
             preflipcheck.stop(ahead)   # unless the check stopped them already (stop is idempotent)
 
 
-def _preflight(rel, env, number, servers, timeout, done, ahead=None):
+def _preflight(rel, env, number, servers, timeout, done, ahead=None, collected=False):
+    """collected: collectstatic ran after the servers started ahead (they may have read a static
+    manifest it has rewritten since: ManifestStaticFilesStorage answers 500 for files it lacks)."""
     t = time.monotonic()
     ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout, started=ahead)
-    if not ok and isinstance(ahead, preflipcheck.Started) and any("exited" in r for r in report.values()):
+    stale = collected and any((r.get("status") or 0) >= 500 for r in report.values())
+    if not ok and isinstance(ahead, preflipcheck.Started) and (
+            stale or any("exited" in r for r in report.values())):
         # A server that died having started before migrate may have needed the migrated
-        # database to start at all: it gets one fresh start on it before the release is refused.
+        # database to start at all, and one that answers 5xx may have read static files before
+        # collectstatic wrote them: it gets one fresh start before the release is refused.
         ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout)
     done("preflight", time.monotonic() - t, ok, failed_servers(report) if not ok else "")
     return {"preflight": report}

@@ -191,7 +191,9 @@ def test_wagtail_bakerydemo_a_cms_with_split_requirements_and_a_settings_package
     assert "bakerydemo.settings.production (Dockerfile sets it)" in out, out
     env_values = follow(w, repo, out)
     assert (repo / "uv.lock").is_file() and "gunicorn" in (repo / "pyproject.toml").read_text()
-    init_write_setup(w, "bakerydemo", repo, env_values)
+    # UNPRINTED: the production settings append "/0" and "/1" to REDIS_URL for their caches, so init's
+    # redis://localhost:6379/15 names database 150, which Redis refuses (a 500 on every page)
+    init_write_setup(w, "bakerydemo", repo, env_values, unprinted={"REDIS_URL": "redis://localhost:6379"})
     first_deploy(w, "bakerydemo")
     an_upload_survives_a_redeploy_and_a_rollback(w, "bakerydemo", repo, "bakerydemo/settings/base.py")
 

@@ -24,10 +24,12 @@ if os.environ.get("STARTS"):
 need = os.environ.get("NEEDS")
 if need and not os.path.exists(need):
     sys.exit("the database is not migrated")
+manifest = os.environ.get("MANIFEST")   # read once at start, as a manifest static storage does
+stale = bool(manifest) and not os.path.exists(manifest)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b'{"status": "ok", "release": "v7"}'
-        self.send_response(int(os.environ.get("STATUS", "200"))); self.end_headers(); self.wfile.write(body)
+        self.send_response(500 if stale else int(os.environ.get("STATUS", "200"))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 http.server.HTTPServer.allow_reuse_address = True
 server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
@@ -194,3 +196,26 @@ def test_health_after_the_flip_ends_on_a_404_that_keeps_coming_back(monkeypatch)
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+def test_a_server_started_before_collectstatic_gets_one_fresh_start_on_a_5xx(tmp_path):
+    """It read the static manifest before collectstatic wrote it (500 for every page); started again
+    on the collected files it answers. Without collectstatic in between, a 500 is the answer."""
+    manifest = tmp_path / "staticfiles.json"
+    env = dict(os.environ, MANIFEST=str(manifest), STARTS=str(tmp_path / "starts"))
+    s = servers()
+    ahead = preflight.start(s, env, str(tmp_path))
+    answering(s[0]["url"])               # it has read (no) manifest
+    manifest.write_text("{}")            # ... which collectstatic then wrote
+    said = []
+    out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead, collected=True)
+    assert said[0][2] is True and out["preflight"]["s0"]["ok"], said
+    assert (tmp_path / "starts").read_text().count("started") == 2
+
+    manifest.unlink()
+    ahead = preflight.start(s, env, str(tmp_path))
+    answering(s[0]["url"])
+    manifest.write_text("{}")
+    said = []
+    prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead, collected=False)
+    assert said[0][2] is False
