@@ -58,8 +58,9 @@ def fits(filename: str, python: tuple[int, int] | None = None, arch: str = "x86_
 
 def installed(lock: dict) -> list[dict]:
     """The lock's packages the project installs: its own entry's dependencies, followed."""
-    packages = lock.get("package", [])
-    by_name = {norm(p.get("name", "")): p for p in packages}
+    packages = [p for p in lock.get("package", []) if isinstance(p, dict) and isinstance(p.get("name"), str)
+                and isinstance(p.get("source", {}), dict)]
+    by_name = {norm(p["name"]): p for p in packages}
     roots = [p for p in packages if {"virtual", "editable"} & set(p.get("source", {}))
              and p["source"].get("virtual", p["source"].get("editable")) == "."]
     todo = [(norm(r["name"]), ()) for r in roots]
@@ -74,7 +75,7 @@ def installed(lock: dict) -> list[dict]:
         for extra in extras:
             deps += pkg.get("optional-dependencies", {}).get(extra, [])
         for d in deps:
-            if not OTHER_PLATFORM_RE.search(d.get("marker", "")):
+            if isinstance(d, dict) and d.get("name") and not OTHER_PLATFORM_RE.search(str(d.get("marker", ""))):
                 todo.append((norm(d["name"]), tuple(d.get("extra", ()))))
     return [p for n, p in seen.items() if p not in roots]
 
@@ -89,7 +90,8 @@ def unbuilt(root: Path, python: tuple[int, int] | None = None) -> list[Unbuilt]:
     for pkg in installed(lock):
         if "registry" not in pkg.get("source", {}):
             continue   # a git or path dependency: built from source by design
-        names = [w.get("url", w.get("path", "")).rsplit("/", 1)[-1] for w in pkg.get("wheels", [])]
+        names = [str(w.get("url", w.get("path", ""))).rsplit("/", 1)[-1] for w in pkg.get("wheels", [])
+                 if isinstance(w, dict)]
         if not any(fits(n, python) for n in names):
             name = norm(pkg["name"])
             out.append(Unbuilt(name, str(pkg.get("version", "")), UNUSED.get(name)))

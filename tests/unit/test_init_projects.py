@@ -390,6 +390,16 @@ def test_which_wheels_install_on_the_host(name, python, ok):
     assert wheels.fits(name, python) is ok
 
 
+def test_init_reads_broken_files_without_failing(tmp_path):
+    files = {**BAKERY, "bakery/settings/production.py": "from .base import *\nDEBUG = (\n",
+             "bakery/urls.py": "urlpatterns = [path(\n", "Dockerfile": "ENV DJANGO_SETTINGS_MODULE=\"unclosed\n",
+             "uv.lock": 'version = 1\n[[package]]\nname = "x"\ndependencies = [{ marker = "a" }, "b"]\n'
+                        'source = { virtual = "." }\n[[package]]\nsource = "odd"\n'}
+    found = projectinit.inspect(tree(tmp_path / "p", files))
+    assert found.settings_module == "bakery.settings.production" and found.unbuilt == []
+    assert projectinit.env_text(projectinit.plan(found, hosts_dir=tmp_path), generate=False)
+
+
 # --- 7. a health URL that answers -----------------------------------------------------------------
 
 @pytest.mark.parametrize("urls,url,fallback", [
