@@ -7,12 +7,16 @@ import urllib.request
 
 # Health checks go straight to 127.0.0.1, never through a proxy from the host's environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# ... but say what the HTTPS proxy in front says of every request it forwards: production settings
+# that redirect plain HTTP (SECURE_SSL_REDIRECT, trusting SECURE_PROXY_SSL_HEADER) answer a probe
+# as they answer users, not with a redirect to an https:// the services never listen on.
+HEADERS = {"X-Forwarded-Proto": "https"}
 
 
 def probe(url):
     """(status or None, body) of one GET."""
     try:
-        with _OPENER.open(url, timeout=5) as resp:
+        with _OPENER.open(urllib.request.Request(url, headers=HEADERS), timeout=5) as resp:
             return resp.status, resp.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read(4096).decode(errors="replace")
@@ -28,11 +32,41 @@ def release_of(body):
         return None
 
 
+# How long one 4xx must repeat before a wait takes it as the answer: a server still starting
+# refuses connections or answers 5xx, while a health URL that is missing or forbidden answers
+# the same 4xx every time, and waiting out a 60 s timeout on it only delays the verdict.
+CLIENT_ERROR_SETTLED = 3.0
+
+
+class ClientErrors:
+    """When each endpoint began answering 4xx without a break in between."""
+
+    def __init__(self):
+        self.since = {}
+
+    def settled(self, name, status, now):
+        """Whether name's 4xx has now repeated for CLIENT_ERROR_SETTLED seconds (any other answer
+        starts the count again)."""
+        if status is None or not 400 <= status < 500:
+            self.since.pop(name, None)
+            return False
+        return now - self.since.setdefault(name, now) >= CLIENT_ERROR_SETTLED
+
+
+def client_error_said(status, url):
+    """The report's body for a settled 4xx: what it means and where the path is set."""
+    return (f"{url} answered {status} every time for {CLIENT_ERROR_SETTLED:.0f} s: the health path is missing "
+            "or refused there. Give the service a path that answers 200 without a login (a health view), "
+            "or set it in hosts.toml: [projects.NAME.health] web = \"/path/\" (api likewise)")
+
+
 def poll(checks, expect, deadline, fail_fast=False):
     """Poll each endpoint until it answers 2xx and, if it reports a release, the expected one.
-    fail_fast: a 5xx ends the wait at once (the processes answering are the new ones)."""
+    fail_fast: a 5xx ends the wait at once, and so does a 4xx that keeps coming back (the
+    processes answering are the new ones)."""
     report = {}
     pending = list(checks)
+    client_errors = ClientErrors()
     while pending:
         still = []
         for c in pending:
@@ -42,6 +76,9 @@ def poll(checks, expect, deadline, fail_fast=False):
                   and (expect is None or served is None or served == expect))
             report[c["name"]] = {"status": status, "release": served, "ok": ok, "body": body[:300]}
             if not ok and fail_fast and status is not None and status >= 500:
+                return False, report
+            if not ok and fail_fast and client_errors.settled(c["name"], status, time.monotonic()):
+                report[c["name"]]["body"] = client_error_said(status, c["url"])
                 return False, report
             if not ok:
                 still.append(c)

@@ -104,6 +104,7 @@ def check(servers, env, cwd, expect, timeout, started=None):
         deadline = time.monotonic() + timeout
         report = {}
         pending = list(zip(servers, started.procs))
+        client_errors = health.ClientErrors()
         while pending:
             still = []
             for s, (p, log) in pending:
@@ -120,6 +121,9 @@ def check(servers, env, cwd, expect, timeout, started=None):
                         f"\n{s['name']} exited {p.returncode}:\n{tail}" if p.poll() is not None else "")
                     if p.poll() is not None:   # it died by itself, before we stopped it
                         report[s["name"]]["exited"] = p.returncode
+                    return False, report
+                if client_errors.settled(s["name"], status, time.monotonic()):
+                    report[s["name"]]["body"] = health.client_error_said(status, s["url"])
                     return False, report
                 still.append((s, (p, log)))
             pending = still

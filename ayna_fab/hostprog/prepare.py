@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, wire
+from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, uvreport, wire
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
 START_RE = re.compile(r"^@@start (\S+)$")
@@ -209,7 +209,8 @@ def _install(a: calls.Prepare, rel, env, steps, reuse):
     # uv's lines travel as they come: a first install's downloads take a while, and show that they run
     p = _streamed(["sh", "-c", install_script(rel, a.base_venv)], lambda line: wire.text(f"install: {line}"),
                   cwd=rel, env=env)
-    if not steps.done("install", time.monotonic() - t, p.returncode == 0, p.stdout + "\n" + p.stderr,
+    if not steps.done("install", time.monotonic() - t, p.returncode == 0,
+                      uvreport.explain(p.stdout + "\n" + p.stderr),
                       detail={"venv": "reused", "from": os.path.basename(os.path.dirname(a.base_venv))}
                       if reuse else None):
         return False
@@ -269,7 +270,8 @@ def _django(a: calls.Prepare, rel, env, django_steps, python, gate=None, steps=N
     args = {"steps": django_steps, "asgi_app": a.asgi_app, "django": a.django_dir is not None,
             "fail_level": "WARNING" if a.checks == "strict" else "ERROR",
             "allow_debug": a.allow_debug,
-            "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None}
+            "asgi_dir": os.path.join(rel, a.asgi_dir) if a.asgi_app and a.asgi_dir else None,
+            "release": rel}
     if gate is not None:
         args["gate"] = gate
     workdir = os.path.join(rel, a.django_dir if a.django_dir is not None else (a.asgi_dir or "."))
@@ -311,20 +313,26 @@ def _django_then_preflight(a: calls.Prepare, rel, env, steps, django_steps, earl
             if result["failed"]:
                 return result
         if preflight_due:
-            result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead))
+            result.update(_preflight(rel, env, a.number, a.servers, a.preflight_timeout, done, ahead,
+                                     collected="collectstatic" in django_steps))
         return result
     finally:
         if isinstance(ahead, preflipcheck.Started):
             preflipcheck.stop(ahead)   # unless the check stopped them already (stop is idempotent)
 
 
-def _preflight(rel, env, number, servers, timeout, done, ahead=None):
+def _preflight(rel, env, number, servers, timeout, done, ahead=None, collected=False):
+    """collected: collectstatic ran after the servers started ahead (they may have read a static
+    manifest it has rewritten since: ManifestStaticFilesStorage answers 500 for files it lacks)."""
     wire.start("preflight")
     t = time.monotonic()
     ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout, started=ahead)
-    if not ok and isinstance(ahead, preflipcheck.Started) and any("exited" in r for r in report.values()):
+    stale = collected and any((r.get("status") or 0) >= 500 for r in report.values())
+    if not ok and isinstance(ahead, preflipcheck.Started) and (
+            stale or any("exited" in r for r in report.values())):
         # A server that died having started before migrate may have needed the migrated
-        # database to start at all: it gets one fresh start on it before the release is refused.
+        # database to start at all, and one that answers 5xx may have read static files before
+        # collectstatic wrote them: it gets one fresh start before the release is refused.
         ok, report = preflipcheck.check(servers, env, rel, f"v{number}", timeout)
     done("preflight", time.monotonic() - t, ok, failed_servers(report) if not ok else "")
     return {"preflight": report}

@@ -407,7 +407,8 @@ def migrate_steps(backup: bool) -> tuple[str, ...]:
 HINTS = {
     "install": "check uv.lock and that the host's package index has every locked wheel",
     "backup": "is PostgreSQL up, and DATABASE_URL in the host's .env right? (or backup_before_migrate = false)",
-    "check": "the app does not import or fails `manage.py check --deploy`; run it locally",
+    "check": "the app does not import, fails `manage.py check --deploy` (run it locally), or would keep "
+             "uploads inside the release (the fix is above)",
     "migrate": "the migration failed and was rolled back by PostgreSQL; fix it and deploy again",
     "collectstatic": "collectstatic failed; run it locally to see why",
     "preflight": "the new release's web or api did not answer its health endpoint when started on its own; "

@@ -56,9 +56,11 @@ def ensure(settings: SandboxSettings, say: Callable[[str], None]) -> bool:
         if stamp.exists() and stamp.read_text().strip() == want:
             return False
         say(f"downloading wheels for the hosts into {wh}")
-        local.run(commands.pip_download(sys.executable, wh, list(settings.requirements), platform.machine(),
-                                        python_version=settings.python_version),
-                  step="sandbox wheelhouse", timeout=1800,
-                  hint="the controller needs PyPI (or PIP_INDEX_URL) to fill the hosts' wheelhouse")
+        # one resolution per file: projects may pin different versions of one package (each has its lock)
+        for req in settings.requirements:
+            local.run(commands.pip_download(sys.executable, wh, [req], platform.machine(),
+                                            python_version=settings.python_version),
+                      step="sandbox wheelhouse", timeout=1800,
+                      hint="the controller needs PyPI (or PIP_INDEX_URL) to fill the hosts' wheelhouse")
         stamp.write_text(want + "\n")
         return True

@@ -31,6 +31,7 @@ E2E_PORT_BASE = int(os.environ.get("AYNA_FAB_TEST_PORT_BASE", "2300"))
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "uavcrew"
 DEMO_ENV = REPO / "examples" / "uavcrew.sandbox.env"
+CORPUS_WHEELS = tuple(sorted((REPO / "tests" / "corpus" / "wheelhouse").glob("*.txt")))   # the vendored projects'
 FAB = Path(sys.executable).with_name("fab")
 # The run's hosts boot from a root filesystem built afresh, once per run, into a directory of
 # the run's own, while this machine's 127.0.0.1:5432 and :6379 are taken, as on a developer's
@@ -45,7 +46,7 @@ RUN_ROOTFS_CACHE = Path(REUSED_ROOTFS or f"/var/tmp/ayna-fab-test-rootfs-{E2E_PR
 MODULE_ORDER = ("test_sandbox", "test_envfile", "test_host_setup", "test_deploy", "test_install", "test_ops",
                 "test_host_trust",
                 "test_faults", "test_proxy", "test_soak",
-                "test_corpus",
+                "test_corpus", "test_realworld",
                 "test_fleet", "test_daytwo_stages",
                 "test_hostile", "test_hooks", "test_daytwo_secrets", "test_pyports")
 
@@ -92,7 +93,8 @@ def prefix_apart(letter: str) -> str:
 def sandbox_settings(state_dir: Path, prefix: str, port_base: int) -> SandboxSettings:
     return SandboxSettings.from_env(state_dir=state_dir, prefix=prefix, ssh_port_base=port_base,
                                     rootfs_cache_dir=RUN_ROOTFS_CACHE,
-                                    requirements=(BASE_REQUIREMENTS, DEMO / "wheelhouse-requirements.txt"))
+                                    requirements=(BASE_REQUIREMENTS, DEMO / "wheelhouse-requirements.txt",
+                                                  *CORPUS_WHEELS))
 
 
 @dataclass

@@ -42,8 +42,17 @@ def release(tmp_path, monkeypatch):
     (web / "django" / "__init__.py").write_text("def setup():\n    import recorder; recorder.dump('django')\n")
     (web / "django" / "core" / "__init__.py").write_text("")
     (web / "django" / "conf").mkdir()
-    (web / "django" / "conf" / "__init__.py").write_text("class settings:\n    DEBUG = False\n")
+    (web / "django" / "conf" / "__init__.py").write_text(   # check reads DEBUG, and where uploads go
+        "class settings:\n    DEBUG = False\n    MEDIA_ROOT = ''\n")
     (web / "django" / "core" / "management" / "__init__.py").write_text("def call_command(*a, **k):\n    pass\n")
+    (web / "django" / "apps.py").write_text("class apps:\n    get_models = staticmethod(lambda: [])\n")
+    (web / "django" / "db" / "models.py").parent.mkdir()
+    (web / "django" / "db" / "__init__.py").write_text("")
+    (web / "django" / "db" / "models.py").write_text("class FileField:\n    pass\n")
+    (web / "django" / "core" / "files").mkdir()
+    (web / "django" / "core" / "files" / "__init__.py").write_text("")
+    (web / "django" / "core" / "files" / "storage.py").write_text(
+        "class FileSystemStorage:\n    location = ''\n\ndefault_storage = FileSystemStorage()\n")
     (web / "manage.py").write_text("import recorder, sys\nrecorder.dump('manage-' + sys.argv[1])\n")
     os.makedirs(lay.shared)
     text, expected = concatenated()

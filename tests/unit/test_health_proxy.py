@@ -63,3 +63,29 @@ def test_a_live_service_is_reached_directly_not_through_the_proxy():
     finally:
         app.shutdown()
         proxy.shutdown()
+
+
+def test_a_probe_says_https_as_the_proxy_in_front_does():
+    """Production settings redirect plain HTTP to https:// (SECURE_SSL_REDIRECT behind a trusted
+    X-Forwarded-Proto): a probe is answered as users are, not sent to a port nothing listens on."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("X-Forwarded-Proto") != "https":
+                self.send_response(301)
+                self.send_header("Location", f"https://127.0.0.1:{self.server.server_port}/health/")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"release": "v1"}')
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from ayna_fab.hostprog import health
+        assert health.probe(f"http://127.0.0.1:{server.server_port}/health/") == (200, '{"release": "v1"}')
+    finally:
+        server.shutdown()

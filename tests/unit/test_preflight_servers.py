@@ -24,10 +24,12 @@ if os.environ.get("STARTS"):
 need = os.environ.get("NEEDS")
 if need and not os.path.exists(need):
     sys.exit("the database is not migrated")
+manifest = os.environ.get("MANIFEST")   # read once at start, as a manifest static storage does
+stale = bool(manifest) and not os.path.exists(manifest)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b'{"status": "ok", "release": "v7"}'
-        self.send_response(int(os.environ.get("STATUS", "200"))); self.end_headers(); self.wfile.write(body)
+        self.send_response(500 if stale else int(os.environ.get("STATUS", "200"))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 http.server.HTTPServer.allow_reuse_address = True
 server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
@@ -131,3 +133,89 @@ def test_a_busy_reserved_port_is_refused_before_anything_starts(tmp_path):
         refused = preflight.start(s, dict(os.environ), str(tmp_path))
     assert refused["s0"]["ok"] is False and "in use" in refused["s0"]["body"]
     assert preflight.check(s, {}, str(tmp_path), "v7", 5, started=refused) == (False, refused)
+
+
+class Clock:
+    """time for the module under test: sleeping moves it on, so a long timeout costs no real time
+    and a wait is measured in probes."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def answering(url):
+    """Once the server answers at all (its start is not part of what is measured)."""
+    deadline = time.monotonic() + 20
+    while preflight.health.probe(url)[0] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_404_that_keeps_coming_back_ends_the_check_long_before_its_timeout(tmp_path, monkeypatch):
+    env = dict(os.environ, STATUS="404")
+    s = servers()
+    clock = Clock()
+    monkeypatch.setattr(preflight, "time", clock)
+    answers = []
+    probe = preflight.health.probe
+    started = preflight.start(s, env, str(tmp_path))
+    answering(s[0]["url"])
+    monkeypatch.setattr(preflight.health, "probe", lambda url: answers.append(probe(url)) or answers[-1])
+    ok, report = preflight.check(s, env, str(tmp_path), "v7", 600, started=started)
+    assert not ok and report["s0"]["status"] == 404
+    assert "answered 404 every time for 3 s" in report["s0"]["body"] and "[projects.NAME.health]" in report["s0"]["body"]
+    fours = [status for status, _ in answers if status == 404]
+    assert 1 < len(fours) <= 40 and clock.now < 10, (len(fours), clock.now)   # 3 s of 0.1 s rounds, not 600 s
+
+
+def test_a_404_that_turns_into_a_200_is_waited_for():
+    errors = preflight.health.ClientErrors()
+    assert [errors.settled("web", status, t) for status, t in ((404, 0), (404, 2.9), (None, 3.0), (404, 3.1),
+                                                                (404, 6.0), (404, 6.2))] == [
+        False, False, False, False, False, True]
+    assert not errors.settled("web", 200, 9) and not errors.settled("web", 404, 9.5)
+
+
+def test_health_after_the_flip_ends_on_a_404_that_keeps_coming_back(monkeypatch):
+    port = reserved_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=dict(os.environ, STATUS="404"),
+                              start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/health/"
+        answering(url)
+        clock = Clock()
+        monkeypatch.setattr(preflight.health, "time", clock)
+        ok, report = preflight.health.poll([{"name": "web", "url": url}], "v7", 600, fail_fast=True)
+        assert not ok and report["web"]["status"] == 404 and clock.now < 10, (report, clock.now)
+        assert f"{url} answered 404 every time" in report["web"]["body"]
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def test_a_server_started_before_collectstatic_gets_one_fresh_start_on_a_5xx(tmp_path):
+    """It read the static manifest before collectstatic wrote it (500 for every page); started again
+    on the collected files it answers. Without collectstatic in between, a 500 is the answer."""
+    manifest = tmp_path / "staticfiles.json"
+    env = dict(os.environ, MANIFEST=str(manifest), STARTS=str(tmp_path / "starts"))
+    s = servers()
+    ahead = preflight.start(s, env, str(tmp_path))
+    answering(s[0]["url"])               # it has read (no) manifest
+    manifest.write_text("{}")            # ... which collectstatic then wrote
+    said = []
+    out = prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead, collected=True)
+    assert said[0][2] is True and out["preflight"]["s0"]["ok"], said
+    assert (tmp_path / "starts").read_text().count("started") == 2
+
+    manifest.unlink()
+    ahead = preflight.start(s, env, str(tmp_path))
+    answering(s[0]["url"])
+    manifest.write_text("{}")
+    said = []
+    prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead, collected=False)
+    assert said[0][2] is False

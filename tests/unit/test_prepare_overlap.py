@@ -30,8 +30,12 @@ DJANGO_STUB = {
         "        time.sleep(0.02)\n"
         "    with open(LOG, 'a') as f:\n"
         "        f.write(f'{name} end {time.time()}\\n')\n"),
-    "conf/__init__.py": "class settings:\n    DEBUG = False\n",
+    "conf/__init__.py": "class settings:\n    DEBUG = False\n    MEDIA_ROOT = ''\n",   # check reads both
     "db/__init__.py": "DEFAULT_DB_ALIAS = 'default'\nconnections = {'default': None}\n",
+    "core/files/__init__.py": "",
+    "apps.py": "class apps:\n    get_models = staticmethod(lambda: [])\n",
+    "db/models.py": "class FileField:\n    pass\n",
+    "core/files/storage.py": "class FileSystemStorage:\n    location = ''\n\ndefault_storage = FileSystemStorage()\n",
     "db/migrations/__init__.py": "",
     "db/migrations/executor.py": (   # the migration plan: STUB_PENDING migrations, logged when asked
         "import os, time\n"
