@@ -37,6 +37,8 @@ class Read:
     how: str            # os.environ[...], os.getenv, "X" in os.environ, django-environ, decouple, dj-database-url
     cast: str = "str"
     appended: bool = False   # the code appends to the value ("/0"): a URL must end where that can follow
+    split: str | None = None  # the code splits the value on this (" " for .split()): a list's separator
+    truthy: bool = False     # the code takes bool() of the string: every value but the empty one is true
 
     @property
     def where(self) -> str:
@@ -102,17 +104,22 @@ class _Visitor:
         self.decouple = {"config"}              # decouple's config (and AutoConfig instances)
         self.dj_database = {"dj_database_url"}  # the dj-database-url module
         self.out: list[Read] = []
-        self.read_names: dict[str, Read] = {}   # a module name assigned from one read
+        self.read_names: dict[str, list[Read]] = {}   # a module name assigned from reads
         self.appended: set[int] = set()         # id() of the reads the code appends a path to
+        self.splits: dict[int, str] = {}        # id() of the reads the code splits, and on what
+        self.truthy: set[int] = set()           # id() of the reads whose string the code takes bool() of
+        self.guarded: set[int] = set()          # id() of nodes that run only when a variable is set
 
     def run(self) -> list[Read]:
         for node in ast.walk(self.tree):
             self._bindings(node)
+        self.guarded = self._guarded()
         for node in ast.walk(self.tree):
             self._read(node)
         for node in ast.walk(self.tree):
             self._appends(node)
-        out = [replace(r, appended=True) if id(r) in self.appended else r for r in self.out]
+        out = [replace(r, appended=id(r) in self.appended, split=self.splits.get(id(r)),
+                       truthy=id(r) in self.truthy) for r in self.out]
         return sorted(out, key=lambda r: r.line)
 
     # --- what names mean -------------------------------------------------------------------------
@@ -152,6 +159,25 @@ class _Visitor:
                 if has_default:
                     self._add(kw.arg, call, True, "django-environ", cast)
 
+    def _guarded(self) -> set[int]:
+        """id() of the nodes under `if "X" in os.environ:` (or `if os.environ.get("X"):`): a read
+        there happens only when X is set, so it needs no value otherwise."""
+        out: set[int] = set()
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.If):
+                continue
+            if self._tests_env(node.test):
+                out.update(id(n) for child in node.body for n in ast.walk(child))
+        return out
+
+    def _tests_env(self, test: ast.AST) -> bool:
+        """`"X" in os.environ`, `os.environ.get("X")`, or an and/or of such tests."""
+        if isinstance(test, ast.BoolOp):
+            return all(self._tests_env(v) for v in test.values)
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.In):
+            return _dotted(test.comparators[0]) in self.environ and bool(_const(test.left))
+        return isinstance(test, ast.Call) and _dotted(test.func).rpartition(".")[0] in self.environ
+
     # --- the reads -------------------------------------------------------------------------------
     def _add(self, name: str, node: ast.AST, default: bool, how: str, cast: str = "str") -> Read:
         r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast)
@@ -162,7 +188,10 @@ class _Visitor:
         if isinstance(node, ast.Subscript) and _dotted(node.value) in self.environ:
             name = _const(node.slice, self.key_param)
             if name:
-                self._note(node, self._add(name, node, False, "os.environ[...]"))
+                guarded = id(node) in self.guarded
+                self._note(node, self._add(name, node, guarded,
+                                           "os.environ[...] under an if on the environment" if guarded
+                                           else "os.environ[...]"))
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             name = _const(node.left)
             if name and _dotted(node.comparators[0]) in self.environ:
@@ -206,25 +235,50 @@ class _Visitor:
         node._ayna_read = read   # type: ignore[attr-defined]
 
     # --- what the code does with a value ---------------------------------------------------------
-    def _value_read(self, node: ast.AST) -> Read | None:
+    def _values(self, node: ast.AST) -> list[Read]:
+        """The reads an expression's value may be: the read itself, its default when that is a
+        read too (`os.environ.get("REDIS_TLS_URL", os.environ.get("REDIS_URL"))`), either side of
+        an `or`, or a name assigned from such an expression."""
         if isinstance(node, ast.Name):
-            return self.read_names.get(node.id)
-        return getattr(node, "_ayna_read", None)
+            return list(self.read_names.get(node.id, ()))
+        if isinstance(node, ast.BoolOp):
+            return [r for v in node.values for r in self._values(v)]
+        if isinstance(node, ast.IfExp):
+            return self._values(node.body) + self._values(node.orelse)
+        r = getattr(node, "_ayna_read", None)
+        if r is None:
+            return []
+        out = [r]
+        if isinstance(node, ast.Call):
+            defaults = node.args[1:2] + [k.value for k in node.keywords if k.arg == "default"]
+            for d in defaults:
+                out += self._values(d)
+        return out
 
     def _appends(self, node: ast.AST) -> None:
+        """What the code does with a value: appends a path to it, splits it, takes bool() of it."""
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            r = getattr(node.value, "_ayna_read", None)
-            if r:
-                self.read_names[node.targets[0].id] = r
-        appended = None
+            values = self._values(node.value)
+            if values:
+                self.read_names[node.targets[0].id] = values
+        appended: list[Read] = []
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _starts_path(node.right):
-            appended = self._value_read(node.left)
+            appended = self._values(node.left)
         elif isinstance(node, ast.JoinedStr):
             for value, after in zip(node.values, node.values[1:]):
                 if isinstance(value, ast.FormattedValue) and _starts_path(after):
-                    appended = self._value_read(value.value) or appended
-        if appended is not None:
-            self.appended.add(id(appended))
+                    appended += self._values(value.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "split":
+            sep = node.args[0] if node.args else None
+            on = " " if sep is None else sep.value if isinstance(sep, ast.Constant) and isinstance(sep.value, str) \
+                else None
+            if on:
+                for r in self._values(node.func.value):
+                    self.splits[id(r)] = on
+        elif isinstance(node, ast.Call) and _dotted(node.func) == "bool" and len(node.args) == 1:
+            self.truthy.update(id(r) for r in self._values(node.args[0]) if r.cast == "str")
+        for r in appended:
+            self.appended.add(id(r))
 
 
 def _starts_path(node: ast.AST) -> bool:

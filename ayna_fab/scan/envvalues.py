@@ -38,6 +38,16 @@ def appended(reads) -> bool:
     return any(r.appended for r in reads)
 
 
+def separator(reads) -> str:
+    """How the code splits a list it reads (`.split(" ")`), "," when nothing says otherwise."""
+    return next((r.split for r in reads if r.split), ",")
+
+
+def truthy(reads) -> bool:
+    """The code takes bool() of the string: "0" and "False" are true there, only "" is false."""
+    return any(r.truthy for r in reads)
+
+
 def where(reads) -> str:
     """`read at a.py:3 (os.environ[...]), b.py:9 (django-environ)`, at most three places."""
     places = [f"{r.where} ({r.how})" for r in reads[:3]]

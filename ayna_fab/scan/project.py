@@ -200,8 +200,7 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
             specs += list(data.get("project", {}).get("dependencies", []) or [])
         except (tomllib.TOMLDecodeError, OSError):
             pass
-    req = next((n for n in ("requirements.txt", "requirements/production.txt", "requirements/base.txt")
-                if (root / n).is_file()), None)
+    req = requirements_file(root)
     if req:
         specs += requirement_lines(root / req, set())
     for spec in specs:
@@ -213,6 +212,19 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
                 if extra.strip():
                     names.add(f"{name}[{extra.strip().lower()}]")
     return names, has_pyproject, req
+
+
+REQUIREMENTS = ("requirements.txt", "requirements/production.txt", "requirements/prod.txt", "requirements/base.txt")
+
+
+def requirements_file(root: Path) -> str | None:
+    """The requirements file a deploy would install: at the root, else beside a manage.py one folder
+    down (a project kept in app/ or src/, as Docker layouts often are)."""
+    for base in [root, *sorted(d.parent for d in root.glob("*/manage.py"))]:
+        for name in REQUIREMENTS:
+            if (base / name).is_file():
+                return (base / name).relative_to(root).as_posix()
+    return None
 
 
 def requirement_lines(path: Path, seen: set[Path]) -> list[str]:
@@ -528,8 +540,12 @@ def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
     by_role = {"secret": lambda reads: (secret(), "random, made for this file" if generate else "random with --write"),
                "database": lambda reads: (db, db_note),
                "redis": redis_for,
-               "hosts": lambda reads: ("127.0.0.1,localhost", "health checks come from 127.0.0.1; add your domain"),
-               "debug": lambda reads: ("0", "production"),
+               "hosts": lambda reads: (envvalues.separator(reads).join(("127.0.0.1", "localhost")),
+                                       "health checks come from 127.0.0.1; add your domain"
+                                       + (f" (the code splits on {envvalues.separator(reads)!r})"
+                                          if envvalues.separator(reads) != "," else "")),
+               "debug": lambda reads: ("", "empty: the code takes bool() of the text, true for any other value")
+               if envvalues.truthy(reads) else ("0", "production"),
                "origins": lambda reads: ("http://127.0.0.1", "add https://your.domain"),
                "media": lambda reads: (f"{root}/shared/media", "uploads outlive releases in shared/media")}
     values = [

@@ -191,9 +191,10 @@ def test_wagtail_bakerydemo_a_cms_with_split_requirements_and_a_settings_package
     assert "bakerydemo.settings.production (Dockerfile sets it)" in out, out
     env_values = follow(w, repo, out)
     assert (repo / "uv.lock").is_file() and "gunicorn" in (repo / "pyproject.toml").read_text()
-    # UNPRINTED: the production settings append "/0" and "/1" to REDIS_URL for their caches, so init's
-    # redis://localhost:6379/15 names database 150, which Redis refuses (a 500 on every page)
-    init_write_setup(w, "bakerydemo", repo, env_values, unprinted={"REDIS_URL": "redis://localhost:6379"})
+    # the production settings append "/0" and "/1" to REDIS_URL (read as REDIS_TLS_URL's default):
+    # init writes it without a database number
+    init_write_setup(w, "bakerydemo", repo, env_values)
+    assert "\nREDIS_URL=redis://localhost:6379\n" in (w.root / "bakerydemo.env").read_text()
     first_deploy(w, "bakerydemo")
     an_upload_survives_a_redeploy_and_a_rollback(w, "bakerydemo", repo, "bakerydemo/settings/base.py")
 
@@ -211,14 +212,16 @@ def database_url(repo: Path) -> None:
 def test_django_on_docker_an_app_in_a_subdirectory_with_docker_env_files(w):
     repo = w.checkout("django-on-docker", "ondocker")
     out = w.fab("init", str(repo)).stdout
-    # init finds no requirements file at the root: the user names app/requirements.txt where it says
-    # DEPENDENCIES... (UNPRINTED: which file), and dj-database-url for the DATABASES fix
-    env_values = follow(w, repo, out, fill={"DEPENDENCIES...": "-r app/requirements.txt dj-database-url"},
+    # init finds app/requirements.txt beside app/manage.py; the DATABASES fix names dj-database-url,
+    # which the user adds to the lock command init prints
+    assert "uv add -r app/requirements.txt " in out, out
+    env_values = follow(w, repo, out, fill={"uv add -r app/requirements.txt": "uv add -r app/requirements.txt dj-database-url"},
                         own={"the settings set DATABASES themselves": database_url})
-    # UNPRINTED: the settings split DJANGO_ALLOWED_HOSTS on spaces (the .env has commas), and read
-    # DEBUG as bool(os.environ.get("DEBUG", 0)), true for any value but the empty one (the .env has 0)
-    init_write_setup(w, "ondocker", repo, env_values,
-                     unprinted={"DJANGO_ALLOWED_HOSTS": "127.0.0.1 localhost", "DEBUG": ""})
+    # the settings split DJANGO_ALLOWED_HOSTS on spaces and read DEBUG as bool() of the text: init's
+    # .env says so (spaces; DEBUG empty, the only value that is false there)
+    init_write_setup(w, "ondocker", repo, env_values)
+    env = (w.root / "ondocker.env").read_text()
+    assert "\nDJANGO_ALLOWED_HOSTS=127.0.0.1 localhost\n" in env and "\nDEBUG=\n" in env, env
     first_deploy(w, "ondocker")
     an_upload_survives_a_redeploy_and_a_rollback(w, "ondocker", repo, "app/upload/views.py")
 

@@ -436,3 +436,58 @@ def test_init_lists_the_standard_as_advice_and_exits_0(bakery, tmp_path):
     assert "✗ MEDIA_ROOT" in before and "Makefile" not in before
     assert "Makefile is missing" in advice and "✗" not in advice
     assert "settings     bakery.settings.production (Dockerfile sets it)" in before
+
+
+# --- how the code uses a value decides the value init writes ----------------------------------------
+
+ON_DOCKER = {
+    "app/manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'hello.settings')\n",
+    "app/requirements.txt": "Django==4.2.3\ngunicorn==21.2.0\n",
+    "app/hello/__init__.py": "",
+    "app/hello/settings.py": (
+        "import os\n"
+        "SECRET_KEY = os.environ.get('SECRET_KEY')\n"
+        "DEBUG = bool(os.environ.get('DEBUG', default=0))\n"
+        "ALLOWED_HOSTS = os.environ.get('DJANGO_ALLOWED_HOSTS').split(' ')\n"
+        "REDIS_URL = os.environ.get('REDIS_TLS_URL', os.environ.get('REDIS_URL'))\n"
+        "if REDIS_URL:\n"
+        "    CACHES = {'default': {'LOCATION': REDIS_URL + '/0'}, 'renditions': {'LOCATION': REDIS_URL + '/1'}}\n"),
+    "app/hello/wsgi.py": "application = None\n",
+}
+
+
+def test_a_url_the_code_appends_to_through_another_variables_default_has_no_database_number(tmp_path):
+    lines = env_lines(projectinit.inspect(tree(tmp_path / "ondocker", ON_DOCKER)))
+    assert value(lines, "REDIS_URL") == "redis://localhost:6379"
+
+
+def test_a_list_the_code_splits_on_spaces_is_written_with_spaces(tmp_path):
+    lines = env_lines(projectinit.inspect(tree(tmp_path / "ondocker", ON_DOCKER)))
+    assert value(lines, "DJANGO_ALLOWED_HOSTS") == "127.0.0.1 localhost"
+    files = {**ON_DOCKER, "app/hello/settings.py": "import os\nALLOWED_HOSTS = os.environ['DJANGO_ALLOWED_HOSTS'].split(',')\n"}
+    assert value(env_lines(projectinit.inspect(tree(tmp_path / "comma", files))), "DJANGO_ALLOWED_HOSTS") == \
+        "127.0.0.1,localhost"
+
+
+def test_a_flag_the_code_reads_as_bool_of_a_string_is_left_empty(tmp_path):
+    """bool("0") is True: the only value that turns such a DEBUG off is the empty one."""
+    lines = env_lines(projectinit.inspect(tree(tmp_path / "ondocker", ON_DOCKER)))
+    assert value(lines, "DEBUG") == "" and "bool()" in comment(lines, "DEBUG")
+    files = {**ON_DOCKER, "app/hello/settings.py": "import os\nDEBUG = os.environ.get('DEBUG') == '1'\n"}
+    assert value(env_lines(projectinit.inspect(tree(tmp_path / "eq", files))), "DEBUG") == "0"
+
+
+def test_a_requirements_file_beside_manage_py_one_folder_down_is_the_projects(tmp_path):
+    found = projectinit.inspect(tree(tmp_path / "ondocker", ON_DOCKER))
+    assert found.requirements == "app/requirements.txt" and "gunicorn" in found.dependencies
+
+
+def test_a_read_under_an_if_on_another_variable_is_not_required(tmp_path):
+    files = {**ON_DOCKER, "app/hello/settings.py": (
+        "import os\n"
+        "if 'CF_TOKEN' in os.environ or 'CF_BEARER' in os.environ:\n"
+        "    ZONE = os.environ['CF_ZONEID']\n"
+        "KEY = os.environ['SIGNING_THING']\n")}
+    found = projectinit.inspect(tree(tmp_path / "p", files))
+    by = {r.name: r for rs in found.env_reads.values() for r in rs}
+    assert by["CF_ZONEID"].default is True and by["SIGNING_THING"].default is False
