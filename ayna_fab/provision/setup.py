@@ -18,7 +18,7 @@ from ayna_fab.config import packageindex, sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import (caddyfile, database, envcheck as envfile, envwriter, hostports,
+from ayna_fab.provision import (asgiserve, caddyfile, database, envcheck as envfile, envwriter, hostports,
                                 snippet as caddy_snippet, sudoers, unitfiles as units)
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
@@ -158,6 +158,8 @@ def step_database(s: Setup, r: Remote) -> None:
 
 
 def step_units(s: Setup, r: Remote) -> None:
+    if "api" in s.project.services:   # the program the api unit runs (provision/asgiserve.py)
+        _apply(s, r.run(cmd.install_journal_reader(asgiserve.PATH, asgiserve.source())).stdout)
     rendered = units.render_all(s.config, s.host, s.project)
     _apply(s, r.run(cmd.install_units(rendered, f"{s.layout.venv}/bin")).stdout)
 

@@ -134,3 +134,16 @@ def test_a_question_without_a_terminal_names_its_flag_and_exits_2(installed, pro
     r = run(installed, project, "-H", "box", "trust", env={"AYNA_FAB_HOSTS": str(other)})
     assert r.returncode == 2 and "--yes" in r.stderr and "SHA256:" in r.stdout, r.stdout + r.stderr
     assert empty.read_text() == ""
+
+
+def test_remove_takes_the_project_off_the_host_and_frees_its_ports(installed, project, sandbox):
+    """Last: the session's hosts go on to other modules, whose projects' own hosts.toml files may
+    choose the same free port range (each file sees only its own projects): the host must be left
+    with no listener of this one."""
+    web = re.search(r"port_base = (\d+)", (project["app"] / "deploy" / "hosts.toml").read_text()).group(1)
+    r = run(installed, project, "-H", "box", "remove", "--project", NAME)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{NAME} removed" in r.stdout, r.stdout
+    listening = sandbox.check(0, f"ss -Hltn 'sport = :{web}'")
+    assert listening.strip() == "", listening
+    assert sandbox.run(0, f"test -e /etc/systemd/system/{NAME}-web.socket")[0] != 0
