@@ -63,10 +63,13 @@ def unbuildable(t, lock: str) -> None:
     where = f"Linux {machine}" + (f" and Python {version[0]}.{version[1]}" if version else "")
     names = ", ".join(f"{u.name} {u.version}" for u in todo)
     unused = [u for u in todo if u.unused]
-    ways = [f"in {t.project.source}: uv remove {u.name} ({u.unused}), then commit uv.lock" for u in unused]
-    ways.append(f"install a C compiler on {t.name} (apt-get install build-essential python3-dev)")
-    if len(unused) < len(todo):
-        ways.append("lock versions that have a wheel for it")
+    needed = [f"{u.name} {u.version}" for u in todo if not u.unused]
+    compiler = f"install a C compiler on {t.name} (apt-get install build-essential python3-dev)"
+    remove = "; ".join(f"in {t.project.source}: uv remove {u.name} ({u.unused})" for u in unused)
+    if not needed:
+        hint = f"{remove}, then commit uv.lock; or {compiler}"
+    else:
+        build = f"{compiler}, or lock versions that have a wheel for the host"
+        hint = f"{remove}, then commit uv.lock; and for {', '.join(needed)}: {build}" if unused else build
     raise UsageError(f"uv.lock has no wheel for {where} for {names}, and the host has no C compiler (cc) "
-                     "to build " + ("them" if len(todo) > 1 else "it"), host=t.name, step="plan",
-                     hint="; or ".join(ways))
+                     "to build " + ("them" if len(todo) > 1 else "it"), host=t.name, step="plan", hint=hint)

@@ -80,6 +80,7 @@ def test_a_host_without_a_compiler_is_refused_with_the_packages_and_the_ways_out
     assert "no C compiler" in err.message and "pytest-c" not in err.message   # a dev group is never installed
     assert "uv remove uwsgi (gunicorn serves the web unit)" in err.hint and "uv remove fastjson" not in err.hint
     assert "install a C compiler on box" in err.hint and "lock versions that have a wheel" in err.hint
+    assert "then commit uv.lock; and for fastjson 3.10.12: install a C compiler" in err.hint
 
 
 @pytest.mark.parametrize("plan, named", [
@@ -91,6 +92,8 @@ def test_the_wheels_are_judged_for_the_hosts_own_python_and_machine(tmp_path, pl
     err = refusal(tmp_path, **plan)
     assert [n for n in ("fastjson", "uwsgi") if f"{n} " in err.message] == named
     assert ("lock versions that have a wheel" in err.hint) is ("fastjson" in named)
+    assert err.hint.endswith("then commit uv.lock; or install a C compiler on box "
+                             "(apt-get install build-essential python3-dev)") is (named == ["uwsgi"])
 
 
 def test_a_host_with_a_compiler_or_a_lock_with_every_wheel_goes_on(tmp_path):
