@@ -53,6 +53,7 @@ class HostState:
     pending: int = 1              # migrations the database lacks, as Django's migration plan counts them
     clock: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)   # the host's time; a dump moves it a day on
     env_writes: int = 0           # texts the project's env writer (sudo) put in place
+    compiler: bool = True         # the host has a C compiler (cc) to build packages without a wheel
 
 
 class LaptopDied(BaseException):
@@ -270,7 +271,9 @@ class FakeRemote(Remote):
         patch(dumps, "_dump", dump)
         patch(dumps, "now", lambda: st.clock)
         patch(hooks, "as_root", lambda: False)   # tests may run as root; hooks really run, in the temp dirs
-        patch(plan, "shutil", types.SimpleNamespace(which=lambda name: f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        patch(plan, "shutil", types.SimpleNamespace(
+            which=lambda name: None if name == "cc" and not st.compiler else f"/usr/bin/{name}", rmtree=shutil.rmtree))
+        patch(plan, "platform", types.SimpleNamespace(machine=lambda: "x86_64"))
         patch(plan, "python_version", lambda: "3.11.2")                  # a Debian 12 host's python3
         patch(ports, "listeners", lambda a: {"listeners": [], "sockets": {}})   # nothing else runs here
         try:

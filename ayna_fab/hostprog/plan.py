@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def plan(a: calls.Plan):
             # (a backup must be possible before migrate) and setup's uv config (Layout.uv_config)
             "database": dumps.engine(a.env_file), "uv_config": _digest(os.path.join(root, UV_CONFIG)),
             "took_over": took_over, "python": python_version(),
+            # whether locked packages without a wheel for this machine can be built here
+            "machine": platform.machine(), "compiler": shutil.which("cc") is not None,
             # where the database lives, for a fleet deploy's check that its hosts share one (ops/dbshare.py)
             "database_at": dbwhere.where(a.env_file),
             # who listens on the project's ports (provision/hostports.py judges)

@@ -119,8 +119,10 @@ class Deploy(runner.Operation):
         self.options = options
         self.targets = targets
         self.lock_blob = source.blob(revision, "uv.lock")
-        # the Python the project needs, read once before any connection (scan/python.py)
-        self.python = pyversion.declared(source.texts(revision, pyversion.FILES), project.python)
+        # the Python the project needs and its uv.lock, read once before any connection (planchecks.py)
+        texts = source.texts(revision, (*pyversion.FILES, "uv.lock"))
+        self.python = pyversion.declared(texts, project.python)
+        self.lock_text = texts.get("uv.lock")
         self.built = built or build.Built()   # the build steps' outputs, made before any connection
         self.hook_problems: list[str] = []     # after-success hooks that failed (the release stays live)
         self.phases = PHASES
@@ -145,8 +147,9 @@ class Deploy(runner.Operation):
         if not t.plan["uv"]:
             raise UsageError("uv is not installed on the host", host=t.name, step="plan",
                              hint=f"fab -H {t.name} setup")
-        # an impossible backup, a stale uv config, a Python too old, a port held by another program
-        planchecks.refuse(t, backup_due=self.backup_due(t), python=self.python)
+        # an impossible backup, a stale uv config, a Python too old, a port held by another program,
+        # locked packages the host cannot build
+        planchecks.refuse(t, backup_due=self.backup_due(t), python=self.python, lock=self.lock_text)
         was = t.live_before.meta.get("env") if t.live_before else None
         if isinstance(was, str) and was != t.project.env:   # a host moved to another stage in hosts.toml
             t.say(f"warning: [{t.name}] {t.live_before.name} runs {t.project.name} as {was}; this deploy makes it "

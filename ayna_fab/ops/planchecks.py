@@ -8,6 +8,9 @@ mid-deploy, found in the plan's answer (hostprog/plan.py) and hosts.toml.
 - The host's /usr/bin/python3 (every release's venv is made from it) does not satisfy the Python
   the project declares (scan/python.py): refused with the host's version and the ways out.
 - Another program listens on the project's ports or the pre-flip check's (provision/hostports.py).
+- The commit's uv.lock holds packages with no wheel for the host's machine and Python
+  (scan/wheels.py), and the host has no C compiler (`cc`) to build them: refused with the
+  packages and the ways out, instead of a build backend's traceback at install.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from ayna_fab.config.model import package_index
 from ayna_fab.errors import UsageError
 from ayna_fab.hostprog import backups
 from ayna_fab.provision import hostports
-from ayna_fab.scan import python as pyversion
+from ayna_fab.scan import python as pyversion, wheels
 
 
-def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = ()) -> None:
-    """Raise UsageError (exit 2, nothing changed but the lock, which the runner releases)."""
+def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = (), lock: str | None = None) -> None:
+    """Raise UsageError (exit 2, nothing changed but the lock, which the runner releases).
+
+    lock: the commit's uv.lock text, judged against the host's Python and machine."""
     name = t.project.name
     if python:
         have = t.plan.get("python") or "missing"
@@ -29,6 +34,8 @@ def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = ()) -> 
         if missing:
             problem, hint = pyversion.refusal(t.name, have, missing, name)
             raise UsageError(problem, host=t.name, step="plan", hint=hint)
+    if lock and not t.plan.get("compiler", True):
+        unbuildable(t, lock)
     hostports.refuse(t.plan.get("ports") or {}, host=t.name, project=name, root=t.layout.root, step="plan")
     if backup_due:
         why = backups.unsupported(t.plan.get("database"))
@@ -44,3 +51,25 @@ def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = ()) -> 
                 "the package index settings in hosts.toml are not what setup wrote on the host")
         raise UsageError(f"{what} ({t.layout.uv_config})", host=t.name, step="plan",
                          hint=f"fab -H {t.name} setup --project {name}")
+
+
+def unbuildable(t, lock: str) -> None:
+    """Refuse a host with no compiler when uv.lock has packages without a wheel for it."""
+    version = pyversion.parse_version(t.plan.get("python") or "")
+    machine = t.plan.get("machine") or "x86_64"
+    todo = wheels.unbuilt_in(lock, version[:2] if version else None, machine)
+    if not todo:
+        return
+    where = f"Linux {machine}" + (f" and Python {version[0]}.{version[1]}" if version else "")
+    names = ", ".join(f"{u.name} {u.version}" for u in todo)
+    unused = [u for u in todo if u.unused]
+    needed = [f"{u.name} {u.version}" for u in todo if not u.unused]
+    compiler = f"install a C compiler on {t.name} (apt-get install build-essential python3-dev)"
+    remove = "; ".join(f"in {t.project.source}: uv remove {u.name} ({u.unused})" for u in unused)
+    if not needed:
+        hint = f"{remove}, then commit uv.lock; or {compiler}"
+    else:
+        build = f"{compiler}, or lock versions that have a wheel for the host"
+        hint = f"{remove}, then commit uv.lock; and for {', '.join(needed)}: {build}" if unused else build
+    raise UsageError(f"uv.lock has no wheel for {where} for {names}, and the host has no C compiler (cc) "
+                     "to build " + ("them" if len(todo) > 1 else "it"), host=t.name, step="plan", hint=hint)

@@ -28,6 +28,7 @@ from ayna_fab.config import registry
 from ayna_fab.config import schema as configschema
 from ayna_fab.provision import conformance, envcheck as envfile
 from ayna_fab.scan import declaredenv, envreads, envvalues, healthurl, mediaroot, settingsmodule, wheels
+from ayna_fab.scan import python as pyversion
 
 SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", ".env", "node_modules", "__pycache__", ".tox", ".nox",
              "site-packages", "build", "dist", "staticfiles", "static_root", "media", ".mypy_cache",
@@ -85,6 +86,7 @@ class Found:
     dependencies: set[str] = field(default_factory=set)
     uv_lock: bool = False
     uv_lock_committed: bool | None = None  # None: not in a git checkout (or no uv.lock)
+    python: list[pyversion.Declaration] = field(default_factory=list)   # the Python the project declares
     unbuilt: list[wheels.Unbuilt] = field(default_factory=list)   # locked, with no wheel for the host
     pyproject: bool = False
     requirements: str | None = None
@@ -276,7 +278,8 @@ def inspect(root: Path, name: str | None = None) -> Found:
     f.dependencies, f.pyproject, f.requirements = dependency_names(root)
     f.uv_lock = (root / "uv.lock").is_file()
     f.uv_lock_committed = committed(root, "uv.lock") if f.uv_lock else None
-    f.unbuilt = wheels.unbuilt(root) if f.uv_lock else []
+    f.python = pyversion.read(root)
+    f.unbuilt = wheels.unbuilt(root, pyversion.oldest(f.python)) if f.uv_lock else []
     _django(f, files, texts)
     _asgi(f, files, texts)
     _celery(f, files, texts)
@@ -616,14 +619,15 @@ def deploy_gaps(f: Found) -> list[Gap]:
     elif f.uv_lock_committed is False:
         gaps.append(Gap("uv.lock is not committed: deploys send committed files only",
                         f"cd {path} && git add uv.lock && git commit -m 'Lock dependencies'"))
+    target = wheel_target(f)
     for u in f.unbuilt:
         if u.unused:
-            gaps.append(Gap(f"{u.name} {u.version} has no wheel for Linux x86_64, so installing it needs a C compiler "
+            gaps.append(Gap(f"{u.name} {u.version} has no wheel for {target}, so installing it needs a C compiler "
                             f"on the host, and the standard's units never run it ({u.unused})",
                             remove_command(f, u.name)))
     built = [f"{u.name} {u.version}" for u in f.unbuilt if not u.unused]
     if built:
-        gaps.append(Gap(f"no wheel for Linux x86_64 in uv.lock: {', '.join(built)}; the host builds "
+        gaps.append(Gap(f"no wheel for {target} in uv.lock: {', '.join(built)}; the host builds "
                         + ("them" if len(built) > 1 else "it") + " at install, which needs a C compiler for C code",
                         "install one on the host (apt-get install build-essential python3-dev), or lock a version "
                         "that has a wheel", blocking=False))
@@ -684,6 +688,12 @@ def deploy_gaps(f: Found) -> list[Gap]:
     for other in f.others:
         gaps.append(Gap(other, "the entry uses the first one found; edit hosts.toml for another", blocking=False))
     return gaps
+
+
+def wheel_target(f: Found) -> str:
+    """The platform the wheels were judged for: "Linux x86_64 and Python 3.12" (the declared one)."""
+    python = pyversion.oldest(f.python)
+    return "Linux x86_64" + (f" and Python {python[0]}.{python[1]}" if python else "")
 
 
 def remove_command(f: Found, name: str) -> str:

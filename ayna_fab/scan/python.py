@@ -102,6 +102,16 @@ def describe(declarations: list[Declaration]) -> str:
     return f"Python {specs} (" + "; ".join(str(d) for d in declarations) + ")"
 
 
+def oldest(declarations: list[Declaration]) -> tuple[int, int] | None:
+    """The oldest Python 3 minor version that satisfies every declaration (">=3.12" -> (3, 12)):
+    the one the project was made with, whose wheels uv.lock must hold. None when nothing is declared
+    or no 3.x satisfies them all."""
+    if not declarations:
+        return None
+    return next(((3, minor) for minor in range(40)
+                 if any(not unmet(f"3.{minor}.{patch}", declarations) for patch in (0, 99))), None)
+
+
 def parse_version(text: str) -> tuple[int, ...] | None:
     """"3.11.2" -> (3, 11, 2); None if text is no version."""
     m = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")

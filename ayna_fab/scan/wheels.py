@@ -1,4 +1,4 @@
-"""Locked packages that the host would have to build: no wheel in uv.lock for Linux x86_64.
+"""Locked packages that the host would have to build: no wheel in uv.lock for its platform and Python.
 
 A package with only a source distribution is built on the host at install time, which needs a
 C compiler for C code (uwsgi, older psycopg2); without one, the install ends in a build
@@ -6,6 +6,9 @@ backend's traceback. Read from uv.lock alone: the packages the project installs 
 entry's dependencies, followed, without development groups), each one's wheel file names,
 and their tags (`cp312-cp312-manylinux_2_17_x86_64`). Packages the standard's units never run
 (uwsgi: gunicorn serves) are named with the command that removes them.
+
+`fab init` reads the checkout's uv.lock for the Python the project declares (scan/python.py);
+a deploy's plan reads the commit's for the host's own Python and machine (ops/planchecks.py).
 """
 
 from __future__ import annotations
@@ -81,10 +84,19 @@ def installed(lock: dict) -> list[dict]:
 
 
 def unbuilt(root: Path, python: tuple[int, int] | None = None) -> list[Unbuilt]:
-    """Installed packages of root/uv.lock with no wheel for the host, in the lock's order."""
+    """Installed packages of root/uv.lock with no wheel for Linux x86_64 and `python`."""
     try:
-        lock = tomllib.loads((root / "uv.lock").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        text = (root / "uv.lock").read_text()
+    except OSError:
+        return []
+    return unbuilt_in(text, python)
+
+
+def unbuilt_in(text: str, python: tuple[int, int] | None = None, arch: str = "x86_64") -> list[Unbuilt]:
+    """Installed packages of a uv.lock's text with no wheel for Linux `arch` and `python`, by name."""
+    try:
+        lock = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
         return []
     out = []
     for pkg in installed(lock):
@@ -92,7 +104,7 @@ def unbuilt(root: Path, python: tuple[int, int] | None = None) -> list[Unbuilt]:
             continue   # a git or path dependency: built from source by design
         names = [str(w.get("url", w.get("path", ""))).rsplit("/", 1)[-1] for w in pkg.get("wheels", [])
                  if isinstance(w, dict)]
-        if not any(fits(n, python) for n in names):
+        if not any(fits(n, python, arch) for n in names):
             name = norm(pkg["name"])
             out.append(Unbuilt(name, str(pkg.get("version", "")), UNUSED.get(name)))
     return sorted(out, key=lambda u: u.name)

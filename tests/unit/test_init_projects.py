@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ayna_fab.scan import envreads, healthurl, project as projectinit, settingsmodule, wheels
+from ayna_fab.scan import python as pyversion
 from ayna_fab.scan.settingsmodule import module_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -390,6 +391,56 @@ def test_which_wheels_install_on_the_host(name, python, ok):
     assert wheels.fits(name, python) is ok
 
 
+CP311_LOCK = '''version = 1
+requires-python = ">=3.11"
+
+[[package]]
+name = "shop"
+version = "0.1.0"
+source = { editable = "." }
+dependencies = [{ name = "fastjson" }, { name = "django" }]
+
+[[package]]
+name = "django"
+version = "5.1"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.example/django-5.1.tar.gz" }
+wheels = [{ url = "https://files.example/django-5.1-py3-none-any.whl" }]
+
+[[package]]
+name = "fastjson"
+version = "3.9"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.example/fastjson-3.9.tar.gz" }
+wheels = [
+    { url = "https://files.example/fastjson-3.9-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" },
+    { url = "https://files.example/fastjson-3.9-cp312-cp312-macosx_11_0_arm64.whl" },
+]
+'''
+
+
+@pytest.mark.parametrize("declares, unbuilt, says", [
+    ({".python-version": "3.12\n"}, ["fastjson"], "Linux x86_64 and Python 3.12"),
+    ({"pyproject.toml": '[project]\nname = "shop"\nrequires-python = ">=3.11"\n'}, [], None),
+    ({}, [], None),   # nothing declared: a wheel for any CPython 3 will do
+])
+def test_init_judges_the_wheels_for_the_python_the_project_declares(tmp_path, declares, unbuilt, says):
+    root = tree(tmp_path / "shop", {"uv.lock": CP311_LOCK, **declares})
+    found = projectinit.inspect(root)
+    assert [u.name for u in found.unbuilt] == unbuilt
+    gaps = [g for g in projectinit.deploy_gaps(found) if "fastjson 3.9" in g.what]
+    assert [says in g.what for g in gaps] == ([True] if says else [])
+
+
+@pytest.mark.parametrize("specs, oldest", [
+    ([">=3.12"], (3, 12)), ([">=3.10,<3.13", ">=3.11"], (3, 11)), (["==3.12.*"], (3, 12)),
+    ([">3.11"], (3, 12)), (["<3"], None), ([], None),
+])
+def test_the_python_whose_wheels_init_wants_is_the_oldest_the_project_allows(specs, oldest):
+    declared = [pyversion.Declaration("x", s, s) for s in specs]
+    assert pyversion.oldest(declared) == oldest
+
+
 def test_init_reads_broken_files_without_failing(tmp_path):
     files = {**BAKERY, "bakery/settings/production.py": "from .base import *\nDEBUG = (\n",
              "bakery/urls.py": "urlpatterns = [path(\n", "Dockerfile": "ENV DJANGO_SETTINGS_MODULE=\"unclosed\n",
@@ -436,6 +487,7 @@ def test_init_lists_the_standard_as_advice_and_exits_0(bakery, tmp_path):
     assert "✗ MEDIA_ROOT" in before and "Makefile" not in before
     assert "Makefile is missing" in advice and "✗" not in advice
     assert "settings     bakery.settings.production (Dockerfile sets it)" in before
+    assert "\n  Python       >=3.12 (runtime.txt: python-3.12.4; Dockerfile (FROM): FROM python:3.12)\n" in before
 
 
 # --- how the code uses a value decides the value init writes ----------------------------------------
@@ -491,3 +543,18 @@ def test_a_read_under_an_if_on_another_variable_is_not_required(tmp_path):
     found = projectinit.inspect(tree(tmp_path / "p", files))
     by = {r.name: r for rs in found.env_reads.values() for r in rs}
     assert by["CF_ZONEID"].default is True and by["SIGNING_THING"].default is False
+
+
+
+@pytest.mark.parametrize("json", [False, True])
+def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
+    """Only the standard's advice differs between the two runs: the exit code must not."""
+    from ayna_fab.cli.tasks import init
+    monkeypatch.setenv("AYNA_FAB_HOSTS", str(tmp_path / "hosts.toml"))
+    advice = projectinit.Gap("1. the Makefile is missing", "add one", blocking=False)
+    for standard in ([], [advice]):
+        monkeypatch.setattr(projectinit, "standard_gaps", lambda *a, standard=standard: list(standard))
+        assert init.init.body(None, str(bakery), json=json) is None   # no Exit: exit code 0
+        out = capsys.readouterr().out
+        assert ("Makefile is missing" in out) is bool(standard)
+        assert '"exit_code": 0' in out if json else "Before the first deploy" in out

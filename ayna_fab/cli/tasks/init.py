@@ -85,6 +85,7 @@ def _document(f: projectinit.Found, plan: projectinit.Plan, hosts_file: Path, en
             "found": {"django_dir": f.django_dir, "settings_module": f.settings_module, "wsgi_app": f.wsgi_app,
                       "asgi_app": f.asgi_app, "celery_app": f.celery_app, "beat": f.beat, "database": f.database,
                       "uv_lock": f.uv_lock, "uv_lock_committed": f.uv_lock_committed,
+                      "python": [{"source": d.source, "text": d.text, "spec": d.spec} for d in f.python],
                       "services": list(f.services), "env_keys": list(f.env_keys)},
             "entry": entry, "env_file": plan.env_file,
             "env": None if written else projectinit.env_text(plan, generate=False),
@@ -94,6 +95,7 @@ def _document(f: projectinit.Found, plan: projectinit.Plan, hosts_file: Path, en
 
 
 def _found(f: projectinit.Found) -> None:
+    from ayna_fab.scan import python as pyversion
     output.say(f"{f.name} in {f.root}:")
     rows = [("Django", f"manage.py in {f.django_dir}, WSGI {f.wsgi_app}" if f.django_dir is not None else "none found"),
             *([("settings", f"{f.settings_module} ({f.settings_why})")] if f.settings_module else []),
@@ -101,6 +103,7 @@ def _found(f: projectinit.Found) -> None:
             ("Celery", (f"{f.celery_app}" + (", with a beat schedule" if f.beat else ", no beat schedule"))
              if f.celery_app else "none found"),
             ("database", f"{f.database} ({f.database_why})" if f.database else "none found"),
+            ("Python", pyversion.describe(f.python).removeprefix("Python").lstrip(": ")),
             ("uv.lock", ("committed" if f.uv_lock_committed else "present, not committed"
                          if f.uv_lock_committed is False else "present") if f.uv_lock else "missing"),
             ("services", ", ".join(f.services) or "none"),
