@@ -80,7 +80,8 @@ def install_site(project: str, text: str) -> Command:
 
 
 def remove_site(project: str) -> Command:
-    """A project with no domains on this host any more: its site file goes, Caddy reloads."""
+    """A project with no domains on this host any more, or taken off it (fab remove): its site file
+    goes and a running Caddy reloads gracefully, serving the other projects' sites on."""
     dest = q(caddyfile.path(project))
     return Command("\n".join([
         "set -eu",
