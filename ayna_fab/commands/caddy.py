@@ -15,6 +15,7 @@ from ayna_fab.provision import caddyfile
 from ayna_fab.remote.transport import Command
 
 from . import heredoc, q
+from .setup import UNIT_DIR
 
 VALIDATE_HINT = "fix the site (hosts.toml) or the project's caddy/ snippet; the host was left as it was"
 
@@ -77,6 +78,31 @@ def install_site(project: str, text: str) -> Command:
              "fi",
              *_running("$reload")]
     return Command("\n".join(lines), "caddy", hint=VALIDATE_HINT)
+
+
+def install_media(name: str, text: str) -> Command:
+    """Caddy (from the distribution, if missing: the server is its file-server) and the project's
+    media server unit (provision/templates/media.service): installed if it differs, enabled,
+    restarted when it changed, started when it is not running; it must then be active, since the
+    site about to be written proxies /media/ to it."""
+    dest = q(f"{UNIT_DIR}/{name}")
+    return Command("\n".join([
+        "set -eu", *_install(), "stage=$(mktemp)", "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        "changed=0",
+        f"if ! cmp -s \"$stage\" {dest}; then",
+        f"  install -m 644 \"$stage\" {dest}; systemctl daemon-reload; changed=1",
+        f"  echo {q(f'changed: installed {name}')}",
+        "fi",
+        f"if [ \"$(systemctl is-enabled {q(name)} 2>/dev/null || true)\" != enabled ]; then",
+        f"  systemctl enable --quiet {q(name)}; echo {q(f'changed: enabled {name}')}",
+        "fi",
+        f"if ! systemctl is-active --quiet {q(name)}; then systemctl start {q(name)}; "
+        f"echo {q(f'changed: started {name}')}",
+        f"elif [ $changed = 1 ]; then systemctl restart {q(name)}; echo {q(f'changed: restarted {name}')}",
+        "fi",
+        f"systemctl is-active --quiet {q(name)} || {{ systemctl status --no-pager {q(name)} >&2 || true; exit 1; }}",
+    ]), "media server")
 
 
 def remove_site(project: str) -> Command:

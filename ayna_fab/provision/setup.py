@@ -14,6 +14,7 @@ from pathlib import Path
 from ayna_fab.commands import caddy as caddycmd, changed_lines
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as cmd
+from ayna_fab.commands import teardown as teardown_cmd
 from ayna_fab.config import packageindex, sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
@@ -178,9 +179,12 @@ def step_sudoers(s: Setup, r: Remote) -> None:
 def step_caddy(s: Setup, r: Remote) -> None:
     """The project's Caddy site (docs/proxy.md), or its removal when it has no domains here."""
     site = s.site
+    media = units.media_name(s.project)
     if site is None:
         _apply(s, r.run(caddycmd.remove_site(s.project.name)).stdout)
+        _apply(s, r.run(teardown_cmd.remove_units([media])).stdout)
         return
+    _apply(s, r.run(caddycmd.install_media(media, units.render_media(s.config, s.project))).stdout)
     _apply(s, r.run(caddycmd.install_site(s.project.name, caddyfile.render(site, s.snippet))).stdout)
 
 

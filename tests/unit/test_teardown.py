@@ -127,6 +127,14 @@ def test_without_purge_the_data_stays(removal):
     assert ran == [("deploy", "status"), ("admin", "caddy"), ("admin", "units"), ("admin", "sudoers")]
 
 
+def test_the_units_removed_include_the_media_server(removal, monkeypatch):
+    go, ran = removal
+    removed, real = [], teardown.remove_units
+    monkeypatch.setattr(ops_teardown.cmd, "remove_units", lambda names: removed.extend(names) or real(names))
+    go(LIVE, purge=False)
+    assert "shop-media.service" in removed and "shop-web.service" in removed
+
+
 def test_the_proxy_site_goes_first_and_caddy_reloads_gracefully(tmp_path, monkeypatch):
     """The site file is removed and a running Caddy reloaded (never restarted), once; other sites stay."""
     monkeypatch.setattr(caddyfile, "DIR", str(tmp_path / "ayna"))
