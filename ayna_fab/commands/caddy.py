@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ayna_fab.provision import caddyfile
+from ayna_fab.provision import caddyfile, unitfiles
 from ayna_fab.remote.transport import Command
 
 from . import heredoc, q
@@ -135,6 +135,7 @@ def state(project: str, page: str, validate: bool) -> Command:
         f"if [ -f {dest} ]; then echo site=1; echo sha=$(sha256sum < {dest} | cut -d' ' -f1); else echo site=0; fi",
         f"grep -qxF {q(caddyfile.IMPORT)} {q(caddyfile.MAIN)} 2>/dev/null && echo imported=1 || echo imported=0",
         f"[ -f {q(page)} ] && echo maintenance=1 || echo maintenance=0",
+        f"echo media=$(systemctl is-active {q(unitfiles.media_name(project))} 2>/dev/null || true)",
         *check,
     ]), "caddy", changes=False)
 

@@ -72,7 +72,7 @@ def teardown(r: Removal, admin: Remote, say: Callable[[str], None]) -> None:
     backups stay)."""
     name = r.project.name
     steps = [("caddy", caddycmd.remove_site(name), None),
-             ("units", cmd.remove_units(units.all_names(r.project) + [units.media_name(r.project)]), None),
+             ("units", cmd.remove_units(units.all_names(r.project) + [units.media_name(r.project.name)]), None),
              ("sudoers", cmd.remove_files([sudoers.path(name), sudoers.journal_reader(name), envwriter.path(name)],
                                           "sudoers"), None)]
     if r.purge and r.database is not None:

@@ -179,7 +179,7 @@ def step_sudoers(s: Setup, r: Remote) -> None:
 def step_caddy(s: Setup, r: Remote) -> None:
     """The project's Caddy site (docs/proxy.md), or its removal when it has no domains here."""
     site = s.site
-    media = units.media_name(s.project)
+    media = units.media_name(s.project.name)
     if site is None:
         _apply(s, r.run(caddycmd.remove_site(s.project.name)).stdout)
         _apply(s, r.run(teardown_cmd.remove_units([media])).stdout)

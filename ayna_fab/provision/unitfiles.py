@@ -69,9 +69,9 @@ def render(config: Config, host: Host | None, project: Project, service: str, ki
     return template(service, kind).format(**values)
 
 
-def media_name(project: Project) -> str:
+def media_name(project: str) -> str:
     """The unit serving shared/media to Caddy, installed by setup only where the project has a site."""
-    return f"{project.name}-media.service"
+    return f"{project}-media.service"
 
 
 def render_media(config: Config, project: Project) -> str:

@@ -9,8 +9,8 @@ from ayna_fab.provision import caddyfile
 
 SITE = Site(project="shop", domains=("shop.test", "www.shop.test"), api_domains=(), api_prefix="/api",
             tls="internal", email=None, root="/opt/ayna/shop", static_dir="staticfiles", web_port=8200,
-            api_port=8201, media_port=8209, health={"web": "/health/", "api": "/health"}, headers={"X-Frame-Options": "DENY"},
-            allow=("10.0.0.0/8",))
+            api_port=8201, media_port=8209, health={"web": "/health/", "api": "/health"},
+            headers={"X-Frame-Options": "DENY"}, allow=("10.0.0.0/8",))
 
 
 def block(text: str, head: str) -> str:
