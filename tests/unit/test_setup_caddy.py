@@ -80,7 +80,7 @@ def test_the_media_server_sees_nothing_but_shared_media_on_a_reserved_port_of_it
     text = units.render_media(s.config, s.project)
     service = dict(line.split("=", 1) for line in text.split("[Service]")[1].split("[Install]")[0].split("\n")
                    if "=" in line)
-    assert service["TemporaryFileSystem"] == "/" and service["User"] == "nobody"
+    assert service["TemporaryFileSystem"] == "/" and service["User"] == "caddy"
     assert "DynamicUser" not in service and "ProtectSystem" not in service   # either brings the host's / back
     binds = service["BindReadOnlyPaths"].split()
     assert binds[-1] == "/opt/ayna/uavcrew/shared/media:/srv/media"
