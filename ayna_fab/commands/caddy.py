@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 
-from ayna_fab.provision import caddyfile
+from ayna_fab.provision import caddyfile, unitfiles
 from ayna_fab.remote.transport import Command
 
 from . import heredoc, q
+from .setup import UNIT_DIR
 
 VALIDATE_HINT = "fix the site (hosts.toml) or the project's caddy/ snippet; the host was left as it was"
 
@@ -79,8 +80,34 @@ def install_site(project: str, text: str) -> Command:
     return Command("\n".join(lines), "caddy", hint=VALIDATE_HINT)
 
 
+def install_media(name: str, text: str) -> Command:
+    """Caddy (from the distribution, if missing: the server is its file-server) and the project's
+    media server unit (provision/templates/media.service): installed if it differs, enabled,
+    restarted when it changed, started when it is not running; it must then be active, since the
+    site about to be written proxies /media/ to it."""
+    dest = q(f"{UNIT_DIR}/{name}")
+    return Command("\n".join([
+        "set -eu", *_install(), "stage=$(mktemp)", "trap 'rm -f \"$stage\"' EXIT",
+        heredoc('"$stage"', text),
+        "changed=0",
+        f"if ! cmp -s \"$stage\" {dest}; then",
+        f"  install -m 644 \"$stage\" {dest}; systemctl daemon-reload; changed=1",
+        f"  echo {q(f'changed: installed {name}')}",
+        "fi",
+        f"if [ \"$(systemctl is-enabled {q(name)} 2>/dev/null || true)\" != enabled ]; then",
+        f"  systemctl enable --quiet {q(name)}; echo {q(f'changed: enabled {name}')}",
+        "fi",
+        f"if ! systemctl is-active --quiet {q(name)}; then systemctl start {q(name)}; "
+        f"echo {q(f'changed: started {name}')}",
+        f"elif [ $changed = 1 ]; then systemctl restart {q(name)}; echo {q(f'changed: restarted {name}')}",
+        "fi",
+        f"systemctl is-active --quiet {q(name)} || {{ systemctl status --no-pager {q(name)} >&2 || true; exit 1; }}",
+    ]), "media server")
+
+
 def remove_site(project: str) -> Command:
-    """A project with no domains on this host any more: its site file goes, Caddy reloads."""
+    """A project with no domains on this host any more, or taken off it (fab remove): its site file
+    goes and a running Caddy reloads gracefully, serving the other projects' sites on."""
     dest = q(caddyfile.path(project))
     return Command("\n".join([
         "set -eu",
@@ -108,6 +135,7 @@ def state(project: str, page: str, validate: bool) -> Command:
         f"if [ -f {dest} ]; then echo site=1; echo sha=$(sha256sum < {dest} | cut -d' ' -f1); else echo site=0; fi",
         f"grep -qxF {q(caddyfile.IMPORT)} {q(caddyfile.MAIN)} 2>/dev/null && echo imported=1 || echo imported=0",
         f"[ -f {q(page)} ] && echo maintenance=1 || echo maintenance=0",
+        f"echo media=$(systemctl is-active {q(unitfiles.media_name(project))} 2>/dev/null || true)",
         *check,
     ]), "caddy", changes=False)
 

@@ -19,6 +19,7 @@ MAX_PORT = 65535
 # Offsets within a range (the standard's "Port Convention"); +5..+9 are reserved.
 OFFSETS: Mapping[str, int] = MappingProxyType(
     {"web": 0, "api": 1, "docs": 2, "websocket": 3, "admin": 4})
+MEDIA_OFFSET = 9   # a reserved port: the media server of a project Caddy serves (docs/proxy.md)
 
 
 class RegistryError(ValueError):

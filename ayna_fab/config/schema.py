@@ -203,8 +203,8 @@ KEYS: tuple[Key, ...] = (
         '{ staging = ["staging"] }', r.stages),
     Key("env_files", P, ENV_FILES, Factory(dict, "none: env_file"), "the local .env that setup uploads "
         "for a stage's hosts, by env", '{ staging = "{name}.staging.env" }', r.env_files),
-    Key("env_command", P, STRINGS, None, "run on the laptop by env.push and env.diff; its output is the env "
-        "file (instead of env_file)", '["pass", "show", "shop/env"]', r.argv),
+    Key("env_command", P, STRINGS, None, "run on the laptop by setup, env.push and env.diff; its output is "
+        "the env file (instead of env_file)", '["pass", "show", "shop/env"]', r.argv),
     Key("health", P, table("health"), Factory(dict, "web and api below"), "health endpoints, by service",
         '{ web = "/health/", api = "/health" }'),
     Key("migrate_host", P, STRING, None, "the host that migrates for a fleet; unset: the target's first",

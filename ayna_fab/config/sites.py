@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ayna_fab.config import registry
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 
@@ -28,6 +29,7 @@ class Site:
     static_dir: str                   # STATIC_ROOT inside a release
     web_port: int | None
     api_port: int | None
+    media_port: int                   # the media server's, the one reader of shared/media (docs/proxy.md)
     health: Mapping[str, str] = field(default_factory=dict)   # service -> path the app answers
     headers: Mapping[str, str] = field(default_factory=dict)
     allow: tuple[str, ...] = ()       # addresses that pass maintenance
@@ -75,6 +77,7 @@ def site(config: Config, host: Host, project: Project) -> Site | None:
         root=Layout.of(config, project).root, static_dir=project.static_dir,
         web_port=project.port("web") if "web" in services else None,
         api_port=project.port("api") if "api" in services else None,
+        media_port=project.port_base + registry.MEDIA_OFFSET,
         health=dict(project.health), headers=dict(project.headers), allow=tuple(project.maintenance_allow or ()))
 
 

@@ -142,14 +142,15 @@ def stage(config: Config, host: Host, project: Project) -> str:
 
 def staged(config: Config, host: Host, project: Project) -> Project:
     """`project` as `host` runs it: its stage's env and env file (env_files[env]; no file for a stage
-    that names none, so another stage's secrets are never uploaded by mistake). Name, ports and
-    units stay the project's own."""
+    that names none, and env_command only for the project's own env, so another stage's secrets
+    are never uploaded by mistake). Name, ports and units stay the project's own."""
     env = stage(config, host, project)
     own = project.env_file if env == project.env else None
     env_file = project.env_files.get(env, own)
     if env == project.env and env_file == project.env_file:
         return project
-    return dataclasses.replace(project, env=env, env_file=env_file)
+    command = project.env_command if env == project.env else None   # it gives the project's own env's
+    return dataclasses.replace(project, env=env, env_file=env_file, env_command=command)
 
 
 def database_of(host: Host, project: Project) -> str:

@@ -13,43 +13,26 @@ release activated again with it. Nothing here prints or logs a value: only keys.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from ayna_fab.commands import hostcalls as cmd
 from ayna_fab.config.model import Config, Project
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.ops import activation, deploy, lockrecord as lock, runner
 from ayna_fab.ops.runner import BATCHES, EACH, HostRun, Phase, RunState
-from ayna_fab.provision import envcheck, envwriter
+from ayna_fab.provision import envcheck, envwriter, localenv
 
 NewText = Callable[[str | None], str]   # the host's current text (None: no file yet) -> the new text
 
 
 def local_text(project: Project) -> str:
-    """The project's env file as the laptop has it: env_command's output (run now, here: a password
-    manager may prompt on this terminal), else env_file's text. Never printed."""
-    if project.env_command:
-        argv = list(project.env_command)
-        try:
-            p = subprocess.run(argv, stdout=subprocess.PIPE, text=True, errors="surrogateescape")
-        except FileNotFoundError:
-            raise UsageError(f"{argv[0]} is not installed", step="env_command",
-                             hint=f"fix projects.{project.name}.env_command in hosts.toml") from None
-        if p.returncode != 0:   # its output may be half a secret: never shown
-            raise UsageError(f"env_command {argv[0]} exited {p.returncode}; its output is not shown",
-                             step="env_command", hint="run it yourself to see why")
-        return p.stdout
-    if project.env_file:
-        try:
-            return Path(project.env_file).read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read env_file {project.env_file}: {exc.strerror}", step="env file",
-                             hint=f"fix projects.{project.name}.env_file in hosts.toml") from None
-    raise UsageError(f"{project.name} has neither env_command nor env_file in hosts.toml", step="env file",
-                     hint="set one of them: the env file to push")
+    """The local env file to push (provision/localenv.py); refused when the project names none."""
+    text = localenv.read(project)
+    if text is None:
+        raise UsageError(f"{project.name} has neither env_command nor env_file in hosts.toml", step="env file",
+                         hint="set one of them: the env file to push")
+    return text
 
 
 def keys_text(keys: dict) -> str:

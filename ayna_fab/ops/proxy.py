@@ -16,7 +16,7 @@ from ayna_fab.config.model import Config, Host, Project
 from ayna_fab.config.sites import PAGE, Site, site
 from ayna_fab.errors import UsageError
 from ayna_fab.ops import answers
-from ayna_fab.provision import caddyfile
+from ayna_fab.provision import caddyfile, unitfiles
 from ayna_fab.remote.transport import Remote
 
 DEFAULT_MESSAGE = "We are doing some maintenance and will be back shortly."
@@ -92,6 +92,9 @@ def problems(s: Site, state: dict[str, str], answers_: list[tuple[str, ...]]) ->
         found.append(f"{caddyfile.MAIN} does not import the site files: run setup")
     if state.get("valid") == "0":
         found.append("caddy validate refuses the host's configuration")
+    if state.get("media", "active") != "active":
+        found.append(f"the media server ({unitfiles.media_name(s.project)}) is {state['media'] or 'missing'}: "
+                     "run setup")
     for domain, path, head in answers_:
         parts = head.split(" ")
         if len(parts) < 2 or parts[1] != "200":

@@ -2,6 +2,9 @@
 
     check     as the deploy user: refused while an operation holds the deploy lock; with purge, the
               last backup (pg_dump or SQLite's), and DATABASE_URL read for the drop, before any change
+    caddy     as root: the project's site file removed and Caddy reloaded gracefully, first, so no
+              request is sent to units about to stop; other projects' sites keep being served, and a
+              Caddy left with no site keeps running (setup installed it for the host, not the project)
     units     as root: the project's units and sockets stopped, disabled and removed
     sudoers   its sudoers rule, journal reader and env writer removed
     database  purge only, when setup created it (create_database, a local PostgreSQL): dropped
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ayna_fab.commands import changed_lines
+from ayna_fab.commands import caddy as caddycmd, changed_lines
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as setup_cmd
 from ayna_fab.commands import teardown as cmd
@@ -65,9 +68,11 @@ def check(r: Removal, remote: Remote) -> None:
 
 
 def teardown(r: Removal, admin: Remote, say: Callable[[str], None]) -> None:
-    """As root: units, sudoers, and with purge the database and the files (the backups stay)."""
+    """As root: the proxy's site, units, sudoers, and with purge the database and the files (the
+    backups stay)."""
     name = r.project.name
-    steps = [("units", cmd.remove_units(units.all_names(r.project)), None),
+    steps = [("caddy", caddycmd.remove_site(name), None),
+             ("units", cmd.remove_units(units.all_names(r.project) + [units.media_name(r.project.name)]), None),
              ("sudoers", cmd.remove_files([sudoers.path(name), sudoers.journal_reader(name), envwriter.path(name)],
                                           "sudoers"), None)]
     if r.purge and r.database is not None:

@@ -7,6 +7,8 @@ several projects share one Caddy. Why each piece is as it is (docs/proxy.md):
   directives cannot put the app ahead of /static/ or the maintenance page;
 - /static/ is read through releases/current on every request: a flip needs no reload;
   names with Django's manifest hash are cached for a year;
+- /media/ is never read by Caddy: a server that sees nothing but shared/media answers it
+  (provision/templates/media.service), so a link planted there leads nowhere;
 - maintenance is a file Caddy looks for on every request (`file` matcher): switching it
   needs no reload; health URLs and the allowlist pass;
 - the app's ports are retried for a while on a failed dial: with systemd's sockets a
@@ -105,7 +107,7 @@ def render(site: Site, snippet: str | None = None) -> str:
             f"@hashed path_regexp hashed {HASHED}",
             f"header @hashed Cache-Control {_q(YEAR)}",
             "file_server"])
-        route += _handle("handle_path /media/*", [f"root * {site.root}/shared/media", "file_server"])
+        route += _handle("handle_path /media/*", _proxy(site.media_port))
         if site.api_prefix and site.api_port is not None:
             route += _handle(f"handle_path {site.api_prefix}/*", _proxy(site.api_port))
         app = site.web_port if site.web_port is not None else site.api_port

@@ -14,11 +14,12 @@ from pathlib import Path
 from ayna_fab.commands import caddy as caddycmd, changed_lines
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.commands import setup as cmd
+from ayna_fab.commands import teardown as teardown_cmd
 from ayna_fab.config import packageindex, sites
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, PackageIndex, Project, package_index
 from ayna_fab.errors import OperationFailed, UsageError
-from ayna_fab.provision import (asgiserve, caddyfile, database, envcheck as envfile, envwriter, hostports,
+from ayna_fab.provision import (asgiserve, caddyfile, database, envcheck as envfile, envwriter, hostports, localenv,
                                 snippet as caddy_snippet, sudoers, unitfiles as units)
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
@@ -32,7 +33,7 @@ class Setup:
     host: Host
     project: Project
     force_env: bool = False
-    local_env: str | None = None                  # text of project.env_file, if configured
+    local_env: str | None = None                  # the env file's text (env_command or env_file), if set
     remote_database_url: str | None = None        # the host's, when there is no local env file
     snippet: str | None = None                    # the project's caddy/ directives, if it has a site here
     changes: list[str] = field(default_factory=list)
@@ -59,21 +60,23 @@ class Setup:
         return sites.site(self.config, self.host, self.project)
 
 
-def prepare(config: Config, host: Host, project: Project, force_env: bool) -> Setup:
-    """Local checks: a bad .env or DATABASE_URL stops here, before any connection."""
+def prepare(config: Config, host: Host, project: Project, force_env: bool,
+            read_env: Callable[[Project], str | None] = localenv.read) -> Setup:
+    """Local checks: a bad .env or DATABASE_URL stops here, before any connection. The env file's
+    text is read as env.push reads it (`read_env`: env_command's output, else env_file's)."""
     s = Setup(config, host, project, force_env)
     if s.site is not None:
         s.snippet = caddy_snippet.read(project.source)
-    if project.env_file:
-        try:
-            s.local_env = Path(project.env_file).read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read env_file {project.env_file}: {exc.strerror}", host=host.name,
-                             step="env file", hint=f"fix projects.{project.name}.env_file in hosts.toml")
+    try:
+        s.local_env = read_env(project)
+    except UsageError as exc:
+        exc.host = host.name
+        raise
+    if s.local_env is not None:
         bad = envfile.problems(envfile.parse(s.local_env), project.name, project.port("web"),
                                project.port("api"))
         if bad:
-            raise UsageError(f"{project.env_file}: " + "; ".join(bad), host=host.name, step="env file",
+            raise UsageError(f"{localenv.origin(project)}: " + "; ".join(bad), host=host.name, step="env file",
                              hint="fix the local .env before uploading it (values are never shown)")
         if project.create_database:
             database.from_url(envfile.parse(s.local_env).get("DATABASE_URL", ""))
@@ -123,8 +126,9 @@ def step_env(s: Setup, r: Remote) -> None:
     s.remote_database_url = res.get("database_url")
     if not upload:
         if not res["existed"]:
-            s.warnings.append(f"{path} does not exist and no env_file is configured: create it (owner "
-                              f"root, group {s.deploy_user}, mode 0640) or set projects.{s.project.name}.env_file")
+            s.warnings.append(f"{path} does not exist and neither env_command nor env_file is configured: create "
+                              f"it (owner root, group {s.deploy_user}, mode 0640) or set "
+                              f"projects.{s.project.name}.env_file")
         return
     if not res["existed"]:
         s.changes.append(f"uploaded {path}")
@@ -135,7 +139,7 @@ def step_env(s: Setup, r: Remote) -> None:
         if res.get("written"):
             s.changes.append(f"replaced {path} ({keys})")
         else:
-            s.warnings.append(f"{path} differs from {s.project.env_file} ({keys}); left as it is. "
+            s.warnings.append(f"{path} differs from {localenv.origin(s.project)} ({keys}); left as it is. "
                               "Pass --force-env to overwrite it")
 
 
@@ -177,9 +181,12 @@ def step_sudoers(s: Setup, r: Remote) -> None:
 def step_caddy(s: Setup, r: Remote) -> None:
     """The project's Caddy site (docs/proxy.md), or its removal when it has no domains here."""
     site = s.site
+    media = units.media_name(s.project.name)
     if site is None:
         _apply(s, r.run(caddycmd.remove_site(s.project.name)).stdout)
+        _apply(s, r.run(teardown_cmd.remove_units([media])).stdout)
         return
+    _apply(s, r.run(caddycmd.install_media(media, units.render_media(s.config, s.project))).stdout)
     _apply(s, r.run(caddycmd.install_site(s.project.name, caddyfile.render(site, s.snippet))).stdout)
 
 

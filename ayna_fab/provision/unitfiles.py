@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from ayna_fab.config import registry
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 
@@ -66,6 +67,17 @@ def render(config: Config, host: Host | None, project: Project, service: str, ki
                   asgi_path=in_release(current, project.asgi_dir),
                   celery_path=in_release(current, celery_dir(project)))
     return template(service, kind).format(**values)
+
+
+def media_name(project: str) -> str:
+    """The unit serving shared/media to Caddy, installed by setup only where the project has a site."""
+    return f"{project}-media.service"
+
+
+def render_media(config: Config, project: Project) -> str:
+    return template("media").format(
+        project=project.name, title=project.name.replace("-", " ").replace("_", " ").title(),
+        root=Layout.of(config, project).root, media_port=project.port_base + registry.MEDIA_OFFSET)
 
 
 def in_release(release: str, rel_dir: str) -> str:

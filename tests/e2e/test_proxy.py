@@ -1,8 +1,9 @@
 """Caddy in front of two projects on one sandbox host, with tls = "internal": each answers on its
 own domain (curl --resolve, checked against Caddy's internal root certificate), static files
 through `current` with a year's cache for hashed names, uploads from shared/media across a
-redeploy and a rollback, the maintenance switch without a reload, a project's own snippet, and a
-bad snippet refused before anything changes."""
+redeploy and a rollback, a link planted in media leading nowhere, the maintenance switch without a
+reload, a project's own snippet, a bad snippet refused before anything changes, and a project
+removed (its site gone, Caddy reloaded) then set up again."""
 
 from __future__ import annotations
 
@@ -167,6 +168,28 @@ def test_an_upload_is_served_and_outlives_a_redeploy_and_a_rollback(site):
     assert status == 200 and json.loads(body)["revision"] != site.uavcrew.git("rev-parse", "HEAD")
 
 
+def test_a_link_planted_in_media_leads_nowhere(site):
+    """Caddy's file_server would follow these to its own keys, the env file, anything Caddy reads:
+    the media server sees nothing but shared/media."""
+    media = "/opt/ayna/uavcrew/shared/media"
+    site.sandbox.check(HOST, f"runuser -u adonis -- sh -c 'printf photo > {media}/photo.txt'")
+    targets = {"key.txt": "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.key",
+               "root.txt": caddyfile.ROOT_CERT, "site.txt": caddyfile.path("uavcrew"),
+               "env.txt": "/opt/ayna/uavcrew/shared/.env.production", "passwd.txt": "/etc/passwd",
+               "inside.txt": "../media/photo.txt"}
+    for name, target in targets.items():
+        site.sandbox.check(HOST, f"runuser -u adonis -- ln -sfn {target} {media}/{name}")
+    site.sandbox.check(HOST, f"runuser -u caddy -- test -r {targets['key.txt']}")   # Caddy itself would serve it
+    assert site.get("https://uavcrew.test/media/photo.txt")[::2] == (200, "photo")
+    assert site.get("https://uavcrew.test/media/inside.txt")[::2] == (200, "photo")   # a link inside media
+    for name in ("key.txt", "root.txt", "site.txt", "env.txt", "passwd.txt"):
+        status, _, body = site.get(f"https://uavcrew.test/media/{name}")
+        assert status in (403, 404) and not any(s in body for s in ("BEGIN", "SECRET", "root:", "uavcrew.test")), (
+            name, status, body)
+    status, _, body = site.get("https://uavcrew.test/media/")
+    assert status in (403, 404) and "photo.txt" not in body      # no listing either
+
+
 def test_maintenance_on_and_off_without_a_reload(site):
     loads = site.reloads()
     assert loads >= 1, "setup reloaded Caddy at least once: the count must see it"
@@ -205,3 +228,23 @@ def test_a_bad_snippet_is_refused_before_anything_changes(site):
         site.uavcrew.git("revert", "--no-edit", "HEAD")
     r = site.fab("setup", "--project", "uavcrew")
     assert r.returncode == 0 and "setup of uavcrew: nothing changed" in r.stdout, r.stdout + r.stderr
+
+
+def test_remove_takes_the_site_off_and_setup_brings_it_back(site):
+    """The removed project's site file and media server go, Caddy reloads gracefully and keeps
+    serving the other project; setup then puts them back."""
+    loads = site.reloads()
+    r = site.fab("remove", "--project", "shop")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"removed {caddyfile.path('shop')}" in r.stdout and "reloaded caddy (graceful)" in r.stdout
+    assert "stopped and removed shop-media.service" in r.stdout
+    site.sandbox.check(HOST, f"test ! -e {caddyfile.path('shop')} && systemctl is-active --quiet caddy")
+    assert site.reloads() > loads
+    assert site.get("https://uavcrew.test/health/")[0] == 200
+    again = site.fab("remove", "--project", "shop")
+    assert again.returncode == 0 and "nothing to remove" in again.stdout, again.stdout + again.stderr
+    r = site.fab("setup", "--project", "shop")
+    assert r.returncode == 0 and f"wrote {caddyfile.path('shop')}" in r.stdout, r.stdout + r.stderr
+    r = site.fab("deploy", "--project", "shop")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert site.get("https://shop.test/")[0] == 200

@@ -9,8 +9,8 @@ from ayna_fab.provision import caddyfile
 
 SITE = Site(project="shop", domains=("shop.test", "www.shop.test"), api_domains=(), api_prefix="/api",
             tls="internal", email=None, root="/opt/ayna/shop", static_dir="staticfiles", web_port=8200,
-            api_port=8201, health={"web": "/health/", "api": "/health"}, headers={"X-Frame-Options": "DENY"},
-            allow=("10.0.0.0/8",))
+            api_port=8201, media_port=8209, health={"web": "/health/", "api": "/health"},
+            headers={"X-Frame-Options": "DENY"}, allow=("10.0.0.0/8",))
 
 
 def block(text: str, head: str) -> str:
@@ -28,16 +28,18 @@ def test_static_follows_current_and_caches_hashed_names_for_a_year():
     assert 'header @hashed Cache-Control "public, max-age=31536000, immutable"' in static
 
 
-def test_media_comes_from_shared_and_the_app_gets_the_rest():
+def test_media_comes_from_the_media_server_and_the_app_gets_the_rest():
+    """Caddy never reads shared/media itself: its file_server would follow a link planted there."""
     text = caddyfile.render(SITE)
-    assert "root * /opt/ayna/shop/shared/media" in block(text, "handle_path /media/*")
+    assert "reverse_proxy 127.0.0.1:8209" in block(text, "handle_path /media/*")
+    assert "shared/media" not in text and text.count("file_server") == 2   # static, the maintenance page
     assert "reverse_proxy 127.0.0.1:8201" in block(text, "handle_path /api/*")
     assert "reverse_proxy 127.0.0.1:8200" in block(text, "handle")
 
 
 def test_every_request_gets_a_new_connection_to_the_app():
     text = caddyfile.render(SITE)
-    assert text.count("reverse_proxy 127.0.0.1:") == text.count("\t\tkeepalive off\n") == 2
+    assert text.count("reverse_proxy 127.0.0.1:") == text.count("\t\tkeepalive off\n") == 3
 
 
 def test_one_route_in_written_order_maintenance_first_and_the_app_last():

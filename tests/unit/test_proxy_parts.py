@@ -60,7 +60,8 @@ def test_the_switch_follows_no_link_planted_at_its_directory(tmp_path):
     assert os.listdir(elsewhere) == []
 
 
-GOOD = {"installed": "1", "active": "active", "site": "1", "imported": "1", "valid": "1", "maintenance": "0"}
+GOOD = {"installed": "1", "active": "active", "site": "1", "imported": "1", "valid": "1", "maintenance": "0",
+        "media": "active"}
 
 
 def test_validate_passes_a_served_site_and_names_each_problem():
@@ -72,6 +73,8 @@ def test_validate_passes_a_served_site_and_names_each_problem():
                     "https://shop.test/health/ through Caddy: HTTP/1.1 502 Bad Gateway",
                     "maintenance is on (fab maintenance off)"]
     assert proxy.problems(SITE, {"installed": "0"}, []) == ["caddy is not installed: run setup"]
+    assert proxy.problems(SITE, {**GOOD, "media": "failed"}, seen) == [
+        "the media server (shop-media.service) is failed: run setup"]
 
 
 def test_validate_asks_every_domain_for_the_app_s_health():

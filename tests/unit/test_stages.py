@@ -63,6 +63,13 @@ def test_a_stage_with_no_env_file_of_its_own_uploads_none(tmp_path):
     assert staged(cfg, cfg.hosts["prod2"], cfg.projects["shop"]).env_file == tmp_path / "shop.env"
 
 
+def test_env_command_gives_the_projects_own_env_only(tmp_path):
+    """Its output is production's secrets: a staging host gets its own env_files entry, or nothing."""
+    cfg = load(write(tmp_path, 'stages = { staging = ["stg"] }\nenv_command = ["pass", "show", "shop/env"]'))
+    assert staged(cfg, cfg.hosts["stg"], cfg.projects["shop"]).env_command is None
+    assert staged(cfg, cfg.hosts["prod2"], cfg.projects["shop"]).env_command == ("pass", "show", "shop/env")
+
+
 def test_without_stages_every_host_runs_env(tmp_path):
     cfg = load(write(tmp_path))
     assert {stage(cfg, h, cfg.projects["shop"]) for h in cfg.hosts.values()} == {"production"}

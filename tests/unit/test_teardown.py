@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.commands import teardown
+from ayna_fab.commands import caddy as caddycmd, teardown
 from ayna_fab.config import model as config
 from ayna_fab.errors import OperationFailed, UsageError
 from ayna_fab.ops import teardown as ops_teardown
-from ayna_fab.provision import database
+from ayna_fab.provision import caddyfile, database
 from ayna_fab.remote.transport import Result
 
 
@@ -102,8 +102,8 @@ LIVE = {"status": {"lock": None}, "backup": {"backup": "shop-20260101T000000Z-v3
 def test_a_purge_backs_up_first_then_removes_drops_and_deletes(removal):
     go, ran = removal
     r = go(LIVE)
-    assert ran == [("deploy", "status"), ("deploy", "backup"), ("admin", "units"), ("admin", "sudoers"),
-                   ("admin", "database"), ("admin", "files")]
+    assert ran == [("deploy", "status"), ("deploy", "backup"), ("admin", "caddy"), ("admin", "units"),
+                   ("admin", "sudoers"), ("admin", "database"), ("admin", "files")]
     assert r.backup["backup"] == "shop-20260101T000000Z-v3.dump" and r.database.name == "shop"
 
 
@@ -124,4 +124,35 @@ def test_remove_is_refused_while_an_operation_holds_the_lock(removal):
 def test_without_purge_the_data_stays(removal):
     go, ran = removal
     go(LIVE, purge=False)
-    assert ran == [("deploy", "status"), ("admin", "units"), ("admin", "sudoers")]
+    assert ran == [("deploy", "status"), ("admin", "caddy"), ("admin", "units"), ("admin", "sudoers")]
+
+
+def test_the_units_removed_include_the_media_server(removal, monkeypatch):
+    go, ran = removal
+    removed, real = [], teardown.remove_units
+    monkeypatch.setattr(ops_teardown.cmd, "remove_units", lambda names: removed.extend(names) or real(names))
+    go(LIVE, purge=False)
+    assert "shop-media.service" in removed and "shop-web.service" in removed
+
+
+def test_the_proxy_site_goes_first_and_caddy_reloads_gracefully(tmp_path, monkeypatch):
+    """The site file is removed and a running Caddy reloaded (never restarted), once; other sites stay."""
+    monkeypatch.setattr(caddyfile, "DIR", str(tmp_path / "ayna"))
+    (tmp_path / "ayna").mkdir()
+    (tmp_path / "ayna" / "shop.caddy").write_text("shop.test {\n}\n")
+    (tmp_path / "ayna" / "blog.caddy").write_text("blog.test {\n}\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/systemctl.log\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    env_path = f"{bin_dir}:/usr/bin:/bin"
+    run = lambda: subprocess.run(["bash", "-c", f"PATH={env_path}\n" + caddycmd.remove_site("shop").script],
+                                 capture_output=True, text=True, timeout=60)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    assert not (tmp_path / "ayna" / "shop.caddy").exists() and (tmp_path / "ayna" / "blog.caddy").exists()
+    assert "changed: reloaded caddy (graceful)" in first.stdout
+    assert (tmp_path / "systemctl.log").read_text().splitlines() == ["is-active --quiet caddy", "reload caddy"]
+    again = run()
+    assert again.returncode == 0 and again.stdout == ""
+    assert len((tmp_path / "systemctl.log").read_text().splitlines()) == 2

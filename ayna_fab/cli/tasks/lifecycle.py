@@ -62,7 +62,7 @@ def exec_(c, args=None, interactive=False, once=False, project=None):
             "purge": "also drop its database (if setup created it) and delete its files, after a last backup",
             "yes": "do not ask before purging (for scripts)"})
 def remove(c, project=None, purge=False, yes=False):
-    """Take a project off hosts: its units, sockets and sudoers rule; --purge also its database and files.
+    """Take a project off hosts: its proxy site, units, sockets and sudoers rule; --purge also its database and files.
 
     Example: ayna-fab -H prod remove --project shop
     """

@@ -48,15 +48,17 @@ def trust(c, yes=False):
 
 
 @task(help={"project": "the project to set up (default: every project the host carries)",
-            "force_env": "overwrite a remote .env that differs from env_file (shows the keys that change)"})
+            "force_env": "overwrite a remote .env that differs from the local one, env_command's or env_file "
+                         "(shows the keys that change)"})
 def setup(c, project=None, force_env=False):
     """Bootstrap a host: deploy user, directories, uv, .env, database, systemd units, sudoers.
 
     Example: ayna-fab -H prod setup --project shop
     """
     cfg = common.load()
-    from ayna_fab.provision import setup as hostsetup  # setup's own modules load only for setup: fab start-up
-    plans = [hostsetup.prepare(cfg, h, p, force_env) for h in common.hosts(c, cfg)
+    from ayna_fab.provision import localenv, setup as hostsetup  # setup's own modules load only for setup
+    read_env = localenv.once()   # env_command runs once for the whole target, before any connection
+    plans = [hostsetup.prepare(cfg, h, p, force_env, read_env) for h in common.hosts(c, cfg)
              for p in common.projects_on(cfg, h, project)]
     if not plans:
         raise UsageError("the target's hosts carry no project", step="setup",
