@@ -1,0 +1,132 @@
+"""The host program's health poll against a real local HTTP server answering a scripted sequence:
+what counts as healthy (a 2xx that reports the expected release, or none), what a probe reports
+(status, release, a bounded and decoded body, why nothing answered), and when the wait ends."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import pytest
+
+from ayna_fab.hostprog import health
+from tests.ports import reserved_port
+
+FAR = 60   # a deadline no passing poll comes near: the verdicts below never depend on the clock
+
+
+class Endpoint:
+    """A health endpoint answering each (status, body) of `answers` in turn, the last one forever."""
+
+    def __init__(self, *answers):
+        self.answers, self.probes = list(answers), 0
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = endpoint.answers[min(endpoint.probes, len(endpoint.answers) - 1)]
+                endpoint.probes += 1
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/health"
+
+    def checks(self):
+        return [{"name": "web", "url": self.url}]
+
+
+@pytest.fixture
+def endpoint():
+    made = []
+
+    def make(*answers):
+        made.append(Endpoint(*answers))
+        return made[-1]
+
+    yield make
+    for e in made:
+        e.server.shutdown()
+        e.server.server_close()
+
+
+def test_a_2xx_reporting_the_expected_release_passes_and_is_reported(endpoint):
+    e = endpoint((200, b'{"release": "v3"}'))
+    assert health.poll(e.checks(), "v3", time.monotonic() + FAR) == (
+        True, {"web": {"status": 200, "release": "v3", "ok": True, "body": '{"release": "v3"}'}})
+
+
+def test_a_2xx_reporting_another_release_fails_at_the_deadline(endpoint):
+    e = endpoint((200, b'{"release": "v2"}'))
+    ok, report = health.poll(e.checks(), "v3", time.monotonic() - 1)
+    assert (ok, report["web"]["ok"], report["web"]["release"]) == (False, False, "v2")
+
+
+def test_a_2xx_reporting_no_release_passes_whatever_release_is_expected(endpoint):
+    e = endpoint((200, b"fine"))
+    assert health.poll(e.checks(), "v3", time.monotonic() - 1)[0] is True
+
+
+def test_with_no_release_expected_any_reported_release_passes(endpoint):
+    e = endpoint((200, b'{"release": "v9"}'))
+    assert health.poll(e.checks(), None, time.monotonic() - 1)[0] is True
+
+
+@pytest.mark.parametrize("status", [300, 404])
+def test_an_answer_outside_2xx_is_not_healthy(endpoint, status):
+    e = endpoint((status, b"no"))
+    ok, report = health.poll(e.checks(), None, time.monotonic() - 1)
+    assert (ok, report["web"]["status"], report["web"]["ok"]) == (False, status, False)
+
+
+def test_the_wait_ends_unhealthy_once_the_deadline_has_passed(endpoint):
+    e = endpoint((503, b"starting"))
+    ok, _ = health.poll(e.checks(), None, time.monotonic() - 1)
+    assert (ok, e.probes) == (False, 1)
+
+
+def test_by_default_a_5xx_is_waited_out(endpoint):
+    e = endpoint((503, b"starting"), (200, b'{"release": "v3"}'))
+    assert health.poll(e.checks(), "v3", time.monotonic() + FAR)[0] is True
+    assert e.probes == 2
+
+
+def test_the_report_keeps_the_first_300_characters_of_the_body(endpoint):
+    e = endpoint((200, b"x" * 1000))
+    assert health.poll(e.checks(), None, time.monotonic() + FAR)[1]["web"]["body"] == "x" * 300
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_probe_reads_at_most_4096_bytes(endpoint, status):
+    e = endpoint((status, b"y" * 5000))
+    assert health.probe(e.url) == (status, "y" * 4096)
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_probe_decodes_bytes_that_are_not_utf8_as_replacement_characters(endpoint, status):
+    e = endpoint((status, b"ok \xff"))
+    assert health.probe(e.url) == (status, "ok \ufffd")
+
+
+def test_a_probe_that_reaches_nothing_says_why():
+    status, body = health.probe(f"http://127.0.0.1:{reserved_port()}/health")
+    assert status is None and "refused" in body
+
+
+def test_a_probe_never_waits_without_a_bound(monkeypatch):
+    seen = {}
+
+    def open_(url, timeout=None):
+        seen["timeout"] = timeout
+        raise OSError("not reached")
+
+    monkeypatch.setattr(health._OPENER, "open", open_)
+    health.probe("http://127.0.0.1:1/health")
+    assert seen["timeout"] is not None and 0 < seen["timeout"] <= 5
