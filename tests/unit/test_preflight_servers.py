@@ -219,3 +219,52 @@ def test_a_server_started_before_collectstatic_gets_one_fresh_start_on_a_5xx(tmp
     said = []
     prepare._preflight(str(tmp_path), env, 7, s, 20, lambda *a, **k: said.append(a), ahead, collected=False)
     assert said[0][2] is False
+
+
+def test_a_busy_reserved_port_is_reported_as_such_and_nothing_else(tmp_path):
+    s = servers()
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("127.0.0.1", int(s[0]["url"].split(":")[2].split("/")[0])))
+        held.listen()
+        refused = preflight.start(s, dict(os.environ), str(tmp_path))
+    assert refused == {"s0": {"status": None, "release": None, "ok": False,
+                              "body": f"the reserved port of {s[0]['url']} is in use on the host"}}
+
+
+def test_a_server_that_dies_is_reported_with_its_exit_code_and_the_last_15_lines_of_its_output(tmp_path):
+    s = servers()
+    s[0]["argv"] = [sys.executable, "-c", "import sys\nfor i in range(20): print(f'line {i}')\nsys.exit(3)"]
+    ok, report = preflight.check(s, dict(os.environ), str(tmp_path), "v7", 20)
+    tail = "\n".join(f"line {i}" for i in range(5, 20))
+    assert (ok, report["s0"]["status"], report["s0"]["exited"]) == (False, None, 3)
+    assert report["s0"]["body"] == f"\ns0 exited 3:\n{tail}"
+
+
+def test_a_server_answering_5xx_is_reported_with_its_answer_alone(tmp_path):
+    s = servers()
+    ok, report = preflight.check(s, dict(os.environ, STATUS="503"), str(tmp_path), "v7", 20)
+    assert (ok, report["s0"]) == (False, {"status": 503, "release": "v7", "ok": False,
+                                          "body": '{"status": "ok", "release": "v7"}'})
+
+
+def test_a_server_answering_300_is_not_healthy(tmp_path):
+    s = servers()
+    started = preflight.start(s, dict(os.environ, STATUS="300"), str(tmp_path))
+    probe = preflight.health.probe
+    deadline = time.monotonic() + 20
+    while probe(s[0]["url"])[0] is None and time.monotonic() < deadline:   # up: the check's one round sees it
+        time.sleep(0.05)
+    ok, report = preflight.check(s, {}, str(tmp_path), "v7", 0, started=started)
+    assert (ok, report["s0"]["status"], report["s0"]["ok"]) == (False, 300, False)
+
+
+def test_stopping_twice_signals_the_servers_once_and_a_missing_runtime_dir_is_no_error(tmp_path, monkeypatch):
+    s = servers()
+    started = preflight.start(s, dict(os.environ), str(tmp_path))
+    os.rmdir(started.runtime)
+    preflight.stop(started)
+    signalled = []
+    monkeypatch.setattr(preflight.os, "killpg", lambda *a: signalled.append(a))
+    preflight.stop(started)
+    assert signalled == []
