@@ -195,6 +195,15 @@ def test_wagtail_bakerydemo_a_cms_with_split_requirements_and_a_settings_package
     # init writes it without a database number
     init_write_setup(w, "bakerydemo", repo, env_values)
     assert "\nREDIS_URL=redis://localhost:6379\n" in (w.root / "bakerydemo.env").read_text()
+    # runtime.txt declares Python 3.12 (init said so); the host has 3.11: refused at plan, before
+    # anything is uploaded. The way out the refusal prints for a project that runs on 3.11:
+    assert "  Python       >=3.12 (runtime.txt: python-3.12" in out, out
+    r = w.fab("-H", HOST, "deploy", "--project", "bakerydemo", ok=False)
+    said = r.stdout + r.stderr
+    assert r.returncode == 1 and "the host's Python is 3.11" in said and "needs Python >=3.12" in said, said
+    fix = re.search(r'python = "3\.11" under \[projects\.bakerydemo\] in hosts\.toml', said)
+    assert fix, said
+    w.inv.write_text(w.inv.read_text().replace("[projects.bakerydemo]\n", '[projects.bakerydemo]\npython = "3.11"\n', 1))
     first_deploy(w, "bakerydemo")
     an_upload_survives_a_redeploy_and_a_rollback(w, "bakerydemo", repo, "bakerydemo/settings/base.py")
 
