@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ayna_fab.sandbox import manager
+from ayna_fab.sandbox.settings import BASE_REQUIREMENTS
 from tests.e2e.conftest import DEMO, E2E_PORT_BASE, Sandbox, fab, prefix_apart, sandbox_settings, write_inventory
 from tests.polling import wait_until
 from tests.prereqs import require_sandbox
@@ -95,8 +96,10 @@ def needs_312(tmp_path_factory):
 def trixie(tmp_path_factory, run_rootfs):
     """One Debian 13 host (python3 3.13), booted once."""
     require_sandbox()
+    # Its wheelhouse is Python 3.13's: the demo's packages only (the corpus pins versions from
+    # before 3.13 that have no wheel for it, and runs on the session's Debian 12 hosts).
     settings = replace(sandbox_settings(tmp_path_factory.mktemp("trixie"), prefix_apart("p"), E2E_PORT_BASE + 80),
-                       suite="trixie")
+                       suite="trixie", requirements=(BASE_REQUIREMENTS, DEMO / "wheelhouse-requirements.txt"))
     try:
         yield Sandbox(settings, manager.up(settings, 1, print))
     finally:
