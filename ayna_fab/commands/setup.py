@@ -102,10 +102,10 @@ def not_yet_deployed_re(venv_bin: str) -> str:
     return rf"^[A-Za-z0-9@_.-]+\.service: Command {escaped}/[A-Za-z0-9_.-]+ is not executable: No such file or directory$"
 
 
-def install_journal_reader(path: str, text: str) -> Command:
-    """A program the sudoers rule names (the project's journal reader, sudoers.render_journal_reader,
-    or its env writer, provision/envwriter.py), root's 0755, where only root writes (/usr/local/lib):
-    installed before the sudoers rule that names it."""
+def install_program(path: str, text: str) -> Command:
+    """A program of setup's, root's 0755 where only root writes (/usr/local/lib): the project's journal
+    reader (sudoers.render_journal_reader) and env writer (provision/envwriter.py), installed before
+    the sudoers rule that names them, and asgi-serve (provision/asgiserve.py), before the api unit."""
     return Command("\n".join([
         "set -eu",
         "stage=$(mktemp)",

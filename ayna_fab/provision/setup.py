@@ -163,7 +163,7 @@ def step_database(s: Setup, r: Remote) -> None:
 
 def step_units(s: Setup, r: Remote) -> None:
     if "api" in s.project.services:   # the program the api unit runs (provision/asgiserve.py)
-        _apply(s, r.run(cmd.install_journal_reader(asgiserve.PATH, asgiserve.source())).stdout)
+        _apply(s, r.run(cmd.install_program(asgiserve.PATH, asgiserve.source())).stdout)
     rendered = units.render_all(s.config, s.host, s.project)
     _apply(s, r.run(cmd.install_units(rendered, f"{s.layout.venv}/bin")).stdout)
 
@@ -171,9 +171,9 @@ def step_units(s: Setup, r: Remote) -> None:
 def step_sudoers(s: Setup, r: Remote) -> None:
     names = units.unit_names(s.project)
     reader = sudoers.journal_reader(s.project.name)
-    _apply(s, r.run(cmd.install_journal_reader(reader, sudoers.render_journal_reader(s.project.name, names))).stdout)
+    _apply(s, r.run(cmd.install_program(reader, sudoers.render_journal_reader(s.project.name, names))).stdout)
     writer = envwriter.render(s.project.name, s.remote_env_path, s.deploy_user)
-    _apply(s, r.run(cmd.install_journal_reader(envwriter.path(s.project.name), writer)).stdout)
+    _apply(s, r.run(cmd.install_program(envwriter.path(s.project.name), writer)).stdout)
     text = sudoers.render(s.project.name, s.deploy_user, names)
     _apply(s, r.run(cmd.install_sudoers(sudoers.path(s.project.name), text)).stdout)
 
