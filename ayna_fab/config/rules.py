@@ -362,36 +362,34 @@ outputs = each("relative paths inside the project; not .env, media, .venv or .ay
 DATABASES = ("shared", "own")   # a target's hosts share one database, or each has its own
 
 
-def _env_key(env: Any, at: At) -> str:
-    if env not in ENVS:
-        raise Invalid(f"unknown env {env!r}", did_you_mean(str(env), ENVS) + f"env is one of: {', '.join(ENVS)}",
-                      f"{at.key}.{dotted(str(env))}")
-    return env
+def _per_env(value: dict, at: At, each: Callable[[str, Any, str], Any]) -> dict:
+    """A table keyed by env name: each key checked against ENVS, each value by `each(env, value, dotted key)`."""
+    out = {}
+    for env, item in value.items():
+        if env not in ENVS:
+            raise Invalid(f"unknown env {env!r}", did_you_mean(str(env), ENVS) + f"env is one of: {', '.join(ENVS)}",
+                          f"{at.key}.{dotted(str(env))}")
+        out[env] = each(env, item, f"{at.key}.{dotted(env)}")
+    return out
 
 
 @rule("a table: env = [hosts or groups running the project with it]")
 def stages(value: dict, at: At) -> dict:
-    out = {}
-    for env, names in value.items():
-        _env_key(env, at)
-        key = f"{at.key}.{dotted(env)}"
+    def names(env: str, names: Any, key: str) -> tuple[str, ...]:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise Invalid(f"must be a non-empty array of host or group names, got {kind(names)}",
                           f'write {env} = ["staging"]', key)
-        out[env] = tuple(check_name(key, n, "host or group") for n in names)
-    return out
+        return tuple(check_name(key, n, "host or group") for n in names)
+    return _per_env(value, at, names)
 
 
 @rule("a table: env = a local .env (see above)")
 def env_files(value: dict, at: At) -> dict:
-    out = {}
-    for env, path in value.items():
-        _env_key(env, at)
-        key = f"{at.key}.{dotted(env)}"
+    def path(env: str, path: Any, key: str) -> Path:
         if not isinstance(path, str):
             raise Invalid(f"must be a path, got {kind(path)}", f'write {env} = "{env}.env"', key)
-        out[env] = local_path(path, At(key, at.name, None, at.folder))
-    return out
+        return local_path(path, At(key, at.name, None, at.folder))
+    return _per_env(value, at, path)
 
 
 # --- traffic in: Caddy in front of the projects ------------------------------------------

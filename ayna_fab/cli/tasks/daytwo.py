@@ -46,6 +46,14 @@ def _words(args, task_name: str) -> list[str]:
     return shlex.split(args) if isinstance(args, str) else [str(a) for a in args]
 
 
+def _command(args, task_name: str, missing: str, example: str) -> list[str]:
+    """The words after `--`, which the task cannot do without."""
+    argv = _words(args, task_name)
+    if not argv:
+        raise UsageError(missing, step=task_name, hint=f"put it after --, e.g. fab -H HOST {task_name} -- {example}")
+    return argv
+
+
 # --- what every task here does first ---------------------------------------------------------
 
 def _open(cfg: Config, host: Host) -> Remote:
@@ -84,10 +92,7 @@ def manage(c, args=None, project=None):
 
     Example: ayna-fab -H prod manage -- showmigrations
     """
-    argv = _words(args, "manage")
-    if not argv:
-        raise UsageError("no manage.py command given", step="manage",
-                         hint="put it after --, e.g. fab -H HOST manage -- showmigrations")
+    argv = _command(args, "manage", "no manage.py command given", "showmigrations")
     cfg = common.load()
     jobs = common.jobs(c, cfg, project)
     several = len(jobs) > 1

@@ -9,7 +9,7 @@ from ayna_fab.cli.executor import takes_remainder
 from ayna_fab.cli.exitcodes import task
 from ayna_fab.cli.output import Lines
 from ayna_fab.cli.tasks import common
-from ayna_fab.cli.tasks.daytwo import _open, _refused, _words
+from ayna_fab.cli.tasks.daytwo import _command, _open, _refused
 from ayna_fab.commands import hostcalls as hostcmd
 from ayna_fab.config.layout import Layout
 from ayna_fab.errors import CommandExited, UsageError
@@ -29,10 +29,7 @@ def exec_(c, args=None, interactive=False, once=False, project=None):
 
     Example: ayna-fab -H prod exec --once -- python manage.py showmigrations
     """
-    argv = _words(args, "exec")
-    if not argv:
-        raise UsageError("no command given", step="exec",
-                         hint="put it after --, e.g. fab -H HOST exec -- python scripts/fix.py")
+    argv = _command(args, "exec", "no command given", "python scripts/fix.py")
     cfg = common.load()
     jobs = common.jobs(c, cfg, project)
     if once:
