@@ -161,3 +161,14 @@ def end_tree(proc, grace):
     group(signal.SIGKILL)
     _signal(tree, signal.SIGKILL)
     proc.wait()
+    _gone(tree)
+
+
+def _gone(tree, bound=5.0):
+    """Wait (bounded) until the killed members have died: SIGKILL is delivered when the kernel next
+    runs them, so on a loaded machine they can still look alive just after it was sent, and a
+    caller that reports the step ended must not leave them running behind it."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline and any(_stat(pid) is not None and _stat(pid)[1] == t
+                                               for pid, t in tree.items()):
+        time.sleep(POLL / 5)
