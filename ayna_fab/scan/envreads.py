@@ -39,6 +39,7 @@ class Read:
     appended: bool = False   # the code appends to the value ("/0"): a URL must end where that can follow
     split: str | None = None  # the code splits the value on this (" " for .split()): a list's separator
     truthy: bool = False     # the code takes bool() of the string: every value but the empty one is true
+    when: str | None = None  # the read sits under an `if`: its condition (`STORAGE == "s3"`), as written
 
     @property
     def where(self) -> str:
@@ -109,11 +110,13 @@ class _Visitor:
         self.splits: dict[int, str] = {}        # id() of the reads the code splits, and on what
         self.truthy: set[int] = set()           # id() of the reads whose string the code takes bool() of
         self.guarded: set[int] = set()          # id() of nodes that run only when a variable is set
+        self.when: dict[int, str] = {}          # id() of nodes under another `if`, and its condition
 
     def run(self) -> list[Read]:
         for node in ast.walk(self.tree):
             self._bindings(node)
         self.guarded = self._guarded()
+        self.when = self._conditions()
         for node in ast.walk(self.tree):
             self._read(node)
         for node in ast.walk(self.tree):
@@ -170,6 +173,18 @@ class _Visitor:
                 out.update(id(n) for child in node.body for n in ast.walk(child))
         return out
 
+    def _conditions(self) -> dict[int, str]:
+        """id() of the nodes under any other `if` (or its else), and the nearest such condition: a
+        read there happens only when the code takes that branch (`if STORAGE == "s3":`)."""
+        out: dict[int, str] = {}
+        for node in ast.walk(self.tree):   # outer ifs first: an inner one's condition wins below it
+            if not isinstance(node, ast.If) or self._tests_env(node.test):
+                continue
+            test = ast.unparse(node.test)
+            for branch, text in ((node.body, test), (node.orelse, f"not ({test})")):
+                out.update((id(n), text) for child in branch for n in ast.walk(child))
+        return out
+
     def _tests_env(self, test: ast.AST) -> bool:
         """`"X" in os.environ`, `os.environ.get("X")`, or an and/or of such tests."""
         if isinstance(test, ast.BoolOp):
@@ -180,7 +195,7 @@ class _Visitor:
 
     # --- the reads -------------------------------------------------------------------------------
     def _add(self, name: str, node: ast.AST, default: bool, how: str, cast: str = "str") -> Read:
-        r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast)
+        r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast, when=self.when.get(id(node)))
         self.out.append(r)
         return r
 

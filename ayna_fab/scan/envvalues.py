@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+# A secret another party issues (an OAuth client's, an API's, a webhook's): a random one would not work.
+PROVIDED_RE = re.compile(r"(^|_)(CLIENT|CONSUMER|API|APP|OAUTH2?|WEBHOOK|ACCESS|ACCOUNT|AUTH)_SECRET(_KEY)?$")
 SECRET_RE = re.compile(r"(^|_)(SECRET_KEY|SECRET|SIGNING_KEY|SALT|ADMIN_PASSWORD|SUPERUSER_PASSWORD)$")
 DATABASE_RE = re.compile(r"(^|_)(DATABASE_URL|DB_URL)$")
 REDIS_RE = re.compile(r"(^|_)(REDIS_URL|CACHE_URL|BROKER_URL|RESULT_BACKEND|REDIS_LOCATION)$")
@@ -22,7 +24,7 @@ PLACEHOLDER_RE = re.compile(r"^$|change|replace|your|example|xxx|secret|password
 def role(name: str, reads=()) -> str | None:
     """secret | database | redis | hosts | debug | origins | media, or None (the person fills it in)."""
     casts = {r.cast for r in reads}
-    if SECRET_RE.search(name):
+    if SECRET_RE.search(name) and not PROVIDED_RE.search(name):
         return "secret"
     if DATABASE_RE.search(name) or "db" in casts:
         return "database"

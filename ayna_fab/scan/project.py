@@ -97,6 +97,7 @@ class Found:
     env_keys: list[str] = field(default_factory=list)
     env_optional: set[str] = field(default_factory=set)   # read with a default (or None) by the code
     env_reads: dict[str, list] = field(default_factory=dict)   # name: its envreads.Read, in the files' order
+    env_when: dict[str, str] = field(default_factory=dict)   # needed only under an `if`: name: its condition
     env_declared: dict[str, tuple[str, str]] = field(default_factory=dict)   # .env.example, Docker ENV: (value, where)
     static_root: bool = True
     staticfiles: bool = False
@@ -416,6 +417,9 @@ def _env_keys(f: Found, texts: dict[Path, str]) -> None:
     f.env_keys = list(by_name)
     # a variable any read takes with a default (or tests for first) is optional
     f.env_optional = {k for k, rs in by_name.items() if any(r.default for r in rs)}
+    # a variable the code needs only in a branch (if STORAGE == "s3": ...) is needed only when it runs
+    f.env_when = {k: rs[0].when for k, rs in by_name.items()
+                  if k not in f.env_optional and all(r.when for r in rs)}
     f.env_declared = declaredenv.declared(f.root)
 
 
@@ -509,9 +513,19 @@ def redis_db(port_base: int) -> int:
 
 def unfilled(f: Found) -> list[str]:
     """Variables the code needs (no default) that fab init cannot fill in."""
-    return [k for k in f.env_keys if k not in STANDARD_VARS and k not in f.env_optional
+    return [k for k in f.env_keys if k not in STANDARD_VARS and k not in f.env_optional and k not in f.env_when
             and envvalues.role(k, f.env_reads.get(k, ())) is None
             and not (k in f.env_declared and envvalues.usable(f.env_declared[k][0]))]
+
+
+def _by_condition(f: Found) -> dict[str, list[str]]:
+    """The variables needed only in a branch that fab init leaves to the person, by condition."""
+    out: dict[str, list[str]] = {}
+    for k, when in f.env_when.items():
+        if k not in STANDARD_VARS and envvalues.role(k, f.env_reads.get(k, ())) is None \
+                and not (k in f.env_declared and envvalues.usable(f.env_declared[k][0])):
+            out.setdefault(when, []).append(k)
+    return out
 
 
 def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
@@ -579,6 +593,8 @@ def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
             values.append((key, value, f"{note}; {read_at}"))
         elif declared and envvalues.usable(declared[0]):
             values.append((key, declared[0], f"as {declared[1]} has it; {read_at}"))
+        elif key in f.env_when:
+            values.append(("#" + key, "", f"needed only when {f.env_when[key]}; {read_at}"))
         elif key in f.env_optional or not reads:
             values.append(("#" + key, "", f"optional: the code has a default; {read_at}" if reads else read_at))
         else:
@@ -640,7 +656,7 @@ def deploy_gaps(f: Found) -> list[Gap]:
             if dep and not any(d == dep or d.startswith(dep + "[") for d in deps):
                 gaps.append(Gap(f"{dep} is not a dependency, but {why}", f"cd {path} && uv add {dep}"))
         if f.celery_app and not any(d in deps for d in ("redis", "celery[redis]")):
-            gaps.append(Gap("Celery's Redis transport is not a dependency (REDIS_URL is the broker)",
+            gaps.append(Gap("Celery's Redis transport is not a dependency, and the broker fab init writes is Redis",
                             f"cd {path} && uv add 'celery[redis]'"))
         if f.database == "postgresql" and not deps & POSTGRES_DEPS:
             gaps.append(Gap("no PostgreSQL driver is a dependency", f"cd {path} && uv add 'psycopg[binary]'"))
@@ -674,6 +690,10 @@ def deploy_gaps(f: Found) -> list[Gap]:
     for key in unfilled(f):
         gaps.append(Gap(f"the code reads {key} from the environment, without a default",
                         "give it a value in the project's .env (fab init leaves it empty)"))
+    for when, keys in _by_condition(f).items():
+        gaps.append(Gap(f"the code reads {', '.join(keys)} without a default, only when {when}",
+                        "if that holds where you deploy, give them values in the project's .env (fab init leaves "
+                        "them commented out)", blocking=False))
     if f.celery_var and f.celery_var not in ("app", "celery"):
         gaps.append(Gap(f"the Celery app is named {f.celery_var!r}; celery -A {f.celery_app} looks for app or celery",
                         f"name it app in {f.celery_app}"))

@@ -546,6 +546,43 @@ def test_a_read_under_an_if_on_another_variable_is_not_required(tmp_path):
 
 
 
+
+def test_a_read_only_a_branch_makes_is_left_commented_with_its_condition_and_does_not_block(tmp_path):
+    files = {**ON_DOCKER, "app/hello/settings.py": (
+        "import os\n"
+        "STRATEGY = os.environ.get('MAIL_STRATEGY', 'local')\n"
+        "if STRATEGY == 'smtp':\n"
+        "    EMAIL_HOST = os.environ['SMTP_HOST']\n"
+        "    if os.environ.get('SMTP_AUTH'):\n"
+        "        EMAIL_HOST_USER = os.environ['SMTP_USER']\n"
+        "else:\n"
+        "    OUTBOX = os.environ['OUTBOX_DIR']\n"
+        "KEY = os.environ['SIGNING_THING']\n")}
+    found = projectinit.inspect(tree(tmp_path / "p", files))
+    # SMTP_USER: under an if on the environment itself, so optional (as before)
+    assert found.env_when == {"SMTP_HOST": "STRATEGY == 'smtp'", "OUTBOX_DIR": "not (STRATEGY == 'smtp')"}
+    assert "SMTP_USER" in found.env_optional
+    assert projectinit.unfilled(found) == ["SIGNING_THING"]   # the one read on every path still blocks
+    lines = env_lines(found)
+    assert "#SMTP_HOST=" in lines and "needed only when STRATEGY == 'smtp'" in comment(lines, "SMTP_HOST")
+    advice = [g for g in projectinit.deploy_gaps(found) if "only when" in g.what]
+    assert [(g.what, g.blocking) for g in advice] == [
+        ("the code reads SMTP_HOST without a default, only when STRATEGY == 'smtp'", False),
+        ("the code reads OUTBOX_DIR without a default, only when not (STRATEGY == 'smtp')", False)]
+
+
+def test_a_secret_another_party_issues_is_never_made_up(tmp_path):
+    files = {**ON_DOCKER, "app/hello/settings.py": (
+        "import os\n"
+        "SECRET_KEY = os.environ['DJANGO_SECRET_KEY']\n"
+        "GOOGLE = os.environ.get('GOOGLE_OAUTH2_CLIENT_SECRET', '')\n"
+        "STRIPE = os.environ['STRIPE_WEBHOOK_SECRET']\n")}
+    found = projectinit.inspect(tree(tmp_path / "p", files))
+    lines = env_lines(found)
+    assert len(value(lines, "DJANGO_SECRET_KEY")) > 20           # the project's own: random
+    assert "#GOOGLE_OAUTH2_CLIENT_SECRET=" in lines              # optional, and not ours to invent
+    assert value(lines, "STRIPE_WEBHOOK_SECRET") == "" and "STRIPE_WEBHOOK_SECRET" in projectinit.unfilled(found)
+
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
     """Only the standard's advice differs between the two runs: the exit code must not."""
