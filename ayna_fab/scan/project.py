@@ -192,16 +192,18 @@ def module_file(base: Path, module: str) -> list[Path]:
 
 
 def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
-    """Normalized names of the declared dependencies, whether pyproject.toml exists, requirements file."""
+    """Normalized names of the declared dependencies, whether pyproject.toml has a [project] table
+    (one that holds only tools' settings declares nothing uv can lock), requirements file."""
     names: set[str] = set()
     pyproject = root / "pyproject.toml"
-    has_pyproject = pyproject.is_file()
+    has_project = False
     specs: list[str] = []
-    if has_pyproject:
+    if pyproject.is_file():
         try:
             data = tomllib.loads(pyproject.read_text())
+            has_project = isinstance(data.get("project"), dict)
             specs += list(data.get("project", {}).get("dependencies", []) or [])
-        except (tomllib.TOMLDecodeError, OSError):
+        except (tomllib.TOMLDecodeError, OSError, AttributeError):
             pass
     req = requirements_file(root)
     if req:
@@ -214,7 +216,7 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
             for extra in (m.group(3) or "").split(","):
                 if extra.strip():
                     names.add(f"{name}[{extra.strip().lower()}]")
-    return names, has_pyproject, req
+    return names, has_project, req
 
 
 REQUIREMENTS = ("requirements.txt", "requirements/production.txt", "requirements/prod.txt", "requirements/base.txt")
@@ -625,6 +627,12 @@ def deploy_gaps(f: Found) -> list[Gap]:
     if not f.uv_lock:
         if f.pyproject:
             fix = f"cd {path} && uv lock && git add uv.lock && git commit -m 'Lock dependencies'"
+        elif f.requirements and (path / "pyproject.toml").is_file():
+            # pyproject.toml holds only tools' settings: uv init refuses it, and `uv lock` would lock nothing
+            spec = next((d.spec for d in f.python), ">=3.11")
+            table = rf'\n[project]\nname = "{project_name(path)}"\nversion = "0"\nrequires-python = "{spec}"\ndependencies = []\n'
+            fix = (f"cd {path} && printf '{table}' >> pyproject.toml && uv add -r {f.requirements} "
+                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
         elif f.requirements:
             fix = (f"cd {path} && uv init --bare --no-workspace && uv add -r {f.requirements} "
                    "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -582,6 +583,20 @@ def test_a_secret_another_party_issues_is_never_made_up(tmp_path):
     assert len(value(lines, "DJANGO_SECRET_KEY")) > 20           # the project's own: random
     assert "#GOOGLE_OAUTH2_CLIENT_SECRET=" in lines              # optional, and not ours to invent
     assert value(lines, "STRIPE_WEBHOOK_SECRET") == "" and "STRIPE_WEBHOOK_SECRET" in projectinit.unfilled(found)
+
+
+def test_a_pyproject_of_tools_settings_alone_gets_a_project_table_before_uv_add(tmp_path):
+    files = {**ON_DOCKER, "pyproject.toml": "[tool.ruff]\nline-length = 100\n", "runtime.txt": "python-3.12.4\n",
+             "requirements.txt": "Django==5.2\ngunicorn\n"}
+    root = tree(tmp_path / "shop", files)
+    found = projectinit.inspect(root)
+    assert not found.pyproject   # no [project]: `uv lock` would lock nothing, and `uv init` refuses the file
+    fix = next(g.fix for g in projectinit.deploy_gaps(found) if g.what.startswith("uv.lock is missing"))
+    assert "uv lock &&" not in fix and "uv init" not in fix and " && uv add -r requirements.txt && " in fix
+    subprocess.run(["sh", "-c", fix.split(" && uv add")[0]], check=True)
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    assert data["tool"]["ruff"] == {"line-length": 100}
+    assert data["project"] == {"name": "shop", "version": "0", "requires-python": ">=3.12", "dependencies": []}
 
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
