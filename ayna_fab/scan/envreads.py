@@ -82,6 +82,32 @@ def _const(node: ast.AST | None, key_param: str | None = None) -> str | None:
     return None
 
 
+def _field(value: ast.AST | None) -> tuple[bool, str | None]:
+    """(whether a settings field has a default, its alias) from what follows its annotation:
+    nothing (required), a value, or `Field(...)` (required with `...` or no default at all)."""
+    if value is None:
+        return False, None
+    if isinstance(value, ast.Call) and _dotted(value.func).rpartition(".")[2] == "Field":
+        kw = {k.arg: k.value for k in value.keywords if k.arg}
+        alias = next((v.value for k in ("validation_alias", "alias", "env")
+                      if isinstance(v := kw.get(k), ast.Constant) and isinstance(v.value, str)), None)
+        first = value.args[0] if value.args else kw.get("default")
+        has = ("default_factory" in kw or first is not None) and not (
+            isinstance(first, ast.Constant) and first.value is Ellipsis)
+        return has, alias
+    return True, None
+
+
+# How a settings field's annotation parses the variable (only what init writes differently).
+ANNOTATION_CASTS = {"bool": "bool", "int": "int", "float": "int", "PostgresDsn": "db", "RedisDsn": "cache"}
+
+
+def _annotation_cast(annotation: ast.AST) -> str:
+    names = {_dotted(n).rpartition(".")[2] for n in ast.walk(annotation) if isinstance(n, (ast.Name, ast.Attribute))}
+    names -= {"Optional", "None", "Annotated", "Union"}
+    return ANNOTATION_CASTS[names.pop()] if len(names) == 1 and next(iter(names)) in ANNOTATION_CASTS else "str"
+
+
 def _dotted(node: ast.AST) -> str:
     """`os.environ.get` for an Attribute chain, else ''."""
     parts = []
@@ -117,6 +143,7 @@ class _Visitor:
             self._bindings(node)
         self.guarded = self._guarded()
         self.when = self._conditions()
+        self._settings_classes()
         for node in ast.walk(self.tree):
             self._read(node)
         for node in ast.walk(self.tree):
@@ -192,6 +219,55 @@ class _Visitor:
         if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.In):
             return _dotted(test.comparators[0]) in self.environ and bool(_const(test.left))
         return isinstance(test, ast.Call) and _dotted(test.func).rpartition(".")[0] in self.environ
+
+    # --- pydantic-settings ------------------------------------------------------------------------
+    def _settings_classes(self) -> None:
+        """`class Settings(BaseSettings)`: each field is a variable (the env prefix and the field's
+        name, or its alias), required unless it has a default; classes derived from such a class in
+        the same module too. pydantic matches names without regard to case unless told otherwise."""
+        bases = {"BaseSettings", "pydantic_settings.BaseSettings", "pydantic.BaseSettings"}
+        classes = [n for n in ast.walk(self.tree) if isinstance(n, ast.ClassDef)]
+        found: list[ast.ClassDef] = []
+        grew = True
+        while grew:
+            grew = False
+            for c in classes:
+                if c not in found and any(_dotted(b) in bases for b in c.bases):
+                    found.append(c)
+                    bases.add(c.name)
+                    grew = True
+        for c in found:
+            prefix, exact = self._settings_config(c)
+            for stmt in c.body:
+                if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+                    continue
+                field = stmt.target.id
+                if field.startswith("_") or field == "model_config" or "ClassVar" in ast.unparse(stmt.annotation):
+                    continue
+                has_default, alias = _field(stmt.value)
+                name = alias or prefix + field
+                name = name if exact else name.upper()
+                if (re.fullmatch(r"[A-Za-z_]\w*", name) if exact else NAME_RE.fullmatch(name)):
+                    self._add(name, stmt, has_default, "pydantic-settings", _annotation_cast(stmt.annotation))
+
+    def _settings_config(self, c: ast.ClassDef) -> tuple[str, bool]:
+        """(env_prefix, case_sensitive) from `model_config = SettingsConfigDict(...)` or `class Config`."""
+        prefix, exact = "", False
+        for stmt in c.body:
+            pairs: list[tuple[str, ast.AST]] = []
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(stmt.value, ast.Call) and any(
+                    isinstance(t, ast.Name) and t.id == "model_config"
+                    for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])):
+                pairs = [(k.arg, k.value) for k in stmt.value.keywords if k.arg]
+            elif isinstance(stmt, ast.ClassDef) and stmt.name == "Config":
+                pairs = [(t.id, a.value) for a in stmt.body if isinstance(a, ast.Assign)
+                         for t in a.targets if isinstance(t, ast.Name)]
+            for key, value in pairs:
+                if key == "env_prefix" and isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    prefix = value.value
+                elif key == "case_sensitive" and isinstance(value, ast.Constant):
+                    exact = value.value is True
+        return prefix, exact
 
     # --- the reads -------------------------------------------------------------------------------
     def _add(self, name: str, node: ast.AST, default: bool, how: str, cast: str = "str") -> Read:

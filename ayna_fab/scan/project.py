@@ -14,6 +14,7 @@ are not there yet, and reading must never have side effects.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import os
 import re
@@ -94,6 +95,8 @@ class Found:
     health_web_why: str = ""
     health_web_guess: healthurl.Health | None = None   # no health view: the URL deploys poll, and why
     health_api: str | None = None
+    openapi_moved: str | None = None   # FastAPI(openapi_url=...) as written, when not the default /openapi.json
+    health_routes: list[str] = field(default_factory=list)   # "file:line /path" of health routes in the package
     env_keys: list[str] = field(default_factory=list)
     env_optional: set[str] = field(default_factory=set)   # read with a default (or None) by the code
     env_reads: dict[str, list] = field(default_factory=dict)   # name: its envreads.Read, in the files' order
@@ -362,6 +365,25 @@ def _asgi(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
     m = FASTAPI_HEALTH_RE.search(texts[path])
     if m:
         f.health_api = m.group(1)
+    f.openapi_moved = _openapi_url(texts[path])
+    package = base / module.split(".")[0]
+    f.health_routes = [f"{rel(f.root, p)}:{texts[p].count(chr(10), 0, m.start()) + 1} {m.group(1)}"
+                       for p in files if p == path or (package.is_dir() and package in p.parents)
+                       for m in FASTAPI_HEALTH_RE.finditer(texts[p])][:5]
+
+
+def _openapi_url(text: str) -> str | None:
+    """FastAPI(openapi_url=...) as written, when it is not "/openapi.json" (None: not set, or that)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func).rpartition(".")[2] == "FastAPI":
+            for kw in node.keywords:
+                if kw.arg == "openapi_url" and not (isinstance(kw.value, ast.Constant) and kw.value.value == "/openapi.json"):
+                    return ast.unparse(kw.value)
+    return None
 
 
 def _celery(f: Found, files: list[Path], texts: dict[Path, str]) -> None:
@@ -616,6 +638,30 @@ def env_text(p: Plan, *, generate: bool) -> str:
 
 # --- what stands in the way ----------------------------------------------------------------------
 
+def uv_workspace(path: Path) -> Path | None:
+    """The root of the uv workspace whose members include path (a folder above it with a
+    pyproject.toml whose [tool.uv.workspace] members match), or None."""
+    here = path.resolve()
+    for above in here.parents:
+        try:
+            data = tomllib.loads((above / "pyproject.toml").read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        ws = data.get("tool", {}).get("uv", {}).get("workspace")
+        if isinstance(ws, dict):
+            member = here.relative_to(above).as_posix()
+            members = [m for m in ws.get("members", []) if isinstance(m, str)]
+            excluded = [m for m in ws.get("exclude", []) if isinstance(m, str)]
+            if any(fnmatch.fnmatch(member, m) for m in members) and not any(fnmatch.fnmatch(member, m) for m in excluded):
+                return above
+            return None
+    return None
+
+
+# Packages whose extras install a server the units run.
+PROVIDED_BY = {"uvicorn": ("fastapi[standard]", "fastapi[all]", "fastapi[standard-no-fastapi-cloud-cli]")}
+
+
 def deploy_gaps(f: Found) -> list[Gap]:
     """What would make a first deploy fail, each with its fix."""
     gaps: list[Gap] = []
@@ -624,7 +670,15 @@ def deploy_gaps(f: Found) -> list[Gap]:
         gaps.append(Gap("no Django project (manage.py), FastAPI app or Celery app was found",
                         "ayna-fab deploys Django (web), FastAPI (api) and Celery; point fab init at the "
                         "directory that holds them"))
-    if not f.uv_lock:
+    workspace = uv_workspace(path)
+    if not f.uv_lock and workspace:
+        member = path.resolve().relative_to(workspace).as_posix()
+        gaps.append(Gap(f"this folder is a member of the uv workspace at {workspace}: its uv.lock is there, outside "
+                        "what a deploy of this folder sends",
+                        f"give it a lock of its own: take \"{member}\" out of [tool.uv.workspace] members in "
+                        f"{workspace}/pyproject.toml, then cd {path} && uv lock && git add uv.lock "
+                        f"{workspace}/pyproject.toml && git commit -m 'Lock dependencies'"))
+    elif not f.uv_lock:
         if f.pyproject:
             fix = f"cd {path} && uv lock && git add uv.lock && git commit -m 'Lock dependencies'"
         elif f.requirements and (path / "pyproject.toml").is_file():
@@ -661,7 +715,7 @@ def deploy_gaps(f: Found) -> list[Gap]:
     if deps or f.pyproject or f.requirements:
         for service in f.services:
             dep, why = needs.get(service, (None, None))
-            if dep and not any(d == dep or d.startswith(dep + "[") for d in deps):
+            if dep and not any(d == dep or d.startswith(dep + "[") or d in PROVIDED_BY.get(dep, ()) for d in deps):
                 gaps.append(Gap(f"{dep} is not a dependency, but {why}", f"cd {path} && uv add {dep}"))
         if f.celery_app and not any(d in deps for d in ("redis", "celery[redis]")):
             gaps.append(Gap("Celery's Redis transport is not a dependency, and the broker fab init writes is Redis",
@@ -710,9 +764,15 @@ def deploy_gaps(f: Found) -> list[Gap]:
         gaps.append(Gap(f"health.web is {fb.url}, a fallback: {fb.why}",
                         f"add a view answering 200 at /health/ and set health.web, or keep {fb.url} if it answers 200",
                         blocking=False))
-    if "api" in f.services and not f.health_api:
+    routes = f"; health routes in the package: {', '.join(f.health_routes)}" if f.health_routes else ""
+    if "api" in f.services and not f.health_api and f.openapi_moved:
+        gaps.append(Gap(f"no health route was found on the FastAPI app itself, and it serves its OpenAPI document "
+                        f"elsewhere (openapi_url={f.openapi_moved}): /openapi.json, which deploys would poll, "
+                        "answers 404",
+                        "set health.api in hosts.toml to a path that answers 200 (with its routers' prefixes)" + routes))
+    elif "api" in f.services and not f.health_api:
         gaps.append(Gap("no health route was found in the FastAPI app, so deploys poll /openapi.json",
-                        "add @app.get(\"/health\") and set health.api", blocking=False))
+                        "add @app.get(\"/health\") and set health.api" + routes, blocking=False))
     for other in f.others:
         gaps.append(Gap(other, "the entry uses the first one found; edit hosts.toml for another", blocking=False))
     return gaps
