@@ -82,6 +82,7 @@ class Found:
     celery_app: str | None = None
     celery_var: str | None = None
     beat: bool = False
+    alembic: str | None = None   # alembic.ini of a project without Django, relative to the release's root
     database: str | None = None          # postgresql | sqlite | another engine | None
     database_why: str = ""
     dependencies: set[str] = field(default_factory=set)
@@ -291,6 +292,8 @@ def inspect(root: Path, name: str | None = None) -> Found:
     _celery(f, files, texts)
     _database(f)
     _env_keys(f, texts)
+    if f.django_dir is None and (root / "alembic.ini").is_file():
+        f.alembic = "alembic.ini"
     return f
 
 
@@ -527,6 +530,12 @@ def toml_entry(p: Plan) -> str:
         notes["backup_before_migrate"] = f"ayna-fab cannot back up {f.database}"
     entry = configschema.entry(f"[projects.{p.name}]", "project", values, notes)
     header, rest = entry.split("\n", 1)
+    if f.alembic:   # ayna-fab migrates Django; Alembic's migrations run as a hook, once per deploy
+        rest += ("\n# found alembic.ini: its migrations, once per deploy, before the new release is checked "
+                 "(no backup is taken first: add a hook for one)\n"
+                 + configschema.entry(f"[[projects.{p.name}.hooks]]", "hook",
+                                      {"name": "alembic", "phase": "after-install", "once": True,
+                                       "command": ["alembic", "upgrade", "head"]}))
     return f"{header}\n# found by fab init: {what}\n{rest}"
 
 

@@ -135,3 +135,22 @@ def test_a_uv_workspace_member_is_told_its_lock_is_outside_what_a_deploy_sends(t
     # a folder the workspace excludes, or names not, is a project of its own
     (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["libs/*"]\n')
     assert projectinit.uv_workspace(path) is None
+
+
+def test_alembic_migrations_become_a_once_per_deploy_hook_in_a_hosts_toml_that_loads(tmp_path, monkeypatch):
+    from invoke import Context
+
+    from ayna_fab.cli.tasks.init import init
+    from ayna_fab.config import model as config
+
+    path = backend(tmp_path, **{"alembic.ini": "[alembic]\nscript_location = app/alembic\n"})
+    monkeypatch.chdir(tmp_path)
+    hosts_file = tmp_path / "hosts.toml"
+    monkeypatch.setenv(config.ENV_VAR, str(hosts_file))
+    init(Context(), str(path), write=True, host="h1", hostname="127.0.0.2")
+    project = config.load(hosts_file).projects["app"]
+    assert [(h.name, h.phase, h.once, h.command) for h in project.hooks] == [
+        ("alembic", "after-install", True, ("alembic", "upgrade", "head"))]
+    assert "found alembic.ini" in hosts_file.read_text()
+    # no alembic.ini: no hook
+    assert projectinit.inspect(backend(tmp_path / "other")).alembic is None
