@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -80,6 +81,7 @@ class Result:
     seconds: float
     output: str
     traffic: dict = field(default_factory=dict)
+    cpu: float = 0.0     # the command's own CPU time (user + system), this machine's share of the work
 
 
 def run(argv: list[str], env: dict, cwd: Path = REPO, hosts: list[manager.HostState] = (),
@@ -87,9 +89,12 @@ def run(argv: list[str], env: dict, cwd: Path = REPO, hosts: list[manager.HostSt
     """Run a command (wall time includes its start-up), counting the traffic at the given hosts."""
     for hs in hosts:
         forwarder.request(hs.control, "reset")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     traffic: dict = {}
     for hs in hosts:
         stats = forwarder.request(hs.control, "stats")
@@ -97,7 +102,7 @@ def run(argv: list[str], env: dict, cwd: Path = REPO, hosts: list[manager.HostSt
             traffic[key] = traffic.get(key, 0) + stats[key]
     if want is not None and p.returncode != want:
         raise SystemExit(f"{' '.join(argv)} exited {p.returncode}, not {want}:\n{p.stdout}\n{p.stderr}")
-    return Result(p.returncode, seconds, p.stdout + p.stderr, traffic)
+    return Result(p.returncode, seconds, p.stdout + p.stderr, traffic, cpu)
 
 
 STEP_RE = re.compile(r"^\[(?P<host>[\w.-]+)\] (?P<step>[a-z][a-z +]*[a-z])\s+(?P<seconds>\d+\.\d+)s(?:\s|$)", re.M)

@@ -1,6 +1,6 @@
-"""A fleet deploy to 1, 2, 4 and 8 sandbox hosts: what the tool costs, apart from the hosts' own work.
+"""A fleet deploy to 1, 8, 16 and 32 sandbox hosts: what the tool costs, apart from the hosts' own work.
 
-    .venv/bin/python benchmarks/fleet_deploy.py [--runs 3] [--sizes 1,2,4,8] [--rtt-ms 50]
+    .venv/bin/python benchmarks/fleet_deploy.py [--runs 3] [--sizes 1,8,16,32] [--rtt-ms 50]
                                                 [--profiles light,demo] [--json FILE]
 
 Each run deploys a one-file change to the first N hosts with `fab -H h1,...,hN deploy` (Python
@@ -13,6 +13,10 @@ each deploy is split into:
   line, "N s in host calls"; a host's own steps overlap, so they are not summed);
 - overhead: wall minus the slowest host's calls: start-up, connecting, the laptop's work
   between calls, and waiting at each phase's barrier for the slowest host of that phase;
+- laptop CPU: the fab process's own CPU time (user + system), and per host; on a machine whose
+  cores the hosts share, this is the laptop's cost that wall time cannot show;
+- per added host: how much the overhead grows with each host beyond the first, (overhead(N) -
+  overhead(1)) / (N - 1);
 - turns per host: what each host's SSH forwarder counted (about one round trip each), the
   median over the fleet's hosts; and the round trips ayna-fab itself reports, when it does.
 
@@ -74,7 +78,7 @@ def only(sandbox: Sandbox, project: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--sizes", default="1,2,4,8")
+    ap.add_argument("--sizes", default="1,8,16,32")
     ap.add_argument("--rtt-ms", type=float, default=50.0)
     ap.add_argument("--profiles", default="light,demo")
     ap.add_argument("--json", type=Path)
@@ -113,7 +117,8 @@ def main() -> None:
                     per_host = steps(res.output)
                     slowest = max(host_calls(res.output).values(), default=0.0)
                     trips = ROUND_TRIPS_RE.findall(res.output)
-                    rows[n].append({"wall": round(res.seconds, 3), "slowest_host": round(slowest, 3),
+                    rows[n].append({"wall": round(res.seconds, 3), "cpu": round(res.cpu, 3),
+                                    "slowest_host": round(slowest, 3),
                                     "overhead": round(res.seconds - slowest, 3),
                                     "turns_per_host": res.traffic["turns"] / n,
                                     "connections": res.traffic["connections"],
@@ -133,15 +138,20 @@ def main() -> None:
 def table(report: dict, sizes: list[int]) -> str:
     lines = [f"fleet deploy of a one-file change, rtt {report['rtt_ms']:g} ms, median of {report['runs']} run(s)",
              f"{'profile':<8} {'hosts':>5} {'wall s':>7} {'x 1 host':>8} {'slowest host s':>14} {'overhead s':>10} "
-             f"{'turns/host':>10} {'round trips':>11}"]
+             f"{'+ms/host':>8} {'CPU s':>6} {'CPU ms/host':>11} {'turns/host':>10} {'round trips':>11}"]
     for profile, rows in report["profiles"].items():
         one = median([x["wall"] for x in rows[str(sizes[0])]])
+        first_overhead = median([x["overhead"] for x in rows[str(sizes[0])]])
         for n in sizes:
             xs = rows[str(n)]
             wall = median([x["wall"] for x in xs])
+            overhead = median([x["overhead"] for x in xs])
+            cpu = median([x.get("cpu", 0.0) for x in xs])
+            growth = f"{(overhead - first_overhead) / (n - sizes[0]) * 1000:.0f}" if n > sizes[0] else "-"
             trips = [x["round_trips"] for x in xs if x["round_trips"] is not None]
             lines.append(f"{profile:<8} {n:>5} {wall:>7.2f} {wall / one:>8.2f} "
-                         f"{median([x['slowest_host'] for x in xs]):>14.2f} {median([x['overhead'] for x in xs]):>10.2f} "
+                         f"{median([x['slowest_host'] for x in xs]):>14.2f} {overhead:>10.2f} "
+                         f"{growth:>8} {cpu:>6.2f} {cpu / n * 1000:>11.0f} "
                          f"{median([x['turns_per_host'] for x in xs]):>10.0f} "
                          f"{(f'{median(trips):.0f}' if trips else '-'):>11}")
     lines.append(f"{report['machine']}; {report['date']}")
