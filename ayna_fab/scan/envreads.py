@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -40,38 +41,57 @@ class Read:
     split: str | None = None  # the code splits the value on this (" " for .split()): a list's separator
     truthy: bool = False     # the code takes bool() of the string: every value but the empty one is true
     when: str | None = None  # the read sits under an `if`: its condition (`STORAGE == "s3"`), as written
+    target: str | None = None  # the setting its value is assigned to (`SECRET_KEY = env("DJANGO_KEY")`)
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
 
 
-def reads(text: str, file: str, helpers: frozenset[str] = frozenset()) -> list[Read]:
+def reads(text: str, file: str, helpers: Mapping[str, bool] | frozenset[str] = frozenset()) -> list[Read]:
     """Every read of the environment in one module's source (none if it does not parse).
-    helpers: the project's own functions that read the variable named by their first argument."""
+    helpers: the project's own functions that read the variable named by their first argument
+    (see helpers(): each with whether it returns a default when the variable is unset)."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    return _Visitor(file, tree, helpers).run()
+    known = helpers if isinstance(helpers, Mapping) else dict.fromkeys(helpers, False)
+    return _Visitor(file, tree, known).run()
 
 
-def helpers(text: str) -> set[str]:
+def helpers(text: str) -> dict[str, bool]:
     """The module's functions that read the environment variable their first parameter names
     (`def env_str(name, default=None): return os.environ.get(name, ...)`): settings that call
-    `env_str("SECRET_KEY")` read SECRET_KEY."""
+    `env_str("SECRET_KEY")` read SECRET_KEY. Each maps to whether it passes a default parameter of
+    its own, which has a default, through to its read (`def envsecret(s, default=None): return
+    os.getenv(s, default)`): then a call without one returns that default, and requires nothing."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
-        return set()
-    out = set()
+        return {}
+    out: dict[str, bool] = {}
     for fn in ast.walk(tree):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.args.args:
             param = fn.args.args[0].arg
-            probe = _Visitor("", ast.Module(body=fn.body, type_ignores=[]), frozenset(), key_param=param)
+            probe = _Visitor("", ast.Module(body=fn.body, type_ignores=[]), {}, key_param=param)
             if any(r.name == "?" for r in probe.run()):
-                out.add(fn.name)
+                out[fn.name] = _passes_default(fn)
     return out
+
+
+def _passes_default(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The helper's second parameter has a default, and a read keyed by its first takes it as its own."""
+    params = fn.args.args
+    if len(params) < 2 or len(fn.args.defaults) < len(params) - 1:
+        return False
+    key, default = params[0].arg, params[1].arg
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == key:
+            given = node.args[1:2] + [k.value for k in node.keywords if k.arg == "default"]
+            if any(isinstance(g, ast.Name) and g.id == default for g in given):
+                return True
+    return False
 
 
 def _const(node: ast.AST | None, key_param: str | None = None) -> str | None:
@@ -121,7 +141,7 @@ def _dotted(node: ast.AST) -> str:
 
 
 class _Visitor:
-    def __init__(self, file: str, tree: ast.Module, helpers: frozenset[str] = frozenset(),
+    def __init__(self, file: str, tree: ast.Module, helpers: Mapping[str, bool],
                  key_param: str | None = None) -> None:
         self.file, self.tree, self.helpers = file, tree, helpers
         self.key_param = key_param   # helpers(): a read keyed by this parameter counts, as "?"
@@ -137,12 +157,19 @@ class _Visitor:
         self.truthy: set[int] = set()           # id() of the reads whose string the code takes bool() of
         self.guarded: set[int] = set()          # id() of nodes that run only when a variable is set
         self.when: dict[int, str] = {}          # id() of nodes under another `if`, and its condition
+        self.targets: dict[int, str] = {}       # id() of nodes in an assignment's value, and its target
 
     def run(self) -> list[Read]:
         for node in ast.walk(self.tree):
             self._bindings(node)
         self.guarded = self._guarded()
         self.when = self._conditions()
+        for node in ast.walk(self.tree):   # outer assignments first: an inner one's target wins below it
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                if isinstance(node, ast.AnnAssign) and node.value is not None else []
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            if len(names) == 1:
+                self.targets.update((id(n), names[0]) for n in ast.walk(node.value))
         self._settings_classes()
         for node in ast.walk(self.tree):
             self._read(node)
@@ -271,7 +298,10 @@ class _Visitor:
 
     # --- the reads -------------------------------------------------------------------------------
     def _add(self, name: str, node: ast.AST, default: bool, how: str, cast: str = "str") -> Read:
-        r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast, when=self.when.get(id(node)))
+        target = node.target.id if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+            else self.targets.get(id(node))   # a settings class's field is its own target
+        r = Read(name, self.file, getattr(node, "lineno", 0), default, how, cast, when=self.when.get(id(node)),
+                 target=target)
         self.out.append(r)
         return r
 
@@ -299,7 +329,8 @@ class _Visitor:
         owner, _, method = func.rpartition(".")
         if func in self.helpers and first:
             required = isinstance(kw.get("required"), ast.Constant) and kw["required"].value is True
-            return self._add(first, node, (len(node.args) > 1 or "default" in kw) and not required, f"{func}()")
+            given = len(node.args) > 1 or "default" in kw or self.helpers[func]
+            return self._add(first, node, given and not required, f"{func}()")
         if (owner in self.environ and method in ("get", "setdefault", "pop")) or func in self.getenv:
             if first:
                 has_default = len(node.args) > 1 or "default" in kw or method == "get" or func in self.getenv
@@ -379,4 +410,4 @@ def _starts_path(node: ast.AST) -> bool:
 def reads_in(node: ast.AST) -> bool:
     """Whether an expression reads the environment (in any form `reads` knows)."""
     tree = ast.Module(body=[ast.Expr(value=node)], type_ignores=[])
-    return bool(_Visitor("", tree).run())
+    return bool(_Visitor("", tree, {}).run())

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 
-# A secret another party issues (an OAuth client's, an API's, a webhook's): a random one would not work.
-PROVIDED_RE = re.compile(r"(^|_)(CLIENT|CONSUMER|API|APP|OAUTH2?|WEBHOOK|ACCESS|ACCOUNT|AUTH)_SECRET(_KEY)?$")
-SECRET_RE = re.compile(r"(^|_)(SECRET_KEY|SECRET|SIGNING_KEY|SALT|ADMIN_PASSWORD|SUPERUSER_PASSWORD)$")
+# The project's own secrets, which a random value serves: Django's key under its usual names (or any
+# name the settings assign to SECRET_KEY), signing keys, salts, the first admin's password. Not a
+# secret another party issues (S3_SECRET_KEY, an OAuth CLIENT_SECRET, a webhook's): a random one
+# would not work, so those are the person's to fill in.
+SECRET_RE = re.compile(r"^((DJANGO|APP|FLASK)_)?SECRET_KEY$|^JWT_SECRET(_KEY)?$|"
+                       r"(^|_)(SIGNING_KEY|SALT|ADMIN_PASSWORD|SUPERUSER_PASSWORD)$")
 DATABASE_RE = re.compile(r"(^|_)(DATABASE_URL|DB_URL)$")
 REDIS_RE = re.compile(r"(^|_)(REDIS_URL|CACHE_URL|BROKER_URL|RESULT_BACKEND|REDIS_LOCATION)$")
 ROLES = {"ALLOWED_HOSTS": "hosts", "DEBUG": "debug", "CSRF_TRUSTED_ORIGINS": "origins", "MEDIA_ROOT": "media"}
@@ -24,7 +27,7 @@ PLACEHOLDER_RE = re.compile(r"^$|change|replace|your|example|xxx|secret|password
 def role(name: str, reads=()) -> str | None:
     """secret | database | redis | hosts | debug | origins | media, or None (the person fills it in)."""
     casts = {r.cast for r in reads}
-    if SECRET_RE.search(name) and not PROVIDED_RE.search(name):
+    if SECRET_RE.search(name) or any(r.target == "SECRET_KEY" for r in reads):
         return "secret"
     if DATABASE_RE.search(name) or "db" in casts:
         return "database"

@@ -46,7 +46,8 @@ BEAT_RE = re.compile(r"beat_schedule|CELERY_BEAT_SCHEDULE|add_periodic_task|djan
 DJANGO_HEALTH_RE = re.compile(r"""\b(?:path|re_path)\(\s*r?["']\^?([^"'$]*health[^"'$]*)\$?["']""")
 FASTAPI_HEALTH_RE = re.compile(r"""@\w+\.(?:get|api_route)\(\s*["']([^"']*health[^"']*)["']""")
 STATIC_ROOT_RE = re.compile(r"^STATIC_ROOT\s*=", re.M)
-DATABASES_RE = re.compile(r"^DATABASES\s*=", re.M)
+DB_PART_RE = re.compile(r"^(DB|DATABASE|POSTGRES|PG|SQL)(_|$)|_(DB|DATABASE)(_|$)")   # a database setting's piece
+DATABASES_RE = re.compile(r"^DATABASES\s*(?::[^=\n]+)?=", re.M)   # DATABASES: Mapping[...] = too
 
 # What the standard's .env holds; ayna-fab fills each (DJANGO_SETTINGS_MODULE: found in manage.py).
 STANDARD_VARS = envfile.REQUIRED
@@ -435,7 +436,7 @@ def _env_keys(f: Found, texts: dict[Path, str]) -> None:
         relevant += module_file(workdir, f.celery_app)
     by_name: dict[str, list[envreads.Read]] = {}
     sources = {p: texts.get(p) or read(p) for p in dict.fromkeys(relevant)}
-    helpers = frozenset().union(*(envreads.helpers(t) for t in sources.values()))
+    helpers = {name: passes for t in sources.values() for name, passes in envreads.helpers(t).items()}
     for p, text in sources.items():
         for r in envreads.reads(text, rel(f.root, p), helpers):
             if r.name != "DJANGO_SETTINGS_MODULE":
@@ -740,10 +741,13 @@ def deploy_gaps(f: Found) -> list[Gap]:
             gaps.append(Gap("STATIC_ROOT is not set, so collectstatic fails",
                             "add STATIC_ROOT = BASE_DIR / \"staticfiles\" to the settings"))
         if f.databases_literal:
+            parts = [k for k in f.env_keys if DB_PART_RE.search(k)]
             gaps.append(Gap("the settings set DATABASES themselves and never read DATABASE_URL: a SQLite file "
                             "would live inside each release and be left behind by the next deploy",
                             "read DATABASES from DATABASE_URL in the settings (e.g. with dj-database-url, or "
-                            "by parsing os.environ['DATABASE_URL'])"))
+                            "by parsing os.environ['DATABASE_URL'])"
+                            + (f", or give the variables they read for it ({', '.join(parts)}) the values of the "
+                               "project's database in the .env" if parts else "")))
         if f.allowed_hosts and "127.0.0.1" not in f.allowed_hosts and "*" not in f.allowed_hosts:
             gaps.append(Gap(f"ALLOWED_HOSTS = {f.allowed_hosts} leaves out 127.0.0.1, where health checks come from",
                             "read ALLOWED_HOSTS from the environment, or add '127.0.0.1'"))

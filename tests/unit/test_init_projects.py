@@ -233,7 +233,7 @@ def test_reads_through_the_projects_own_helpers_count(tmp_path):
     secret = found.env_reads["SECRET_KEY"][0]
     assert (secret.file, secret.how, secret.default) == ("src/web/config/settings/base.py", "env_str()", False)
     assert projectinit.unfilled(found) == [] and found.settings_module == "config.settings.production"
-    assert envreads.helpers("import os\ndef flag(x):\n    return os.environ.get('DEBUG')\n") == set()
+    assert envreads.helpers("import os\ndef flag(x):\n    return os.environ.get('DEBUG')\n") == {}
 
 
 def test_a_variable_read_only_through_a_library_gets_that_librarys_url(tmp_path):
@@ -597,6 +597,51 @@ def test_a_pyproject_of_tools_settings_alone_gets_a_project_table_before_uv_add(
     data = tomllib.loads((root / "pyproject.toml").read_text())
     assert data["tool"]["ruff"] == {"line-length": 100}
     assert data["project"] == {"name": "shop", "version": "0", "requires-python": ">=3.12", "dependencies": []}
+
+
+HEALTHCHECKS_LIKE = (
+    "import os\n"
+    "from pathlib import Path\n"
+    "from typing import Any, Mapping\n"
+    "BASE_DIR = Path(__file__).resolve().parent.parent\n"
+    "def envsecret(s: str, default: str | None = None) -> str | None:\n"
+    "    if path := os.getenv(s + '_FILE'):\n"
+    "        raise ValueError(path)\n"
+    "    return os.getenv(s, default)\n"
+    "def envstrict(name, default=None):\n"
+    "    value = os.environ.get(name, '')\n"
+    "    if not value and default is None:\n"
+    "        raise ValueError(name)\n"
+    "    return value or default\n"
+    "SECRET_KEY = envsecret('HC_KEY', '---')\n"
+    "S3_SECRET_KEY = envsecret('S3_SECRET_KEY')\n"
+    "SLACK_CLIENT_SECRET = envsecret('SLACK_CLIENT_SECRET')\n"
+    "SITE = envstrict('SITE_ROOT')\n"
+    "DATABASES: Mapping[str, Any] = {'default': {'ENGINE': 'django.db.backends.sqlite3',\n"
+    "    'NAME': os.getenv('DB_NAME', BASE_DIR / 'hc.sqlite')}}\n"
+    "if os.getenv('DB') == 'postgres':\n"
+    "    DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'HOST': os.getenv('DB_HOST', '')}}\n")
+
+
+def test_a_helper_that_passes_its_default_through_requires_nothing_of_a_call_without_one(tmp_path):
+    assert envreads.helpers(HEALTHCHECKS_LIKE) == {"envsecret": True, "envstrict": False}
+    found = projectinit.inspect(tree(tmp_path / "p", {**ON_DOCKER, "app/hello/settings.py": HEALTHCHECKS_LIKE}))
+    assert projectinit.unfilled(found) == ["SITE_ROOT"]   # envstrict raises without one
+    assert {"S3_SECRET_KEY", "SLACK_CLIENT_SECRET"} <= found.env_optional
+
+
+def test_only_the_projects_own_secrets_are_made_up(tmp_path):
+    found = projectinit.inspect(tree(tmp_path / "p", {**ON_DOCKER, "app/hello/settings.py": HEALTHCHECKS_LIKE}))
+    lines = env_lines(found, generate=True)
+    assert len(value(lines, "HC_KEY")) > 20          # assigned to Django's SECRET_KEY, whatever its name
+    assert "#S3_SECRET_KEY=" in lines and "#SLACK_CLIENT_SECRET=" in lines   # issued by others: never invented
+
+
+def test_databases_assigned_with_an_annotation_is_still_the_settings_own(tmp_path):
+    found = projectinit.inspect(tree(tmp_path / "p", {**ON_DOCKER, "app/hello/settings.py": HEALTHCHECKS_LIKE}))
+    assert found.databases_literal
+    gap = next(g for g in projectinit.deploy_gaps(found) if "never read DATABASE_URL" in g.what)
+    assert gap.blocking and "(DB_NAME, DB, DB_HOST)" in gap.fix
 
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
