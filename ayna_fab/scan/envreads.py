@@ -42,6 +42,7 @@ class Read:
     truthy: bool = False     # the code takes bool() of the string: every value but the empty one is true
     when: str | None = None  # the read sits under an `if`: its condition (`STORAGE == "s3"`), as written
     target: str | None = None  # the setting its value is assigned to (`SECRET_KEY = env("DJANGO_KEY")`)
+    given: str | None = None   # the default the code gives, when it is a string (`"True"`): its vocabulary
 
     @property
     def where(self) -> str:
@@ -158,6 +159,7 @@ class _Visitor:
         self.guarded: set[int] = set()          # id() of nodes that run only when a variable is set
         self.when: dict[int, str] = {}          # id() of nodes under another `if`, and its condition
         self.targets: dict[int, str] = {}       # id() of nodes in an assignment's value, and its target
+        self.given: dict[int, str] = {}         # id() of the reads whose default is a string, and that string
 
     def run(self) -> list[Read]:
         for node in ast.walk(self.tree):
@@ -176,7 +178,7 @@ class _Visitor:
         for node in ast.walk(self.tree):
             self._appends(node)
         out = [replace(r, appended=id(r) in self.appended, split=self.splits.get(id(r)),
-                       truthy=id(r) in self.truthy) for r in self.out]
+                       truthy=id(r) in self.truthy, given=self.given.get(id(r))) for r in self.out]
         return sorted(out, key=lambda r: r.line)
 
     # --- what names mean -------------------------------------------------------------------------
@@ -321,6 +323,9 @@ class _Visitor:
             r = self._call(node)
             if r:
                 self._note(node, r)
+                given = node.args[1:2] + [k.value for k in node.keywords if k.arg == "default"]
+                if given and isinstance(given[0], ast.Constant) and isinstance(given[0].value, str):
+                    self.given[id(r)] = given[0].value
 
     def _call(self, node: ast.Call) -> Read | None:
         func = _dotted(node.func)

@@ -53,6 +53,21 @@ def truthy(reads) -> bool:
     return any(r.truthy for r in reads)
 
 
+# A flag's "false" in the words of the default the code gives: a parser that accepts only "True" and
+# "False" (healthchecks' envbool) refuses "0", and int() refuses "False".
+FALSE_WORDS = {"true": "false", "false": "false", "yes": "no", "no": "no", "on": "off", "off": "off"}
+
+
+def false_in(reads) -> str:
+    """"0", unless the code's own default for the flag says false in other words ("True" -> "False")."""
+    for r in reads:
+        word = (r.given or "").strip()
+        if word.lower() in FALSE_WORDS:
+            false = FALSE_WORDS[word.lower()]
+            return false.capitalize() if word[:1].isupper() else false
+    return "0"
+
+
 def where(reads) -> str:
     """`read at a.py:3 (os.environ[...]), b.py:9 (django-environ)`, at most three places."""
     places = [f"{r.where} ({r.how})" for r in reads[:3]]

@@ -596,7 +596,7 @@ def env_values(p: Plan, *, generate: bool) -> list[tuple[str, str, str]]:
                                        + (f" (the code splits on {envvalues.separator(reads)!r})"
                                           if envvalues.separator(reads) != "," else "")),
                "debug": lambda reads: ("", "empty: the code takes bool() of the text, true for any other value")
-               if envvalues.truthy(reads) else ("0", "production"),
+               if envvalues.truthy(reads) else (envvalues.false_in(reads), "production"),
                "origins": lambda reads: ("http://127.0.0.1", "add https://your.domain"),
                "media": lambda reads: (f"{root}/shared/media", "uploads outlive releases in shared/media")}
     values = [

@@ -637,6 +637,19 @@ def test_only_the_projects_own_secrets_are_made_up(tmp_path):
     assert "#S3_SECRET_KEY=" in lines and "#SLACK_CLIENT_SECRET=" in lines   # issued by others: never invented
 
 
+
+@pytest.mark.parametrize("read, written", [
+    ("def envbool(s, default):\n    v = os.getenv(s, default=default)\n    if v not in ('', 'True', 'False'):\n"
+     "        raise ValueError(v)\n    return v == 'True'\nDEBUG = envbool('DEBUG', 'True')\n", "False"),
+    ("DEBUG = os.environ.get('DEBUG', 'false') == 'true'\n", "false"),
+    ("DEBUG = os.environ.get('DEBUG', 'off') == 'on'\n", "off"),
+    ("DEBUG = int(os.environ.get('DEBUG', 0)) == 1\n", "0"),
+    ("DEBUG = os.environ['DEBUG'] == '1'\n", "0"),
+])
+def test_debug_is_written_false_in_the_words_of_the_codes_own_default(tmp_path, read, written):
+    found = projectinit.inspect(tree(tmp_path / "p", {**ON_DOCKER, "app/hello/settings.py": "import os\n" + read}))
+    assert value(env_lines(found), "DEBUG") == written
+
 def test_databases_assigned_with_an_annotation_is_still_the_settings_own(tmp_path):
     found = projectinit.inspect(tree(tmp_path / "p", {**ON_DOCKER, "app/hello/settings.py": HEALTHCHECKS_LIKE}))
     assert found.databases_literal
