@@ -293,6 +293,8 @@ def inspect(root: Path, name: str | None = None) -> Found:
     _celery(f, files, texts)
     _database(f)
     _env_keys(f, texts)
+    if f.databases_literal and any(envvalues.role(k, rs) == "database" for k, rs in f.env_reads.items()):
+        f.databases_literal = False   # DATABASE_URL is read after all, through a library (dj_database_url.config())
     if f.django_dir is None and (root / "alembic.ini").is_file():
         f.alembic = "alembic.ini"
     return f

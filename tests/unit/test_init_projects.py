@@ -655,6 +655,11 @@ def test_databases_assigned_with_an_annotation_is_still_the_settings_own(tmp_pat
     assert found.databases_literal
     gap = next(g for g in projectinit.deploy_gaps(found) if "never read DATABASE_URL" in g.what)
     assert gap.blocking and "(DB_NAME, DB, DB_HOST)" in gap.fix
+    # DATABASES filled from dj_database_url.config(), which reads DATABASE_URL without naming it
+    found = projectinit.inspect(tree(tmp_path / "q", {**ON_DOCKER, "app/hello/settings.py": (
+        "import dj_database_url\nDATABASES = {}\n"
+        "DATABASES['default'] = dj_database_url.config(default='postgres://u@localhost/db')\n")}))
+    assert not found.databases_literal
 
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
