@@ -650,6 +650,13 @@ def env_text(p: Plan, *, generate: bool) -> str:
 
 # --- what stands in the way ----------------------------------------------------------------------
 
+def _poetry(path: Path) -> bool:
+    try:
+        return "poetry" in tomllib.loads((path / "pyproject.toml").read_text()).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 def uv_workspace(path: Path) -> Path | None:
     """The root of the uv workspace whose members include path (a folder above it with a
     pyproject.toml whose [tool.uv.workspace] members match), or None."""
@@ -691,20 +698,20 @@ def deploy_gaps(f: Found) -> list[Gap]:
                         f"{workspace}/pyproject.toml, then cd {path} && uv lock && git add uv.lock "
                         f"{workspace}/pyproject.toml && git commit -m 'Lock dependencies'"))
     elif not f.uv_lock:
+        commit = "git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'"
+        adds = f"uv add -r {f.requirements}" if f.requirements else "uv add DEPENDENCIES..."
         if f.pyproject:
             fix = f"cd {path} && uv lock && git add uv.lock && git commit -m 'Lock dependencies'"
-        elif f.requirements and (path / "pyproject.toml").is_file():
+        elif not f.requirements and ((path / "Pipfile").is_file() or _poetry(path)):
+            # Poetry's or Pipenv's declarations: converted as they are, with their pins
+            fix = f"cd {path} && uvx migrate-to-uv && uv lock && {commit}"
+        elif (path / "pyproject.toml").is_file():
             # pyproject.toml holds only tools' settings: uv init refuses it, and `uv lock` would lock nothing
             spec = next((d.spec for d in f.python), ">=3.11")
             table = rf'\n[project]\nname = "{project_name(path)}"\nversion = "0"\nrequires-python = "{spec}"\ndependencies = []\n'
-            fix = (f"cd {path} && printf '{table}' >> pyproject.toml && uv add -r {f.requirements} "
-                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
-        elif f.requirements:
-            fix = (f"cd {path} && uv init --bare --no-workspace && uv add -r {f.requirements} "
-                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
+            fix = f"cd {path} && printf '{table}' >> pyproject.toml && {adds} && {commit}"
         else:
-            fix = (f"cd {path} && uv init --bare --no-workspace && uv add DEPENDENCIES... "
-                   "&& git add pyproject.toml uv.lock && git commit -m 'Lock dependencies'")
+            fix = f"cd {path} && uv init --bare --no-workspace && {adds} && {commit}"
         gaps.append(Gap("uv.lock is missing: deploys install exactly the locked versions, with hashes", fix))
     elif f.uv_lock_committed is False:
         gaps.append(Gap("uv.lock is not committed: deploys send committed files only",

@@ -661,6 +661,23 @@ def test_databases_assigned_with_an_annotation_is_still_the_settings_own(tmp_pat
         "DATABASES['default'] = dj_database_url.config(default='postgres://u@localhost/db')\n")}))
     assert not found.databases_literal
 
+
+@pytest.mark.parametrize("files, starts", [
+    ({"pyproject.toml": '[project]\nname = "x"\ndependencies = ["django"]\n'}, "uv lock &&"),
+    ({"pyproject.toml": '[tool.poetry]\nname = "x"\n[tool.poetry.dependencies]\ndjango = "^5"\n'},
+     "uvx migrate-to-uv && uv lock &&"),
+    ({"Pipfile": "[packages]\ndjango = '*'\n"}, "uvx migrate-to-uv && uv lock &&"),
+    ({"pyproject.toml": "[tool.black]\n", "requirements.txt": "django\n"}, "printf "),
+    ({"pyproject.toml": "[tool.black]\n"}, "printf "),
+    ({"requirements.txt": "django\n"}, "uv init --bare --no-workspace && uv add -r requirements.txt &&"),
+    ({}, "uv init --bare --no-workspace && uv add DEPENDENCIES... &&"),
+])
+def test_the_way_to_a_uv_lock_follows_what_the_project_declares_its_packages_in(tmp_path, files, starts):
+    root = tree(tmp_path / "p", {"manage.py": BAKERY["manage.py"], **files})
+    fix = next(g.fix for g in projectinit.deploy_gaps(projectinit.inspect(root))
+               if g.what.startswith("uv.lock is missing"))
+    assert fix.startswith(f"cd {root.resolve()} && {starts}"), fix
+
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
     """Only the standard's advice differs between the two runs: the exit code must not."""
