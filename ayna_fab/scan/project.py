@@ -208,6 +208,8 @@ def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
             data = tomllib.loads(pyproject.read_text())
             has_project = isinstance(data.get("project"), dict)
             specs += list(data.get("project", {}).get("dependencies", []) or [])
+            poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
+            specs += [name for name in poetry if name.lower() != "python"] if isinstance(poetry, dict) else []
         except (tomllib.TOMLDecodeError, OSError, AttributeError):
             pass
     req = requirements_file(root)

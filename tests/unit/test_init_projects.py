@@ -678,6 +678,15 @@ def test_the_way_to_a_uv_lock_follows_what_the_project_declares_its_packages_in(
                if g.what.startswith("uv.lock is missing"))
     assert fix.startswith(f"cd {root.resolve()} && {starts}"), fix
 
+
+def test_poetrys_dependencies_are_the_projects(tmp_path):
+    root = tree(tmp_path / "p", {"manage.py": BAKERY["manage.py"], "pyproject.toml":
+                                 '[tool.poetry.dependencies]\npython = "^3.11"\nDjango = "^5"\npsycopg = "*"\n'})
+    found = projectinit.inspect(root)
+    assert found.dependencies == {"django", "psycopg"} and not found.pyproject
+    assert "gunicorn is not a dependency, but the web unit runs gunicorn" in [
+        g.what for g in projectinit.deploy_gaps(found)]
+
 @pytest.mark.parametrize("json", [False, True])
 def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, capsys, json):
     """Only the standard's advice differs between the two runs: the exit code must not."""
