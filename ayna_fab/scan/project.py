@@ -230,9 +230,12 @@ REQUIREMENTS = ("requirements.txt", "requirements/production.txt", "requirements
 
 
 def requirements_file(root: Path) -> str | None:
-    """The requirements file a deploy would install: at the root, else beside a manage.py one folder
-    down (a project kept in app/ or src/, as Docker layouts often are)."""
-    for base in [root, *sorted(d.parent for d in root.glob("*/manage.py"))]:
+    """The requirements file that lists the project's packages: at the root, else beside a manage.py
+    one folder down (a project kept in app/ or src/, as Docker layouts often are), else in the one
+    folder one level down that has one (a FastAPI app kept in project/)."""
+    down = sorted({d.parent for d in root.glob("*/requirements.txt")
+                   if d.parent.name not in ("docs", "doc", "tests", "test", "scripts", ".github", "ci")})
+    for base in [root, *sorted(d.parent for d in root.glob("*/manage.py")), *(down if len(down) == 1 else [])]:
         for name in REQUIREMENTS:
             if (base / name).is_file():
                 return (base / name).relative_to(root).as_posix()

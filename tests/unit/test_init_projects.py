@@ -679,6 +679,14 @@ def test_the_way_to_a_uv_lock_follows_what_the_project_declares_its_packages_in(
     assert fix.startswith(f"cd {root.resolve()} && {starts}"), fix
 
 
+def test_the_requirements_of_an_app_kept_one_folder_down_are_the_projects_but_not_the_docs(tmp_path):
+    app = {"project/main.py": "from fastapi import FastAPI\napp = FastAPI()\n",
+           "project/requirements.txt": "fastapi\nuvicorn\n", "docs/requirements.txt": "sphinx\n"}
+    assert projectinit.requirements_file(tree(tmp_path / "a", app)) == "project/requirements.txt"
+    assert projectinit.requirements_file(tree(tmp_path / "b", {**app, "other/requirements.txt": "x\n"})) is None
+    assert projectinit.requirements_file(tree(tmp_path / "c", {"docs/requirements.txt": "sphinx\n"})) is None
+
+
 def test_poetrys_dependencies_are_the_projects(tmp_path):
     root = tree(tmp_path / "p", {"manage.py": BAKERY["manage.py"], "pyproject.toml":
                                  '[tool.poetry.dependencies]\npython = "^3.11"\nDjango = "^5"\npsycopg = "*"\n'})
