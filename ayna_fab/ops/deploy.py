@@ -54,7 +54,10 @@ class Options:
 def resolve(project: Project, ref: str) -> tuple[Source, str]:
     """Local and first: a bad ref or source fails here, before any connection."""
     source = Source.open(project.source)
-    return source, source.resolve(ref)
+    revision = source.resolve(ref)
+    planchecks.unlocked(project.name, str(project.source), revision,
+                        source.texts(revision, ("uv.lock",)))
+    return source, revision
 
 
 def host_releases(plan: dict, warn=None) -> list[releases.Release]:

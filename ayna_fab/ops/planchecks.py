@@ -1,6 +1,7 @@
 """What a deploy's plan refuses before anything is built: the failures that would otherwise come
 mid-deploy, found in the plan's answer (hostprog/plan.py) and hosts.toml.
 
+- The commit has no uv.lock (checked on the laptop, before any connection: `unlocked`).
 - A backup is due before migrate, but the host's DATABASE_URL names an engine ayna-fab cannot back
   up (only PostgreSQL and SQLite), or none at all: refused with the setting that turns backups off.
 - The package index settings in hosts.toml are not what setup last wrote on the host: refused
@@ -51,6 +52,15 @@ def refuse(t, *, backup_due: bool, python: list[pyversion.Declaration] = (), loc
                 "the package index settings in hosts.toml are not what setup wrote on the host")
         raise UsageError(f"{what} ({t.layout.uv_config})", host=t.name, step="plan",
                          hint=f"fab -H {t.name} setup --project {name}")
+
+
+def unlocked(project: str, source: str, revision: str, texts: dict[str, str]) -> None:
+    """Refuse, before any connection, a commit with no uv.lock: deploys install exactly what it pins.
+    texts: the commit's uv.lock, when it has one."""
+    if "uv.lock" not in texts:
+        raise UsageError(f"the commit {revision[:12]} of {project} has no uv.lock: deploys install exactly the "
+                         "locked versions", step="plan",
+                         hint=f"fab init {source} prints the commands that make one; commit uv.lock and deploy again")
 
 
 def unbuildable(t, lock: str) -> None:
