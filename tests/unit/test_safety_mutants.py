@@ -47,6 +47,17 @@ def procs():
     def start(argv, cwd):
         p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL)
         started.append(p)
+        # Popen returns once the child is forked: until it has exec'd, its files and directory are still
+        # this test's, so wait (bounded) for its program to be the one asked for.
+        program = os.path.realpath(shutil.which(argv[0]))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if os.path.realpath(f"/proc/{p.pid}/exe") == program:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
         return p
 
     yield start
