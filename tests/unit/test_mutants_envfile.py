@@ -1,0 +1,123 @@
+"""The env-file reader's mechanisms, each pinned where a one-line bug in it went unnoticed by the
+rest of the suite (docs/mutation-report.md): which fragments count as secrets, how the mask
+replaces them, learning secrets without ever raising or waiting, and the environment project
+code runs with."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ayna_fab.hostprog import envfile
+
+
+# --- secrets: which fragments must never leave the host --------------------------------------------
+
+@pytest.mark.parametrize("key", ["DB_PASSWORD", "db_passwd", "Api_Token", "AWS_CREDENTIALS", "PRIVATE_PEM",
+                                 "SECRET", "STRIPE_KEY"])
+def test_the_whole_value_of_a_key_named_like_a_secret_is_one(key):
+    assert envfile.secrets({key: "  s3cr3tvalue  "}) == {"s3cr3tvalue"}
+
+
+def test_a_value_under_an_ordinary_name_is_no_secret():
+    assert envfile.secrets({"GREETING": "hello world", "ALLOWED_HOSTS": "example.com"}) == set()
+
+
+def test_a_fragment_of_four_characters_is_a_secret_and_one_of_three_is_not():
+    assert envfile.secrets({"API_KEY": "abcd", "OTHER_KEY": "xyz"}) == {"abcd"}
+
+
+@pytest.mark.parametrize("word", sorted(envfile.NOT_SECRET))
+def test_a_yes_or_no_word_is_no_secret_even_under_a_secret_name(word):
+    assert envfile.secrets({"SECRET_FLAG": word.upper()}) == set()
+
+
+def test_a_urls_password_is_a_secret_as_typed_decoded_and_in_every_piece():
+    got = envfile.secrets({"DATABASE_URL": "postgresql://app:Abcd%23Efgh/Ijkl@db:5432/demo"})
+    assert got == {"Abcd%23Efgh/Ijkl", "Abcd#Efgh/Ijkl", "Abcd", "23Efgh", "Efgh", "Ijkl"}
+
+
+def test_a_query_parameter_named_like_a_secret_is_a_secret_and_others_are_not():
+    got = envfile.secrets({"SENTRY": "https://sentry.example/1?api_key=K3y%2Fpart&region=europe&X-Token=tok9"})
+    assert got == {"K3y%2Fpart", "K3y/part", "2Fpart", "part", "tok9"}   # "K3y" is too short
+
+
+def test_a_url_without_a_password_gives_no_secret():
+    assert envfile.secrets({"REDIS_URL": "redis://localhost:6379/0", "SITE": "https://user@example.com/x"}) == set()
+
+
+# --- Mask: every fragment replaced, longest first, as text -----------------------------------------
+
+def test_a_longer_fragment_is_masked_whole_before_a_shorter_one_inside_it():
+    assert envfile.Mask({"abcd", "abcdefgh"}).text("x abcdefgh y abcd") == "x *** y ***"
+
+
+def test_fragments_added_later_are_masked_along_with_the_first_ones():
+    mask = envfile.Mask({"abcd"})
+    mask.add({"abcdefgh"})
+    mask.add({"abcd"})   # nothing new: the pattern stays as it was
+    assert mask.text("abcdefgh abcd wxyz") == "*** *** wxyz"
+    assert mask.fragments == {"abcd", "abcdefgh"}
+
+
+def test_a_fragment_is_masked_as_written_not_as_a_pattern():
+    mask = envfile.Mask({"a.b+c"})
+    assert mask.text("aXbbc a.b+c") == "aXbbc ***"
+
+
+def test_a_mask_that_knows_no_secret_leaves_everything_as_it_is():
+    mask = envfile.Mask()
+    data = {"a": ["x", 1]}
+    assert mask.text("plain") == "plain" and mask.data(data) is data
+
+
+def test_masking_data_goes_through_tuples_and_leaves_other_values():
+    mask = envfile.Mask({"s3cret"})
+    assert mask.data(("s3cret", 4, 2.5, None, True)) == ["***", 4, 2.5, None, True]
+
+
+# --- learn: never raises, never waits ----------------------------------------------------------------
+
+@pytest.fixture
+def fresh_mask(monkeypatch):
+    mask = envfile.Mask()
+    monkeypatch.setattr(envfile, "MASK", mask)
+    return mask
+
+
+def test_learning_a_readable_file_teaches_the_mask_its_secrets(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_bytes("SECRET_KEY=k3yvalue\r\nNAME=café\n".encode())
+    envfile.learn(path)
+    assert fresh_mask.fragments == {"k3yvalue"}
+
+
+@pytest.mark.parametrize("text", [b"SECRET_KEY=k3yvalue\n\0", b"SECRET_KEY=caf\xe9 k3yvalue\n"])
+def test_learning_a_file_systemd_refuses_teaches_nothing_and_raises_nothing(tmp_path, fresh_mask, text):
+    path = tmp_path / ".env.production"
+    path.write_bytes(text)
+    envfile.learn(path)
+    assert fresh_mask.fragments == set()
+
+
+def test_learning_a_missing_file_or_a_directory_raises_nothing(tmp_path, fresh_mask):
+    envfile.learn(tmp_path / "missing")
+    envfile.learn(tmp_path)
+    assert fresh_mask.fragments == set()
+
+
+def test_learning_a_fifo_put_in_the_files_place_neither_waits_nor_reads_it(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    os.mkfifo(path)
+    envfile.learn(path)   # with no writer, a blocking open would never return
+    assert fresh_mask.fragments == set()
+
+
+def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_text("SECRET_KEY=k3yvalue\n")
+    before = set(os.listdir("/proc/self/fd"))
+    envfile.learn(path)
+    envfile.learn(tmp_path)
+    assert set(os.listdir("/proc/self/fd")) == before
