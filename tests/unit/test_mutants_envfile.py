@@ -5,6 +5,7 @@ code runs with."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
@@ -121,3 +122,54 @@ def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
     envfile.learn(path)
     envfile.learn(tmp_path)
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+# --- the environment project code runs with ------------------------------------------------------------
+
+def test_for_app_drops_the_hosts_startup_file_and_puts_the_venv_before_a_default_path(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env.production"
+    env_file.write_text("A=1\n")
+    monkeypatch.setenv("PYTHONSTARTUP", "/home/x/.pythonrc")
+    monkeypatch.delenv("PATH")
+    env = envfile.for_app(env_file, "/opt/p/releases/v3")
+    assert "PYTHONSTARTUP" not in env and env["A"] == "1"
+    assert env["PATH"] == "/opt/p/releases/v3/.venv/bin:/usr/bin:/bin"
+
+
+def test_a_file_systemd_refuses_is_an_oserror_naming_the_file_and_teaches_nothing(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_bytes(b"SECRET_KEY=k3yvalue\nE=caf\xe9\n")
+    with pytest.raises(OSError) as caught:
+        envfile.read(path)
+    assert caught.value.errno == errno.EINVAL and caught.value.filename == str(path)
+    assert caught.value.strerror.startswith("invalid UTF-8 or a noncharacter in 'E'")
+    assert fresh_mask.fragments == set()
+
+
+def test_reading_a_file_teaches_the_mask_its_secrets(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_text("SECRET_KEY=k3yvalue\nNAME=x\n")
+    assert envfile.read(path) == {"SECRET_KEY": "k3yvalue", "NAME": "x"}
+    assert fresh_mask.fragments == {"k3yvalue"}
+
+
+# --- the writer at a file's edges ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("A=1", 'A="2"'),                 # the last line, with no line end: none added
+    ("A=1\n", 'A="2"\n'),
+    ("A=1\r", 'A="2"\n'),             # a CR ends it: a line end stays
+    ("B=1\nA=1", 'B=1\nA="2"'),
+])
+def test_the_last_assignment_rewritten_keeps_the_files_ending(text, expected):
+    assert envfile.with_value(text, "A", "2") == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", 'D="d"\n'),
+    ("A=1", 'A=1\nD="d"\n'),
+    ("A=1\r", 'A=1\rD="d"\n'),
+    ("A=1\n", 'A=1\nD="d"\n'),
+])
+def test_a_new_key_is_appended_on_a_line_of_its_own(text, expected):
+    assert envfile.with_value(text, "D", "d") == expected
