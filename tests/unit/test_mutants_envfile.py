@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
+import threading
 
 import pytest
 
 from ayna_fab.hostprog import envfile
+from tests.polling import wait_until
 
 
 # --- secrets: which fragments must never leave the host --------------------------------------------
@@ -111,8 +115,32 @@ def test_learning_a_missing_file_or_a_directory_raises_nothing(tmp_path, fresh_m
 def test_learning_a_fifo_put_in_the_files_place_neither_waits_nor_reads_it(tmp_path, fresh_mask):
     path = tmp_path / ".env.production"
     os.mkfifo(path)
-    envfile.learn(path)   # with no writer, a blocking open would never return
+    learning = threading.Thread(target=envfile.learn, args=(path,), daemon=True)
+    learning.start()
+    returned = wait_until(lambda: not learning.is_alive(), 30)
+    if not returned:   # a blocking open waits for a writer: be one, so the thread ends
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert returned, "learn() waited on a FIFO with no writer"
     assert fresh_mask.fragments == set()
+
+
+def test_learning_a_file_with_bytes_that_are_not_utf8_in_a_comment_teaches_its_secrets(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_bytes(b"# caf\xe9\nSECRET_KEY=k3yvalue\n")
+    envfile.learn(path)
+    assert fresh_mask.fragments == {"k3yvalue"}
+
+
+def test_learning_reads_utf8_whatever_the_hosts_locale(tmp_path):
+    """A host program run over SSH may get the C locale: its default encoding is then ASCII."""
+    path = tmp_path / ".env.production"
+    path.write_bytes("SECRET_KEY=clé-secrète\n".encode())
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONIOENCODING": "utf-8"}
+    out = subprocess.run([sys.executable, "-c", "import sys; from ayna_fab.hostprog import envfile; "
+                          "envfile.learn(sys.argv[1]); print(sorted(envfile.MASK.fragments))", str(path)],
+                         env=env, capture_output=True, text=True, encoding="utf-8", check=True).stdout
+    assert out.strip() == "['clé-secrète']"
 
 
 def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
