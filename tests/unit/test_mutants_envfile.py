@@ -201,3 +201,10 @@ def test_the_last_assignment_rewritten_keeps_the_files_ending(text, expected):
 ])
 def test_a_new_key_is_appended_on_a_line_of_its_own(text, expected):
     assert envfile.with_value(text, "D", "d") == expected
+
+
+def test_learning_keeps_a_cr_inside_quotes_as_systemd_does(tmp_path, fresh_mask):
+    path = tmp_path / ".env.production"
+    path.write_bytes(b'SECRET_KEY="k3y\rvalue"\r\n')
+    envfile.learn(path)
+    assert fresh_mask.fragments == {"k3y\rvalue"}
