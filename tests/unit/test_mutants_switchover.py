@@ -1,0 +1,142 @@
+"""The activation's mechanisms, each pinned where a one-line bug in it went unnoticed by the rest
+of the suite (docs/mutation-report.md): the worker detached from the call, the follower's
+relaying and its deadline, the words a failed bring-up is reported in, and the outcome recorded.
+The suite's fake host (tests/fakehost.py) replaces detach and verify; here they run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import asdict
+
+import pytest
+
+from ayna_fab.hostprog import calls, journal, lock, store, switchover, wire
+from tests.polling import wait_until
+
+
+def activation(root, number=3, back=2, **changes):
+    """An Activate call for v{number} (units and health as a small project's)."""
+    return calls.Activate(**{**dict(root=root, token="t1", number=number, actions=[["demo-web.service", "restart"]],
+                                   health=[], http_units=["demo-web.service"], verify_timeout=0.0,
+                                   health_timeout=0.0, back=back, restore=True, record={}), **changes})
+
+
+def journal_of(root, number=3, **fields):
+    """Write a journal of t1's activation of v{number}, as activate() begins it, with fields."""
+    journal.write(root, {"token": "t1", "number": number, "back": 2, "steps": [], "phase": "starting",
+                         "outcome": None, "call": asdict(activation(root, number)), **fields})
+
+
+# --- failure_text: every way a bring-up fails, one line each ---------------------------------------
+
+def test_a_failed_bring_up_names_each_unit_error_stale_process_crash_and_unhealthy_endpoint():
+    res = {"number": 4, "unit_errors": ["restart demo-web.service: Job failed"],
+           "verify": {"demo-web.service": {"active": "failed", "stale": [[12, "/opt/x/releases/v3"]], "restarts": 2},
+                      "demo-api.service": {"active": "active", "stale": [], "restarts": 0},
+                      "demo-celery.service": {"active": "active", "stale": []}},
+           "health": {"web": {"ok": False, "status": 500, "release": "v3", "body": "E" * 159 + "FG"},
+                      "api": {"ok": True, "status": 200, "release": "v4", "body": "fine"}},
+           "detail": "and one more thing"}
+    assert switchover.failure_text(res) == "\n".join([
+        "v4 is not healthy:",
+        "    restart demo-web.service: Job failed",
+        "    demo-web.service is failed",
+        "    demo-web.service: pid 12 still runs from /opt/x/releases/v3",
+        "    demo-web.service crashed and was restarted by systemd 2 time(s) since it was restarted for this "
+        "release: see journalctl -u demo-web.service",
+        "    web health: status 500, release v3: " + "E" * 159 + "F",
+        "    and one more thing"])
+
+
+def test_a_bring_up_with_nothing_to_say_is_named_alone():
+    assert switchover.failure_text({"number": 2}) == "v2 is not healthy:\n"
+
+
+# --- the worker, detached for real ---------------------------------------------------------------------
+
+@pytest.fixture
+def root(tmp_path):
+    os.makedirs(lock.path(str(tmp_path)))
+    journal.write(str(tmp_path), {"token": "t1", "steps": [], "phase": "starting"})
+    return str(tmp_path)
+
+
+def what_the_worker_saw(root, work_fails=False):
+    """Detach a worker that writes down where it runs; return (its record, the journal as detach left it)."""
+    seen = os.path.join(root, "seen.json")
+
+    def work():
+        j = journal.read(root)
+        null = os.stat(os.devnull)
+        with open(seen + ".tmp", "w") as f:
+            json.dump({"pid": os.getpid(), "sid": os.getsid(0), "journal_worker": j.get("worker"),
+                       "start": lock.start_time(os.getpid()),
+                       "ignored": [signal.getsignal(s) == signal.SIG_IGN
+                                   for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE)],
+                       "stdio_null": [os.path.samestat(os.fstat(fd), null) for fd in (0, 1, 2)]}, f)
+        os.replace(seen + ".tmp", seen)
+        if work_fails:
+            raise RuntimeError("the work broke")
+
+    switchover.detach(root, work)
+    after_detach = journal.read(root)
+    assert wait_until(lambda: os.path.exists(seen), 30), "the worker never ran"
+    with open(seen) as f:
+        return json.load(f), after_detach
+
+
+def test_the_worker_runs_in_a_session_of_its_own_deaf_to_hangups_with_no_stdio(root):
+    saw, _ = what_the_worker_saw(root)
+    assert saw["sid"] != os.getsid(0) and saw["pid"] != os.getpid()
+    assert saw["ignored"] == [True, True, True]
+    assert saw["stdio_null"] == [True, True, True]
+
+
+def test_the_worker_is_named_in_the_journal_and_the_lock_before_detach_returns_and_before_it_works(root):
+    saw, after_detach = what_the_worker_saw(root)
+    assert after_detach["worker"] == {"pid": saw["pid"], "start": saw["start"]}
+    assert saw["journal_worker"] == after_detach["worker"]
+    with open(os.path.join(lock.path(root), f"worker-{saw['pid']}.json")) as f:
+        assert json.load(f)["what"] == "activate"
+
+
+def test_a_worker_that_crashes_leaves_its_traceback_in_the_journal(root):
+    what_the_worker_saw(root, work_fails=True)
+    crash = wait_until(lambda: (journal.read(root) or {}).get("crash"), 30)
+    assert crash and "RuntimeError: the work broke" in crash
+
+
+# --- follow: relays steps, answers at the end, or says it is still running at its deadline --------------
+
+def test_a_follower_whose_deadline_has_passed_says_the_activation_is_still_running(root, capsys):
+    journal_of(root, phase="verify", steps=[["flip", 0.01, True], ["restart", 1.5, False]])
+    assert switchover.follow(root, "t1", deadline=0) == {"running": True, "phase": "verify", "number": 3}
+    assert capsys.readouterr().out.splitlines() == [
+        "@@step flip 0.010 ok", "@@step restart 1.500 failed", "@@start verify"]
+
+
+def test_a_follower_with_no_deadline_waits_for_the_end(root, monkeypatch):
+    states = iter([{"token": "t1", "number": 3, "phase": "flip", "steps": []},
+                   {"token": "t1", "number": 3, "phase": "done", "outcome": "restored", "back": 2, "steps": [],
+                    "result": {"ok": False}, "restore": {"ok": True}, "recorded": {"x": 1}, "reason": "why"}])
+    monkeypatch.setattr(journal, "of", lambda root, token: next(states))
+    monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
+    assert switchover.follow(root, "t1") == {
+        "outcome": "restored", "ok": False, "number": 3, "back": 2, "result": {"ok": False},
+        "restore": {"ok": True}, "recorded": {"x": 1}, "reason": "why"}
+
+
+def test_following_an_activation_the_operation_never_started_is_refused(root):
+    journal_of(root)
+    with pytest.raises(wire.Refused) as refused:
+        switchover.follow_call(calls.Follow(root=root, token="other", timeout=0))
+    assert refused.value.code == "no-activation"
+
+
+def test_following_with_a_timeout_answers_running_once_it_has_passed(root, monkeypatch):
+    journal_of(root, phase="health")
+    monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
+    got = switchover.follow_call(calls.Follow(root=root, token="t1", timeout=0.05))
+    assert got == {"running": True, "phase": "health", "number": 3}
