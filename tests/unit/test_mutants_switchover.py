@@ -140,3 +140,102 @@ def test_following_with_a_timeout_answers_running_once_it_has_passed(root, monke
     monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
     got = switchover.follow_call(calls.Follow(root=root, token="t1", timeout=0.05))
     assert got == {"running": True, "phase": "health", "number": 3}
+
+
+# --- bring_up: flip, restart all at once, health, verify; what each is asked and what it reports ---------
+
+class Systemd:
+    """units and health as an activation sees them, recorded: unit states before the restart,
+    the control commands started (with their exit code and output), health's and verify's calls."""
+
+    def __init__(self, monkeypatch, states, failing=(), healthy=True, verified=True):
+        self.calls = []
+        self.failing = set(failing)
+
+        class Proc:
+            def __init__(proc, verb, unit):
+                proc.returncode = 1 if unit in self.failing else 0
+                proc.output = f"  {verb} of {unit} failed  \n" if proc.returncode else ""
+                self.calls.append(("control", verb, unit))
+
+            def communicate(proc):
+                self.calls.append(("settled", proc.returncode))
+                return proc.output, None
+
+        def poll(checks, expect, deadline, fail_fast=False):
+            self.calls.append(("health", expect, fail_fast))
+            return healthy, {"web": {"ok": healthy}}
+
+        def verify(unit_names, rel, deadline, restarts_before=None, settle_units=()):
+            self.calls.append(("verify", list(unit_names), rel, restarts_before, list(settle_units)))
+            return verified, {"seen": True}
+
+        monkeypatch.setattr(switchover.units, "states", lambda names: {u: dict(states[u]) for u in names})
+        monkeypatch.setattr(switchover.units, "control_async", Proc)
+        monkeypatch.setattr(switchover.health, "poll", poll)
+        monkeypatch.setattr(switchover, "verify", verify)
+
+
+ACTIONS = [["demo-web.service", "reload-or-restart"], ["demo-celery.service", "restart"]]
+BEFORE = {"demo-web.service": {"state": "active", "restarts": 2}, "demo-celery.service": {"state": "failed", "restarts": 5}}
+
+
+@pytest.fixture
+def project(root):
+    for n in (2, 3):
+        os.makedirs(store.release_dir(root, n))
+    store.flip(root, 2)
+    journal_of(root)
+    return root
+
+
+def bring_up(root, number=3, restoring=False, **changes):
+    a = activation(root, actions=ACTIONS, http_units=["demo-web.service"], **changes)
+    return switchover.bring_up(a, number, restoring=restoring)
+
+
+def test_a_bring_up_flips_restarts_every_unit_then_asks_health_and_verify(project, monkeypatch):
+    systemd = Systemd(monkeypatch, BEFORE)
+    res = bring_up(project)
+    assert store.current_number(project) == 3
+    assert systemd.calls == [
+        ("control", "reload-or-restart", "demo-web.service"),
+        ("control", "restart", "demo-celery.service"),       # it was not running: started afresh
+        ("settled", 0),                                       # the web unit, before health
+        ("health", "v3", True),
+        ("settled", 0),
+        ("verify", ["demo-web.service", "demo-celery.service"], store.release_dir(project, 3),
+         {"demo-web.service": 2, "demo-celery.service": 5}, ["demo-celery.service"])]
+    assert res["ok"] and res["verified"] and res["healthy"] and res["unit_errors"] == []
+    assert res["number"] == 3 and res["health"] == {"web": {"ok": True}} and res["verify"] == {"seen": True}
+    assert set(res["steps"]) == {"flip", "restart", "health", "verify"}
+    j = journal.read(project)
+    assert [s[0] for s in j["steps"]] == ["flip", "restart", "health", "verify"] and j["phase"] == "verify"
+    assert all(ok for _, _, ok in j["steps"])
+
+
+def test_a_unit_that_fails_its_restart_is_an_error_and_health_waits_out_5xx(project, monkeypatch):
+    systemd = Systemd(monkeypatch, BEFORE, failing={"demo-web.service"})
+    res = bring_up(project)
+    assert ("health", "v3", False) in systemd.calls
+    assert res["unit_errors"] == ["reload-or-restart demo-web.service: reload-or-restart of demo-web.service failed"]
+    assert not res["ok"] and not res["verified"] and res["healthy"]
+    assert ["restart", False] == [s[:3:2] for s in journal.read(project)["steps"] if s[0] == "restart"][0]
+
+
+@pytest.mark.parametrize("healthy, verified", [(False, True), (True, False)])
+def test_a_bring_up_is_ok_only_when_healthy_and_verified(project, monkeypatch, healthy, verified):
+    Systemd(monkeypatch, BEFORE, healthy=healthy, verified=verified)
+    res = bring_up(project)
+    assert not res["ok"] and res["healthy"] == healthy and res["verified"] == verified
+    steps = {s[0]: s[2] for s in journal.read(project)["steps"]}
+    assert steps == {"flip": True, "restart": True, "health": healthy, "verify": verified}
+
+
+def test_a_way_back_shows_as_one_restore_step(project, monkeypatch):
+    Systemd(monkeypatch, BEFORE, healthy=False)
+    journal.update(project, phase="verify")
+    res = bring_up(project, number=2, restoring=True)
+    j = journal.read(project)
+    assert store.current_number(project) == 2 and not res["ok"]
+    assert [s[0] for s in j["steps"]] == ["restore"] and j["steps"][0][2] is False and j["phase"] == "restore"
