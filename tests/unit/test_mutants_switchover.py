@@ -58,7 +58,7 @@ def test_a_bring_up_with_nothing_to_say_is_named_alone():
 
 @pytest.fixture
 def root(tmp_path):
-    os.makedirs(lock.path(str(tmp_path)))
+    assert lock.take(str(tmp_path), {"token": "t1"}) is None
     journal.write(str(tmp_path), {"token": "t1", "steps": [], "phase": "starting"})
     return str(tmp_path)
 
@@ -239,3 +239,89 @@ def test_a_way_back_shows_as_one_restore_step(project, monkeypatch):
     j = journal.read(project)
     assert store.current_number(project) == 2 and not res["ok"]
     assert [s[0] for s in j["steps"]] == ["restore"] and j["steps"][0][2] is False and j["phase"] == "restore"
+
+
+# --- the outcome: the way back taken as asked, recorded as asked -----------------------------------------
+
+@pytest.fixture
+def recorded(project, monkeypatch):
+    """finish.record's calls (the lock is t1's)."""
+    seen = []
+    monkeypatch.setattr(switchover.finish, "record",
+                        lambda root, token, states, meta, log, remove, units: seen.append(
+                            {"token": token, "states": states, "meta": meta, "log": log, "remove": remove,
+                             "units": units}) or "recorded")
+    return seen
+
+
+RECORD = {"ok": {"states": {"3": "live"}, "meta": {"m": 1}, "log": {"event": "deploy", "result": "ok"},
+                 "remove": [1], "units": ["u"]},
+          "failed": {"states": {"3": "failed"}, "log": {"event": "deploy", "result": "failed"}}}
+
+
+def test_a_live_outcome_is_recorded_as_asked_and_the_journal_is_done(project, recorded):
+    switchover.record_outcome(activation(project, record=RECORD), "live", {"ok": True}, None)
+    assert recorded == [{"token": "t1", "states": {"3": "live"}, "meta": {"m": 1},
+                         "log": {"event": "deploy", "result": "ok"}, "remove": [1], "units": ["u"]}]
+    j = journal.read(project)
+    assert j["phase"] == "done" and j["outcome"] == "live" and j["recorded"] == "recorded" and j["finished"]
+
+
+def test_a_restored_outcome_logs_the_end_of_its_reason_and_the_release_put_back(project, recorded):
+    reason = "x" * 100 + "y" * 2000
+    switchover.record_outcome(activation(project, record=RECORD), "restored", {}, {"ok": True}, reason)
+    assert recorded[0]["log"] == {"event": "deploy", "result": "failed", "reason": "y" * 2000, "restored": "v2"}
+    assert recorded[0]["states"] == {"3": "failed"} and recorded[0]["meta"] == {} and recorded[0]["remove"] == []
+    assert RECORD["failed"]["log"] == {"event": "deploy", "result": "failed"}   # the call's own spec untouched
+
+
+def test_a_stopped_outcome_names_no_release_put_back(project, recorded):
+    switchover.record_outcome(activation(project, record=RECORD, back=None), "stopped", {}, None, None)
+    assert recorded[0]["log"] == {"event": "deploy", "result": "failed", "reason": "", "restored": None}
+
+
+@pytest.mark.parametrize("outcome", ["failed", "restore-failed"])
+def test_an_outcome_left_for_a_person_is_not_recorded(project, recorded, outcome):
+    switchover.record_outcome(activation(project, record=RECORD), outcome, {}, None, "why")
+    j = journal.read(project)
+    assert recorded == [] and j["phase"] == "done" and j["outcome"] == outcome and j["recorded"] is None
+
+
+def test_an_operation_that_lost_its_lock_records_nothing(project, recorded):
+    switchover.record_outcome(activation(project, record=RECORD, token="t2"), "live", {}, None)
+    assert recorded == [] and journal.read(project)["phase"] == "done"
+
+
+def test_the_way_back_to_no_release_stops_the_units_and_removes_current(project, recorded, monkeypatch):
+    stopped = []
+    monkeypatch.setattr(switchover.units, "control", lambda verb, unit: stopped.append((verb, unit)))
+    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), {}, "why")
+    assert stopped == [("stop", "demo-web.service"), ("stop", "demo-celery.service")]
+    assert store.current_number(project) is None
+    j = journal.read(project)
+    assert j["outcome"] == "stopped" and j["steps"][-1][0::2] == ["restore", True]
+
+
+def test_units_that_will_not_stop_leave_the_way_back_failed(project, recorded, monkeypatch):
+    monkeypatch.setattr(switchover.units, "control", lambda verb, unit: f"{verb} {unit}: denied")
+    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), {}, "why")
+    j = journal.read(project)
+    assert j["outcome"] == "restore-failed" and j["steps"][-1][0::2] == ["restore", False] and recorded == []
+
+
+def test_without_restore_a_failure_is_left_as_it_is(project, recorded, monkeypatch):
+    monkeypatch.setattr(switchover, "bring_up", lambda *a, **k: pytest.fail("no way back was asked for"))
+    switchover.take_way_back(activation(project, record=RECORD, restore=False), {}, "why")
+    assert journal.read(project)["outcome"] == "failed" and store.current_number(project) == 2
+
+
+def test_deactivate_stops_the_units_it_names_and_says_what_failed(project, monkeypatch):
+    monkeypatch.setattr(switchover.units, "control", lambda verb, unit: f"{verb} {unit}: denied" if unit == "b" else None)
+    got = switchover.deactivate(calls.Deactivate(root=project, token="t1", units=["a", "b"]))
+    assert got == {"ok": False, "errors": ["stop b: denied"]} and store.current_number(project) is None
+
+
+def test_activating_a_release_that_is_not_there_is_refused(project):
+    with pytest.raises(wire.Refused) as refused:
+        switchover.activate(activation(project, number=7))
+    assert refused.value.code == "missing" and "releases/v7 does not exist" in refused.value.detail
