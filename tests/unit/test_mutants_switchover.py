@@ -26,7 +26,7 @@ def activation(root, number=3, back=2, **changes):
 def journal_of(root, number=3, **fields):
     """Write a journal of t1's activation of v{number}, as activate() begins it, with fields."""
     journal.write(root, {"token": "t1", "number": number, "back": 2, "steps": [], "phase": "starting",
-                         "outcome": None, "call": asdict(activation(root, number)), **fields})
+                         "outcome": None, "call": asdict(activation(root, number, record=RECORD)), **fields})
 
 
 # --- failure_text: every way a bring-up fails, one line each ---------------------------------------
@@ -325,3 +325,67 @@ def test_activating_a_release_that_is_not_there_is_refused(project):
     with pytest.raises(wire.Refused) as refused:
         switchover.activate(activation(project, number=7))
     assert refused.value.code == "missing" and "releases/v7 does not exist" in refused.value.detail
+
+
+# --- carry and resume: the worker's transaction, and finishing one whose worker died ---------------------
+
+@pytest.fixture
+def brought_up(project, recorded, monkeypatch):
+    """bring_up's calls (number, restoring); v3 fails unless told, v2 comes back."""
+    seen = []
+
+    def bring_up(a, number, restoring=False):
+        seen.append((number, restoring))
+        ok = number == 2 or seen.ok3
+        return {"number": number, "ok": ok, "unit_errors": [] if ok else [f"v{number} broke"]}
+
+    seen = type("Seen", (list,), {"ok3": False})()
+    monkeypatch.setattr(switchover, "bring_up", bring_up)
+    return seen
+
+
+def test_a_worker_brings_the_release_up_and_records_it_live(project, brought_up):
+    brought_up.ok3 = True
+    switchover.carry(activation(project, record=RECORD))
+    j = journal.read(project)
+    assert brought_up == [(3, False)] and j["outcome"] == "live" and j["result"]["ok"] and j["phase"] == "done"
+
+
+def test_a_worker_whose_release_fails_puts_the_last_one_back_saying_why(project, brought_up):
+    switchover.carry(activation(project, record=RECORD))
+    j = journal.read(project)
+    assert brought_up == [(3, False), (2, True)] and j["outcome"] == "restored"
+    assert j["reason"] == "v3 is not healthy:\n    v3 broke" and j["restore"]["ok"]
+
+
+@pytest.mark.parametrize("phase", ["flip", "done"])
+def test_a_worker_that_finds_its_activation_already_under_way_or_settled_does_nothing(project, brought_up, phase):
+    journal_of(project, phase=phase)
+    switchover.carry(activation(project, record=RECORD))
+    assert brought_up == [] and journal.read(project)["phase"] == phase
+
+
+def test_a_worker_whose_journal_is_another_operations_does_nothing(project, brought_up):
+    switchover.carry(activation(project, token="t2"))
+    assert brought_up == [] and journal.read(project)["phase"] == "starting"
+
+
+def test_resuming_an_activation_cut_short_takes_the_way_back_saying_where_it_stopped(project, brought_up):
+    journal_of(project, phase="health")
+    switchover.resume(project, "t1")
+    j = journal.read(project)
+    assert brought_up == [(2, True)] and j["outcome"] == "restored" and j["phase"] == "done"
+    assert j["reason"] == "the activation of v3 stopped at health (its process was killed)"
+    assert j["result"] == {"number": 3, "ok": False}
+
+
+def test_resuming_an_activation_that_had_its_outcome_only_records_it(project, brought_up, recorded):
+    journal_of(project, phase="record", outcome="live", result={"ok": True})
+    switchover.resume(project, "t1")
+    assert brought_up == [] and journal.read(project)["phase"] == "done" and len(recorded) == 1
+
+
+def test_resuming_a_finished_activation_changes_nothing(project, brought_up, recorded):
+    journal_of(project, phase="done", outcome="live")
+    switchover.resume(project, "t1")
+    assert brought_up == [] and recorded == [] and "finished" not in journal.read(project)
