@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from dataclasses import asdict
 
 import pytest
@@ -389,3 +391,65 @@ def test_resuming_a_finished_activation_changes_nothing(project, brought_up, rec
     journal_of(project, phase="done", outcome="live")
     switchover.resume(project, "t1")
     assert brought_up == [] and recorded == [] and "finished" not in journal.read(project)
+
+
+# --- verify: a unit passes only with processes, all of the release, active and not crashed ---------------
+
+@pytest.fixture
+def v3_process(tmp_path, monkeypatch):
+    """A real process whose working directory is release v3 (its files judged to be v3's)."""
+    rel = os.path.join(os.path.realpath(tmp_path), "releases", "v3")
+    os.makedirs(rel)
+    p = subprocess.Popen(["sleep", "60"], cwd=rel, stdin=subprocess.DEVNULL)
+    monkeypatch.setattr(switchover.units, "releases_used", lambda pid, d: {3})
+    yield rel, p
+    p.kill()
+    p.wait()
+
+
+def systemd_says(monkeypatch, pids, state="active", restarts=0, up=None):
+    monkeypatch.setattr(switchover.units, "pids_of_cgroup", lambda cgroup: pids)
+    monkeypatch.setattr(switchover.units, "states", lambda names: {
+        u: {"state": state, "restarts": restarts, "cgroup": "/x", "up": up} for u in names})
+
+
+def verify_once(rel, **kw):
+    """verify's verdict at a deadline already passed: one round, no waiting."""
+    return switchover.verify(["demo-web.service"], rel, time.monotonic() - 1, **kw)
+
+
+def test_verify_passes_a_unit_whose_processes_are_all_of_the_release(v3_process, monkeypatch):
+    rel, p = v3_process
+    systemd_says(monkeypatch, [p.pid, 2 ** 22 + 1])   # the second is gone meanwhile: not judged
+    assert verify_once(rel) == (True, {"demo-web.service": {"pids": 2, "stale": [], "active": "active",
+                                                            "restarts": 0}})
+
+
+@pytest.mark.parametrize("pids", [[], None])
+def test_verify_refuses_a_unit_with_no_process(v3_process, monkeypatch, pids):
+    rel, _ = v3_process
+    systemd_says(monkeypatch, pids)
+    ok, report = verify_once(rel)
+    assert not ok and report["demo-web.service"]["pids"] == 0
+
+
+def test_verify_refuses_a_unit_that_crashed_since_its_restart(v3_process, monkeypatch):
+    rel, p = v3_process
+    systemd_says(monkeypatch, [p.pid], restarts=3)
+    ok, report = verify_once(rel, restarts_before={"demo-web.service": 1})
+    assert not ok and report["demo-web.service"]["restarts"] == 2
+    assert verify_once(rel, restarts_before={"demo-web.service": 3})[0]
+
+
+def test_verify_counts_every_restart_as_a_crash_when_told_of_none_before(v3_process, monkeypatch):
+    rel, p = v3_process
+    systemd_says(monkeypatch, [p.pid], restarts=1)
+    ok, report = verify_once(rel)
+    assert not ok and report["demo-web.service"]["restarts"] == 1
+
+
+@pytest.mark.parametrize("up, ok", [(None, True), (switchover.SETTLE, True), (switchover.SETTLE / 2, False)])
+def test_a_unit_to_let_settle_passes_once_up_long_enough_or_when_systemd_cannot_say(v3_process, monkeypatch, up, ok):
+    rel, p = v3_process
+    systemd_says(monkeypatch, [p.pid], up=up)
+    assert verify_once(rel, settle_units=["demo-web.service"])[0] is ok
