@@ -208,3 +208,14 @@ def test_learning_keeps_a_cr_inside_quotes_as_systemd_does(tmp_path, fresh_mask)
     path.write_bytes(b'SECRET_KEY="k3y\rvalue"\r\n')
     envfile.learn(path)
     assert fresh_mask.fragments == {"k3y\rvalue"}
+
+
+# --- parse at the end of a file ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("K=abc\\", {"K": "abc"}),        # a backslash ending the file escapes nothing: the value stands
+    ("K=ab  \\", {"K": "ab  "}),      # ... and the blanks before it were escaped into the value
+    ("K=\\", {"K": ""}),
+])
+def test_a_file_ending_in_a_backslash_keeps_its_last_assignment(text, expected):
+    assert envfile.parse(text) == expected
