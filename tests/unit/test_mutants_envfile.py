@@ -216,6 +216,8 @@ def test_learning_keeps_a_cr_inside_quotes_as_systemd_does(tmp_path, fresh_mask)
     ("K=abc\\", {"K": "abc"}),        # a backslash ending the file escapes nothing: the value stands
     ("K=ab  \\", {"K": "ab  "}),      # ... and the blanks before it were escaped into the value
     ("K=\\", {"K": ""}),
+    ("K='open", {"K": "open"}),       # inside quotes: the value so far
+    ('K="ab\\', {"K": "ab"}),
 ])
-def test_a_file_ending_in_a_backslash_keeps_its_last_assignment(text, expected):
+def test_a_file_ending_mid_value_keeps_its_last_assignment(text, expected):
     assert envfile.parse(text) == expected
