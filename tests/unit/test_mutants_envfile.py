@@ -80,6 +80,7 @@ def test_a_mask_that_knows_no_secret_leaves_everything_as_it_is():
 def test_masking_data_goes_through_tuples_and_leaves_other_values():
     mask = envfile.Mask({"s3cret"})
     assert mask.data(("s3cret", 4, 2.5, None, True)) == ["***", 4, 2.5, None, True]
+    assert mask.data({"s3cret": {"k": "a s3cret"}}) == {"s3cret": {"k": "a ***"}}   # keys are names: kept
 
 
 # --- learn: never raises, never waits ----------------------------------------------------------------
@@ -131,16 +132,17 @@ def test_learning_a_file_with_bytes_that_are_not_utf8_in_a_comment_teaches_its_s
     assert fresh_mask.fragments == {"k3yvalue"}
 
 
-def test_learning_reads_utf8_whatever_the_hosts_locale(tmp_path):
+@pytest.mark.parametrize("how", ["envfile.learn(p)", "print(envfile.read(p))"])
+def test_reading_and_learning_are_utf8_whatever_the_hosts_locale(tmp_path, how):
     """A host program run over SSH may get the C locale: its default encoding is then ASCII."""
     path = tmp_path / ".env.production"
     path.write_bytes("SECRET_KEY=clé-secrète\n".encode())
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
            "PYTHONIOENCODING": "utf-8"}
     out = subprocess.run([sys.executable, "-c", "import sys; from ayna_fab.hostprog import envfile; "
-                          "envfile.learn(sys.argv[1]); print(sorted(envfile.MASK.fragments))", str(path)],
+                          f"p = sys.argv[1]; {how}; print(sorted(envfile.MASK.fragments))", str(path)],
                          env=env, capture_output=True, text=True, encoding="utf-8", check=True).stdout
-    assert out.strip() == "['clé-secrète']"
+    assert out.strip().splitlines()[-1] == "['clé-secrète']"
 
 
 def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
@@ -157,10 +159,12 @@ def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
 def test_for_app_drops_the_hosts_startup_file_and_puts_the_venv_before_a_default_path(tmp_path, monkeypatch):
     env_file = tmp_path / ".env.production"
     env_file.write_text("A=1\n")
-    monkeypatch.setenv("PYTHONSTARTUP", "/home/x/.pythonrc")
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV"):
+        monkeypatch.setenv(name, "/from/host")
     monkeypatch.delenv("PATH")
     env = envfile.for_app(env_file, "/opt/p/releases/v3")
-    assert "PYTHONSTARTUP" not in env and env["A"] == "1"
+    assert env["A"] == "1" and not {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"} & set(env)
+    assert env["VIRTUAL_ENV"] == "/opt/p/releases/v3/.venv"
     assert env["PATH"] == "/opt/p/releases/v3/.venv/bin:/usr/bin:/bin"
 
 
