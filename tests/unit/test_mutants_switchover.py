@@ -453,3 +453,24 @@ def test_a_unit_to_let_settle_passes_once_up_long_enough_or_when_systemd_cannot_
     rel, p = v3_process
     systemd_says(monkeypatch, [p.pid], up=up)
     assert verify_once(rel, settle_units=["demo-web.service"])[0] is ok
+
+
+# --- activate and follow, whole: the worker detached for real, its outcome answered -------------------------
+
+def test_an_activation_is_carried_by_a_detached_worker_and_answered_with_its_outcome(project, brought_up, capsys):
+    brought_up.ok3 = True
+    a = activation(project, record=RECORD)
+    got = switchover.activate(a)
+    assert got == {"outcome": "live", "ok": True, "number": 3, "back": 2, "result": {"number": 3, "ok": True,
+                   "unit_errors": []}, "restore": None, "recorded": "recorded", "reason": None}
+    j = journal.read(project)
+    assert j["call"] == asdict(a) and j["token"] == "t1" and j["back"] == 2 and j["started"] <= j["finished"]
+    assert j["worker"]["pid"] != os.getpid() and j["phase"] == "done"
+    assert not os.path.exists(os.path.join(lock.path(project), f"worker-{os.getpid()}.json"))
+
+
+def test_a_follower_that_finds_the_worker_dead_takes_the_way_back_itself(project, brought_up):
+    journal_of(project, phase="health", worker={"pid": 2 ** 22 + 1, "start": "1"})
+    got = switchover.follow(project, "t1")
+    assert brought_up == [(2, True)] and got["outcome"] == "restored" and not got["ok"]
+    assert got["reason"] == "the activation of v3 stopped at health (its process was killed)"
