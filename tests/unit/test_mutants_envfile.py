@@ -156,7 +156,7 @@ def test_learning_closes_the_file_it_opened(tmp_path, fresh_mask):
 
 # --- the environment project code runs with ------------------------------------------------------------
 
-def test_for_app_drops_the_hosts_startup_file_and_puts_the_venv_before_a_default_path(tmp_path, monkeypatch):
+def test_for_app_drops_the_hosts_python_variables_and_puts_the_venv_before_a_default_path(tmp_path, monkeypatch):
     env_file = tmp_path / ".env.production"
     env_file.write_text("A=1\n")
     for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV"):
