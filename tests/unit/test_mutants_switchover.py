@@ -457,10 +457,19 @@ def test_a_unit_to_let_settle_passes_once_up_long_enough_or_when_systemd_cannot_
 
 # --- activate and follow, whole: the worker detached for real, its outcome answered -------------------------
 
-def test_an_activation_is_carried_by_a_detached_worker_and_answered_with_its_outcome(project, brought_up, capsys):
+def test_an_activation_is_carried_by_a_detached_worker_and_answered_with_its_outcome(project, brought_up, monkeypatch):
     brought_up.ok3 = True
     a = activation(project, record=RECORD)
+    marks, detach = [], switchover.detach
+
+    def detach_seen(root, work):   # the call is marked as activating until its worker is marked in its place
+        with open(os.path.join(lock.path(root), f"worker-{os.getpid()}.json")) as f:
+            marks.append(json.load(f)["what"])
+        return detach(root, work)
+
+    monkeypatch.setattr(switchover, "detach", detach_seen)
     got = switchover.activate(a)
+    assert marks == ["activate"]
     assert got == {"outcome": "live", "ok": True, "number": 3, "back": 2, "result": {"number": 3, "ok": True,
                    "unit_errors": []}, "restore": None, "recorded": "recorded", "reason": None}
     j = journal.read(project)
