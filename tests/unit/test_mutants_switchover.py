@@ -137,6 +137,16 @@ def test_following_an_activation_the_operation_never_started_is_refused(root):
     assert refused.value.code == "no-activation"
 
 
+@pytest.mark.parametrize("timeout", [0, 30])
+def test_following_within_its_timeout_or_with_none_answers_the_outcome_when_it_comes(root, monkeypatch, timeout):
+    journal_of(root, phase="health")
+    done = {**journal.read(root), "phase": "done", "outcome": "live"}
+    states = iter([journal.read(root)] * 3 + [done])
+    monkeypatch.setattr(journal, "of", lambda root, token: next(states))
+    monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
+    assert switchover.follow_call(calls.Follow(root=root, token="t1", timeout=timeout))["outcome"] == "live"
+
+
 def test_following_with_a_timeout_answers_running_once_it_has_passed(root, monkeypatch):
     journal_of(root, phase="health")
     monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
