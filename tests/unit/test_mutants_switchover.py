@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 
@@ -102,6 +103,25 @@ def test_the_worker_is_named_in_the_journal_and_the_lock_before_detach_returns_a
     assert saw["journal_worker"] == after_detach["worker"]
     with open(os.path.join(lock.path(root), f"worker-{saw['pid']}.json")) as f:
         assert json.load(f)["what"] == "activate"
+
+
+def test_detach_returns_to_its_caller_and_only_the_worker_runs_the_work(root, tmp_path):
+    """In a process of its own: a detach that ran the work in the caller, or ended the caller, would
+    end this test's own process too."""
+    program = ("import os, sys\n"
+               "from ayna_fab.hostprog import switchover\n"
+               "root = sys.argv[1]\n"
+               "def work():\n"
+               "    with open(os.path.join(root, 'worked'), 'w') as f:\n"
+               "        f.write(str(os.getpid()))\n"
+               "switchover.detach(root, work)\n"
+               "print('returned', os.getpid())\n")
+    out = subprocess.run([sys.executable, "-c", program, root], capture_output=True, text=True, timeout=60,
+                         cwd=os.getcwd()).stdout.split()
+    assert out[:1] == ["returned"]
+    worked = os.path.join(root, "worked")
+    assert wait_until(lambda: os.path.exists(worked) and open(worked).read(), 30)
+    assert open(worked).read() != out[1]
 
 
 def test_a_worker_that_crashes_leaves_its_traceback_in_the_journal(root):
