@@ -513,3 +513,20 @@ def test_a_follower_that_finds_the_worker_dead_takes_the_way_back_itself(project
     got = switchover.follow(project, "t1")
     assert brought_up == [(2, True)] and got["outcome"] == "restored" and not got["ok"]
     assert got["reason"] == "the activation of v3 stopped at health (its process was killed)"
+
+
+def test_a_follower_leaves_a_live_worker_to_its_work(root, monkeypatch):
+    journal_of(root, phase="health", worker={"pid": os.getpid(), "start": lock.start_time(os.getpid())})
+    monkeypatch.setattr(switchover, "resume", lambda root, token: pytest.fail("a live worker was taken for dead"))
+    assert switchover.follow(root, "t1", deadline=0)["running"]
+
+
+def test_a_follower_that_loses_sight_of_the_journal_waits_for_it_relaying_each_step_once(root, monkeypatch, capsys):
+    journal_of(root, phase="flip", steps=[["flip", 0.01, True]])
+    j = journal.read(root)
+    states = iter([None, j, {**j, "phase": "health"}, {**j, "phase": "health"},
+                   {**j, "phase": "done", "outcome": "live", "steps": [["flip", 0.01, True], ["health", 2.0, True]]}])
+    monkeypatch.setattr(journal, "of", lambda root, token: next(states))
+    monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
+    assert switchover.follow(root, "t1")["ok"]
+    assert capsys.readouterr().out.splitlines() == ["@@step flip 0.010 ok", "@@start health", "@@step health 2.000 ok"]
