@@ -437,10 +437,14 @@ def v3_process(tmp_path, monkeypatch):
     p.wait()
 
 
+CGROUP = "/system.slice/demo-web.service"
+
+
 def systemd_says(monkeypatch, pids, state="active", restarts=0, up=None):
-    monkeypatch.setattr(switchover.units, "pids_of_cgroup", lambda cgroup: pids)
+    """The unit's state, crash count and time up; its cgroup (/system.slice/<unit>) holds pids."""
+    monkeypatch.setattr(switchover.units, "pids_of_cgroup", lambda cgroup: pids if cgroup == CGROUP else [])
     monkeypatch.setattr(switchover.units, "states", lambda names: {
-        u: {"state": state, "restarts": restarts, "cgroup": "/x", "up": up} for u in names})
+        u: {"state": state, "restarts": restarts, "cgroup": f"/system.slice/{u}", "up": up} for u in names})
 
 
 def verify_once(rel, **kw):
