@@ -344,7 +344,8 @@ def test_units_that_will_not_stop_leave_the_way_back_failed(project, recorded, m
 def test_without_restore_a_failure_is_left_as_it_is(project, recorded, monkeypatch):
     monkeypatch.setattr(switchover, "bring_up", lambda *a, **k: pytest.fail("no way back was asked for"))
     switchover.take_way_back(activation(project, record=RECORD, restore=False), {}, "why")
-    assert journal.read(project)["outcome"] == "failed" and store.current_number(project) == 2
+    j = journal.read(project)
+    assert j["outcome"] == "failed" and j["restore"] is None and store.current_number(project) == 2
 
 
 def test_deactivate_stops_the_units_it_names_and_says_what_failed(project, monkeypatch):
@@ -367,6 +368,7 @@ def brought_up(project, recorded, monkeypatch):
     seen = []
 
     def bring_up(a, number, restoring=False):
+        assert a.token == "t1" and a.number == 3   # the activation's own call
         seen.append((number, restoring))
         ok = number == 2 or seen.ok3
         return {"number": number, "ok": ok, "unit_errors": [] if ok else [f"v{number} broke"]}
@@ -381,6 +383,8 @@ def test_a_worker_brings_the_release_up_and_records_it_live(project, brought_up)
     switchover.carry(activation(project, record=RECORD))
     j = journal.read(project)
     assert brought_up == [(3, False)] and j["outcome"] == "live" and j["result"]["ok"] and j["phase"] == "done"
+    with open(os.path.join(lock.path(project), f"worker-{os.getpid()}.json")) as f:
+        assert json.load(f)["what"] == "activate"   # the worker is marked in the lock as activating
 
 
 def test_a_worker_whose_release_fails_puts_the_last_one_back_saying_why(project, brought_up):
