@@ -292,7 +292,7 @@ RECORD = {"ok": {"states": {"3": "live"}, "meta": {"m": 1}, "log": {"event": "de
 
 
 def test_a_live_outcome_is_recorded_as_asked_and_the_journal_is_done(project, recorded):
-    switchover.record_outcome(activation(project, record=RECORD), "live", {"ok": True}, None)
+    switchover.record_outcome(activation(project, record=RECORD), "live", None)
     assert recorded == [{"token": "t1", "states": {"3": "live"}, "meta": {"m": 1},
                          "log": {"event": "deploy", "result": "ok"}, "remove": [1], "units": ["u"]}]
     j = journal.read(project)
@@ -301,33 +301,33 @@ def test_a_live_outcome_is_recorded_as_asked_and_the_journal_is_done(project, re
 
 def test_a_restored_outcome_logs_the_end_of_its_reason_and_the_release_put_back(project, recorded):
     reason = "x" * 100 + "y" * 2000
-    switchover.record_outcome(activation(project, record=RECORD), "restored", {}, {"ok": True}, reason)
+    switchover.record_outcome(activation(project, record=RECORD), "restored", {"ok": True}, reason)
     assert recorded[0]["log"] == {"event": "deploy", "result": "failed", "reason": "y" * 2000, "restored": "v2"}
     assert recorded[0]["states"] == {"3": "failed"} and recorded[0]["meta"] == {} and recorded[0]["remove"] == []
     assert RECORD["failed"]["log"] == {"event": "deploy", "result": "failed"}   # the call's own spec untouched
 
 
 def test_a_stopped_outcome_names_no_release_put_back(project, recorded):
-    switchover.record_outcome(activation(project, record=RECORD, back=None), "stopped", {}, None, None)
+    switchover.record_outcome(activation(project, record=RECORD, back=None), "stopped", None, None)
     assert recorded[0]["log"] == {"event": "deploy", "result": "failed", "reason": "", "restored": None}
 
 
 @pytest.mark.parametrize("outcome", ["failed", "restore-failed"])
 def test_an_outcome_left_for_a_person_is_not_recorded(project, recorded, outcome):
-    switchover.record_outcome(activation(project, record=RECORD), outcome, {}, None, "why")
+    switchover.record_outcome(activation(project, record=RECORD), outcome, None, "why")
     j = journal.read(project)
     assert recorded == [] and j["phase"] == "done" and j["outcome"] == outcome and j["recorded"] is None
 
 
 def test_an_operation_that_lost_its_lock_records_nothing(project, recorded):
-    switchover.record_outcome(activation(project, record=RECORD, token="t2"), "live", {}, None)
+    switchover.record_outcome(activation(project, record=RECORD, token="t2"), "live", None)
     assert recorded == [] and journal.read(project)["phase"] == "done"
 
 
 def test_the_way_back_to_no_release_stops_the_units_and_removes_current(project, recorded, monkeypatch):
     stopped = []
     monkeypatch.setattr(switchover.units, "control", lambda verb, unit: stopped.append((verb, unit)))
-    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), {}, "why")
+    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), "why")
     assert stopped == [("stop", "demo-web.service"), ("stop", "demo-celery.service")]
     assert store.current_number(project) is None
     j = journal.read(project)
@@ -336,14 +336,14 @@ def test_the_way_back_to_no_release_stops_the_units_and_removes_current(project,
 
 def test_units_that_will_not_stop_leave_the_way_back_failed(project, recorded, monkeypatch):
     monkeypatch.setattr(switchover.units, "control", lambda verb, unit: f"{verb} {unit}: denied")
-    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), {}, "why")
+    switchover.take_way_back(activation(project, record=RECORD, back=None, actions=ACTIONS), "why")
     j = journal.read(project)
     assert j["outcome"] == "restore-failed" and j["steps"][-1][0::2] == ["restore", False] and recorded == []
 
 
 def test_without_restore_a_failure_is_left_as_it_is(project, recorded, monkeypatch):
     monkeypatch.setattr(switchover, "bring_up", lambda *a, **k: pytest.fail("no way back was asked for"))
-    switchover.take_way_back(activation(project, record=RECORD, restore=False), {}, "why")
+    switchover.take_way_back(activation(project, record=RECORD, restore=False), "why")
     j = journal.read(project)
     assert j["outcome"] == "failed" and j["restore"] is None and store.current_number(project) == 2
 
