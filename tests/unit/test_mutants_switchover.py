@@ -282,7 +282,7 @@ def recorded(project, monkeypatch):
     monkeypatch.setattr(switchover.finish, "record",
                         lambda root, token, states, meta, log, remove, units: seen.append(
                             {"token": token, "states": states, "meta": meta, "log": log, "remove": remove,
-                             "units": units}) or "recorded")
+                             "units": units, "root": root, "phase": journal.read(root)["phase"]}) or "recorded")
     return seen
 
 
@@ -294,7 +294,8 @@ RECORD = {"ok": {"states": {"3": "live"}, "meta": {"m": 1}, "log": {"event": "de
 def test_a_live_outcome_is_recorded_as_asked_and_the_journal_is_done(project, recorded):
     switchover.record_outcome(activation(project, record=RECORD), "live", None)
     assert recorded == [{"token": "t1", "states": {"3": "live"}, "meta": {"m": 1},
-                         "log": {"event": "deploy", "result": "ok"}, "remove": [1], "units": ["u"]}]
+                         "log": {"event": "deploy", "result": "ok"}, "remove": [1], "units": ["u"],
+                         "root": project, "phase": "record"}]
     j = journal.read(project)
     assert j["phase"] == "done" and j["outcome"] == "live" and j["recorded"] == "recorded" and j["finished"]
 
@@ -538,3 +539,34 @@ def test_a_follower_that_loses_sight_of_the_journal_waits_for_it_relaying_each_s
     monkeypatch.setattr(switchover, "FOLLOW_POLL", 0)
     assert switchover.follow(root, "t1")["ok"]
     assert capsys.readouterr().out.splitlines() == ["@@step flip 0.010 ok", "@@start health", "@@step health 2.000 ok"]
+
+
+@pytest.mark.parametrize("spec", [{"states": {"3": "live"}}, {"meta": {"m": 1}}])
+def test_a_record_spec_may_leave_out_what_it_does_not_change(project, recorded, spec):
+    switchover.record_outcome(activation(project, record={"ok": spec, "failed": None}), "live", None)
+    assert [{k: r[k] for k in ("states", "meta", "log", "remove", "units")} for r in recorded] == [
+        {"states": {}, "meta": {}, "log": None, "remove": [], "units": [], **spec}]
+
+
+def test_a_way_back_that_fails_is_left_for_a_person(project, brought_up, recorded, monkeypatch):
+    monkeypatch.setattr(switchover, "bring_up", lambda a, number, restoring=False: {"number": number, "ok": False})
+    switchover.take_way_back(activation(project, record=RECORD), "why")
+    j = journal.read(project)
+    assert j["outcome"] == "restore-failed" and j["restore"] == {"number": 2, "ok": False} and recorded == []
+
+
+def test_resuming_a_way_back_cut_short_keeps_the_result_it_had_and_marks_itself_activating(project, brought_up):
+    result = {"number": 3, "ok": False, "unit_errors": ["restart demo-web.service: failed"]}
+    journal_of(project, phase="restore", result=result)
+    switchover.resume(project, "t1")
+    assert journal.read(project)["result"] == result and brought_up == [(2, True)]
+    with open(os.path.join(lock.path(project), f"worker-{os.getpid()}.json")) as f:
+        assert json.load(f)["what"] == "activate"
+
+
+def test_resuming_an_outcome_not_yet_recorded_keeps_what_was_put_back_and_why(project, brought_up, recorded):
+    journal_of(project, phase="record", outcome="restored", restore={"number": 2, "ok": True}, reason="v3 broke")
+    switchover.resume(project, "t1")
+    j = journal.read(project)
+    assert j["restore"] == {"number": 2, "ok": True} and j["reason"] == "v3 broke" and j["phase"] == "done"
+    assert recorded[0]["log"]["reason"] == "v3 broke" and recorded[0]["log"]["restored"] == "v2"
