@@ -113,15 +113,17 @@ def test_detach_returns_to_its_caller_and_only_the_worker_runs_the_work(root, tm
                "root = sys.argv[1]\n"
                "def work():\n"
                "    with open(os.path.join(root, 'worked'), 'w') as f:\n"
-               "        f.write(str(os.getpid()))\n"
+               "        null = os.path.samestat(os.fstat(0), os.stat(os.devnull))\n"
+               "        f.write(f'{os.getpid()} {null}')\n"
                "switchover.detach(root, work)\n"
                "print('returned', os.getpid())\n")
-    out = subprocess.run([sys.executable, "-c", program, root], capture_output=True, text=True, timeout=60,
-                         cwd=os.getcwd()).stdout.split()
+    out = subprocess.run([sys.executable, "-c", program, root], input="", capture_output=True, text=True,
+                         timeout=60).stdout.split()   # its stdin a pipe, as an SSH session's
     assert out[:1] == ["returned"]
     worked = os.path.join(root, "worked")
     assert wait_until(lambda: os.path.exists(worked) and open(worked).read(), 30)
-    assert open(worked).read() != out[1]
+    pid, null = open(worked).read().split()
+    assert pid != out[1] and null == "True"
 
 
 def test_a_worker_that_crashes_leaves_its_traceback_in_the_journal(root):
@@ -180,12 +182,14 @@ class Systemd:
     """units and health as an activation sees them, recorded: unit states before the restart,
     the control commands started (with their exit code and output), health's and verify's calls."""
 
-    def __init__(self, monkeypatch, states, failing=(), healthy=True, verified=True):
+    def __init__(self, monkeypatch, root, states, failing=(), healthy=True, verified=True):
+        self.root = root
         self.calls = []
         self.failing = set(failing)
 
         class Proc:
             def __init__(proc, verb, unit):
+                phase(self.root)
                 proc.returncode = 1 if unit in self.failing else 0
                 proc.output = f"  {verb} of {unit} failed  \n" if proc.returncode else ""
                 self.calls.append(("control", verb, unit))
@@ -194,18 +198,34 @@ class Systemd:
                 self.calls.append(("settled", proc.returncode))
                 return proc.output, None
 
+        self.phases, self.deadlines, self.checks = [], {}, None
+
+        def phase(root):
+            self.phases.append(journal.read(root)["phase"])
+
         def poll(checks, expect, deadline, fail_fast=False):
             self.calls.append(("health", expect, fail_fast))
+            self.checks, self.deadlines["health"] = checks, deadline
+            phase(self.root)
             return healthy, {"web": {"ok": healthy}}
 
         def verify(unit_names, rel, deadline, restarts_before=None, settle_units=()):
             self.calls.append(("verify", list(unit_names), rel, restarts_before, list(settle_units)))
+            self.deadlines["verify"] = deadline
+            phase(self.root)
             return verified, {"seen": True}
+
+        flip = store.flip
+
+        def flipped(root, number):
+            phase(root)
+            flip(root, number)
 
         monkeypatch.setattr(switchover.units, "states", lambda names: {u: dict(states[u]) for u in names})
         monkeypatch.setattr(switchover.units, "control_async", Proc)
         monkeypatch.setattr(switchover.health, "poll", poll)
         monkeypatch.setattr(switchover, "verify", verify)
+        monkeypatch.setattr(switchover.store, "flip", flipped)
 
 
 ACTIONS = [["demo-web.service", "reload-or-restart"], ["demo-celery.service", "restart"]]
@@ -223,11 +243,47 @@ def project(root):
 
 def bring_up(root, number=3, restoring=False, **changes):
     a = activation(root, actions=ACTIONS, http_units=["demo-web.service"], **changes)
-    return switchover.bring_up(a, number, restoring=restoring)
+    return switchover.bring_up(a, number, restoring=True) if restoring else switchover.bring_up(a, number)
+
+
+class Clock:
+    """switchover's time: each reading of the monotonic clock 1.0001 s after the last."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def monotonic(self):
+        self.now += 1.0001
+        return self.now
+
+    time = staticmethod(time.time)
+
+
+def test_a_bring_up_times_each_step_to_the_millisecond_and_gives_health_and_verify_their_deadlines(project, monkeypatch):
+    systemd = Systemd(monkeypatch, project, BEFORE)
+    clock = Clock()
+    monkeypatch.setattr(switchover, "time", clock)
+    res = bring_up(project, health=[{"name": "web"}], health_timeout=30.0, verify_timeout=20.0)
+    # readings: started, flip 2-3, restart from 4, health 5-7 (its deadline read at 6), restart ends 8, verify 9-11
+    assert res["steps"] == {"flip": 1.0, "restart": 2.0, "health": 2.0, "verify": 2.0}
+    assert all(type(v) is float for v in res["steps"].values())
+    assert [s[:2] for s in journal.read(project)["steps"]] == [["flip", 1.0], ["restart", 2.0], ["health", 2.0],
+                                                               ["verify", 2.0]]
+    assert systemd.deadlines == {"health": pytest.approx(100 + 6 * 1.0001 + 30), "verify": pytest.approx(100 + 10 * 1.0001 + 20)}
+    assert systemd.checks == [{"name": "web"}]
+    assert systemd.phases == ["flip", "restart", "restart", "health", "verify"]   # at the flip, each restart, health, verify
+
+
+def test_a_way_back_is_one_phase_and_one_step_timed_from_its_start(project, monkeypatch):
+    systemd = Systemd(monkeypatch, project, BEFORE)
+    monkeypatch.setattr(switchover, "time", Clock())
+    bring_up(project, number=2, restoring=True)
+    assert set(systemd.phases) == {"restore"}
+    assert journal.read(project)["steps"] == [["restore", 11.001, True]]
 
 
 def test_a_bring_up_flips_restarts_every_unit_then_asks_health_and_verify(project, monkeypatch):
-    systemd = Systemd(monkeypatch, BEFORE)
+    systemd = Systemd(monkeypatch, project, BEFORE)
     res = bring_up(project)
     assert store.current_number(project) == 3
     assert systemd.calls == [
@@ -247,7 +303,7 @@ def test_a_bring_up_flips_restarts_every_unit_then_asks_health_and_verify(projec
 
 
 def test_a_unit_that_fails_its_restart_is_an_error_and_health_waits_out_5xx(project, monkeypatch):
-    systemd = Systemd(monkeypatch, BEFORE, failing={"demo-web.service"})
+    systemd = Systemd(monkeypatch, project, BEFORE, failing={"demo-web.service"})
     res = bring_up(project)
     assert ("health", "v3", False) in systemd.calls
     assert res["unit_errors"] == ["reload-or-restart demo-web.service: reload-or-restart of demo-web.service failed"]
@@ -257,7 +313,7 @@ def test_a_unit_that_fails_its_restart_is_an_error_and_health_waits_out_5xx(proj
 
 @pytest.mark.parametrize("healthy, verified", [(False, True), (True, False)])
 def test_a_bring_up_is_ok_only_when_healthy_and_verified(project, monkeypatch, healthy, verified):
-    Systemd(monkeypatch, BEFORE, healthy=healthy, verified=verified)
+    Systemd(monkeypatch, project, BEFORE, healthy=healthy, verified=verified)
     res = bring_up(project)
     assert not res["ok"] and res["healthy"] == healthy and res["verified"] == verified
     steps = {s[0]: s[2] for s in journal.read(project)["steps"]}
@@ -265,7 +321,7 @@ def test_a_bring_up_is_ok_only_when_healthy_and_verified(project, monkeypatch, h
 
 
 def test_a_way_back_shows_as_one_restore_step(project, monkeypatch):
-    Systemd(monkeypatch, BEFORE, healthy=False)
+    Systemd(monkeypatch, project, BEFORE, healthy=False)
     journal.update(project, phase="verify")
     res = bring_up(project, number=2, restoring=True)
     j = journal.read(project)
