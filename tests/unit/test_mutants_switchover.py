@@ -388,7 +388,7 @@ def test_the_way_back_to_no_release_stops_the_units_and_removes_current(project,
     assert stopped == [("stop", "demo-web.service"), ("stop", "demo-celery.service")]
     assert store.current_number(project) is None
     j = journal.read(project)
-    assert j["outcome"] == "stopped" and j["steps"][-1][0::2] == ["restore", True]
+    assert j["outcome"] == "stopped" and j["steps"][-1] == ["restore", 0.0, True]
 
 
 def test_units_that_will_not_stop_leave_the_way_back_failed(project, recorded, monkeypatch):
