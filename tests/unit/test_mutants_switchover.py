@@ -66,6 +66,29 @@ def root(tmp_path):
     return str(tmp_path)
 
 
+def in_a_caller(call):
+    """call() in a child process, as a host-program call runs: a detach that ended its caller, or
+    ran the work in it, ends that child, never this test run. {"returned": its value, "pid": the
+    caller's}, or {} when the caller ended without returning."""
+    r, w = os.pipe()
+    caller = os.fork()
+    if caller == 0:
+        os.close(r)
+        try:
+            out = {"returned": call(), "pid": os.getpid()}
+        except BaseException as exc:
+            out = {"raised": repr(exc), "pid": os.getpid()}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):   # end of file once the caller (and a worker it left) closed it
+        data += chunk
+    os.close(r)
+    os.waitpid(caller, 0)
+    return json.loads(data) if data else {}
+
+
 def what_the_worker_saw(root, work_fails=False):
     """Detach a worker that writes down where it runs; return (its record, the journal as detach left it)."""
     seen = os.path.join(root, "seen.json")
@@ -83,8 +106,9 @@ def what_the_worker_saw(root, work_fails=False):
         if work_fails:
             raise RuntimeError("the work broke")
 
-    switchover.detach(root, work)
-    after_detach = journal.read(root)
+    caller = in_a_caller(lambda: (switchover.detach(root, work), journal.read(root))[1])
+    assert "returned" in caller, f"detach did not return to its caller: {caller}"
+    after_detach = caller["returned"]
     assert wait_until(lambda: os.path.exists(seen), 30), "the worker never ran"
     with open(seen) as f:
         return json.load(f), after_detach
@@ -563,14 +587,16 @@ def test_an_activation_is_carried_by_a_detached_worker_and_answered_with_its_out
         return detach(root, work)
 
     monkeypatch.setattr(switchover, "detach", detach_seen)
-    got = switchover.activate(a)
-    assert marks == ["activate"]
+    caller = in_a_caller(lambda: {"got": switchover.activate(a), "marks": marks})
+    assert "returned" in caller, f"the activate call did not answer: {caller}"
+    got = caller["returned"]["got"]
+    assert caller["returned"]["marks"] == ["activate"]
     assert got == {"outcome": "live", "ok": True, "number": 3, "back": 2, "result": {"number": 3, "ok": True,
                    "unit_errors": []}, "restore": None, "recorded": "recorded", "reason": None}
     j = journal.read(project)
     assert j["call"] == asdict(a) and j["token"] == "t1" and j["back"] == 2 and j["started"] <= j["finished"]
-    assert j["worker"]["pid"] != os.getpid() and j["phase"] == "done"
-    assert not os.path.exists(os.path.join(lock.path(project), f"worker-{os.getpid()}.json"))
+    assert j["worker"]["pid"] not in (os.getpid(), caller["pid"]) and j["phase"] == "done"
+    assert not os.path.exists(os.path.join(lock.path(project), f"worker-{caller['pid']}.json"))
 
 
 def test_a_follower_that_finds_the_worker_dead_takes_the_way_back_itself(project, brought_up):
