@@ -652,3 +652,11 @@ def test_resuming_an_outcome_not_yet_recorded_keeps_what_was_put_back_and_why(pr
     j = journal.read(project)
     assert j["restore"] == {"number": 2, "ok": True} and j["reason"] == "v3 broke" and j["phase"] == "done"
     assert recorded[0]["log"]["reason"] == "v3 broke" and recorded[0]["log"]["restored"] == "v2"
+
+
+def test_verify_names_every_other_release_whose_files_a_process_runs(v3_process, monkeypatch):
+    rel, p = v3_process
+    systemd_says(monkeypatch, [p.pid])
+    monkeypatch.setattr(switchover.units, "releases_used", lambda pid, d: {3, 2, 1})
+    ok, report = verify_once(rel)
+    assert not ok and report["demo-web.service"]["stale"] == [[p.pid, "files of v1, v2"]]
