@@ -660,3 +660,10 @@ def test_verify_names_every_other_release_whose_files_a_process_runs(v3_process,
     monkeypatch.setattr(switchover.units, "releases_used", lambda pid, d: {3, 2, 1})
     ok, report = verify_once(rel)
     assert not ok and report["demo-web.service"]["stale"] == [[p.pid, "files of v1, v2"]]
+
+
+def test_verify_judges_every_process_after_one_that_is_gone(v3_process, monkeypatch):
+    rel, _ = v3_process
+    systemd_says(monkeypatch, [2 ** 22 + 1, os.getpid()])   # gone, then this test's own process: not in the release
+    ok, report = verify_once(rel)
+    assert not ok and report["demo-web.service"]["stale"] == [[os.getpid(), os.path.realpath(os.getcwd())]]
