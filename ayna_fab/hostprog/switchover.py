@@ -206,12 +206,12 @@ def carry(a: calls.Activate):
         res = bring_up(a, a.number)
         journal.update(a.root, result=res)
         if res["ok"]:
-            record_outcome(a, "live", res, None)
+            record_outcome(a, "live", None)
         else:
-            take_way_back(a, res, failure_text(res))
+            take_way_back(a, failure_text(res))
 
 
-def take_way_back(a: calls.Activate, res, reason):
+def take_way_back(a: calls.Activate, reason):
     """The new release failed (or its worker died): put a.back live again, or stop the units."""
     back = None
     if not a.restore:
@@ -221,7 +221,7 @@ def take_way_back(a: calls.Activate, res, reason):
     else:
         back = bring_up(a, a.back, restoring=True)
         outcome = "restored" if back["ok"] else "restore-failed"
-    record_outcome(a, outcome, res, back, reason)
+    record_outcome(a, outcome, back, reason)
 
 
 def resume(root, token):
@@ -237,12 +237,12 @@ def resume(root, token):
             why = f"the activation of v{a.number} stopped at {j.get('phase')} (its process was killed)"
             journal.update(root, reason=why, result=res)
             lock.mark_working(root, "activate")
-            take_way_back(a, res, why)
+            take_way_back(a, why)
         else:
-            record_outcome(a, j["outcome"], j.get("result") or {}, j.get("restore"), j.get("reason"))
+            record_outcome(a, j["outcome"], j.get("restore"), j.get("reason"))
 
 
-def record_outcome(a: calls.Activate, outcome, res, back, reason=None):
+def record_outcome(a: calls.Activate, outcome, back, reason=None):
     """Record the outcome as asked (record["ok"] or record["failed"]), then mark the journal done."""
     journal.update(a.root, outcome=outcome, restore=back, phase="record", reason=reason)
     which = {"live": "ok", "restored": "failed", "stopped": "failed"}.get(outcome)
