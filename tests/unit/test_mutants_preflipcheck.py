@@ -9,9 +9,9 @@ import json
 import os
 import signal
 import sys
-import time
 
 from ayna_fab.hostprog import preflipcheck as preflight
+from tests.polling import wait_until
 from tests.ports import reserved_port
 
 # Writes what it was started with to $SEEN, then answers $STATUS with $BODY (or exits with $EXIT
@@ -45,16 +45,12 @@ def server():
 
 def seen(path):
     """What the server wrote of its start, once it has."""
-    deadline = time.monotonic() + 20
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(path.exists, 20)
     return json.loads(path.read_text())
 
 
 def answering(url):
-    deadline = time.monotonic() + 20
-    while preflight.health.probe(url)[0] is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: preflight.health.probe(url)[0] is not None, 20)
 
 
 def test_the_servers_run_in_the_release_with_a_runtime_dir_of_their_own_and_nothing_on_stdin(tmp_path):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import pytest
 
 from ayna_fab.hostprog import store
+from tests.polling import wait_until
 
 
 def release(root, number, meta=None, venv=True):
@@ -80,14 +80,11 @@ def test_removed_releases_are_moved_aside_at_once_and_deleted_by_rm_in_a_session
     store.flip(str(root), 3)
     assert store.remove(str(root), [1, 3, 4, 2]) == [1, 2]   # never the live one; a missing one is no error
     assert [r["number"] for r in store.listing(str(root))] == [3]
-    deadline = time.monotonic() + 20
-    while not seen.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(seen.exists, 20)
     said = json.loads(seen.read_text())
     trash = [str(root / "releases" / f".trash-v{n}-{os.getpid()}") for n in (1, 2)]
     assert said == {"args": ["-rf", *trash], "own_session": True, "stdio_devnull": [True, True, True]}
-    while any(os.path.exists(t) for t in trash) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not any(os.path.exists(t) for t in trash), 20)
     assert sorted(os.listdir(root / "releases")) == ["current", "v3"]
 
 
