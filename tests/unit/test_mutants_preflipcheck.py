@@ -13,6 +13,7 @@ import sys
 from ayna_fab.hostprog import preflipcheck as preflight
 from tests.polling import wait_until
 from tests.ports import reserved_port
+from tests.stdin_pipe import stdin_a_pipe
 
 # Writes what it was started with to $SEEN, then answers $STATUS with $BODY (or exits with $EXIT
 # after printing $OUT).
@@ -57,15 +58,8 @@ def test_the_servers_run_in_the_release_with_a_runtime_dir_of_their_own_and_noth
     release = tmp_path / "release"
     release.mkdir()
     env = dict(os.environ, SEEN=str(tmp_path / "seen"), XDG_RUNTIME_DIR=str(tmp_path))
-    read, write = os.pipe()              # the call's stdin: the laptop's, never the servers'
-    saved = os.dup(0)
-    os.dup2(read, 0)
-    try:
+    with stdin_a_pipe():                 # the call's stdin: the laptop's, never the servers'
         started = preflight.start(server(), env, str(release))
-    finally:
-        os.dup2(saved, 0)
-        for fd in (saved, read, write):
-            os.close(fd)
     try:
         assert seen(tmp_path / "seen") == {"cwd": str(release), "runtime": started.runtime,
                                            "stdin_is_devnull": True}

@@ -11,6 +11,7 @@ import pytest
 
 from ayna_fab.hostprog import store
 from tests.polling import wait_until
+from tests.stdin_pipe import stdin_a_pipe
 
 
 def release(root, number, meta=None, venv=True):
@@ -78,7 +79,8 @@ def test_removed_releases_are_moved_aside_at_once_and_deleted_by_rm_in_a_session
     for number in (1, 2, 3):
         release(root, number, {"state": "good"})
     store.flip(str(root), 3)
-    assert store.remove(str(root), [1, 3, 4, 2]) == [1, 2]   # never the live one; a missing one is no error
+    with stdin_a_pipe():
+        assert store.remove(str(root), [1, 3, 4, 2]) == [1, 2]   # never the live one; a missing one is no error
     assert [r["number"] for r in store.listing(str(root))] == [3]
     wait_until(seen.exists, 20)
     said = json.loads(seen.read_text())
@@ -101,11 +103,13 @@ def test_the_listing_is_every_release_directory_by_number_and_says_which_are_com
     release(tmp_path, 10, {"state": "good"})
     release(tmp_path, 9, {"state": "failed"}, venv=False)      # no venv: not complete
     release(tmp_path, 2)                                       # no record: not complete
+    os.makedirs(os.path.join(release(tmp_path, 3, {"state": "good"}, venv=False), ".venv", "bin"))   # nor no python
     os.symlink("v10", os.path.join(store.releases_dir(root), "v11"))   # a link is not a release
     for other in ("current", "vx", ".trash-v3-1", "x4"):
         os.makedirs(os.path.join(store.releases_dir(root), other))
     open(os.path.join(store.releases_dir(root), "v12"), "w").close()   # nor is a file
     assert store.listing(root) == [{"number": 2, "meta": {}, "complete": False},
+                                   {"number": 3, "meta": {"state": "good"}, "complete": False},
                                    {"number": 9, "meta": {"state": "failed"}, "complete": False},
                                    {"number": 10, "meta": {"state": "good"}, "complete": True}]
     assert store.listing(str(tmp_path / "none")) == []
@@ -187,3 +191,15 @@ def test_a_record_is_written_whole_and_read_back_or_the_default(tmp_path):
     assert store.read_json(path) == {"b": 1, "a": [1]}
     open(path, "w").write("{")
     assert store.read_json(path, 5) == 5
+
+
+def test_a_flip_does_not_depend_on_the_call_s_working_directory(tmp_path, monkeypatch):
+    """Its temporary link is made beside current (a rename across filesystems would fail), not
+    wherever the call runs: here a directory already removed."""
+    release(tmp_path / "root", 3)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    store.flip(str(tmp_path / "root"), 3)
+    assert store.current_number(str(tmp_path / "root")) == 3

@@ -4,7 +4,6 @@ PATH), the processes of a cgroup, their memory, and the releases a process depen
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -16,6 +15,7 @@ import pytest
 
 from ayna_fab.hostprog import units
 from tests.polling import wait_until
+from tests.stdin_pipe import stdin_a_pipe
 
 # Stands in for systemctl and sudo: answers from $ANSWERS ({"argv joined": [stdout, stderr, code]}),
 # and notes each call's arguments and whether its stdin is /dev/null in $CALLS.
@@ -86,20 +86,6 @@ def test_a_unit_s_cgroup_and_its_processes(host, tmp_path, monkeypatch):
     (v1 / "system.slice" / "a.service").mkdir(parents=True)
     (v1 / "system.slice" / "a.service" / "cgroup.procs").write_text("7\n")
     assert units.pids_of_cgroup("/system.slice/a.service") == [7]   # the first root that has it
-
-
-@contextlib.contextmanager
-def stdin_a_pipe():
-    """The call's stdin as on a host: the laptop's channel (a holder's heartbeats), never sudo's."""
-    read, write = os.pipe()
-    saved = os.dup(0)
-    os.dup2(read, 0)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 0)
-        for fd in (saved, read, write):
-            os.close(fd)
 
 
 def test_a_unit_is_controlled_through_sudo_with_nothing_on_stdin_and_its_error_said(host):
