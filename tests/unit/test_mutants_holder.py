@@ -97,6 +97,23 @@ def test_a_silent_channel_abandons_the_operation_saying_for_how_long(root):
                                       "nothing had changed the live site")
 
 
+def test_the_holder_waits_for_the_laptop_as_long_as_its_silence_allows(root, monkeypatch):
+    waits = []
+    select = holder.select.select
+
+    def watched(r, w, x, timeout):
+        waits.append(timeout)
+        return select(r, w, x, timeout)
+
+    monkeypatch.setattr(holder.select, "select", watched)
+    r, _ = channel(wire.DONE)
+    try:
+        assert holder.hold_until_done(root, "t1", stdin=r, silent_after=30) == {"abandoned": False}
+    finally:
+        os.close(r)
+    assert waits and all(0 < w <= 30 for w in waits), waits
+
+
 def test_an_unreadable_channel_is_a_closed_one(root):
     r, _ = channel()
     os.close(r)   # a descriptor no longer open: select fails
@@ -148,6 +165,12 @@ def test_unlock_of_a_lock_without_a_token_removes_it_with_nothing_to_settle(root
     res = holder.unlock(calls.Unlock(root, None, False))
     assert (res["holder"]["operation"], res["result"], res["settled"]) == ("deploy", "released", None)
     assert lock.holder(root) is None and states(root)[3] == "building"
+
+
+def test_a_forced_unlock_removes_a_lock_without_a_token_whoever_asks(root):
+    store.write_json(os.path.join(lock.path(root), lock.OWNER), {"operation": "deploy"})
+    assert holder.unlock(calls.Unlock(root, "t9", True))["result"] == "released"
+    assert lock.holder(root) is None
 
 
 def test_abandoning_an_operation_no_longer_holding_the_lock_changes_nothing(root):
