@@ -111,12 +111,12 @@ def test_an_async_control_s_error_is_on_its_output(host):
 def test_states_are_read_from_one_show_of_every_unit(host):
     since = int((time.clock_gettime(time.CLOCK_MONOTONIC) - 2.5) * 1e6)
     host.answer("show -p ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic -- a.service b.service",
-                f"ActiveState=active\nNRestarts=x\nControlGroup=/a\nActiveEnterTimestampMonotonic={since}\n\n"
+                f"ActiveState=active\nNRestarts=x\nControlGroup=/a=b\nActiveEnterTimestampMonotonic={since}\n\n"
                 "ActiveState=\nNRestarts=4\nActiveEnterTimestampMonotonic=0\n")
     facts = units.states(iter(["a.service", "b.service"]))
     assert facts["a.service"]["up"] >= 2.5
     facts["a.service"]["up"] = None
-    assert facts == {"a.service": {"state": "active", "restarts": 0, "cgroup": "/a", "up": None},
+    assert facts == {"a.service": {"state": "active", "restarts": 0, "cgroup": "/a=b", "up": None},
                      "b.service": {"state": "unknown", "restarts": 4, "cgroup": "", "up": None}}
 
 
