@@ -228,18 +228,18 @@ def test_an_abandoned_operation_of_no_kind_is_a_deploy_and_a_building_current_is
 class Activation:
     """journal.of and switchover.resume as an activation left them: before, then after resume."""
 
-    def __init__(self, monkeypatch, before, after, release_lock=False):
+    def __init__(self, monkeypatch, root, before, after, release_lock=False):
         self.resumed = []
         self.journal = before
 
-        def of(root, token):
-            return self.journal if token == "t1" else None
+        def of(at, token):
+            return self.journal if (at, token) == (root, "t1") else None
 
-        def resume(root, token):
-            self.resumed.append(token)
+        def resume(at, token):
+            self.resumed.append((at, token))
             self.journal = after
             if release_lock:
-                lock.release(root, token)
+                lock.release(at, token)
 
         monkeypatch.setattr(holder.journal, "of", of)
         monkeypatch.setattr(holder.switchover, "resume", resume)
@@ -251,9 +251,9 @@ def pending(states_):
 
 def test_an_activation_that_went_live_is_recorded_as_the_laptop_would_have(root, monkeypatch):
     live = dict(pending({"1": "previous"}), number=3, back=1, outcome="live")
-    act = Activation(monkeypatch, dict(live, outcome=None), live)
+    act = Activation(monkeypatch, root, dict(live, outcome=None), live)
     res = holder.abandon(root, "t1", why="the laptop fell silent")
-    assert act.resumed == ["t1"]
+    assert act.resumed == [(root, "t1")]
     assert res == {"abandoned": True, "operation": "deploy", "outcome": "live", "number": 3, "back": 1}
     assert states(root) == {1: "previous", 2: "building", 3: "active"}
     assert log(root) == [{"event": "deploy", "result": "ok", "release": "v3",
@@ -263,13 +263,13 @@ def test_an_activation_that_went_live_is_recorded_as_the_laptop_would_have(root,
 
 
 def test_a_live_activation_with_nothing_pending_records_its_release_alone(root, monkeypatch):
-    Activation(monkeypatch, {"number": 3}, {"number": 3, "outcome": "live", "call": {}})
+    Activation(monkeypatch, root, {"number": 3}, {"number": 3, "outcome": "live", "call": {}})
     holder.abandon(root, "t1")
     assert states(root) == {1: "active", 2: "building", 3: "active"}
 
 
 def test_a_live_activation_whose_lock_went_meanwhile_is_not_recorded_here(root, monkeypatch):
-    Activation(monkeypatch, {"number": 3}, dict(pending({}), number=3, outcome="live"), release_lock=True)
+    Activation(monkeypatch, root, {"number": 3}, dict(pending({}), number=3, outcome="live"), release_lock=True)
     assert holder.abandon(root, "t1")["outcome"] == "live"
     assert states(root)[3] == "building" and not os.path.exists(os.path.join(root, "logs"))
 
@@ -277,7 +277,7 @@ def test_a_live_activation_whose_lock_went_meanwhile_is_not_recorded_here(root, 
 @pytest.mark.parametrize("outcome", ["restored", "stopped"])
 def test_an_activation_that_went_back_is_recorded_as_failed_with_why(root, monkeypatch, outcome):
     back = 1 if outcome == "restored" else None
-    Activation(monkeypatch, {"number": 3}, {"number": 3, "back": back, "outcome": outcome, "reason": "web: 500"})
+    Activation(monkeypatch, root, {"number": 3}, {"number": 3, "back": back, "outcome": outcome, "reason": "web: 500"})
     store.write_json(os.path.join(lock.path(root), lock.OWNER), {"token": "t1", "operation": "rollback"})
     res = holder.abandon(root, "t1", why="its lock was removed by hand")
     assert res == {"abandoned": True, "operation": "rollback", "outcome": outcome, "number": 3, "back": back}
@@ -290,18 +290,18 @@ def test_an_activation_that_went_back_is_recorded_as_failed_with_why(root, monke
 
 
 def test_an_activation_that_went_back_without_a_reason_was_not_healthy(root, monkeypatch):
-    Activation(monkeypatch, {"number": 3}, {"number": 3, "back": 1, "outcome": "restored"})
+    Activation(monkeypatch, root, {"number": 3}, {"number": 3, "back": 1, "outcome": "restored"})
     holder.abandon(root, "t1")
     assert log(root)[0]["reason"] == "not healthy; then the connection to the laptop closed"
     assert log(root)[0]["event"] == "deploy"
 
 
 def test_an_activation_already_recorded_or_unfinished_is_not_recorded_again(root, monkeypatch):
-    Activation(monkeypatch, {"number": 3}, {"number": 3, "back": 1, "outcome": "restored", "recorded": True})
+    Activation(monkeypatch, root, {"number": 3}, {"number": 3, "back": 1, "outcome": "restored", "recorded": True})
     assert holder.abandon(root, "t1")["outcome"] == "restored"
     assert not os.path.exists(os.path.join(root, "logs")) and states(root)[3] == "building"
     lock.take(root, {"token": "t1"})
-    Activation(monkeypatch, {"number": 3}, None)   # a journal gone after resume
+    Activation(monkeypatch, root, {"number": 3}, None)   # a journal gone after resume
     assert holder.abandon(root, "t1") == {"abandoned": True, "operation": None, "outcome": None,
                                           "number": None, "back": None}
     assert states(root)[3] == "building" and lock.holder(root) is None
