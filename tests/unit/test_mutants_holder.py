@@ -289,8 +289,9 @@ def test_an_activation_that_went_back_is_recorded_as_failed_with_why(root, monke
     assert states(root)[2] == "building" and lock.holder(root) is None
 
 
-def test_an_activation_that_went_back_without_a_reason_was_not_healthy(root, monkeypatch):
+def test_an_activation_of_no_kind_that_went_back_without_a_reason_was_a_deploy_not_healthy(root, monkeypatch):
     Activation(monkeypatch, root, {"number": 3}, {"number": 3, "back": 1, "outcome": "restored"})
+    store.write_json(os.path.join(lock.path(root), lock.OWNER), {"token": "t1"})   # of no kind: a deploy
     holder.abandon(root, "t1")
     assert log(root)[0]["reason"] == "not healthy; then the connection to the laptop closed"
     assert log(root)[0]["event"] == "deploy"
