@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -108,16 +107,18 @@ def test_an_async_control_s_error_is_on_its_output(host):
     p.stdout.close()
 
 
-def test_states_are_read_from_one_show_of_every_unit(host):
-    since = int((time.clock_gettime(time.CLOCK_MONOTONIC) - 2.5) * 1e6)
-    host.answer("show -p ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic -- a.service b.service",
-                f"ActiveState=active\nNRestarts=x\nControlGroup=/a=b\nActiveEnterTimestampMonotonic={since}\n\n"
-                "ActiveState=\nNRestarts=4\nActiveEnterTimestampMonotonic=0\n")
-    facts = units.states(iter(["a.service", "b.service"]))
-    assert facts["a.service"]["up"] >= 2.5
-    facts["a.service"]["up"] = None
-    assert facts == {"a.service": {"state": "active", "restarts": 0, "cgroup": "/a=b", "up": None},
-                     "b.service": {"state": "unknown", "restarts": 4, "cgroup": "", "up": None}}
+def test_states_are_read_from_one_show_of_every_unit(host, monkeypatch):
+    monkeypatch.setattr(units.time, "clock_gettime", lambda clock: 1000.0)   # systemd's clock, read once
+    host.answer("show -p ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic -- a b c d",
+                "ActiveState=active\nNRestarts=x\nControlGroup=/a=b\nActiveEnterTimestampMonotonic=997500000\n\n"
+                "ActiveState=\nNRestarts=4\n\n"
+                "ActiveState=failed\nActiveEnterTimestampMonotonic=0\n\n"
+                "ActiveState=active\nActiveEnterTimestampMonotonic=1\n")
+    assert units.states(iter(["a", "b", "c", "d"])) == {
+        "a": {"state": "active", "restarts": 0, "cgroup": "/a=b", "up": 2.5},
+        "b": {"state": "unknown", "restarts": 4, "cgroup": "", "up": None},       # never active: no time
+        "c": {"state": "failed", "restarts": 0, "cgroup": "", "up": None},
+        "d": {"state": "active", "restarts": 0, "cgroup": "", "up": 1000 - 1 / 1e6}}
 
 
 def test_an_answer_of_the_wrong_shape_is_asked_again_unit_by_unit(host):
@@ -135,11 +136,11 @@ def test_show_gives_each_known_unit_s_facts_with_the_memory_of_its_processes(hos
                 "Id=c.service\nControlGroup=/c\n")
     monkeypatch.setattr(units, "pids_of_cgroup", lambda path: [1, 2] if path == "/a" else None)
     monkeypatch.setattr(units, "pss_kib", lambda pids: 10 * len(pids))
-    before = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6)
+    monkeypatch.setattr(units.time, "clock_gettime", lambda clock: 1000.25)
     facts = units.show(["a.service", "b.service", "c.service"])
     assert facts["units"] == [{"Id": "a.service", "ActiveState": "active", "ControlGroup": "/a", "Pss": 20 * 1024},
                               {"Id": "c.service", "ControlGroup": "/c", "Pss": None}]
-    assert facts["now"] >= before and isinstance(facts["now"], int)
+    assert facts["now"] == 1_000_250_000 and isinstance(facts["now"], int)   # microseconds, as systemd's
 
 
 def fake_proc(monkeypatch, files):
