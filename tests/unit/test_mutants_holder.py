@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,15 +40,31 @@ def sighup():
     signal.signal(signal.SIGHUP, previous)
 
 
+def utc_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@pytest.fixture(autouse=True)
+def far_east(monkeypatch):
+    """The host's local time is 9 hours ahead of UTC: the log's times are UTC all the same."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 def states(root):
     return {r["number"]: r["meta"].get("state") for r in store.listing(root)}
 
 
 def log(root):
+    """The deploy log's entries, each checked for its time (UTC, not later than now) and without it."""
     with open(os.path.join(root, "logs", "deploys.jsonl")) as f:
         entries = [json.loads(line) for line in f]
     for e in entries:
-        assert AT.match(e.pop("at")), e
+        at = e.pop("at")
+        assert AT.match(at) and at <= utc_now(), (at, utc_now())
     return entries
 
 
