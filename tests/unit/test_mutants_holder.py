@@ -100,6 +100,14 @@ def test_a_channel_that_ends_without_done_abandons_the_operation(root):
     assert log(root) == [{"event": "deploy", "result": "abandoned", "release": "v3", "by": "ann",
                           "reason": "the connection to the laptop closed; nothing had changed the live site"}]
     assert lock.holder(root) is None and states(root) == {1: "active", 2: "failed", 3: "failed"}
+    assert store.read_json(os.path.join(store.release_dir(root, 3), store.META)) == {
+        "state": "failed", "failed_step": "abandoned"}
+
+
+def test_an_abandoned_rollback_is_logged_as_one(root):
+    store.write_json(os.path.join(lock.path(root), lock.OWNER), {"token": "t1", "operation": "rollback"})
+    assert holder.abandon(root, "t1")["operation"] == "rollback"
+    assert log(root)[0]["event"] == "rollback"
 
 
 def test_a_silent_channel_abandons_the_operation_saying_for_how_long(root):
