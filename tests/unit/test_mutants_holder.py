@@ -104,10 +104,12 @@ def test_a_channel_that_ends_without_done_abandons_the_operation(root):
         "state": "failed", "failed_step": "abandoned"}
 
 
-def test_an_abandoned_rollback_is_logged_as_one(root):
+def test_an_abandoned_rollback_is_logged_as_one_naming_the_newest_release_building(root):
     store.write_json(os.path.join(lock.path(root), lock.OWNER), {"token": "t1", "operation": "rollback"})
+    os.makedirs(store.release_dir(root, 4))
+    store.write_json(os.path.join(store.release_dir(root, 4), store.META), {"state": "building"})
     assert holder.abandon(root, "t1")["operation"] == "rollback"
-    assert log(root)[0]["event"] == "rollback"
+    assert (log(root)[0]["event"], log(root)[0]["release"]) == ("rollback", "v4")
 
 
 def test_a_silent_channel_abandons_the_operation_saying_for_how_long(root):
