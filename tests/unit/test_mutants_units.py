@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_an_async_control_s_error_is_on_its_output(host):
 
 
 def test_states_are_read_from_one_show_of_every_unit(host, monkeypatch):
-    monkeypatch.setattr(units.time, "clock_gettime", lambda clock: 1000.0)   # systemd's clock, read once
+    monkeypatch.setattr(units.time, "clock_gettime", {time.CLOCK_MONOTONIC: 1000.0}.__getitem__)   # systemd's clock, read once
     host.answer("show -p ActiveState,NRestarts,ControlGroup,ActiveEnterTimestampMonotonic -- a b c d",
                 "ActiveState=active\nNRestarts=x\nControlGroup=/a=b\nActiveEnterTimestampMonotonic=997500000\n\n"
                 "ActiveState=\nNRestarts=4\n\n"
@@ -136,7 +137,7 @@ def test_show_gives_each_known_unit_s_facts_with_the_memory_of_its_processes(hos
                 "Id=c.service\nControlGroup=/c\n")
     monkeypatch.setattr(units, "pids_of_cgroup", lambda path: [1, 2] if path == "/a" else None)
     monkeypatch.setattr(units, "pss_kib", lambda pids: 10 * len(pids))
-    monkeypatch.setattr(units.time, "clock_gettime", lambda clock: 1000.25)
+    monkeypatch.setattr(units.time, "clock_gettime", {time.CLOCK_MONOTONIC: 1000.25}.__getitem__)
     facts = units.show(["a.service", "b.service", "c.service"])
     assert facts["units"] == [{"Id": "a.service", "ActiveState": "active", "ControlGroup": "/a", "Pss": 20 * 1024},
                               {"Id": "c.service", "ControlGroup": "/c", "Pss": None}]
