@@ -173,7 +173,7 @@ def test_the_releases_a_process_depends_on_from_its_cwd_command_line_and_mapped_
     rels = "/srv/p/releases"
     fake_proc(monkeypatch, {
         "/proc/7/cwd": b"/srv/p/releases/v2/app",
-        "/proc/7/cmdline": b"/srv/p/releases/v3/.venv/bin/python\0-m\0app\0",
+        "/proc/7/cmdline": b"/usr/bin/python3\0\xff\0/srv/p/releases/v3/manage.py\0",   # not UTF-8 throughout
         "/proc/7/maps": (b"5600-5700 r-xp 00000000 08:01 11  /usr/bin/python3.11\n"
                          b"7f00-7f10 rw-p 00000000 00:00 0 \n"
                          b"7f10-7f20 r-xp 00000000 08:01 12  /srv/p/releases/v10/.venv/lib/a.so\n"
@@ -205,5 +205,5 @@ def test_a_real_process_is_seen_in_the_release_it_runs_in(tmp_path):
 
 def test_the_releases_in_use_are_every_process_of_every_unit_by_release(monkeypatch):
     monkeypatch.setattr(units, "pids", lambda unit: {"a": [1, 2], "b": [3, 4]}[unit])
-    monkeypatch.setattr(units, "releases_used", lambda pid, d: {1: {2}, 2: {2, 3}, 3: None, 4: {3}}[pid])
+    monkeypatch.setattr(units, "releases_used", lambda pid, d: {1: {2}, 2: {2, 3}, 3: None, 4: {3}}[pid] if d == "/r" else {9})
     assert units.releases_in_use(["a", "b"], "/r") == {2: [1, 2], 3: [2, 4]}
