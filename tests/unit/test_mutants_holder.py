@@ -40,6 +40,19 @@ def sighup():
     signal.signal(signal.SIGHUP, previous)
 
 
+@pytest.fixture(autouse=True)
+def settling_ends(monkeypatch):
+    """abandon waits only while a step of the operation runs: a wait that goes on is a failure here,
+    not a hang (no test here leaves a step running for abandon to wait out)."""
+    waits = []
+
+    def bounded(seconds):
+        waits.append(seconds)
+        assert len(waits) < 20, "abandon went on waiting with no step of the operation running"
+
+    monkeypatch.setattr(holder.time, "sleep", bounded)
+
+
 def utc_now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -215,6 +228,7 @@ def test_abandoning_waits_for_the_operation_s_steps_still_running(root, monkeypa
     waits = []
 
     def sleep(seconds):   # the step ends during the first wait
+        assert not waits, "it waited again once no step of the operation ran"
         waits.append(seconds)
         step.stdin.close()
         step.wait()
