@@ -88,7 +88,7 @@ def abandon(root, token, why="the connection to the laptop closed"):
         switchover.resume(root, token)   # done already, or finished now (the way back if it had died)
         j = journal.of(root, token) or {}
         if j.get("outcome") == "live" and lock.holds(root, token):
-            _record_live(root, token, j, why)
+            _record_live(root, j, why)
         elif j.get("outcome") in ("restored", "stopped") and not j.get("recorded"):
             store.set_state(root, j["number"], "failed", {"failed_step": "activate"})
             store.append_log(root, {"event": held.get("operation") or "deploy", "result": "failed",
@@ -109,7 +109,7 @@ def abandon(root, token, why="the connection to the laptop closed"):
     return outcome
 
 
-def _record_live(root, token, j, why):
+def _record_live(root, j, why):
     """A fleet host whose activation succeeded but whose laptop never recorded it: it serves the
     new release, healthy and verified, so that is what gets recorded."""
     spec = (j.get("call") or {}).get("record", {}).get("pending") or {}

@@ -33,8 +33,8 @@ class Started:
     """Servers of a release started privately, possibly ahead of the check (prepare.py starts them
     before Django's steps, so they import the app meanwhile)."""
 
-    def __init__(self, servers, procs, runtime):
-        self.servers, self.procs, self.runtime = servers, procs, runtime
+    def __init__(self, procs, runtime):
+        self.procs, self.runtime = procs, runtime
         self.stopped = False
 
 
@@ -64,7 +64,7 @@ def start(servers, env, cwd):
         procs.append((subprocess.Popen(s["argv"], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True,
                                        preexec_fn=_die_with_parent), log))
-    return Started(servers, procs, runtime)
+    return Started(procs, runtime)
 
 
 def stop(started):
