@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import signal
 import threading
+from types import SimpleNamespace
+
+import pytest
 
 from ayna_fab.errors import OperationFailed
 from ayna_fab.ops import runner
+
+S = runner.RunState
 
 
 # --- progress lines ------------------------------------------------------------------------------
@@ -104,3 +109,173 @@ def test_off_the_main_thread_the_signal_handlers_are_left_alone():
     worker.start()
     worker.join()
     assert seen == list(before)
+
+
+def test_a_percentage_of_a_large_fleet_is_that_share_exactly():
+    hosts = list(range(200))
+    assert [len(b) for b in runner.batches(hosts, "100%")] == [200]
+    assert [len(b) for b in runner.batches(hosts, "50%")] == [100, 100]
+
+
+# --- running an operation ------------------------------------------------------------------------
+
+def target(name: str, *, dry_run: bool = False) -> runner.HostRun:
+    """A host's run that never meets a host: its remote notes when its holder is ended."""
+    remote = SimpleNamespace(interrupted=None, dry_run=dry_run, ended=0)
+    remote.end_holder = lambda: setattr(remote, "ended", remote.ended + 1)
+    return runner.HostRun(None, SimpleNamespace(name=name), None, remote, {"token": "t"}, print)
+
+
+class Op(runner.Operation):
+    """Phases given as (name, scope, what each host does); recovery notes what it was told."""
+
+    name = "deploy"
+
+    def __init__(self, targets, phases, *, once=None, batches=None, live=()):
+        self.targets = targets
+        self.phases = [runner.Phase(name, self.doer(name, fn), scope) for name, scope, fn in phases]
+        self._once, self._batches, self.live = once, batches, set(live)
+        self.events: list[str] = []
+
+    def doer(self, name, fn):
+        def run(op, t=None):
+            op.events.append(f"{name} {t.name if t else 'fleet'}")
+            if fn:
+                fn(t)
+        return run
+
+    def once_targets(self):
+        return self._once or []
+
+    def batches(self):
+        return self._batches or [self.targets]
+
+    def stays_live(self, t):
+        return t.name in self.live
+
+    def finish(self, t):
+        self.events.append(f"finish {t.name}")
+
+    def recover(self, t, cause, phase):
+        self.events.append(f"recover {t.name} at {phase}: {runner.reason(cause)}")
+        return OperationFailed(f"put back after {runner.reason(cause)}", host=t.name, step=phase)
+
+
+def fails(t):
+    raise ValueError(f"{t.name} broke")
+
+
+def test_a_lone_run_says_nothing_of_its_plan_and_ends_every_holder():
+    said, t = [], target("h1")
+    op = Op([t], [("prepare", runner.EACH, None), ("migrate", runner.ONCE, None),
+                  ("activate", runner.BATCHES, None)], once=[t])
+    runner.run(op, said.append)
+    assert said == [] and op.events == ["prepare h1", "migrate h1", "activate h1"] and t.remote.ended == 1
+
+
+def test_a_fleet_names_its_once_and_batch_phases_and_only_those():
+    said, ts = [], [target("h1"), target("h2"), target("h3")]
+    op = Op(ts, [("prepare", runner.EACH, None), ("migrate", runner.ONCE, None),
+                 ("activate", runner.BATCHES, None)], once=[ts[0]], batches=[ts[:2], ts[2:]])
+    runner.run(op, said.append)
+    assert said == ["fleet: migrate (once): h1", "fleet: batch 1: h1, h2", "fleet: batch 2: h3"]
+    assert [t.remote.ended for t in ts] == [1, 1, 1]
+
+
+def test_a_fleet_migrating_on_each_database_says_so():
+    said, ts = [], [target("h1"), target("h2")]
+    runner.run(Op(ts, [("migrate", runner.ONCE, None)], once=ts), said.append)
+    assert said == ["fleet: migrate (each database): h1, h2"]
+
+
+def test_a_fleet_in_one_batch_names_it_batch_1():
+    said, ts = [], [target("h1"), target("h2")]
+    runner.run(Op(ts, [("activate", runner.BATCHES, None)]), said.append)
+    assert said == ["fleet: batch 1: h1, h2"]
+
+
+def test_a_dry_run_shows_every_phase_by_the_operations_name():
+    said, t = [], target("h1", dry_run=True)
+    op = Op([t], [("lock + plan", runner.EACH, None), ("choose number", runner.FLEET, None),
+                  ("migrate", runner.ONCE, None), ("activate", runner.BATCHES, None)])
+    runner.run(op, said.append)
+    assert said == ["deploy: lock + plan: h1", "deploy: choose number: on the laptop", "deploy: activate: h1"]
+    assert op.events == ["lock + plan h1", "choose number fleet", "activate h1"]   # no once target: no migrate
+
+
+def test_a_dry_run_that_fails_raises_the_hosts_own_error_and_recovers_nothing():
+    t = target("h1", dry_run=True)
+    op = Op([t], [("prepare", runner.EACH, fails), ("activate", runner.EACH, None)])
+    with pytest.raises(ValueError, match="h1 broke"):
+        runner.run(op, lambda line: None)
+    assert op.events == ["prepare h1"] and t.remote.ended == 1
+
+
+def test_a_run_of_some_dry_hosts_is_not_a_dry_run():
+    said, ts = [], [target("h1", dry_run=True), target("h2")]
+    op = Op(ts, [("prepare", runner.EACH, fails)])
+    with pytest.raises(OperationFailed) as err:
+        runner.run(op, said.append)
+    assert said == [] and "recover h1 at prepare: ValueError: h1 broke" in op.events
+    assert isinstance(err.value.__cause__, ValueError)
+
+
+def test_a_lone_failure_is_recovered_at_its_phase_and_the_error_caused_by_it():
+    t = target("h1")
+    op = Op([t], [("prepare", runner.EACH, fails), ("activate", runner.EACH, None)])
+    with pytest.raises(OperationFailed, match="put back after ValueError: h1 broke") as err:
+        runner.run(op, lambda line: None)
+    assert op.events == ["prepare h1", "recover h1 at prepare: ValueError: h1 broke"]
+    assert str(err.value.__cause__) == "h1 broke" and t.remote.ended == 1
+
+
+def test_a_failure_outside_any_phase_is_recovered_at_start():
+    t = target("h1")
+
+    class Broken(Op):
+        def once_targets(self):
+            raise ValueError("no plan")
+
+    op = Broken([t], [("migrate", runner.ONCE, None)])
+    with pytest.raises(OperationFailed):
+        runner.run(op, lambda line: None)
+    assert op.events == ["recover h1 at start: ValueError: no plan"]
+
+
+def test_an_interrupt_seen_between_phases_stops_before_the_next_and_is_cleared_for_recovery():
+    t = target("h1")
+    seen = []
+
+    def interrupted(t):
+        t.remote.interrupted = "Ctrl-C"
+
+    class Noting(Op):
+        def recover(self, t, cause, phase):
+            seen.append(t.remote.interrupted)
+            return super().recover(t, cause, phase)
+
+    op = Noting([t], [("prepare", runner.EACH, interrupted), ("activate", runner.EACH, None)])
+    with pytest.raises(OperationFailed, match=r"interrupted \(Ctrl-C\)"):
+        runner.run(op, lambda line: None)
+    assert op.events == ["prepare h1", "recover h1 at start: interrupted (Ctrl-C)"] and seen == [None]
+
+
+def test_an_interrupt_after_the_last_phase_comes_too_late():
+    t = target("h1")
+    op = Op([t], [("prepare", runner.EACH, None),
+                  ("record", runner.EACH, lambda t: setattr(t.remote, "interrupted", "Ctrl-C"))])
+    runner.run(op, lambda line: None)
+    assert op.events == ["prepare h1", "record h1"]
+
+
+def test_an_interrupt_once_every_host_has_recorded_comes_too_late():
+    t = target("h1")
+
+    def recorded_then_interrupted(t):
+        for s in (S.LOCK_ASKED, S.LOCKED, S.ACTIVATING, S.RECORDED_LIVE):
+            t.move(s)
+        t.remote.interrupted = "Ctrl-C"
+
+    op = Op([t], [("activate", runner.EACH, recorded_then_interrupted), ("record", runner.EACH, None)])
+    runner.run(op, lambda line: None)
+    assert op.events == ["activate h1", "record h1"]
