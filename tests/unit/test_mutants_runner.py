@@ -4,14 +4,16 @@ with one of mutmut's one-line bugs in ops/runner.py (docs/mutation-report.md).""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from types import SimpleNamespace
 
 import pytest
 
-from ayna_fab.errors import OperationFailed
+from ayna_fab.errors import NeedsAttention, OperationFailed
 from ayna_fab.ops import runner
+from ayna_fab.remote.transport import Command, Result
 
 S = runner.RunState
 
@@ -279,3 +281,190 @@ def test_an_interrupt_once_every_host_has_recorded_comes_too_late():
     op = Op([t], [("activate", runner.EACH, recorded_then_interrupted), ("record", runner.EACH, None)])
     runner.run(op, lambda line: None)
     assert op.events == ["activate h1", "record h1"]
+
+
+# --- one host's run: its steps as they end, its calls -------------------------------------------
+
+class Progress:
+    """Notes every event a live progress view is handed."""
+
+    def __init__(self):
+        self.events = []
+
+    def __getattr__(self, kind):
+        return lambda *args: self.events.append((kind, *args))
+
+
+class Remote:
+    """Answers every call with the lines given, streaming them to on_line (or not), and notes how
+    it was asked."""
+
+    def __init__(self, *lines, stream=True, dry_run=False):
+        self.lines, self.stream, self.dry_run = list(lines), stream, dry_run
+        self.interrupted = None
+        self.asked = []
+
+    def run(self, command, *, check=True, timeout=600, stdin=None, on_line=None):
+        self.asked.append({"command": command, "check": check, "timeout": timeout, "stdin": stdin,
+                           "streamed": on_line is not None})
+        if self.stream and on_line:
+            for line in self.lines:
+                on_line(line)
+        return Result(0, "\n".join(self.lines), "")
+
+
+def host_run(remote, *, progress=None):
+    said = []
+    t = runner.HostRun(None, SimpleNamespace(name="h1"), None, remote, {"token": "t"}, said.append,
+                       progress=progress)
+    return t, said
+
+
+def test_a_step_shown_is_kept_rounded_and_its_first_failure_noted():
+    t, said = host_run(Remote())
+    t.show("install", 1.23456)
+    t.show("check", 0.5, ok=False)
+    t.show("collectstatic", 0.25, ok=False, note="why")
+    assert t.steps == {"install": 1.235, "check": 0.5, "collectstatic": 0.25}
+    assert t.failed_step == "check"
+    assert said == [runner.step_line("h1", "install", 1.23456),
+                    "[h1] check           0.50s  FAILED",
+                    "[h1] collectstatic   0.25s  FAILED  why"]
+
+
+def test_with_a_progress_view_steps_go_to_it_and_nothing_is_said():
+    progress = Progress()
+    t, said = host_run(Remote(), progress=progress)
+    t.begin("build")
+    t.show("install", 1.5)
+    t.show("check", 0.5, ok=False, note="why")
+    assert progress.events == [("begin", "h1", "build"), ("step", "h1", "install", 1.5, True, ""),
+                               ("step", "h1", "check", 0.5, False, "why")]
+    assert said == [] and t.failed_step == "check"
+
+
+def test_without_a_progress_view_a_step_begun_says_nothing():
+    t, said = host_run(Remote())
+    t.begin("build")
+    assert said == []
+
+
+def test_lines_heard_become_steps_begun_ended_and_text():
+    lines = ['@@start install', '@@step install 1.5 ok', 'a line for people',
+             '@@step backup 0.5 failed {"backup": "v3.dump", "bytes": 2048}', '@@result {}', '']
+    progress = Progress()
+    t, said = host_run(Remote(), progress=progress)
+    for line in lines:
+        t.hear(line)
+    assert progress.events == [("begin", "h1", "install"), ("step", "h1", "install", 1.5, True, ""),
+                               ("text", "h1", "a line for people"),
+                               ("step", "h1", "backup", 0.5, False, "v3.dump (2.0 KiB)")]
+    assert said == []
+    t, said = host_run(Remote())
+    for line in lines:
+        t.hear(line)
+    assert said == [runner.step_line("h1", "install", 1.5), "[h1] a line for people",
+                    runner.step_line("h1", "backup", 0.5, ok=False, note="v3.dump (2.0 KiB)")]
+
+
+STEPS = ['@@step install 1.5 ok', '@@step backup 0.5 ok {"backup": "v3.dump", "bytes": 2048}',
+         '@@result {"ok": true}']
+
+
+def test_a_call_shows_each_step_once_whether_streamed_or_not():
+    lines = ['@@step install 1.5 ok', '@@step backup 0.5 failed {"backup": "v3.dump", "bytes": 2048}',
+             '@@result {"ok": true}']
+    for stream in (True, False):
+        remote = Remote(*lines, stream=stream)
+        t, said = host_run(remote)
+        command = Command("x", "prepare")
+        assert t.call(command, timeout=30, stdin="in") == {"ok": True}
+        assert said == [runner.step_line("h1", "install", 1.5),
+                        runner.step_line("h1", "backup", 0.5, ok=False, note="v3.dump (2.0 KiB)")], stream
+        assert t.steps == {"install": 1.5, "backup": 0.5} and t.failed_step == "backup"
+        asked = remote.asked[0]
+        assert asked["command"] is command
+        assert (asked["check"], asked["timeout"], asked["stdin"], asked["streamed"]) == (False, 30, "in", True)
+
+
+def test_a_call_waits_ten_minutes_by_default():
+    remote = Remote(*STEPS)
+    t, _ = host_run(remote)
+    t.call(Command("x", "prepare"))
+    assert remote.asked[0]["timeout"] == 600 and remote.asked[0]["stdin"] is None
+
+
+def test_a_call_told_not_to_show_steps_shows_none():
+    remote = Remote(*STEPS)
+    t, said = host_run(remote)
+    assert t.call(Command("x", "prepare"), show_steps=False) == {"ok": True}
+    assert said == [] and t.steps == {} and remote.asked[0]["streamed"] is False
+
+
+def test_a_call_leaves_the_progress_view_idle():
+    progress = Progress()
+    t, _ = host_run(Remote(*STEPS, stream=False), progress=progress)
+    t.call(Command("x", "prepare"))
+    assert progress.events[0] == ("idle", "h1")   # then the steps that did not stream
+
+
+def test_a_dry_run_answers_a_change_with_none_and_a_read_with_its_answer():
+    t, _ = host_run(Remote(*STEPS, dry_run=True))
+    assert t.call(Command("x", "prepare")) is None
+    assert t.call(Command("x", "plan", changes=False)) == {"ok": True}
+    t, _ = host_run(Remote(*STEPS))
+    assert t.call(Command("x", "plan", changes=False)) == {"ok": True}
+
+
+def test_a_call_with_no_answer_fails_naming_host_and_step():
+    t, _ = host_run(Remote("it crashed"))
+    with pytest.raises(OperationFailed, match="no answer") as err:
+        t.call(Command("x", "prepare"))
+    assert (err.value.host, err.value.step) == ("h1", "prepare")
+
+
+def test_a_refusal_comes_back_as_an_answer():
+    t, _ = host_run(Remote('@@result {"error": "held", "detail": "no"}'))
+    assert t.call(Command("x", "plan")) == {"error": "held", "detail": "no"}
+    assert t.state is S.NEW
+
+
+def test_a_lost_lock_stops_the_run_naming_who_holds_it_now():
+    holder = {"by": "ana", "from": "lap", "pid": 7, "at": "noon"}
+    t, _ = host_run(Remote('@@result ' + json.dumps({"error": "lock-lost", "detail": "gone", "holder": holder})))
+    for s in (S.LOCK_ASKED, S.LOCKED):
+        t.move(s)
+    with pytest.raises(NeedsAttention) as err:
+        t.call(Command("x", "prepare"))
+    assert err.value.message == "gone; held now by ana@lap (pid 7) since noon"
+    assert (err.value.host, err.value.step, err.value.hint) == ("h1", "prepare", "fab -H h1 status")
+    assert t.state is S.LOCK_LOST
+
+
+def test_a_lock_lost_to_no_one_says_only_that():
+    t, _ = host_run(Remote('@@result ' + json.dumps({"error": "lock-lost", "detail": "gone"})))
+    for s in (S.LOCK_ASKED, S.LOCKED):
+        t.move(s)
+    with pytest.raises(NeedsAttention) as err:
+        t.call(Command("x", "prepare"))
+    assert err.value.message == "gone" and t.state is S.LOCK_LOST
+
+
+def test_an_interrupt_seen_earlier_stops_the_next_call_before_it_is_sent():
+    remote = Remote(*STEPS)
+    t, _ = host_run(remote)
+    remote.interrupted = "SIGTERM"
+    with pytest.raises(KeyboardInterrupt) as err:
+        t.call(Command("x", "prepare"))
+    assert err.value.args == ("SIGTERM",) and remote.asked == []
+
+
+def test_a_move_records_the_state_it_left():
+    t, _ = host_run(Remote())
+    t.move(S.LOCK_ASKED)
+    t.move(S.LOCKED)
+    assert t.state is S.LOCKED and t.walked == [S.NEW, S.LOCK_ASKED]
+    with pytest.raises(runner.BadTransition) as err:
+        t.move(S.RECORDED_LIVE)
+    assert str(err.value) == ("[h1] a host's run cannot go from locked to recorded live "
+                              "(it went new -> lock asked -> locked)")
