@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ayna_fab.errors import NeedsAttention, OperationFailed
+from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
 from ayna_fab.ops import runner
 from ayna_fab.remote.transport import Command, Result
 
@@ -468,3 +468,130 @@ def test_a_move_records_the_state_it_left():
         t.move(S.RECORDED_LIVE)
     assert str(err.value) == ("[h1] a host's run cannot go from locked to recorded live "
                               "(it went new -> lock asked -> locked)")
+
+
+# --- recovery ------------------------------------------------------------------------------------
+
+class Recovering(Op):
+    """recover answers per host: an error to report (the default), None, or an exception raised."""
+
+    def __init__(self, targets, *, answers=None, live=()):
+        super().__init__(targets, [], live=live)
+        self.answers = answers or {}
+        self.causes = {}
+
+    def recover(self, t, cause, phase):
+        self.events.append(f"recover {t.name} at {phase}")
+        self.causes[t.name] = cause
+        answer = self.answers.get(t.name, "error")
+        if isinstance(answer, BaseException):
+            raise answer
+        return None if answer is None else OperationFailed(f"{t.name} put back", host=t.name, step=phase)
+
+
+def fleet(*names, plan=None, before=None):
+    ts = [target(n) for n in names]
+    for t in ts:
+        t.plan = (plan or {}).get(t.name, {"releases": []})
+        t.live_before = SimpleNamespace(name=before[t.name]) if before and t.name in before else None
+    return ts
+
+
+def walk(t, *states):
+    for s in states:
+        t.move(s)
+
+
+HINT = "fix the failing host and try again; fab status shows every host"
+
+
+def test_a_fleet_failure_recovers_every_host_and_says_what_each_serves():
+    ts = fleet("h1", "h2", "h3", plan={"h3": {}}, before={"h1": "v2"})
+    op = Recovering(ts)
+    err = runner.recover_all(op, "prepare", {"h1": ValueError("disk full")})
+    assert type(err) is OperationFailed and (err.step, err.hint) == ("prepare", HINT)
+    assert err.message == ("fleet deploy stopped at prepare: h1 failed: ValueError: disk full\n"
+                           "    h1: serving v2\n"
+                           "    h2: serving nothing (no earlier release)\n"
+                           "    h3: serving what it served (not changed)")
+    assert sorted(op.events) == ["recover h1 at prepare", "recover h2 at prepare", "recover h3 at prepare"]
+    assert str(op.causes["h1"]) == "disk full"
+    h2 = op.causes["h2"]   # a host that did not fail is told why it stops
+    assert (type(h2), h2.message, h2.host, h2.step) == (
+        OperationFailed, "not flipped: h1 failed at prepare", "h2", "prepare")
+
+
+def test_a_host_that_recorded_is_left_alone_and_one_kept_live_is_finished():
+    ts = fleet("h1", "h2", "h3", before={"h3": "v2"})
+    for t in ts:
+        t.number = 3
+    walk(ts[0], S.LOCK_ASKED, S.LOCKED, S.ACTIVATING, S.RECORDED_LIVE)
+    op = Recovering(ts, live=("h1", "h2"))
+    err = runner.recover_all(op, "activate", {"h3": ValueError("unhealthy")})
+    assert op.events == ["finish h2", "recover h3 at activate"]
+    assert err.message.splitlines()[1:] == ["    h1: serving v3 (kept: on_failure = stop)",
+                                            "    h2: serving v3 (kept: on_failure = stop)",
+                                            "    h3: serving v2"]
+
+
+def test_a_failed_host_kept_live_by_its_fleet_is_still_recovered():
+    ts = fleet("h1", "h2", before={"h1": "v2", "h2": "v2"})
+    op = Recovering(ts, live=("h1",))
+    err = runner.recover_all(op, "activate", {"h1": ValueError("unhealthy")})
+    assert sorted(op.events) == ["recover h1 at activate", "recover h2 at activate"]
+    assert err.message.splitlines()[1:] == ["    h1: serving v2", "    h2: serving v2"]
+
+
+def test_putting_a_host_back_that_fails_needs_attention():
+    ts = fleet("h1", "h2", before={"h1": "v2", "h2": "v2"})
+    op = Recovering(ts, answers={"h2": ValueError("ssh dropped")})
+    err = runner.recover_all(op, "activate", {"h1": ValueError("unhealthy")})
+    assert type(err) is NeedsAttention and (err.step, err.hint) == ("activate", HINT)
+    assert err.message.splitlines()[1:] == [
+        "    h1: serving v2", "    h2: NEEDS ATTENTION: putting the host back failed: ValueError: ssh dropped"]
+
+
+def test_a_lone_host_that_cannot_be_put_back_needs_attention_naming_where():
+    op = Recovering(fleet("h1"), answers={"h1": ValueError("ssh dropped")})
+    err = runner.recover_all(op, "activate", {"h1": ValueError("unhealthy")})
+    assert type(err) is NeedsAttention
+    assert (err.message, err.host, err.step, err.hint) == (
+        "putting the host back failed: ValueError: ssh dropped", "h1", "restore", "fab -H h1 status")
+
+
+def test_a_recovery_that_needs_attention_is_reported_as_it_is():
+    told = NeedsAttention("lock lost", host="h1", step="x")
+    op = Recovering(fleet("h1"), answers={"h1": told})
+    assert runner.recover_all(op, "activate", {"h1": ValueError("unhealthy")}) is told
+
+
+def test_a_lone_host_put_back_reports_its_own_error_or_else_the_failure():
+    op = Recovering(fleet("h1"))
+    assert runner.recover_all(op, "prepare", {"h1": ValueError("x")}).message == "h1 put back"
+    op = Recovering(fleet("h1"), answers={"h1": None})
+    cause = OperationFailed("it broke", host="h1", step="check")
+    assert runner.recover_all(op, "prepare", {"h1": cause}) is cause
+    err = runner.recover_all(op, "prepare", {"h1": ValueError("disk full")})
+    assert (type(err), err.message, err.host, err.step) == (
+        OperationFailed, "ValueError: disk full", "h1", "prepare")
+
+
+def test_a_fleet_refused_as_a_whole_is_a_usage_error_with_its_hint():
+    refused = UsageError("the hosts disagree", step="choose number", hint="pass --to")
+    ts = fleet("h1", "h2", before={"h1": "v2", "h2": "v2"})
+    err = runner.recover_all(Recovering(ts), "choose number", {"h1": refused, "h2": refused})
+    assert type(err) is UsageError and (err.step, err.hint) == ("choose number", "pass --to")
+    assert err.message == ("fleet deploy stopped at choose number: the hosts disagree\n"
+                           "    h1: serving v2\n    h2: serving v2")
+
+
+def test_a_fleet_whose_every_host_refused_its_plan_is_a_usage_error():
+    ts = fleet("h1", "h2")
+    failures = {"h1": UsageError("no compiler"), "h2": UsageError("no compiler")}
+    err = runner.recover_all(Recovering(ts), "lock + plan", failures)
+    assert type(err) is UsageError and err.hint == HINT
+    assert err.message.startswith("fleet deploy stopped at lock + plan: h1 failed: no compiler\n")
+    err = runner.recover_all(Recovering(ts), "prepare", failures)   # refused later: the deploy failed
+    assert type(err) is OperationFailed
+    failures["h2"] = ValueError("x")
+    assert type(runner.recover_all(Recovering(ts), "lock + plan", failures)) is OperationFailed
