@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ import pytest
 from ayna_fab.errors import NeedsAttention, OperationFailed, UsageError
 from ayna_fab.ops import runner
 from ayna_fab.remote.transport import Command, Result
+from tests.polling import wait_until
 
 S = runner.RunState
 
@@ -595,3 +597,82 @@ def test_a_fleet_whose_every_host_refused_its_plan_is_a_usage_error():
     assert type(err) is OperationFailed
     failures["h2"] = ValueError("x")
     assert type(runner.recover_all(Recovering(ts), "lock + plan", failures)) is OperationFailed
+
+
+# --- each: hosts in parallel ---------------------------------------------------------------------
+
+def test_a_lone_host_runs_on_the_main_thread_where_ctrl_c_lands():
+    threads = []
+    runner.each(runner.Phase("x", lambda op, t: threads.append(threading.current_thread())), None, [target("h1")])
+    assert threads == [threading.main_thread()]
+
+
+def test_up_to_eight_hosts_run_at_once_and_no_more():
+    """Each host's step waits until eight run together (or every host has begun): with fewer
+    workers it waits out its bound and the peak says so; with more, the peak is nine."""
+    ts = [target(f"h{i}") for i in range(9)]
+    cond = threading.Condition()
+    counts = {"running": 0, "begun": 0, "peak": 0}
+
+    def step(op, t):
+        with cond:
+            counts["running"] += 1
+            counts["begun"] += 1
+            counts["peak"] = max(counts["peak"], counts["running"])
+            cond.notify_all()
+            cond.wait_for(lambda: counts["running"] >= 8 or counts["begun"] == 9, timeout=30)
+            counts["running"] -= 1
+
+    assert runner.each(runner.Phase("x", step), None, ts) == {}
+    assert counts == {"running": 0, "begun": 9, "peak": runner.MAX_PARALLEL} and runner.MAX_PARALLEL == 8
+
+
+def main_thread_waits_for_futures() -> bool:
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        if frame.f_code.co_name == "wait" and frame.f_code.co_filename.endswith("concurrent/futures/_base.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_ctrl_c_while_hosts_run_waits_for_their_steps_then_fails_every_host():
+    """The interrupt lands on the main thread while it waits; the steps in flight still end."""
+    ts = [target("h1"), target("h2")]
+    interrupted, ended = threading.Event(), []
+
+    def ctrl_c(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt("Ctrl-C")
+
+    def step(op, t):
+        if t.name == "h1":   # once the main thread waits for the steps (not while it submits them)
+            assert wait_until(main_thread_waits_for_futures, 30)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        interrupted.wait(30)
+        ended.append(t.name)
+
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        failures = runner.each(runner.Phase("x", step), None, ts)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(ended) == ["h1", "h2"]
+    assert set(failures) == {"h1", "h2"} and all(isinstance(e, KeyboardInterrupt) for e in failures.values())
+
+
+def test_parallel_failures_are_the_failed_hosts_only():
+    ts = [target("h1"), target("h2"), target("h3")]
+    failures = runner.each(runner.Phase("x", lambda op, t: fails(t) if t.name == "h2" else None), None, ts)
+    assert list(failures) == ["h2"] and str(failures["h2"]) == "h2 broke"
+
+
+def test_a_laptop_phase_that_fails_fails_every_host():
+    ts = [target("h1"), target("h2")]
+    boom = UsageError("no")
+
+    def refuse(op):
+        raise boom
+
+    assert runner.each(runner.Phase("x", refuse, runner.FLEET), SimpleNamespace(targets=ts), []) == {
+        "h1": boom, "h2": boom}
