@@ -46,10 +46,15 @@ def test_a_second_taker_is_refused_with_the_holders_record(tmp_path):
 
 
 def clock(monkeypatch):
-    """lock's clock, moved only by its naps: the naps it took."""
+    """lock's clock, moved only by its naps: the naps it took (a wait that never gives up is
+    stopped at a thousand)."""
     naps = []
-    monkeypatch.setattr(lock, "time", types.SimpleNamespace(
-        monotonic=lambda: sum(naps), sleep=naps.append, time=time.time))
+
+    def nap(seconds):
+        assert len(naps) < 1000, "the wait never gave up"
+        naps.append(seconds)
+
+    monkeypatch.setattr(lock, "time", types.SimpleNamespace(monotonic=lambda: sum(naps), sleep=nap, time=time.time))
     return naps
 
 
