@@ -39,6 +39,18 @@ def test_the_lock_is_a_private_directory_holding_its_takers_record(tmp_path):
     assert lock.holder(root) == {"token": "t1", "by": "ana", "at": "noon"}
 
 
+def test_taking_the_lock_does_not_depend_on_the_calls_working_directory(tmp_path, monkeypatch):
+    """The record is written beside its final name, never where the call happens to run."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()   # nothing can be made in the working directory now
+    root = tmp_path / "project"
+    root.mkdir()
+    assert lock.take(str(root), {"token": "t1"}) is None
+    assert lock.holder(str(root)) == {"token": "t1"}
+
+
 def test_a_second_taker_is_refused_with_the_holders_record(tmp_path):
     root = taken(tmp_path, by="ana")
     assert lock.take(root, {"token": "t2"}) == {"token": "t1", "by": "ana"}
