@@ -213,6 +213,12 @@ def test_inspect_names_every_fact_it_adds_to_the_record(tmp_path):
     assert seen["idle_seconds"] in (0, 1) and seen["connected"] is False
 
 
+def test_the_idle_time_is_since_the_record_was_last_touched(tmp_path):
+    root = taken(tmp_path)
+    os.utime(owner_file(root), (time.time() - 500.2, time.time() - 500.2))
+    assert lock.inspect(root)["idle_seconds"] in (500, 501)
+
+
 # --- letting it go -------------------------------------------------------------------------------
 
 def test_release_answers_for_each_case(tmp_path):
@@ -263,4 +269,5 @@ def test_require_passes_the_holder_and_refuses_anyone_else_naming_who_holds_it(t
     with pytest.raises(Refused) as refused:
         lock.require(root, "t2")
     assert refused.value.code == "lock-lost"
+    assert "no longer holds the deploy lock" in refused.value.detail
     assert refused.value.extra == {"holder": {"token": "t1", "by": "ana"}}
