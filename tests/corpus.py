@@ -304,6 +304,18 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def sandbox_inventory(sandbox, root: Path, host: str) -> tuple[Path, Path]:
+    """(index, hosts.toml) for deploying corpus projects to the sandbox's first host, named host:
+    a PEP 503 index of the sandbox's wheelhouse under root, and an inventory with that host and
+    no project yet."""
+    s = sandbox.settings
+    index = simple_index(s.wheelhouse_dir, root / "index")
+    inv = root / "hosts.toml"
+    inv.write_text(f'[defaults]\nidentity_file = "{s.key_path}"\nknown_hosts = "{s.known_hosts_path}"\n\n'
+                   f'[hosts.{host}]\nhostname = "127.0.0.1"\nport = {sandbox.hosts[0].ssh_port}\nprojects = []\n')
+    return index, inv
+
+
 def simple_index(wheelhouse: Path, dest: Path) -> Path:
     """A PEP 503 index of a wheelhouse (links carry sha256, so a lock made from it has hashes):
     dest/simple/NAME/index.html linking ../../files/WHEEL, dest/files holding the wheels (links)."""

@@ -169,6 +169,5 @@ def _gone(tree, bound=5.0):
     runs them, so on a loaded machine they can still look alive just after it was sent, and a
     caller that reports the step ended must not leave them running behind it."""
     deadline = time.monotonic() + bound
-    while time.monotonic() < deadline and any(_stat(pid) is not None and _stat(pid)[1] == t
-                                               for pid, t in tree.items()):
+    while time.monotonic() < deadline and any((_stat(pid) or (None, None))[1] == t for pid, t in tree.items()):
         time.sleep(POLL / 5)

@@ -49,7 +49,7 @@ class Read:
         return f"{self.file}:{self.line}"
 
 
-def reads(text: str, file: str, helpers: Mapping[str, bool] | frozenset[str] = frozenset()) -> list[Read]:
+def reads(text: str, file: str, helpers: Mapping[str, bool] | None = None) -> list[Read]:
     """Every read of the environment in one module's source (none if it does not parse).
     helpers: the project's own functions that read the variable named by their first argument
     (see helpers(): each with whether it returns a default when the variable is unset)."""
@@ -57,8 +57,7 @@ def reads(text: str, file: str, helpers: Mapping[str, bool] | frozenset[str] = f
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    known = helpers if isinstance(helpers, Mapping) else dict.fromkeys(helpers, False)
-    return _Visitor(file, tree, known).run()
+    return _Visitor(file, tree, helpers or {}).run()
 
 
 def helpers(text: str) -> dict[str, bool]:

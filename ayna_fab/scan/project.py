@@ -196,22 +196,30 @@ def module_file(base: Path, module: str) -> list[Path]:
     return []
 
 
+def pyproject(folder: Path) -> dict:
+    """folder's pyproject.toml as a table: {} when it is missing, unreadable or malformed."""
+    try:
+        return tomllib.loads((folder / "pyproject.toml").read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def table(data: dict, *keys: str) -> dict:
+    """data[k1][k2]...: {} where a key is missing or holds something other than a table."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
 def dependency_names(root: Path) -> tuple[set[str], bool, str | None]:
     """Normalized names of the declared dependencies, whether pyproject.toml has a [project] table
     (one that holds only tools' settings declares nothing uv can lock), requirements file."""
     names: set[str] = set()
-    pyproject = root / "pyproject.toml"
-    has_project = False
-    specs: list[str] = []
-    if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text())
-            has_project = isinstance(data.get("project"), dict)
-            specs += list(data.get("project", {}).get("dependencies", []) or [])
-            poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
-            specs += [name for name in poetry if name.lower() != "python"] if isinstance(poetry, dict) else []
-        except (tomllib.TOMLDecodeError, OSError, AttributeError):
-            pass
+    data = pyproject(root)
+    has_project = isinstance(data.get("project"), dict)
+    deps = table(data, "project").get("dependencies")
+    specs = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+    specs += [name for name in table(data, "tool", "poetry", "dependencies") if name.lower() != "python"]
     req = requirements_file(root)
     if req:
         specs += requirement_lines(root / req, set())
@@ -260,11 +268,8 @@ def requirement_lines(path: Path, seen: set[Path]) -> list[str]:
 
 def project_name(root: Path) -> str:
     """pyproject's [project].name, or the directory's, made into a hosts.toml name."""
-    raw = root.resolve().name
-    try:
-        raw = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {}).get("name") or raw
-    except (OSError, tomllib.TOMLDecodeError):
-        pass
+    raw = table(pyproject(root), "project").get("name")
+    raw = raw if isinstance(raw, str) and raw else root.resolve().name
     name = re.sub(r"[^a-z0-9_-]+", "-", raw.lower()).strip("-_")
     if not name or not name[0].isalpha():
         name = "app-" + name if name else "app"
@@ -655,27 +660,17 @@ def env_text(p: Plan, *, generate: bool) -> str:
 
 # --- what stands in the way ----------------------------------------------------------------------
 
-def _poetry(path: Path) -> bool:
-    try:
-        return "poetry" in tomllib.loads((path / "pyproject.toml").read_text()).get("tool", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-
-
 def uv_workspace(path: Path) -> Path | None:
     """The root of the uv workspace whose members include path (a folder above it with a
     pyproject.toml whose [tool.uv.workspace] members match), or None."""
     here = path.resolve()
     for above in here.parents:
-        try:
-            data = tomllib.loads((above / "pyproject.toml").read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        ws = data.get("tool", {}).get("uv", {}).get("workspace")
-        if isinstance(ws, dict):
+        uv = table(pyproject(above), "tool", "uv")
+        if "workspace" in uv:
+            ws = table(uv, "workspace")
             member = here.relative_to(above).as_posix()
-            members = [m for m in ws.get("members", []) if isinstance(m, str)]
-            excluded = [m for m in ws.get("exclude", []) if isinstance(m, str)]
+            members, excluded = ([m for m in ws.get(k) or [] if isinstance(m, str)] if isinstance(ws.get(k) or [], list)
+                                 else [] for k in ("members", "exclude"))
             if any(fnmatch.fnmatch(member, m) for m in members) and not any(fnmatch.fnmatch(member, m) for m in excluded):
                 return above
             return None
@@ -707,14 +702,14 @@ def deploy_gaps(f: Found) -> list[Gap]:
         adds = f"uv add -r {f.requirements}" if f.requirements else "uv add DEPENDENCIES..."
         if f.pyproject:
             fix = f"cd {path} && uv lock && git add uv.lock && git commit -m 'Lock dependencies'"
-        elif not f.requirements and ((path / "Pipfile").is_file() or _poetry(path)):
+        elif not f.requirements and ((path / "Pipfile").is_file() or "poetry" in table(pyproject(path), "tool")):
             # Poetry's or Pipenv's declarations: converted as they are, with their pins
             fix = f"cd {path} && uvx migrate-to-uv && uv lock && {commit}"
         elif (path / "pyproject.toml").is_file():
             # pyproject.toml holds only tools' settings: uv init refuses it, and `uv lock` would lock nothing
             spec = next((d.spec for d in f.python), ">=3.11")
-            table = rf'\n[project]\nname = "{project_name(path)}"\nversion = "0"\nrequires-python = "{spec}"\ndependencies = []\n'
-            fix = f"cd {path} && printf '{table}' >> pyproject.toml && {adds} && {commit}"
+            project_table = rf'\n[project]\nname = "{project_name(path)}"\nversion = "0"\nrequires-python = "{spec}"\ndependencies = []\n'
+            fix = f"cd {path} && printf '{project_table}' >> pyproject.toml && {adds} && {commit}"
         else:
             fix = f"cd {path} && uv init --bare --no-workspace && {adds} && {commit}"
         gaps.append(Gap("uv.lock is missing: deploys install exactly the locked versions, with hashes", fix))
@@ -823,11 +818,9 @@ def remove_command(f: Found, name: str) -> str:
 
 
 def _in_pyproject(root: Path, name: str) -> bool:
-    try:
-        deps = tomllib.loads((root / "pyproject.toml").read_text()).get("project", {}).get("dependencies", [])
-    except (OSError, tomllib.TOMLDecodeError):
-        return False
-    return any(re.match(rf"{re.escape(name)}\b", re.sub(r"[-_.]+", "-", d.lower())) for d in deps)
+    deps = table(pyproject(root), "project").get("dependencies")
+    return isinstance(deps, list) and any(
+        isinstance(d, str) and re.match(rf"{re.escape(name)}\b", re.sub(r"[-_.]+", "-", d.lower())) for d in deps)
 
 
 STANDARD_FIXES = {

@@ -47,12 +47,7 @@ class Corpus:
     def __init__(self, sandbox, root: Path) -> None:
         self.sandbox = sandbox
         self.root = root
-        self.index = corpus.simple_index(sandbox.settings.wheelhouse_dir, root / "index")
-        self.inv = root / "hosts.toml"
-        s = sandbox.settings
-        self.inv.write_text(f'[defaults]\nidentity_file = "{s.key_path}"\nknown_hosts = "{s.known_hosts_path}"\n\n'
-                            f'[hosts.{HOST}]\nhostname = "127.0.0.1"\nport = {sandbox.hosts[0].ssh_port}\n'
-                            "projects = []\n")
+        self.index, self.inv = corpus.sandbox_inventory(sandbox, root, HOST)
         self.made: dict[str, tuple[Path, Path]] = {}
 
     def make(self, shape: str) -> tuple[Path, Path]:
