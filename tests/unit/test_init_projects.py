@@ -707,3 +707,11 @@ def test_init_exits_0_with_advice_or_without(bakery, tmp_path, monkeypatch, caps
         out = capsys.readouterr().out
         assert ("Makefile is missing" in out) is bool(standard)
         assert '"exit_code": 0' in out if json else "Before the first deploy" in out
+
+
+def test_a_pyproject_whose_tables_are_not_tables_is_read_as_declaring_nothing(tmp_path):
+    root = tree(tmp_path / "odd", {"manage.py": BAKERY["manage.py"],
+                                   "pyproject.toml": 'project = "x"\ntool = 1\n'})
+    found = projectinit.inspect(root)
+    assert found.name == "odd" and not found.pyproject and found.dependencies == set()
+    assert projectinit.uv_workspace(root) is None
