@@ -31,7 +31,8 @@ FAB = str(Path(sys.executable).with_name("fab"))
 DEMO = REPO / "examples/uavcrew"
 DEMO_ENV = REPO / "examples/uavcrew.sandbox.env"
 ROOT = "/opt/ayna/uavcrew"
-UNITS = ("uavcrew-web", "uavcrew-api", "uavcrew-celery", "uavcrew-beat")
+UNITS = ("uavcrew-web-blue", "uavcrew-web-green", "uavcrew-api-blue", "uavcrew-api-green", "uavcrew-celery-blue",
+         "uavcrew-celery-green", "uavcrew-beat")
 
 
 def sandbox_settings(tmp: Path, prefix: str, port_base: int) -> SandboxSettings:

@@ -30,6 +30,8 @@ from ayna_fab.sandbox.settings import BASE_REQUIREMENTS, SandboxSettings  # noqa
 
 FAB = str(Path(sys.executable).with_name("fab"))
 ROOT = "/opt/ayna/uavcrew"
+UNITS = ("uavcrew-web-blue", "uavcrew-web-green", "uavcrew-api-blue", "uavcrew-api-green", "uavcrew-celery-blue",
+         "uavcrew-celery-green", "uavcrew-beat")
 
 
 def timed(argv: list[str], env: dict) -> float:
@@ -73,8 +75,8 @@ projects = ["uavcrew"]
         env = {**os.environ, "AYNA_FAB_HOSTS": str(inv)}
         timed([FAB, "-H", "sandbox1", "setup"], env)
         conn = ssh.connect(manager.endpoint(hs, settings))
-        reset = (f"systemctl stop uavcrew-web uavcrew-api uavcrew-celery uavcrew-beat; rm -rf {ROOT}/releases/v* "
-                 f"{ROOT}/releases/current {ROOT}/venv; cd / && runuser -u postgres -- dropdb --if-exists uavcrew "
+        reset = (f"systemctl stop {' '.join(UNITS)}; rm -rf {ROOT}/releases/v* "
+                 f"{ROOT}/releases/current {ROOT}/releases/blue {ROOT}/releases/green {ROOT}/venv; cd / && runuser -u postgres -- dropdb --if-exists uavcrew "
                  "&& runuser -u postgres -- createdb -O uavcrew uavcrew")
         timed([FAB, "-H", "sandbox1", "deploy"], env)  # warms uv's cache once
         forwarder.request(hs.control, f"rtt {args.rtt_ms}")

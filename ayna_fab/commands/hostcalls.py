@@ -107,9 +107,9 @@ def activate(layout: Layout, project: Project, token: str, number: int, actions:
     return hostcall.command(calls.Activate(
         root=layout.root, token=token, number=number, actions=[list(a) for a in actions],
         health=health_checks(project),
-        http_units=[units.unit_name(project, s) for s in ("web", "api") if s in project.services],
+        http_units=[u for s in ("web", "api") if s in project.services for u in units.service_units(project, s)],
         verify_timeout=verify_timeout, health_timeout=health_timeout, back=back, restore=restore,
-        record={"ok": on_ok, "failed": on_failure, "pending": pending}), step)
+        record={"ok": on_ok, "failed": on_failure, "pending": pending}, slots=units.slot_units(project)), step)
 
 
 def record(project: Project, states: dict[int, str], meta: dict[int, dict], log: dict | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from ayna_fab.provision import uvrelease
@@ -63,14 +64,20 @@ def install_uv(pip_args: list[str]) -> Command:
                    f"that has uv {uvrelease.VERSION}'s wheel for its platform")
 
 
-def install_units(units: dict[str, str], venv_bin: str) -> Command:
+def install_units(units: dict[str, str], venv_bins: list[str], legacy: list[str] = (), slot_link: str = "",
+                  user: str = "", first_slot: list[str] = ()) -> Command:
     """Install unit files that differ, reload systemd once, enable all; verify the result.
 
     Units are not started here: there is no release to run yet, so the one thing
     `systemd-analyze verify` may report is that the venv's programs do not exist yet.
-    """
+    A host set up before the slots still has one unit per service (legacy): each is stopped
+    and removed, and when a release is live the first slot is pointed at it and started
+    (connections wait in the socket meanwhile)."""
     names = sorted(units)
-    lines = ["set -eu", "stage=$(mktemp -d)", "trap 'rm -rf \"$stage\"' EXIT", "reload=0"]
+    pattern = "|".join(not_yet_deployed_re(b) for b in venv_bins)
+    lines = ["set -eu", "stage=$(mktemp -d)", "trap 'rm -rf \"$stage\"' EXIT", "reload=0", "legacy=0"]
+    for name in legacy:
+        lines += remove_unit_lines(name, f"replaced {name} by its two slots", also="legacy=1")
     for name in names:
         staged = f'"$stage"/{q(name)}'
         lines.append(heredoc(staged, units[name]))
@@ -89,11 +96,34 @@ def install_units(units: dict[str, str], venv_bin: str) -> Command:
         "    systemctl enable --quiet \"$u\"; echo \"changed: enabled $u\"",
         "  fi",
         "done",
+    ]
+    if first_slot:
+        link, current = q(slot_link), q(f"{os.path.dirname(slot_link)}/current")
+        lines += [
+            f"if [ $legacy = 1 ] && [ -L {current} ]; then",
+            f"  ln -sfn \"$(readlink {current})\" {link}.tmp && chown -h {q(user)}: {link}.tmp && mv -T {link}.tmp {link}",
+            f"  systemctl start {' '.join(q(u) for u in first_slot)}",
+            f"  echo {q('changed: started the live release in its first slot')}",
+            "fi",
+        ]
+    lines += [
         f"out=$(cd {UNIT_DIR} && systemd-analyze verify {quoted} 2>&1) || true",
-        f"rest=$(printf '%s\\n' \"$out\" | grep -v -E {q(not_yet_deployed_re(venv_bin))} | grep -v '^$' || true)",
+        f"rest=$(printf '%s\\n' \"$out\" | grep -v -E {q(pattern)} | grep -v '^$' || true)",
         "if [ -n \"$rest\" ]; then echo \"systemd-analyze verify:\" >&2; echo \"$rest\" >&2; exit 1; fi",
     ]
     return Command("\n".join(lines), "systemd units")
+
+
+def remove_unit_lines(name: str, said: str, also: str = "") -> list[str]:
+    """Shell lines: stop and disable a unit that is installed, remove its file, mark a reload due."""
+    path = q(f"{UNIT_DIR}/{name}")
+    return [
+        f"if [ -e {path} ] || [ -L {path} ]; then",
+        f"  systemctl disable --now --quiet {q(name)} 2>/dev/null || systemctl stop {q(name)} 2>/dev/null || true",
+        f"  rm -f {path}; reload=1{'; ' + also if also else ''}",
+        f"  echo {q(f'changed: {said}')}",
+        "fi",
+    ]
 
 
 def not_yet_deployed_re(venv_bin: str) -> str:

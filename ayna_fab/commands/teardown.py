@@ -9,21 +9,14 @@ from __future__ import annotations
 from ayna_fab.remote.transport import Command
 
 from . import q
-from .setup import UNIT_DIR
+from .setup import remove_unit_lines
 
 
 def remove_units(names: list[str]) -> Command:
     """Stop and disable the units and sockets, remove their files, reload systemd once."""
     lines = ["set -eu", "reload=0"]
     for name in names:
-        path = q(f"{UNIT_DIR}/{name}")
-        lines += [
-            f"if [ -e {path} ] || [ -L {path} ]; then",
-            f"  systemctl disable --now --quiet {q(name)} 2>/dev/null || systemctl stop {q(name)} 2>/dev/null || true",
-            f"  rm -f {path}; reload=1",
-            f"  echo {q(f'changed: stopped and removed {name}')}",
-            "fi",
-        ]
+        lines += remove_unit_lines(name, f"stopped and removed {name}")
     lines += ["if [ $reload = 1 ]; then systemctl daemon-reload; "
               f"systemctl reset-failed {' '.join(q(n) for n in names)} 2>/dev/null || true; fi"]
     return Command("\n".join(lines), "units")

@@ -93,9 +93,11 @@ class Hooks:
 @dataclass(frozen=True)
 class Activate:
     """Make vN live, carried to its end on the host whatever happens to the connection (a detached
-    worker): flip, restart, health, verify; on failure, with restore, put `back` live again (or
-    stop the units when back is None); then record: record["ok"] or record["failed"], each None or
-    {"states", "meta", "log", "remove", "units"} as Finish takes them (it releases the lock)."""
+    worker): point the idle slot at vN, flip, start it, restart `actions`' units (beat), health,
+    stop the other slot, verify; on failure, with restore, put `back` live again (or stop the
+    units when back is None); then record: record["ok"] or record["failed"], each None or
+    {"states", "meta", "log", "remove", "units"} as Finish takes them (it releases the lock).
+    slots: {slot: its units}; an activation journaled without them restarts `actions` alone."""
     root: str
     token: str
     number: int
@@ -107,6 +109,7 @@ class Activate:
     back: int | None
     restore: bool
     record: dict
+    slots: dict = None
 
 
 @dataclass(frozen=True)

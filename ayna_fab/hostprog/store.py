@@ -40,12 +40,7 @@ def write_json(path, data):
 
 def current_number(root):
     """The live release's number, from releases/current, or None."""
-    try:
-        target = os.readlink(os.path.join(releases_dir(root), "current"))
-    except OSError:
-        return None
-    name = os.path.basename(target.rstrip("/"))
-    return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
+    return pointed(root, "current")
 
 
 def current_dir(root):
@@ -107,13 +102,28 @@ def set_state(root, number, state, extra=None):
     return True
 
 
-def flip(root, number):
-    """current -> vN atomically: a new symlink under a temporary name, renamed over current;
-    and the project's venv link, through current, if it is not there yet."""
+def point(root, name, number):
+    """releases/NAME -> vN atomically: a new symlink under a temporary name, renamed over it."""
     rdir = releases_dir(root)
-    tmp = os.path.join(rdir, f".current.tmp{os.getpid()}")
+    tmp = os.path.join(rdir, f".{name}.tmp{os.getpid()}")
     os.symlink(f"v{number}", tmp)
-    os.replace(tmp, os.path.join(rdir, "current"))
+    os.replace(tmp, os.path.join(rdir, name))
+
+
+def pointed(root, name):
+    """The release number releases/NAME names (current, or a slot), or None."""
+    try:
+        target = os.readlink(os.path.join(releases_dir(root), name))
+    except OSError:
+        return None
+    base = os.path.basename(target.rstrip("/"))
+    return int(base[1:]) if base.startswith("v") and base[1:].isdigit() else None
+
+
+def flip(root, number):
+    """current -> vN atomically, and the project's venv link, through current, if it is not there yet."""
+    rdir = releases_dir(root)
+    point(root, "current", number)
     venv = os.path.join(root, "venv")
     want = os.path.join(rdir, "current", ".venv")
     if not (os.path.islink(venv) and os.readlink(venv) == want):

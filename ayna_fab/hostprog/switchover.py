@@ -1,9 +1,12 @@
 """Activation, carried to its end on the host whatever happens to the laptop.
 
 The activate call starts a worker of its own session, detached from the SSH
-connection, and then only follows it. The worker flips `current`, restarts every
-unit, polls health, verifies every process, and when that fails puts the release
-it replaced back (or, with none, stops the units), then records the outcome:
+connection, and then only follows it. The worker points the idle slot at the
+release, flips `current`, starts that slot beside the live one and restarts beat,
+polls health until the new release answers, stops the other slot, verifies every
+process, and when that fails puts the release it replaced back (the old slot, still
+running until the new one answered, is kept: no cold start) or, with none, stops
+the units; then it records the outcome:
 states, the log line, the lock's release. Its progress goes to the journal
 (journal.py) step by step. Losing the link, killing the laptop or killing the
 call that follows changes nothing; killing the worker itself leaves its journal,
@@ -257,9 +260,38 @@ def record_outcome(a: calls.Activate, outcome, back, reason=None):
     journal.update(a.root, recorded=recorded, phase="done", finished=time.time())
 
 
+RUNNING = ("active", "activating", "reloading", "deactivating")
+
+
+def choose_slot(slots, running, links, number, current, restoring):
+    """(slot, verb) for vN: a slot already running vN with every unit up is kept ("keep") when
+    putting a release back, or when vN is not the live release (a fleet putting a host back);
+    else an idle slot is started ("start"); with none idle (an activation cut short), the slot
+    that does not run the live release is restarted. Never the live slot itself: the other
+    one serves until the new one answers."""
+    if not slots:
+        return None, None
+    for slot, names in slots.items():
+        if (links.get(slot) == number and names and all(running.get(u) for u in names)
+                and (restoring or current != number)):
+            return slot, "keep"
+    idle = [slot for slot, names in slots.items() if not any(running.get(u) for u in names)]
+    if idle:
+        return idle[0], "start"
+    others = [slot for slot in slots if links.get(slot) != current]
+    return (others or list(slots))[-1], "restart"
+
+
+def every_unit(a: calls.Activate):
+    """Both slots' units, then the others (beat)."""
+    return [u for names in (a.slots or {}).values() for u in names] + [u for u, _ in a.actions]
+
+
 def bring_up(a: calls.Activate, number, restoring=False):
-    """Flip to number, restart every unit (all at once), poll health while workers finish their
-    warm shutdowns, verify. Steps go to the journal (a way back shows as one `restore` step)."""
+    """Point the idle slot at number, flip, start that slot and restart the other units (beat), all
+    at once; poll health until number answers while the live slot still serves; then stop the
+    other slot (a warm shutdown for Celery, awaited while verify runs) and verify. Steps go to
+    the journal (a way back shows as one `restore` step)."""
     rel = store.release_dir(a.root, number)
     res = {"number": number, "steps": {}}
     started = time.monotonic()
@@ -269,8 +301,20 @@ def bring_up(a: calls.Activate, number, restoring=False):
         if not restoring:
             journal.add_step(a.root, name, seconds, ok)
 
-    journal.update(a.root, phase="restore" if restoring else "flip")
+    slots = a.slots or {}
+    everything = every_unit(a)
+    before = units.states(everything)
+    running = {u: before[u]["state"] in RUNNING for u in everything}
+    restarts_before = {unit: f["restarts"] for unit, f in before.items()}
+    slot, verb = choose_slot(slots, running, {s: store.pointed(a.root, s) for s in slots}, number,
+                             store.current_number(a.root), restoring)
+    new = list(slots.get(slot, []))
+    old = [u for s, names in slots.items() if s != slot for u in names if running[u]]
+
+    journal.update(a.root, phase="restore" if restoring else "flip", slot=slot)
     t = time.monotonic()
+    if verb in ("start", "restart"):
+        store.point(a.root, slot, number)
     store.flip(a.root, number)
     done("flip", time.monotonic() - t)
     if not restoring:
@@ -279,8 +323,11 @@ def bring_up(a: calls.Activate, number, restoring=False):
     t = time.monotonic()
     errors = []
     procs = []
-    before = units.states([unit for unit, _ in a.actions])
-    restarts_before = {unit: f["restarts"] for unit, f in before.items()}
+    for unit in new:   # the new slot, beside the live one
+        if verb == "keep" and running[unit]:
+            continue
+        procs.append((unit, "restart" if verb == "restart" or running[unit] else "start",
+                      units.control_async("restart" if verb == "restart" or running[unit] else "start", unit)))
     for unit, action in a.actions:  # all at once: a slow warm shutdown must not hold up the rest
         if before[unit]["state"] != "active":
             action = "restart"  # not running (first deploy, or it died): start it
@@ -292,7 +339,7 @@ def bring_up(a: calls.Activate, number, restoring=False):
             if p.returncode != 0:
                 errors.append(f"{action} {unit}: {output.strip()}")
 
-    # Health needs only the HTTP units: poll it while workers finish their warm shutdowns.
+    # Health needs only the HTTP units: poll it while the rest start.
     http = set(a.http_units)
     settle([p for p in procs if p[0] in http])
     if not restoring:
@@ -308,12 +355,21 @@ def bring_up(a: calls.Activate, number, restoring=False):
     res["health"] = hreport
     res["healthy"] = healthy
 
+    # The other slot stops once the new one answers; until then it serves (and is the way back).
+    stopping = [(u, "stop", units.control_async("stop", u)) for u in old] if healthy and not errors else []
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()
-    ok, report = verify([u for u, _ in a.actions], rel, time.monotonic() + a.verify_timeout, restarts_before,
-                        settle_units=[u for u, _ in a.actions if u not in http])
-    done("verify", time.monotonic() - t, ok)
+    checked = new + [u for u, _ in a.actions]
+    ok, report = verify(checked, rel, time.monotonic() + a.verify_timeout, restarts_before,
+                        settle_units=[u for u in checked if u not in http])
+    settle(stopping)   # a worker's warm shutdown ran beside verify; it is over before the outcome
+    if stopping:
+        after = units.states(old)
+        for unit in old:
+            if after[unit]["state"] in RUNNING:
+                errors.append(f"{unit} still runs after its stop ({after[unit]['state']})")
+    done("verify", time.monotonic() - t, ok and not errors)
     res["verify"] = report
     res["verified"] = ok and not errors
     res["ok"] = res["verified"] and healthy
@@ -330,7 +386,7 @@ def stop_all(root, unit_names):
 
 
 def stop(a: calls.Activate):
-    errors = stop_all(a.root, [u for u, _ in a.actions])
+    errors = stop_all(a.root, every_unit(a))
     journal.add_step(a.root, "restore", 0.0, not errors)
     return not errors
 

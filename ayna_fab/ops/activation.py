@@ -23,12 +23,11 @@ REATTACH_WAIT = 30.0  # each follow call after a lost link waits this long for t
 
 
 def unit_actions(project: Project) -> list[tuple[str, str]]:
-    """Every unit is restarted, so every process runs the new release's interpreter and packages.
+    """The units outside the slots (beat) are restarted, stop then start: beat never runs twice.
 
-    A HUP would keep gunicorn's master on the venv of the release it started from, and that
-    release is deleted by a later cleanup. web and api lose no request to the restart: their
-    socket units hold the port and queue connections meanwhile (docs/ARCHITECTURE.md)."""
-    return [(units.unit_name(project, service), "restart") for service in project.services]
+    web, api and the Celery worker are not in this list: the host starts the new release in
+    their idle slot and stops the live one once the new one answers (docs/ARCHITECTURE.md)."""
+    return [(unit, "restart") for unit in units.single_units(project)]
 
 
 def failure_text(res: dict) -> str:

@@ -100,12 +100,31 @@ def cells(r: dict) -> list:
     """A status row as the table's cells."""
     if r.get("error"):
         return [r["host"], r["project"], r.get("stage", ""), "?", "", "", "", "", "", "", "", "", r["error"]]
-    units = " ".join(f"{u.split('-')[-1].removesuffix('.service')}:{s}" for u, s in r["units"].items())
+    units = units_cell(r["project"], r["units"])
     health = " ".join(f"{k}:{v}" for k, v in r["health"].items())
     return [r["host"], r["project"], r.get("stage", ""), r["release"] or "-", (r["revision"] or "")[:12],
             f"{r['deployed_at'] or ''} {r['deployed_by'] or ''}".strip(), units, health or "-",
             lock_cell(r), r["releases"], f"{r['disk_free_gb']} GB", r.get("proxy") or "-",
             "DRIFT" if r["drift"] else ""]
+
+
+def units_cell(project: str, states: dict[str, str]) -> str:
+    """One word per service: its state and, for a slotted one (web, api, celery), the slot that runs
+    (web:active/green); an idle slot is normal and not shown, two running slots are."""
+    services: dict[str, dict[str, str]] = {}
+    for unit, state in states.items():
+        name = unit.removeprefix(f"{project}-").removesuffix(".service")
+        service, _, slot = name.partition("-")
+        services.setdefault(service, {})[slot] = state
+    words = []
+    for service, slots in services.items():
+        running = [slot for slot, state in slots.items() if state == "active" and slot]
+        if running:
+            words.append(f"{service}:active/{'+'.join(running)}")
+        else:
+            states_ = sorted({state for state in slots.values()} - ({"inactive"} if len(slots) > 1 else set()))
+            words.append(f"{service}:{'/'.join(states_) or 'inactive'}")
+    return " ".join(words)
 
 
 def lock_cell(r: dict) -> str:

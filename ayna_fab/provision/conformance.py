@@ -118,7 +118,7 @@ def _unit_ports(text: str) -> list[tuple[str, int]]:
 def _port_problems_in_unit(name: str, text: str, project: Project) -> list[str]:
     out = []
     for service in ("web", "api"):
-        if name == units.unit_name(project, service):
+        if name in units.service_units(project, service) or name == units.standard_name(project, service):
             binds = _unit_ports(text)
             want = project.port(service)
             if not binds:
@@ -135,7 +135,7 @@ def _local_port_problems(project: Project, src: Path) -> list[str]:
     out = []
     for service in ("web", "api"):
         if service in project.services:
-            name = units.unit_name(project, service)
+            name = units.standard_name(project, service)
             text = _read(src / "systemd" / name)
             if text is not None:
                 out += _port_problems_in_unit(name, text, project)

@@ -165,7 +165,11 @@ def step_units(s: Setup, r: Remote) -> None:
     if "api" in s.project.services:   # the program the api unit runs (provision/asgiserve.py)
         _apply(s, r.run(cmd.install_program(asgiserve.PATH, asgiserve.source())).stdout)
     rendered = units.render_all(s.config, s.host, s.project)
-    _apply(s, r.run(cmd.install_units(rendered, f"{s.layout.venv}/bin")).stdout)
+    bins = [f"{s.layout.venv}/bin"] + [f"{s.layout.root}/releases/{slot}/.venv/bin" for slot in units.SLOTS]
+    legacy = [units.standard_name(s.project, x) for x in s.project.services if x in units.SLOT_SERVICES]
+    first = units.SLOTS[0]
+    _apply(s, r.run(cmd.install_units(rendered, bins, legacy=legacy, slot_link=f"{s.layout.releases}/{first}",
+                                      user=s.deploy_user, first_slot=units.slot_units(s.project)[first])).stdout)
 
 
 def step_sudoers(s: Setup, r: Remote) -> None:

@@ -3,6 +3,13 @@
 web and api each also get a socket unit: systemd owns their port, so a restart queues
 connections instead of refusing them (docs/ARCHITECTURE.md, "Zero downtime").
 
+web, api and the Celery worker run in two slots, blue and green: two units per service, each
+running the release its link (releases/blue, releases/green) names. An activation starts the
+new release in the idle slot while the live one serves, then stops the live one: a handover,
+not a cold start. Both HTTP slots take their service's one socket (Sockets=). A slot starts
+only while its link and `current` name the same release (ExecCondition=), so a boot starts
+the live slot and never the other. Beat has one unit: it must never run twice.
+
 Rendering is pure: the registry's ports, the deploy user, the layout's paths and
 where the app sits in a release go in; unit texts come out. Setup installs them,
 validate compares installed units against them.
@@ -17,13 +24,42 @@ from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Config, Host, Project
 
 
-def unit_name(project: Project, service: str) -> str:
+SLOTS = ("blue", "green")
+SLOT_SERVICES = ("web", "api", "celery")
+
+
+def unit_name(project: Project, service: str, slot: str | None = None) -> str:
+    """A service's unit; a slotted service (web, api, celery) has one per slot."""
+    if service in SLOT_SERVICES:
+        return f"{project.name}-{service}-{slot or SLOTS[0]}.service"
     return f"{project.name}-{service}.service"
 
 
+def standard_name(project: Project, service: str) -> str:
+    """The unit's name in the standard, as a project's own systemd/ folder has it: one per service."""
+    return f"{project.name}-{service}.service"
+
+
+def service_units(project: Project, service: str) -> list[str]:
+    """Every unit of one service: both slots of a slotted one."""
+    if service in SLOT_SERVICES:
+        return [unit_name(project, service, slot) for slot in SLOTS]
+    return [unit_name(project, service)]
+
+
 def unit_names(project: Project) -> list[str]:
-    """The project's service units: what deploys restart and sudoers lets the deploy user control."""
-    return [unit_name(project, s) for s in project.services]
+    """The project's service units, both slots: what deploys control and sudoers lets the deploy user."""
+    return [u for s in project.services for u in service_units(project, s)]
+
+
+def slot_units(project: Project) -> dict[str, list[str]]:
+    """{slot: its units}, for the activation's handover."""
+    return {slot: [unit_name(project, s, slot) for s in project.services if s in SLOT_SERVICES] for slot in SLOTS}
+
+
+def single_units(project: Project) -> list[str]:
+    """The units outside the slots (beat): restarted, stop then start, by an activation."""
+    return [unit_name(project, s) for s in project.services if s not in SLOT_SERVICES]
 
 
 SOCKET_SERVICES = ("web", "api")
@@ -46,8 +82,11 @@ def template(service: str, kind: str = "service") -> str:
     return resources.files("ayna_fab.provision.templates").joinpath(f"{service}.{kind}").read_text()
 
 
-def render(config: Config, host: Host | None, project: Project, service: str, kind: str = "service") -> str:
-    """One unit. host=None renders with the inventory's default user (local validation)."""
+def render(config: Config, host: Host | None, project: Project, service: str, kind: str = "service",
+           slot: str | None = None) -> str:
+    """One unit (of a slot, for web, api and celery). host=None renders with the inventory's default
+    user (local validation)."""
+    slot = slot or SLOTS[0]
     values = {
         "project": project.name,
         "title": project.name.replace("-", " ").replace("_", " ").title(),
@@ -61,11 +100,14 @@ def render(config: Config, host: Host | None, project: Project, service: str, ki
         "asgi_dir": project.asgi_dir,
         "asgi_app": project.asgi_app,
         "celery_app": project.celery_app,
+        "slot": slot,
+        "first_slot": SLOTS[0],
     }
-    current = f"{values['root']}/releases/current"
-    values.update(django_path=in_release(current, project.django_dir),
-                  asgi_path=in_release(current, project.asgi_dir),
-                  celery_path=in_release(current, celery_dir(project)))
+    # Slotted units run from their slot's link; beat runs from `current`.
+    release = f"{values['root']}/releases/{slot if service in SLOT_SERVICES else 'current'}"
+    values.update(release=release, django_path=in_release(release, project.django_dir),
+                  asgi_path=in_release(release, project.asgi_dir),
+                  celery_path=in_release(release, celery_dir(project)))
     return template(service, kind).format(**values)
 
 
@@ -91,7 +133,8 @@ def celery_dir(project: Project) -> str:
 
 
 def render_all(config: Config, host: Host | None, project: Project) -> dict[str, str]:
-    units = {unit_name(project, s): render(config, host, project, s) for s in project.services}
+    units = {unit_name(project, s, slot): render(config, host, project, s, slot=slot)
+             for s in project.services for slot in (SLOTS if s in SLOT_SERVICES else (None,))}
     units.update({socket_name(project, s): render(config, host, project, s, "socket")
                   for s in project.services if s in SOCKET_SERVICES})
     return units

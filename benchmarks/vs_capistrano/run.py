@@ -83,7 +83,9 @@ class Bench:
         for hs in self.sandbox.hosts:
             run([FAB, "-H", hs.name, "setup"], self.fab_env)
         # Capistrano's host: the units' venv path goes through `current`, as ayna-fab's first deploy makes it.
-        self.sandbox.check(1, f"ln -sfn {ROOT}/releases/current/.venv {ROOT}/venv && chown -h adonis: {ROOT}/venv")
+        # Its blue slot's link names `current` itself: the standard's one unit per service, through current.
+        self.sandbox.check(1, f"ln -sfn {ROOT}/releases/current/.venv {ROOT}/venv && chown -h adonis: {ROOT}/venv && "
+                              f"ln -sfn current {ROOT}/releases/blue && chown -h adonis: {ROOT}/releases/blue")
 
     def fab(self, *argv: str, want: int | None = 0) -> Result:
         return run([FAB, "-H", "sandbox1", *argv], self.fab_env, hosts=[self.sandbox.hosts[0]], want=want)
@@ -107,7 +109,7 @@ class Bench:
             self.sandbox.check(i, f"systemctl kill -s KILL {' '.join(UNITS)}; systemctl stop {' '.join(UNITS)}; "
                                   f"rm -rf {ROOT}/releases/v* {ROOT}/releases/current "
                                   f"{ROOT}/cap-releases; "
-                                  + (f"rm -f {ROOT}/venv; " if i == 0 else "")
+                                  + (f"rm -f {ROOT}/venv {ROOT}/releases/blue {ROOT}/releases/green; " if i == 0 else "")
                                   + "cd / && runuser -u postgres -- dropdb --if-exists uavcrew "
                                     "&& runuser -u postgres -- createdb -O uavcrew uavcrew", timeout=600)
 

@@ -156,18 +156,27 @@ fi
 section 5 "Systemd units exist"
 units="web celery beat"
 if [ -d src/api ]; then units="web api celery beat"; fi
+# web, api and the Celery worker run in two slots (ayna-fab's blue-green handover): their
+# units are PROJECT-SERVICE-blue.service and -green.service, each running its slot's release.
+unit_of() { # service
+    case "$1" in
+        beat) echo "systemd/${PROJECT}-$1.service" ;;
+        *) if [ -f "systemd/${PROJECT}-$1-blue.service" ]; then echo "systemd/${PROJECT}-$1-blue.service";
+           else echo "systemd/${PROJECT}-$1.service"; fi ;;
+    esac
+}
 for service in $units; do
-    unit="systemd/${PROJECT}-${service}.service"
+    unit="$(unit_of "$service")"
     if [ ! -f "$unit" ]; then
         fail "$unit is missing"
         continue
     fi
     pass "$unit exists"
     problems=""
-    grep -Eq '^ExecStart=/opt/ayna/'"$PROJECT"'/venv/bin/' "$unit" \
-        || problems="$problems; ExecStart does not run from /opt/ayna/$PROJECT/venv/bin"
-    grep -Eq '^WorkingDirectory=/opt/ayna/'"$PROJECT"'/releases/current' "$unit" \
-        || problems="$problems; WorkingDirectory is not under /opt/ayna/$PROJECT/releases/current"
+    grep -Eq '^ExecStart=/opt/ayna/'"$PROJECT"'/(venv|releases/(blue|green)/\.venv)/bin/' "$unit" \
+        || problems="$problems; ExecStart does not run from /opt/ayna/$PROJECT/venv/bin (or a slot's venv)"
+    grep -Eq '^WorkingDirectory=/opt/ayna/'"$PROJECT"'/releases/(current|blue|green)' "$unit" \
+        || problems="$problems; WorkingDirectory is not under /opt/ayna/$PROJECT/releases/current (or a slot)"
     grep -Eq '^EnvironmentFile=-?/opt/ayna/'"$PROJECT"'/shared/\.env\.' "$unit" \
         || problems="$problems; EnvironmentFile is not /opt/ayna/$PROJECT/shared/.env.*"
     grep -Eq '^User=[^[:space:]]+' "$unit" || problems="$problems; no User="
@@ -203,7 +212,7 @@ else
         check_port ".env.example WEB_PORT" "$(env_var .env.example WEB_PORT)" "$web"
         check_port ".env.example API_PORT" "$(env_var .env.example API_PORT)" "$api"
     fi
-    unit="systemd/${PROJECT}-web.service"
+    unit="$(unit_of web)"
     if [ -f "$unit" ]; then
         bind="$(sed -n -E 's/.*--bind[= ]+([^[:space:]\\]+).*/\1/p' "$unit" | head -n 1)"
         if [ "$bind" = "127.0.0.1:$web" ]; then
@@ -212,7 +221,7 @@ else
             fail "$unit binds '${bind}', expected 127.0.0.1:$web"
         fi
     fi
-    unit="systemd/${PROJECT}-api.service"
+    unit="$(unit_of api)"
     if [ -f "$unit" ]; then
         host="$(sed -n -E 's/.*--host[= ]+([^[:space:]\\]+).*/\1/p' "$unit" | head -n 1)"
         port="$(sed -n -E 's/.*--port[= ]+([^[:space:]\\]+).*/\1/p' "$unit" | head -n 1)"

@@ -80,6 +80,20 @@ class Sandbox:
         assert code == 0, f"{command!r} on {self.hosts[index].name} exited {code}: {err or out}"
         return out
 
+    def unit(self, index: int, project: str, service: str) -> str:
+        """The unit that runs service now: the active slot of web, api or celery (blue when
+        neither is), or beat's one unit."""
+        if service == "beat":
+            return f"{project}-beat.service"
+        names = [f"{project}-{service}-{slot}.service" for slot in ("blue", "green")]
+        _, out, _ = self.run(index, "systemctl is-active " + " ".join(names))
+        active = [n for n, state in zip(names, out.split()) if state == "active"]
+        return active[0] if active else names[0]
+
+    def main_pid(self, index: int, project: str, service: str) -> str:
+        """The main process of the unit that runs service now."""
+        return self.check(index, f"systemctl show -p MainPID --value {self.unit(index, project, service)}").strip()
+
 
 def prefix_apart(letter: str) -> str:
     """A sandbox prefix of this run (10 characters at most) none of whose host names is one of the

@@ -16,7 +16,7 @@ KILLED = -signal.SIGKILL          # subprocess's returncode for death by SIGKILL
 HANGING = "hanging"               # fab left waiting on a silent link, killed by the test
 
 # The phases in the order a deploy meets them (as the host shows them; tests/e2e/test_faults.py).
-PHASES = ("plan", "upload", "install", "check/migrate", "activate", "after flip", "health", "record")
+PHASES = ("plan", "upload", "install", "check/migrate", "activate", "after flip", "health", "handover", "record")
 
 # A fault meant for a phase lands too late once the host shows this later phase.
 TOO_LATE_ONCE = {
@@ -27,6 +27,7 @@ TOO_LATE_ONCE = {
     "activate": "record",
     "after flip": "health",
     "health": "record",
+    "handover": "record",
     "record": None,   # fab's death by SIGKILL proves it was still running
 }
 
@@ -64,6 +65,7 @@ MATRIX = (
     Cell("health", "link cut", "new", 0),
     Cell("health", "step killed", "old", 1),
     Cell("health", "unit will not serve", "old", 1),
+    Cell("handover", "step killed", "old", 1, "handover (the live slot stopping)"),
     Cell("restart", "unit will not start", "old", 1),
     Cell("record", "SIGKILL", "new", KILLED),
 )

@@ -69,6 +69,8 @@ rel = root + "/releases/"
 out = {}
 for unit in sys.argv[2:]:
     cg = subprocess.run(["systemctl", "show", "-p", "ControlGroup", "--value", unit], capture_output=True, text=True).stdout.strip()
+    if not cg:   # not running (the idle slot)
+        continue
     try:
         pids = open("/sys/fs/cgroup/unified" + cg + "/cgroup.procs").read().split()
     except OSError:
@@ -80,7 +82,8 @@ for unit in sys.argv[2:]:
             paths += [l.split(None, 5)[5].strip() for l in open("/proc/%s/maps" % pid) if len(l.split(None, 5)) == 6]
         except OSError:
             continue
-        used = sorted({p[len(rel):].split("/")[0] for p in paths if p.startswith(rel)} - {"current"})
+        # links (current, a slot's) name no release by themselves: the resolved files do
+        used = sorted({p[len(rel):].split("/")[0] for p in paths if p.startswith(rel)} - {"current", "blue", "green"})
         out["%s %s" % (unit, pid)] = used
 print(json.dumps(out))
 '''

@@ -73,6 +73,12 @@ class Corpus:
     def current(self, name: str) -> str:
         return self.sandbox.check(0, f"readlink /opt/ayna/{name}/releases/current").strip()
 
+    @staticmethod
+    def units_of(name: str, *services: str) -> list[str]:
+        """The unit files setup installs for these services: two slots each, beat one."""
+        return sorted(f"{name}-beat.service" if s == "beat" else f"{name}-{s}-{slot}.service"
+                      for s in services for slot in (("",) if s == "beat" else ("blue", "green")))
+
     def installed_units(self, name: str) -> list[str]:
         out = self.sandbox.check(0, f"cd /etc/systemd/system && ls -1 {name}-*.service")
         return sorted(out.split())
@@ -163,7 +169,7 @@ def test_notes_root_layout_web_only_on_sqlite(c):
     out = init_setup_deploy(c, "notes", project)
     entry = c.project("notes")
     assert (entry.django_dir, entry.services, entry.checks) == (".", ("web",), "errors")
-    assert c.installed_units("notes") == ["notes-web.service"]
+    assert c.installed_units("notes") == c.units_of("notes", "web")
     # the usual warnings are shown, and do not stop a deploy by default
     assert "security.W001" in out and "models.W042" in out and 'checks = "strict"' in out
     assert c.get("notes", "web", "/") == "notes one: 0 rows\n"
@@ -204,7 +210,7 @@ def test_ledger_root_layout_web_and_api_on_postgresql(c):
     init_setup_deploy(c, "ledger", project)
     entry = c.project("ledger")
     assert (entry.django_dir, entry.asgi_dir, entry.services) == (".", ".", ("web", "api"))
-    assert c.installed_units("ledger") == ["ledger-api.service", "ledger-web.service"]
+    assert c.installed_units("ledger") == c.units_of("ledger", "api", "web")
     assert json.loads(c.get("ledger", "api", "/health")) == {"ok": True, "version": "one", "database": "postgresql"}
     assert c.get("ledger", "web", "/") == "entries one: 0 rows\n"
     redeploy_one_file(c, "ledger", repo, "api/version.py")
@@ -221,7 +227,7 @@ def test_pinger_api_only(c):
     entry = c.project("pinger")
     assert (entry.services, entry.django, entry.asgi_dir, dict(entry.health)) == (
         ("api",), False, "src", {"api": "/openapi.json"})
-    assert c.installed_units("pinger") == ["pinger-api.service"]
+    assert c.installed_units("pinger") == c.units_of("pinger", "api")
     assert json.loads(c.get("pinger", "api", "/")) == {"pinger": "one"}
     redeploy_one_file(c, "pinger", repo, "src/pinger/version.py")
     assert json.loads(c.get("pinger", "api", "/")) == {"pinger": "two"}
@@ -237,7 +243,7 @@ def test_jobs_web_and_celery_without_beat(c):
     init_setup_deploy(c, "jobs", project)
     entry = c.project("jobs")
     assert (entry.django_dir, entry.services, entry.celery_app) == ("backend", ("web", "celery"), "jobsite")
-    assert c.installed_units("jobs") == ["jobs-celery.service", "jobs-web.service"]
+    assert c.installed_units("jobs") == c.units_of("jobs", "celery", "web")
     rows = home_rows(c, "jobs")
     c.fab("-H", HOST, "manage", "--project", "jobs", "--", "shell", "-c",
           "from queue_app.tasks import record; record.delay('queued')")
@@ -259,9 +265,9 @@ def test_orders_api_and_celery_in_a_monorepo_subdirectory(c):
     assert entry.source == project.resolve() or entry.source == project
     assert (entry.services, entry.django, entry.asgi_dir, entry.celery_app) == (
         ("api", "celery"), False, ".", "orders.worker")
-    assert c.installed_units("orders") == ["orders-api.service", "orders-celery.service"]
+    assert c.installed_units("orders") == c.units_of("orders", "api", "celery")
     assert json.loads(c.get("orders", "api", "/health")) == {"orders": "one"}
-    assert c.sandbox.check(0, "systemctl is-active orders-celery.service").strip() == "active"
+    assert c.sandbox.check(0, f"systemctl is-active {c.sandbox.unit(0, 'orders', 'celery')}").strip() == "active"
     # only the project's files travel: the release holds services/orders, not the monorepo
     assert c.sandbox.run(0, "test -e /opt/ayna/orders/releases/v1/web-frontend")[0] != 0
     redeploy_one_file(c, "orders", mono, "services/orders/orders/version.py",

@@ -63,7 +63,7 @@ def test_diff_names_the_keys_only_and_push_under_load_loses_no_request(sandbox, 
     assert r.returncode == 1 and "added: FEATURE_FLAG" in r.stdout and changed, r.stdout
     assert "LOG_LEVEL" in changed[1].split(", "), r.stdout
     assert "DEBUG" not in r.stdout + r.stderr and SECRET not in r.stdout + r.stderr
-    web_pid = sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+    web_pid = sandbox.main_pid(0, "uavcrew", "web")
     load = Load(sandbox, 0, name="envpush").start()
     try:
         out = ok(run(world, "-H", h0, "env.push"))
@@ -71,10 +71,11 @@ def test_diff_names_the_keys_only_and_push_under_load_loses_no_request(sandbox, 
         stats = load.stop()
     assert failed(stats) == 0 and served(stats) > 0, json.dumps(stats)[:2000]
     assert "FEATURE_FLAG" in out and "restarted, healthy" in out and SECRET not in out
-    for unit in ("uavcrew-web.service", "uavcrew-api.service", "uavcrew-celery.service", "uavcrew-beat.service"):
+    for service in ("web", "api", "celery", "beat"):
+        unit = sandbox.unit(0, "uavcrew", service)
         env = unit_env(sandbox, 0, unit)
         assert env["FEATURE_FLAG"] == "on" and env["LOG_LEVEL"] == "DEBUG", unit
-    assert sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip() != web_pid
+    assert sandbox.main_pid(0, "uavcrew", "web") != web_pid
     assert sandbox.check(0, f"stat -c '%U %G %a' {ENV}").strip() == "root adonis 640"
     assert run(world, "-H", h0, "env.diff").returncode == 0
     log = sandbox.check(0, f"tail -n 1 {ROOT}/logs/deploys.jsonl")
@@ -86,12 +87,12 @@ def test_set_of_a_tricky_value_reaches_the_units_exactly_and_unset_removes_it(sa
     r = run(world, "-H", h0, "env.set", "TRICKY_VALUE", input=TRICKY + "\n")
     ok(r)
     assert TRICKY not in r.stdout + r.stderr
-    for unit in ("uavcrew-web.service", "uavcrew-celery.service"):
+    for unit in (sandbox.unit(0, "uavcrew", "web"), sandbox.unit(0, "uavcrew", "celery")):
         assert unit_env(sandbox, 0, unit)["TRICKY_VALUE"] == TRICKY, unit
     code = sandbox.check(0, "ps -eo args")
     assert "$HOME ${X}" not in code      # never in any process's argv
     ok(run(world, "-H", h0, "env.unset", "TRICKY_VALUE"))
-    assert "TRICKY_VALUE" not in unit_env(sandbox, 0, "uavcrew-web.service")
+    assert "TRICKY_VALUE" not in unit_env(sandbox, 0, sandbox.unit(0, "uavcrew", "web"))
     r = run(world, "-H", h0, "env.set", "TRICKY_VALUE=in-argv")
     assert r.returncode == 2 and "give the key alone" in r.stderr
 
@@ -127,8 +128,9 @@ def test_remove_then_setup_then_deploy_brings_the_project_back(sandbox, world):
     h1 = world["names"][1]
     releases = sandbox.check(1, f"ls {ROOT}/releases")
     out = ok(run(world, "-H", h1, "remove", "--project", "uavcrew"))
-    assert "stopped and removed uavcrew-web.service" in out
-    for path in ("/etc/systemd/system/uavcrew-web.service", "/etc/systemd/system/uavcrew-web.socket",
+    assert "stopped and removed uavcrew-web-blue.service" in out
+    for path in ("/etc/systemd/system/uavcrew-web-blue.service", "/etc/systemd/system/uavcrew-web-green.service",
+                 "/etc/systemd/system/uavcrew-web.socket",
                  "/etc/sudoers.d/ayna-uavcrew", "/usr/local/lib/ayna-fab/env-uavcrew"):
         assert sandbox.run(1, f"test -e {path}")[0] != 0, path
     assert sandbox.run(1, "ss -ltn | grep -q ':8130 '")[0] != 0        # nobody listens any more
@@ -144,7 +146,7 @@ def test_purge_asks_first_leaves_a_last_backup_and_setup_makes_it_anew(sandbox, 
     # Without a terminal nobody can read the question: refused, naming the flag that gives the yes.
     r = run(world, "-H", h1, "remove", "--project", "uavcrew", "--purge", input="y\n")
     assert r.returncode == 2 and "pass --yes" in r.stderr, r.stderr
-    assert sandbox.run(1, "test -e /etc/systemd/system/uavcrew-web.service")[0] == 0
+    assert sandbox.run(1, "test -e /etc/systemd/system/uavcrew-web-blue.service")[0] == 0
     out = ok(run(world, "-H", h1, "remove", "--project", "uavcrew", "--purge", "--yes"))
     assert "last backup: uavcrew-" in out and "dropped database uavcrew" in out
     left = sandbox.check(1, f"cd {ROOT} && find . -mindepth 1 | sort").split()

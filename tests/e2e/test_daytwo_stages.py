@@ -122,7 +122,7 @@ def test_a_staging_and_a_production_host_from_one_hosts_toml(hosts, inv, repo, t
         assert r.returncode == 0, r.stdout + r.stderr
 
     def seen(i: int) -> dict[str, str]:
-        pid = hosts.check(i, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+        pid = hosts.main_pid(i, "uavcrew", "web")
         env = hosts.check(i, f"tr '\\0' '\\n' < /proc/{pid}/environ")
         return dict(line.split("=", 1) for line in env.splitlines() if line.startswith(("STAGE_MARK=", "LOG_LEVEL=")))
 
@@ -132,7 +132,8 @@ def test_a_staging_and_a_production_host_from_one_hosts_toml(hosts, inv, repo, t
     rows = json.loads(fab("-H", "sandbox3,sandbox4", "status", "--json", hosts_file=path).stdout)
     assert {r["host"]: (r["stage"], r["drift"]) for r in rows} == {"sandbox3": ("staging", False),
                                                                    "sandbox4": ("production", False)}
-    assert all(r["units"]["uavcrew-web.service"] == "active" for r in rows)
+    assert all("active" in (r["units"]["uavcrew-web-blue.service"], r["units"]["uavcrew-web-green.service"])
+               for r in rows)
     view = fab("config", "--host", "sandbox3", "--json", hosts_file=path)
     assert view.returncode == 0 and SECRET not in view.stdout
     (cfg,) = json.loads(view.stdout)

@@ -25,7 +25,14 @@ from tests.prereqs import interruptible
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
-UNITS = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
+SERVICES = ("web", "api", "celery", "beat")
+UNITS = [f"uavcrew-{s}.service" for s in ("web-blue", "web-green", "api-blue", "api-green", "celery-blue",
+                                          "celery-green", "beat")]
+
+
+def live_units(sandbox) -> list[str]:
+    """The unit that runs each service: its active slot (web, api, celery), or beat's."""
+    return [sandbox.unit(0, "uavcrew", s) for s in SERVICES]
 
 
 class Repo:
@@ -118,8 +125,9 @@ def serving(sandbox) -> set[str]:
 
 
 def process_dirs(sandbox) -> dict[str, set[str]]:
-    """The release directory each unit's processes run in (from their working directories)."""
+    """The release directory each running unit's processes run in (from their working directories)."""
     script = ("for u in " + " ".join(UNITS) + "; do cg=$(systemctl show -p ControlGroup --value $u); "
+              '[ -n "$cg" ] || continue; '
               "for p in $(cat /sys/fs/cgroup/unified$cg/cgroup.procs); do "
               "echo $u $(readlink -f /proc/$p/cwd); done; done")
     found: dict[str, set[str]] = {}
@@ -213,7 +221,7 @@ def test_first_deploy(sandbox, inv, repo):
     assert web["release"] == api["release"] == "v1"
     assert web["revision"] == repo.git("rev-parse", "HEAD")
     assert web["database"] == "ok" and web["redis"] == "ok"
-    assert process_dirs(sandbox) == {u: {"v1"} for u in UNITS}
+    assert process_dirs(sandbox) == {u: {"v1"} for u in live_units(sandbox)}
     assert sandbox.check(0, f"readlink -f {ROOT}/venv").strip() == f"{ROOT}/releases/v1/.venv"
     wait_for_heartbeat(sandbox, "v1", since)  # worker and beat run and do their job
     assert state_of(sandbox, "v1") == "active"
@@ -221,7 +229,7 @@ def test_first_deploy(sandbox, inv, repo):
 
 def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     rev = repo.mode("code-change", text="Second edition")
-    web_pid = sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+    web_pid = sandbox.main_pid(0, "uavcrew", "web")
     since = host_time(sandbox)
     forwarder.request(sandbox.hosts[0].control, "reset")
     r = deploy(inv)
@@ -237,10 +245,10 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     assert "the lock is unchanged: v1's venv, hard-linked" in r.stdout   # no uv run at all
     assert current(sandbox) == "v2"
     assert serving(sandbox) == {"v2"} and health(sandbox, "web")["revision"] == rev
-    assert process_dirs(sandbox) == {u: {"v2"} for u in UNITS}
+    assert process_dirs(sandbox) == {u: {"v2"} for u in live_units(sandbox)}
     # gunicorn is restarted even though the dependencies did not change: a HUP would keep its master on
     # v1's interpreter and packages, which a later cleanup deletes (the socket unit loses no request).
-    assert sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip() != web_pid
+    assert sandbox.main_pid(0, "uavcrew", "web") != web_pid
     assert "Second edition" in sandbox.check(0, "curl -s http://127.0.0.1:8130/")
     wait_for_heartbeat(sandbox, "v2", since)
     assert (state_of(sandbox, "v2"), state_of(sandbox, "v1")) == ("active", "previous")
@@ -248,12 +256,12 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
 
 def test_deploy_that_changes_a_dependency_gets_a_new_venv_and_a_restart(sandbox, inv, repo):
     repo.mode("dependency-change")
-    web_pid = sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+    web_pid = sandbox.main_pid(0, "uavcrew", "web")
     r = deploy(inv)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dependencies changed" in r.stdout
     assert current(sandbox) == "v3" and serving(sandbox) == {"v3"}
-    assert sandbox.check(0, "systemctl show -p MainPID --value uavcrew-web.service").strip() != web_pid
+    assert sandbox.main_pid(0, "uavcrew", "web") != web_pid
     has = "test -d {}/lib/python3.11/site-packages/humanize && echo yes || echo no"
     assert sandbox.check(0, has.format(f"{ROOT}/releases/v3/.venv")).strip() == "yes"
     assert sandbox.check(0, has.format(f"{ROOT}/releases/v2/.venv")).strip() == "no"  # old venv intact
@@ -265,7 +273,7 @@ def test_rollback_restores_code_and_dependencies(sandbox, inv):
     assert r.returncode == 0, r.stdout + r.stderr
     assert current(sandbox) == "v2" and serving(sandbox) == {"v2"}
     assert sandbox.check(0, f"readlink -f {ROOT}/venv").strip() == f"{ROOT}/releases/v2/.venv"
-    assert process_dirs(sandbox) == {u: {"v2"} for u in UNITS}
+    assert process_dirs(sandbox) == {u: {"v2"} for u in live_units(sandbox)}
     assert (state_of(sandbox, "v3"), state_of(sandbox, "v2")) == ("rolled-back", "active")
 
 
@@ -346,7 +354,7 @@ def test_unhealthy_after_the_flip_rolls_back_by_itself(sandbox, inv):
     assert "status 500" in r.stderr
     assert "[sandbox1] restore" in r.stdout
     assert_untouched(sandbox, "v2")
-    assert process_dirs(sandbox) == {u: {"v2"} for u in UNITS}
+    assert process_dirs(sandbox) == {u: {"v2"} for u in live_units(sandbox)}
     log = sandbox.check(0, f"tail -n 1 {ROOT}/logs/deploys.jsonl")
     assert json.loads(log)["result"] == "failed" and json.loads(log)["restored"] == "v2"
 
@@ -405,7 +413,8 @@ def test_status_json_matches_the_host(sandbox, inv, repo):
     live = current(sandbox)
     meta = json.loads(sandbox.check(0, f"cat {ROOT}/releases/{live}/.ayna-release.json"))
     assert row["release"] == live and row["revision"] == meta["revision"]
-    assert row["units"] == {u: "active" for u in UNITS}
+    running = live_units(sandbox)
+    assert row["units"] == {u: "active" if u in running else "inactive" for u in UNITS}
     assert row["health"] == {"web": "ok", "api": "ok"}
     assert row["lock"] is None and row["drift"] is False
     on_host = sandbox.check(0, f"ls -d {ROOT}/releases/v* | wc -l").strip()

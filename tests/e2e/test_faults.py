@@ -78,6 +78,8 @@ class Cell:
             "activate": new_journal,
             "after flip": new_journal and current_number(self.sandbox) == n,
             "health": new_journal and j.get("phase") in ("health", "verify", "record", "done"),
+            # the new slot answered: the live one is stopping while verify runs
+            "handover": new_journal and j.get("phase") in ("verify", "record", "done"),
             "record": new_journal and j.get("phase") in ("record", "done"),
         }[phase]
 
@@ -188,7 +190,8 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
             cell.wait_for(phase, proc)
             injected = time.monotonic()
             if fault == "step killed":
-                killed = kill_host_call(sandbox, "activate" if phase in ("after flip", "health") else "prepare")
+                killed = kill_host_call(sandbox, "activate" if phase in ("after flip", "health", "handover")
+                                        else "prepare")
                 assert killed.split(), f"no host process of the step was running at {phase}: {cell.output()}"
             elif fault == "PostgreSQL stopped":
                 sandbox.check(0, "systemctl stop postgresql")
@@ -239,6 +242,14 @@ def test_a_fault_at_any_phase_leaves_a_good_state_within_90_s(sandbox, faults_in
     row = next(r for r in json.loads(status.stdout) if r["project"] == "uavcrew")
     assert (row["release"], row["lock"], row["activation"]) == (f"v{live}", None, None), row
     assert set(row["health"].values()) == {"ok"}, row
+    # One slot of each service runs, and it runs the live release: the other slot was stopped.
+    for service in ("web", "api", "celery"):
+        slots = [f"uavcrew-{service}-{slot}.service" for slot in ("blue", "green")]
+        states = sandbox.check(0, "systemctl is-active " + " ".join(slots) + " || true").split()
+        assert states.count("active") == 1, (service, states)
+        running = slots[states.index("active")]
+        link = sandbox.check(0, f"readlink {ROOT}/releases/{running.split('-')[-1].removesuffix('.service')}").strip()
+        assert link == f"v{live}", (running, link)
 
     repo.mode("code-change", text=f"after {phase} {fault}")
     nxt = fab("-H", "sandbox1", "deploy", hosts_file=faults_inv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_setup_of_a_bare_host(first_setup):
     assert r.returncode == 0, r.stdout + r.stderr
     for expected in ("created user adonis", "created /opt/ayna/uavcrew/releases", "installed uv",
                      "uploaded /opt/ayna/uavcrew/shared/.env.production", "created database uavcrew",
-                     "installed uavcrew-web.service", "enabled uavcrew-beat.service",
+                     "installed uavcrew-web-blue.service", "installed uavcrew-web-green.service", "enabled uavcrew-beat.service",
                      "installed /etc/sudoers.d/ayna-uavcrew"):
         assert expected in r.stdout
     _assert_no_secret(_all_output(*first_setup))
@@ -53,31 +54,35 @@ def test_a_second_setup_changes_nothing_and_says_so(sandbox, inventory, first_se
 
 
 def test_units_are_installed_enabled_and_verified(sandbox, first_setup):
-    names = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
-    assert sandbox.check(0, "systemctl is-enabled " + " ".join(names)).split() == ["enabled"] * 4
+    names = [f"uavcrew-{s}.service" for s in ("web-blue", "web-green", "api-blue", "api-green", "celery-blue",
+                                              "celery-green", "beat")]
+    assert sandbox.check(0, "systemctl is-enabled " + " ".join(names)).split() == ["enabled"] * 7
     code, out, err = sandbox.run(0, "cd /etc/systemd/system && systemd-analyze verify " + " ".join(names))
     complaints = [line for line in (out + err).splitlines() if line.strip()]
     # Before the first deploy the venv's programs do not exist; nothing else may be reported.
-    assert all("/opt/ayna/uavcrew/venv/bin/" in line and "is not executable" in line for line in complaints)
+    assert all(re.search(r"/opt/ayna/uavcrew/(venv|releases/(blue|green)/\.venv)/bin/", line)
+               and "is not executable" in line for line in complaints), complaints
     binds = sandbox.check(0, "grep -h -- '--bind\\|--port' /etc/systemd/system/uavcrew-*.service").split()
-    assert sorted(binds) == sorted(["--bind", "127.0.0.1:8130", "\\", "--port", "8131", "\\"])
+    assert sorted(binds) == sorted(["--bind", "127.0.0.1:8130", "\\", "--port", "8131", "\\"] * 2)   # each slot
 
 
 def test_deploy_user_may_manage_its_units_and_nothing_else(sandbox, first_setup):
-    ok = "sudo -n -l /usr/bin/systemctl restart uavcrew-web.service && sudo -n -l /usr/bin/systemctl reload-or-restart uavcrew-beat.service"
+    ok = ("sudo -n -l /usr/bin/systemctl restart uavcrew-web-blue.service && sudo -n -l /usr/bin/systemctl "
+          "start uavcrew-web-green.service && sudo -n -l /usr/bin/systemctl reload-or-restart uavcrew-beat.service")
     sandbox.check(0, ok, user="adonis")
     for forbidden in ("sudo -n true", "sudo -n /usr/bin/systemctl restart ssh.service",
-                      "sudo -n /usr/bin/systemctl restart uavcrew-web.service ssh.service",
+                      "sudo -n /usr/bin/systemctl restart uavcrew-web-blue.service ssh.service",
+                      "sudo -n /usr/bin/systemctl restart uavcrew-web.service",
                       "sudo -n /usr/bin/systemctl daemon-reload", "sudo -n journalctl -n 1",
                       "sudo -n -u postgres psql -c 'select 1'", "sudo -n /bin/sh -c id"):
         code, _, err = sandbox.run(0, forbidden, user="adonis")
         assert code != 0, forbidden
     # Logs: its own units' only, through the project's journal reader; never the whole journal.
     reader = "sudo -n /usr/local/lib/ayna-fab/journal-uavcrew"
-    sandbox.check(0, f"{reader} --unit=uavcrew-web.service --lines=1", user="adonis")
+    sandbox.check(0, f"{reader} --unit=uavcrew-web-blue.service --lines=1", user="adonis")
     assert "systemd-journal" not in sandbox.check(0, "id -nG adonis").split()
-    for forbidden in (f"{reader} --unit=ssh.service", f"{reader} --unit=uavcrew-web.service -u ssh",
-                      f"{reader} --unit=uavcrew-web.service --file=/var/log/journal"):
+    for forbidden in (f"{reader} --unit=ssh.service", f"{reader} --unit=uavcrew-web-blue.service -u ssh",
+                      f"{reader} --unit=uavcrew-web-blue.service --file=/var/log/journal"):
         assert sandbox.run(0, forbidden, user="adonis")[0] != 0, forbidden
     assert "sshd" not in sandbox.check(0, "journalctl --no-pager -q -u ssh.service -n 5 || true", user="adonis")
     assert sandbox.check(0, "stat -c '%U %a' /usr/local/lib/ayna-fab/journal-uavcrew").strip() == "root 755"
@@ -121,10 +126,10 @@ def test_validate_passes_on_a_set_up_host(inventory, first_setup):
 
 
 BREAKAGES = [
-    ("a missing unit", "rm /etc/systemd/system/uavcrew-api.service && systemctl daemon-reload",
-     "3. systemd units are installed", "uavcrew-api.service is not installed"),
-    ("a wrong port", "sed -i 's/127.0.0.1:8130/127.0.0.1:8199/' /etc/systemd/system/uavcrew-web.service",
-     "4. installed units match their templates", "uavcrew-web.service differs from its template"),
+    ("a missing unit", "rm /etc/systemd/system/uavcrew-api-green.service && systemctl daemon-reload",
+     "3. systemd units are installed", "uavcrew-api-green.service is not installed"),
+    ("a wrong port", "sed -i 's/127.0.0.1:8130/127.0.0.1:8199/' /etc/systemd/system/uavcrew-web-blue.service",
+     "4. installed units match their templates", "uavcrew-web-blue.service differs from its template"),
     ("a missing variable", "sed -i '/^REDIS_URL=/d' /opt/ayna/uavcrew/shared/.env.production",
      "7. environment file", "REDIS_URL is missing"),
     ("a wrong owner", "chown root:root /opt/ayna/uavcrew/shared/media",

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
 ENV = f"{ROOT}/shared/.env.production"
 TOKEN = "AYNA_ROOT_ONLY_TOKEN=root-only-7f3a9c"
-UNIT = "uavcrew-celery.service"
+UNITS = ("uavcrew-celery-blue.service", "uavcrew-celery-green.service")
 
 
 @pytest.fixture(scope="module")
 def deployed(sandbox, first_setup, tmp_path_factory):
     """The first host set up and running a release, and a file only root may read."""
     assert all(r.returncode == 0 for r in first_setup), [r.stderr for r in first_setup]
-    if sandbox.run(0, f"systemctl is-active --quiet {UNIT}")[0] != 0:
+    if sandbox.run(0, f"systemctl is-active --quiet {' '.join(UNITS)}")[0] != 0:   # neither slot runs
         repo = Repo(tmp_path_factory.mktemp("trust-src") / "uavcrew")
         inv = write_inventory(tmp_path_factory.mktemp("trust") / "hosts.toml", sandbox, source=repo.path)
         r = fab("-H", sandbox.hosts[0].name, "deploy", hosts_file=inv)
@@ -64,7 +64,7 @@ def test_fab_logs_reads_the_projects_units_through_its_journal_reader(deployed, 
 
 
 def environ(sandbox) -> str:
-    pid = sandbox.check(0, f"systemctl show -p MainPID --value {UNIT}").strip()
+    pid = sandbox.main_pid(0, "uavcrew", "celery")
     assert pid != "0"
     return sandbox.check(0, f"tr '\\0' '\\n' < /proc/{pid}/environ")
 
@@ -85,7 +85,7 @@ def test_the_deploy_user_cannot_point_systemd_at_a_root_only_file(deployed):
             assert code != 0, attack
         assert sandbox.check(0, f"stat -c '%F %U:%G %a' {ENV} {ROOT}/shared {ROOT}").splitlines() == [
             "regular file root:adonis 640", "directory root:adonis 1770", "directory root:adonis 1775"]
-        sandbox.check(0, f"sudo -n /usr/bin/systemctl restart {UNIT}", user="adonis")
+        sandbox.check(0, f"sudo -n /usr/bin/systemctl restart {sandbox.unit(0, 'uavcrew', 'celery')}", user="adonis")
         env = environ(sandbox)
         assert "root-only-7f3a9c" not in env and "DJANGO_SETTINGS_MODULE=" in env
     finally:

@@ -24,7 +24,9 @@ from tests.e2e.test_deploy import Repo
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
 BACKUPS = f"{ROOT}/shared/backups"
-UNITS = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
+SERVICES = ("web", "api", "celery", "beat")
+UNITS = [f"uavcrew-{s}.service" for s in ("web-blue", "web-green", "api-blue", "api-green", "celery-blue",
+                                          "celery-green", "beat")]
 NAME_RE = re.compile(r"uavcrew-[0-9]{8}T[0-9]{6}Z-(v[0-9]+|none)\.dump")
 
 # Runs the repository's fabfile with the ops tasks added, for as long as fabfile.py does not
@@ -79,8 +81,16 @@ def ok(r: subprocess.CompletedProcess) -> str:
 
 
 def states(sandbox, index: int = 0) -> list[str]:
-    code, out, _ = sandbox.run(index, "systemctl is-active " + " ".join(UNITS))
+    """Each service's state: its running slot's (web, api, celery) or beat's."""
+    live = [sandbox.unit(index, "uavcrew", s) for s in SERVICES]
+    code, out, _ = sandbox.run(index, "systemctl is-active " + " ".join(live))
     return out.split()
+
+
+def running(sandbox, index: int = 0) -> list[str]:
+    """The units that run: one slot of each slotted service, and beat."""
+    code, out, _ = sandbox.run(index, "systemctl is-active " + " ".join(UNITS))
+    return [u for u, state in zip(UNITS, out.split()) if state == "active"]
 
 
 def main_pid(sandbox, unit: str, index: int = 0) -> str:
@@ -115,10 +125,12 @@ def test_stop_start_and_restart_change_the_units_states(sandbox, ops):
     assert all(f"[sandbox1] {u}" in out for u in UNITS) and "inactive (dead)" in out
     ok(ops("-H", "sandbox1", "start"))
     assert states(sandbox) == ["active"] * 4
-    web, celery = main_pid(sandbox, UNITS[0]), main_pid(sandbox, UNITS[2])
+    assert len(running(sandbox)) == 4     # one slot of each: the other's link is not the live release
+    web_unit, celery_unit = sandbox.unit(0, "uavcrew", "web"), sandbox.unit(0, "uavcrew", "celery")
+    web, celery = main_pid(sandbox, web_unit), main_pid(sandbox, celery_unit)
     out = ok(ops("-H", "sandbox1", "restart", "--service", "web"))
-    assert main_pid(sandbox, UNITS[0]) != web and main_pid(sandbox, UNITS[2]) == celery
-    assert f"pid {main_pid(sandbox, UNITS[0])}" in out
+    assert main_pid(sandbox, web_unit) != web and main_pid(sandbox, celery_unit) == celery
+    assert f"pid {main_pid(sandbox, web_unit)}" in out and len(running(sandbox)) == 4
     r = ops("-H", "sandbox1", "stop", "--service", "db")
     assert r.returncode == 2 and "its services: web, api, celery, beat" in r.stderr
     assert states(sandbox) == ["active"] * 4
@@ -127,16 +139,24 @@ def test_stop_start_and_restart_change_the_units_states(sandbox, ops):
 def test_services_show_state_main_pid_memory_and_uptime(sandbox, ops):
     rows = json.loads(ok(ops("-H", "sandbox", "services", "--json")))
     assert [(r["host"], r["unit"]) for r in rows] == [(h, u) for h in ("sandbox1", "sandbox2") for u in UNITS]
+    for h in ("sandbox1", "sandbox2"):   # one slot of each slotted service runs, and beat
+        up = sorted(r["unit"] for r in rows if r["host"] == h and r["active"] == "active")
+        assert len(up) == 4 and up[-1] == "uavcrew-beat.service", up
     for r in rows:
         index = 0 if r["host"] == "sandbox1" else 1
-        assert (r["active"], r["sub"]) == ("active", "running")
+        if r["active"] != "active":
+            assert (r["active"], r["pid"]) == ("inactive", None)
+            continue
+        assert r["sub"] == "running"
         assert r["pid"] == int(main_pid(sandbox, r["unit"], index))
         assert r["memory"] > 1_000_000 and r["uptime"] > 0
     table = ok(ops("-H", "sandbox1", "services"))
     lines = table.splitlines()
     assert lines[0].split("\t") == ["host", "unit", "state", "pid", "memory", "uptime"]
-    assert all(re.fullmatch(r"sandbox1\tuavcrew-\w+\.service\tactive \(running\)\t\d+\t[\d.]+ MiB\t\d+[smhd].*", line)
-               for line in lines[1:]), table
+    assert len([line for line in lines[1:] if re.fullmatch(
+        r"sandbox1\tuavcrew-[\w-]+\.service\tactive \(running\)\t\d+\t[\d.]+ MiB\t\d+[smhd].*", line)]) == 4, table
+    assert len([line for line in lines[1:] if re.fullmatch(
+        r"sandbox1\tuavcrew-\w+-(blue|green)\.service\tinactive \(dead\)\t-\t-\t-", line)]) == 3, table
 
 
 # --- logs ----------------------------------------------------------------------------------------
@@ -262,11 +282,11 @@ def test_restore_brings_back_the_data_of_the_backup_and_only_that(sandbox, ops):
 def test_restore_without_a_terminal_changes_nothing_unless_given_yes(sandbox, ops):
     name = backups(sandbox)[-1]
     add_crew(ops, "still-here")
-    count, pid = len(backups(sandbox)), main_pid(sandbox, UNITS[0])
+    count, pid = len(backups(sandbox)), sandbox.main_pid(0, "uavcrew", "web")
     for answer in ("y\n", ""):   # no terminal: nothing asked, a piped answer never taken for a yes
         r = ops("-H", "sandbox1", "restore", "--backup", name, input=answer)
         assert r.returncode == 2 and "needs a yes" in r.stderr and "pass --yes" in r.stderr
-    assert "still-here" in crew(sandbox) and len(backups(sandbox)) == count and main_pid(sandbox, UNITS[0]) == pid
+    assert "still-here" in crew(sandbox) and len(backups(sandbox)) == count and sandbox.main_pid(0, "uavcrew", "web") == pid
     r = ops("-H", "sandbox1", "restore", "--backup", "../../etc/passwd", "--yes")
     assert r.returncode == 2 and "is not a backup name" in r.stderr
     r = ops("-H", "sandbox1", "restore", "--backup", "uavcrew-20000101T000000Z-v1.dump", "--yes")

@@ -26,7 +26,8 @@ from tests.e2e.test_proxy import env_file
 
 pytestmark = pytest.mark.e2e
 ROOT = "/opt/ayna/uavcrew"
-UNITS = [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
+UNITS = [f"uavcrew-{s}.service" for s in ("web-blue", "web-green", "api-blue", "api-green", "celery-blue",
+                                          "celery-green", "beat")]
 HOST = 1    # sandbox2: test_deploy's story runs on sandbox1
 DOMAIN = "uavcrew.test"
 THROUGH_CADDY = [f"https://{DOMAIN}/health/", f"https://{DOMAIN}/api/health"]
@@ -112,7 +113,7 @@ def test_routine_operations_under_load_lose_no_request(soak):
         steps.append(f"deploy failed after the flip, rolled back by itself to {before}")
         only_live_release_in_use(sandbox, steps[-1])
 
-        main_pid = sandbox.check(HOST, "systemctl show -p MainPID --value uavcrew-web.service").strip()
+        main_pid = sandbox.main_pid(HOST, "uavcrew", "web")
         workers = sandbox.check(HOST, f"pgrep -P {main_pid}").split()
         assert workers
         sandbox.check(HOST, f"kill -TERM {' '.join(workers)}")   # each finishes its request, then a new one starts

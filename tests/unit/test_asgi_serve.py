@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_api_unit_runs_uvicorn_through_asgi_serve_with_the_release_venvs_python():
     cfg = config.load(REPO / "hosts.toml")
-    text = units.render_all(cfg, None, cfg.projects["uavcrew"])["uavcrew-api.service"]
-    assert f"ExecStart=/opt/ayna/uavcrew/venv/bin/python {asgiserve.PATH} \\\n" in text
+    text = units.render_all(cfg, None, cfg.projects["uavcrew"])["uavcrew-api-green.service"]
+    assert f"ExecStart=/opt/ayna/uavcrew/releases/green/.venv/bin/python {asgiserve.PATH} \\\n" in text
 
 
 def test_the_program_stops_accepting_and_waits_before_uvicorns_own_shutdown():

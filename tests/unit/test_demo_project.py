@@ -181,16 +181,17 @@ BREAKAGES = {
     ),
     "no beat unit": (_remove("systemd/uavcrew-beat.service"), "✗ systemd/uavcrew-beat.service is missing"),
     "unit outside the venv": (
-        _replace("systemd/uavcrew-celery.service", "ExecStart=/opt/ayna/uavcrew/venv/bin/celery", "ExecStart=/usr/bin/celery"),
-        "✗ systemd/uavcrew-celery.service: ExecStart does not run from /opt/ayna/uavcrew/venv/bin",
+        _replace("systemd/uavcrew-celery-blue.service", "ExecStart=/opt/ayna/uavcrew/releases/blue/.venv/bin/celery",
+                 "ExecStart=/usr/bin/celery"),
+        "✗ systemd/uavcrew-celery-blue.service: ExecStart does not run from /opt/ayna/uavcrew/venv/bin (or a slot's venv)",
     ),
     "web binds every address": (
-        _replace("systemd/uavcrew-web.service", "--bind 127.0.0.1:8130", "--bind 0.0.0.0:8130"),
-        "✗ systemd/uavcrew-web.service binds '0.0.0.0:8130', expected 127.0.0.1:8130",
+        _replace("systemd/uavcrew-web-blue.service", "--bind 127.0.0.1:8130", "--bind 0.0.0.0:8130"),
+        "✗ systemd/uavcrew-web-blue.service binds '0.0.0.0:8130', expected 127.0.0.1:8130",
     ),
     "api on another project's port": (
-        _replace("systemd/uavcrew-api.service", "--port 8131", "--port 8141"),
-        "✗ systemd/uavcrew-api.service binds '127.0.0.1:8141', expected 127.0.0.1:8131",
+        _replace("systemd/uavcrew-api-blue.service", "--port 8131", "--port 8141"),
+        "✗ systemd/uavcrew-api-blue.service binds '127.0.0.1:8141', expected 127.0.0.1:8131",
     ),
     "project not in the registry": (
         _replace("Makefile", "PROJECT_NAME ?= uavcrew", "PROJECT_NAME ?= mystery"),
@@ -427,8 +428,10 @@ def test_wheelhouse_requirements_match_the_lock():
     assert not RUNTIME_DEPENDENCIES - set(wheelhouse)
 
 
-def _unit(service: str) -> str:
-    return (DEMO / "systemd" / f"uavcrew-{service}.service").read_text(encoding="utf-8")
+def _unit(service: str, slot: str = "blue") -> str:
+    """The demo's unit of service (of its slot, for the slotted web, api and celery)."""
+    name = f"uavcrew-{service}.service" if service == "beat" else f"uavcrew-{service}-{slot}.service"
+    return (DEMO / "systemd" / name).read_text(encoding="utf-8")
 
 
 def _exec_start(text: str) -> str:
@@ -438,22 +441,28 @@ def _exec_start(text: str) -> str:
 
 def test_units_apply_the_release_and_reload_rules():
     for service in UNITS:
-        text = _unit(service)
-        assert "User=adonis" in text and "Group=adonis" in text
-        assert "WorkingDirectory=/opt/ayna/uavcrew/releases/current\n" in text
-        # The venv first; the system's directories after it, for relocatable entry-point shims.
-        assert 'Environment="PATH=/opt/ayna/uavcrew/venv/bin:/usr/local/bin:/usr/bin:/bin"' in text
-        assert "EnvironmentFile=/opt/ayna/uavcrew/shared/.env.production" in text
-        assert _exec_start(text).startswith("/opt/ayna/uavcrew/venv/bin/")
-        assert "0.0.0.0" not in text
+        for slot in ("blue", "green"):
+            text = _unit(service, slot)
+            # beat runs the live release; a slot's unit runs the release its link names
+            release = "current" if service == "beat" else slot
+            venv = "venv" if service == "beat" else f"releases/{slot}/.venv"
+            assert "User=adonis" in text and "Group=adonis" in text
+            assert f"WorkingDirectory=/opt/ayna/uavcrew/releases/{release}\n" in text
+            # The venv first; the system's directories after it, for relocatable entry-point shims.
+            assert f'Environment="PATH=/opt/ayna/uavcrew/{venv}/bin:/usr/local/bin:/usr/bin:/bin"' in text
+            assert "EnvironmentFile=/opt/ayna/uavcrew/shared/.env.production" in text
+            assert _exec_start(text).startswith(f"/opt/ayna/uavcrew/{venv}/bin/")
+            assert "0.0.0.0" not in text
+            if service != "beat":   # only the slot that runs the live release starts
+                assert f'readlink -f /opt/ayna/uavcrew/releases/{slot})" = "$$(readlink -f /opt/ayna/uavcrew/releases/current)' in text
     web = _unit("web")
     assert "Type=notify" in web
-    assert "--chdir /opt/ayna/uavcrew/releases/current/src/web" in _exec_start(web)
+    assert "--chdir /opt/ayna/uavcrew/releases/blue/src/web" in _exec_start(web)
     assert "--bind 127.0.0.1:8130" in _exec_start(web)
     assert "--preload" not in _exec_start(web)
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in web
     api = _unit("api")
-    assert "--app-dir /opt/ayna/uavcrew/releases/current/src" in _exec_start(api)
+    assert "--app-dir /opt/ayna/uavcrew/releases/blue/src" in _exec_start(api)
     assert re.search(r"--host 127\.0\.0\.1 .*--port 8131 .*--workers [2-9]", _exec_start(api))
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in api
     celery = _unit("celery")
@@ -462,8 +471,8 @@ def test_units_apply_the_release_and_reload_rules():
     base = (DEMO / "src/web/config/settings/base.py").read_text()
     longest = int(re.search(r"^CELERY_TASK_TIME_LIMIT = (\d+)$", base, re.M).group(1))
     assert stop > longest
-    for service in ("celery", "beat"):
-        assert "--workdir /opt/ayna/uavcrew/releases/current/src/web" in _exec_start(_unit(service))
+    assert "--workdir /opt/ayna/uavcrew/releases/blue/src/web" in _exec_start(_unit("celery"))
+    assert "--workdir /opt/ayna/uavcrew/releases/current/src/web" in _exec_start(_unit("beat"))
     assert "--schedule /opt/ayna/uavcrew/logs/" in _exec_start(_unit("beat"))
 
 

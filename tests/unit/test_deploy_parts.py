@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ayna_fab.commands.hostcalls import health_checks
+from ayna_fab.commands.hostcalls import activate, health_checks
 from ayna_fab.config import model as config
+from ayna_fab.config.layout import Layout
 from ayna_fab.errors import UsageError
 from ayna_fab.ops.activation import unit_actions
 from ayna_fab.ops.gitsource import Source, check_ref
@@ -20,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def project():
     return config.load(REPO / "hosts.toml").projects["uavcrew"]
+
+
+def activate_command(project):
+    cfg = config.load(REPO / "hosts.toml")
+    return activate(Layout.of(cfg, project), project, "t", 2, unit_actions(project), 60, 60).call
 
 
 @pytest.mark.parametrize("ref", ["main", "v1.2.3", "feature/x-y", "a1b2c3d", "HEAD", "release@2026"])
@@ -35,12 +41,16 @@ def test_hostile_refs_are_refused(ref):
 
 
 def test_every_unit_is_restarted_so_no_process_keeps_an_old_releases_venv(project):
-    # A HUP kept gunicorn's master on the venv of the release it started from (issue: routine
-    # deploys broke the site once cleanup deleted that release); the socket units make a
-    # restart lose no request.
-    assert unit_actions(project) == [
-        ("uavcrew-web.service", "restart"), ("uavcrew-api.service", "restart"),
-        ("uavcrew-celery.service", "restart"), ("uavcrew-beat.service", "restart")]
+    # A HUP kept gunicorn's master on the venv of the release it started from (routine deploys
+    # broke the site once cleanup deleted that release). Beat is restarted (never two at once);
+    # web, api and the worker get fresh processes in the idle slot, and the live slot is stopped.
+    assert unit_actions(project) == [("uavcrew-beat.service", "restart")]
+    call = activate_command(project)
+    assert call.slots == {"blue": ["uavcrew-web-blue.service", "uavcrew-api-blue.service", "uavcrew-celery-blue.service"],
+                          "green": ["uavcrew-web-green.service", "uavcrew-api-green.service",
+                                    "uavcrew-celery-green.service"]}
+    assert call.http_units == ["uavcrew-web-blue.service", "uavcrew-web-green.service",
+                               "uavcrew-api-blue.service", "uavcrew-api-green.service"]
 
 
 def test_health_is_polled_on_the_registry_ports_from_the_host(project):

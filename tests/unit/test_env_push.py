@@ -45,8 +45,10 @@ def test_a_push_writes_through_the_writer_restarts_every_unit_of_the_live_releas
     op = change(world, lambda old: new, hosts=HOSTS)
     for h in HOSTS:
         assert env(world, h) == new and world.states[h].env_writes == 1
-        assert sorted(u for verb, u in world.states[h].restarts if verb == "restart") == [
-            "demo-api.service", "demo-celery.service", "demo-web.service"]
+        assert sorted(u for verb, u in world.states[h].restarts if verb == "start") == [   # the idle slot
+            "demo-api-green.service", "demo-celery-green.service", "demo-web-green.service"]
+        assert sorted(u for verb, u in world.states[h].restarts if verb == "stop") == [    # then the live one
+            "demo-api-blue.service", "demo-celery-blue.service", "demo-web-blue.service"]
         assert world.current(h) == 1 and not world.locked(h)
         last = world.log(h)[-1]
         assert last["event"] == "env push" and last["result"] == "ok"

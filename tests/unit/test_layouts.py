@@ -91,16 +91,19 @@ def test_units_are_rendered_for_exactly_the_projects_services_with_clean_paths(t
     host = cfg.hosts["box"]
     rendered = {name: units.render_all(cfg, host, cfg.projects[name]) for name in cfg.projects}
     services = {name: sorted(u for u in r if u.endswith(".service")) for name, r in rendered.items()}
-    assert services == {"notes": ["notes-web.service"], "pinger": ["pinger-api.service"],
-                        "jobs": ["jobs-celery.service", "jobs-web.service"],
-                        "orders": ["orders-api.service", "orders-celery.service"]}
-    assert "--chdir /opt/ayna/notes/releases/current \\\n" in rendered["notes"]["notes-web.service"]
-    assert "--app-dir /opt/ayna/pinger/releases/current/src \\\n" in rendered["pinger"]["pinger-api.service"]
-    assert "--app-dir /opt/ayna/orders/releases/current \\\n" in rendered["orders"]["orders-api.service"]
+    assert services == {"notes": ["notes-web-blue.service", "notes-web-green.service"],
+                        "pinger": ["pinger-api-blue.service", "pinger-api-green.service"],
+                        "jobs": ["jobs-celery-blue.service", "jobs-celery-green.service", "jobs-web-blue.service",
+                                 "jobs-web-green.service"],
+                        "orders": ["orders-api-blue.service", "orders-api-green.service", "orders-celery-blue.service",
+                                   "orders-celery-green.service"]}
+    assert "--chdir /opt/ayna/notes/releases/blue \\\n" in rendered["notes"]["notes-web-blue.service"]
+    assert "--app-dir /opt/ayna/pinger/releases/green/src \\\n" in rendered["pinger"]["pinger-api-green.service"]
+    assert "--app-dir /opt/ayna/orders/releases/blue \\\n" in rendered["orders"]["orders-api-blue.service"]
     # Celery imports its app from the Django directory, or without Django from the API's
-    assert "--workdir /opt/ayna/jobs/releases/current/backend \\\n" in rendered["jobs"]["jobs-celery.service"]
-    assert "--workdir /opt/ayna/orders/releases/current \\\n" in rendered["orders"]["orders-celery.service"]
-    assert "-A orders.worker worker" in rendered["orders"]["orders-celery.service"]
+    assert "--workdir /opt/ayna/jobs/releases/blue/backend \\\n" in rendered["jobs"]["jobs-celery-blue.service"]
+    assert "--workdir /opt/ayna/orders/releases/green \\\n" in rendered["orders"]["orders-celery-green.service"]
+    assert "-A orders.worker worker" in rendered["orders"]["orders-celery-blue.service"]
     for texts in rendered.values():
         for text in texts.values():
             assert "/." not in text.replace("/.env", "").replace("/.venv", "")

@@ -152,8 +152,10 @@ def test_unit_control_is_one_sudo_systemctl_per_unit_as_sudoers_allows():
 
 
 def test_services_pick_units_by_service_name(project):
-    assert tasks._units(project, None) == [f"uavcrew-{s}.service" for s in ("web", "api", "celery", "beat")]
-    assert tasks._units(project, "celery, beat") == ["uavcrew-celery.service", "uavcrew-beat.service"]
+    assert tasks._units(project, None) == [f"uavcrew-{s}.service" for s in (
+        "web-blue", "web-green", "api-blue", "api-green", "celery-blue", "celery-green", "beat")]
+    assert tasks._units(project, "celery, beat") == ["uavcrew-celery-blue.service", "uavcrew-celery-green.service",
+                                                     "uavcrew-beat.service"]
     with pytest.raises(UsageError, match="has no service 'db'; its services: web, api, celery, beat"):
         tasks._units(project, "web,db")
 
@@ -207,7 +209,8 @@ def test_migrate_and_restore_build_host_program_calls(project, cfg):
     assert m.call.argv == ["crew", "0001"] and '"argv": ["crew", "0001"]' in m.script
     r = hostcmd.restore(lay, project, "uavcrew-20260102T030405Z-v7.dump", keep=3, lock={"token": "t"})
     assert r.step == "restore" and "uavcrew-20260102T030405Z-v7.dump" in r.script
-    assert r.call.units == [f"uavcrew-{s}.service" for s in project.services]
+    assert r.call.units == [f"uavcrew-{s}.service" for s in (
+        "web-blue", "web-green", "api-blue", "api-green", "celery-blue", "celery-green", "beat")]
     with pytest.raises(ValueError):
         hostcmd.restore(lay, project, "../x.dump", keep=3, lock={})
     with pytest.raises(ValueError):
@@ -465,7 +468,8 @@ def test_restore_locks_backs_up_stops_replaces_in_one_transaction_and_starts(tmp
     (root / "shared" / "backups" / name).write_text("the old data")
     lay = layout(tmp_path)
     two = dataclasses.replace(project, services=("web", "celery"))
-    units = ["uavcrew-web.service", "uavcrew-celery.service"]
+    units = ["uavcrew-web-blue.service", "uavcrew-web-green.service", "uavcrew-celery-blue.service",
+             "uavcrew-celery-green.service"]
     c = hostcmd.restore(lay, two, name, keep=1, lock={"token": "t1", "by": "me"})
     res = answer(run_script(c.script, **env).stdout)
     assert res["restored"] and not res["errors"] and res["started"] == units
@@ -476,8 +480,8 @@ def test_restore_locks_backs_up_stops_replaces_in_one_transaction_and_starts(tmp
     sql = Path(str(log) + ".sql").read_text()
     assert sql.index("DROP %s IF EXISTS") < sql.index("-- restore of the old data")   # prelude first
     unit_calls = Path(str(log) + ".units").read_text()
-    assert unit_calls.index("-n /usr/bin/systemctl stop uavcrew-web.service") < unit_calls.index(
-        "-n /usr/bin/systemctl start uavcrew-web.service")
+    assert unit_calls.index("-n /usr/bin/systemctl stop uavcrew-web-blue.service") < unit_calls.index(
+        "-n /usr/bin/systemctl start uavcrew-web-blue.service")
     assert not (root / ".deploy-lock").exists()
 
 

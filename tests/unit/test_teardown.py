@@ -132,7 +132,7 @@ def test_the_units_removed_include_the_media_server(removal, monkeypatch):
     removed, real = [], teardown.remove_units
     monkeypatch.setattr(ops_teardown.cmd, "remove_units", lambda names: removed.extend(names) or real(names))
     go(LIVE, purge=False)
-    assert "shop-media.service" in removed and "shop-web.service" in removed
+    assert "shop-media.service" in removed and "shop-web-blue.service" in removed and "shop-web-green.service" in removed
 
 
 def test_the_proxy_site_goes_first_and_caddy_reloads_gracefully(tmp_path, monkeypatch):

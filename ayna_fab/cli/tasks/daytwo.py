@@ -61,7 +61,9 @@ def _open(cfg: Config, host: Host) -> Remote:
 
 
 def _units(project: Project, service: str | None) -> list[str]:
-    """The project's units, or those of --service (comma-separated names from its services)."""
+    """The project's units, or those of --service (comma-separated names from its services); both
+    slots of web, api and celery: start and restart skip the slot that does not run the live
+    release (its ExecCondition=)."""
     if not service:
         return units.unit_names(project)
     names = [s.strip() for s in service.split(",")]
@@ -69,7 +71,7 @@ def _units(project: Project, service: str | None) -> list[str]:
     if unknown:
         raise UsageError(f"{project.name} has no service {', '.join(map(repr, unknown))}; "
                          f"its services: {', '.join(project.services)}", step="service")
-    return [units.unit_name(project, s) for s in names]
+    return [u for s in names for u in units.service_units(project, s)]
 
 
 def _refused(host: Host, res: Result, step: str) -> None:
@@ -211,7 +213,9 @@ def stop(c, service=None, project=None):
 
 @task(help=SERVICE_HELP)
 def restart(c, service=None, project=None):
-    """Restart the project's units (or --service ones); a deploy restarts every unit too.
+    """Restart the project's running units (or --service ones) in place; a deploy hands over instead.
+
+    A cold restart: connections wait in the socket while the processes start again.
 
     Example: ayna-fab -H prod restart --service web
     """

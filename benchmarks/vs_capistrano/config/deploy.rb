@@ -15,7 +15,9 @@ set :format_options, log_file: nil
 set :uv_env, { uv_cache_dir: "/opt/ayna/.uv-cache", uv_link_mode: "hardlink",
                uv_python_downloads: "never", uv_no_progress: "1" }
 
-UNITS = %w[web api celery beat].map { |s| "uavcrew-#{s}.service" }
+# The units as the standard has them, one per service, restarted through `current`: the blue slot's,
+# whose link the comparison points at `current` itself on this host (run.py), so it always starts.
+UNITS = %w[web-blue api-blue celery-blue beat].map { |s| "uavcrew-#{s}.service" }
 HEALTH = { "web" => "http://127.0.0.1:8130/health/", "api" => "http://127.0.0.1:8131/health" }
 
 namespace :app do

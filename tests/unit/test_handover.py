@@ -1,0 +1,208 @@
+"""The blue/green handover of an activation (hostprog/switchover.py): which slot takes the new
+release, the order of its steps against a host whose systemd is faked (the units' states follow
+the calls made), and the units and status that go with two slots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ayna_fab.config import model as config
+from ayna_fab.hostprog import calls, journal, lock, store, switchover, units
+from ayna_fab.ops.status import units_cell
+from ayna_fab.provision import unitfiles
+
+REPO = Path(__file__).resolve().parents[2]
+SLOTS = {"blue": ["p-web-blue.service", "p-celery-blue.service"],
+         "green": ["p-web-green.service", "p-celery-green.service"]}
+HTTP = ["p-web-blue.service", "p-web-green.service"]
+
+
+# --- which slot -----------------------------------------------------------------------------------------
+
+def running(*names):
+    return {u: u in names for s in SLOTS.values() for u in s}
+
+
+def test_a_new_release_goes_to_the_idle_slot_never_the_live_one():
+    live = running("p-web-blue.service", "p-celery-blue.service")
+    assert switchover.choose_slot(SLOTS, live, {"blue": 2, "green": 1}, 3, 2, False) == ("green", "start")
+    live = running("p-web-green.service", "p-celery-green.service")
+    assert switchover.choose_slot(SLOTS, live, {"blue": 1, "green": 2}, 3, 2, False) == ("blue", "start")
+
+
+def test_the_way_back_keeps_the_slot_that_still_runs_the_old_release():
+    both = running(*SLOTS["blue"], *SLOTS["green"])
+    assert switchover.choose_slot(SLOTS, both, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "keep")
+    # the old slot partly down (its worker died): started again, not kept
+    part = running("p-web-blue.service", *SLOTS["green"])
+    assert switchover.choose_slot(SLOTS, part, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "restart")
+
+
+def test_a_fleet_putting_a_host_back_keeps_the_running_old_slot_but_an_env_push_gets_a_fresh_one():
+    both = running(*SLOTS["blue"], *SLOTS["green"])
+    # current names v3 (the failed one) and blue still runs v2: v2 is kept, not restarted
+    assert switchover.choose_slot(SLOTS, both, {"blue": 2, "green": 3}, 2, 3, False) == ("blue", "keep")
+    # an env push re-activates the live v2: new processes in the idle slot, never the live ones kept
+    live = running(*SLOTS["blue"])
+    assert switchover.choose_slot(SLOTS, live, {"blue": 2, "green": 1}, 2, 2, False) == ("green", "start")
+
+
+def test_with_both_slots_running_the_one_not_serving_current_is_restarted():
+    both = running(*SLOTS["blue"], *SLOTS["green"])
+    assert switchover.choose_slot(SLOTS, both, {"blue": 2, "green": 1}, 4, 2, False) == ("green", "restart")
+
+
+def test_no_slots_means_the_old_protocol():
+    assert switchover.choose_slot({}, {}, {}, 3, 2, False) == (None, None)
+
+
+# --- the handover, against a faked systemd ------------------------------------------------------------
+
+class Systemd:
+    """Units whose states follow the calls; every call in order; health as the test sets it."""
+
+    def __init__(self, monkeypatch, root, active=()):
+        self.state = {u: ("active" if u in active else "inactive") for s in SLOTS.values() for u in s}
+        self.state["p-beat.service"] = "active"
+        self.calls = []
+        self.healthy = True
+        self.root = root
+
+        class Proc:
+            returncode = 0
+
+            def __init__(p, verb, unit):
+                self.calls.append((verb, unit))
+                self.state[unit] = "inactive" if verb == "stop" else "active"
+
+            def communicate(p):
+                return ("", None)
+
+        monkeypatch.setattr(units, "control_async", lambda verb, unit: Proc(verb, unit))
+        monkeypatch.setattr(units, "states", lambda names: {
+            u: {"state": self.state[u], "restarts": 0, "cgroup": "", "up": 99.0} for u in names})
+        monkeypatch.setattr(switchover.health, "poll", self.poll)
+        monkeypatch.setattr(switchover, "verify", self.verify)
+
+    def poll(self, checks, expect, deadline, fail_fast=False):
+        self.calls.append(("health", expect))
+        return self.healthy, {}
+
+    def verify(self, names, rel, deadline, restarts_before=None, settle_units=()):
+        self.calls.append(("verify", tuple(names)))
+        return True, {}
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    for n in (1, 2, 3):
+        os.makedirs(store.release_dir(root, n))
+    store.point(root, "blue", 2)
+    store.flip(root, 2)
+    assert lock.take(root, {"token": "t1"}) is None
+    journal.write(root, {"token": "t1", "steps": [], "phase": "starting"})
+    return root, Systemd(monkeypatch, root, active=SLOTS["blue"])
+
+
+def activate(root, number=3, back=2):
+    return calls.Activate(root=root, token="t1", number=number, actions=[["p-beat.service", "restart"]],
+                          health=[{"name": "web", "url": "http://127.0.0.1:1/"}], http_units=HTTP,
+                          verify_timeout=1.0, health_timeout=1.0, back=back, restore=True, record={}, slots=SLOTS)
+
+
+def test_the_new_slot_starts_and_answers_before_the_live_one_stops(host):
+    root, sd = host
+    res = switchover.bring_up(activate(root), 3)
+    assert res["ok"], res
+    assert store.pointed(root, "green") == 3 and store.current_number(root) == 3 and store.pointed(root, "blue") == 2
+    starts = [c for c in sd.calls if c[0] in ("start", "restart")]
+    assert sorted(starts) == [("restart", "p-beat.service"), ("start", "p-celery-green.service"),
+                              ("start", "p-web-green.service")]
+    health = sd.calls.index(("health", "v3"))
+    stops = [i for i, c in enumerate(sd.calls) if c[0] == "stop"]
+    assert [sd.calls[i][1] for i in stops] == SLOTS["blue"]
+    assert all(sd.calls.index(s) < health for s in starts) and all(i > health for i in stops)
+    # verify judges the new slot and beat, never the slot being stopped
+    assert ("verify", ("p-web-green.service", "p-celery-green.service", "p-beat.service")) in sd.calls
+    assert [u for u, s in sd.state.items() if s == "active"] == [*SLOTS["green"], "p-beat.service"]
+
+
+def test_an_unhealthy_new_slot_leaves_the_live_one_running_for_the_way_back(host):
+    root, sd = host
+    sd.healthy = False
+    res = switchover.bring_up(activate(root), 3)
+    assert not res["ok"] and not [c for c in sd.calls if c[0] == "stop"]
+    assert all(sd.state[u] == "active" for u in SLOTS["blue"])
+    sd.calls.clear()
+    sd.healthy = True
+    back = switchover.bring_up(activate(root), 2, restoring=True)
+    assert back["ok"] and store.current_number(root) == 2
+    # the old slot is kept as it runs (no start, no restart of it); the failed one is stopped
+    assert not [c for c in sd.calls if c[0] in ("start", "restart") and c[1] in SLOTS["blue"]]
+    assert sorted(c[1] for c in sd.calls if c[0] == "stop") == sorted(SLOTS["green"])
+
+
+def test_a_slot_that_does_not_stop_fails_the_activation(host, monkeypatch):
+    root, sd = host
+    real = units.states
+
+    def stuck(names):
+        facts = real(names)
+        for u in SLOTS["blue"]:
+            if u in facts:
+                facts[u]["state"] = "deactivating"
+        return facts
+
+    monkeypatch.setattr(units, "states", lambda names: stuck(names) if sd.calls else real(names))
+    res = switchover.bring_up(activate(root), 3)
+    assert not res["ok"] and "p-web-blue.service still runs after its stop (deactivating)" in res["unit_errors"]
+
+
+# --- the units of two slots -----------------------------------------------------------------------------
+
+@pytest.fixture
+def demo():
+    cfg = config.load(REPO / "hosts.toml")
+    return cfg, cfg.projects["uavcrew"]
+
+
+def test_each_slot_runs_its_links_release_starts_only_as_the_live_one_and_shares_the_socket(demo):
+    cfg, project = demo
+    rendered = unitfiles.render_all(cfg, None, project)
+    for slot in ("blue", "green"):
+        for service in ("web", "api", "celery"):
+            text = rendered[f"uavcrew-{service}-{slot}.service"]
+            assert f"WorkingDirectory=/opt/ayna/uavcrew/releases/{slot}\n" in text
+            assert (f'test "$$(readlink -f /opt/ayna/uavcrew/releases/{slot})" = '
+                    '"$$(readlink -f /opt/ayna/uavcrew/releases/current)"') in text
+            assert "StartLimitIntervalSec=0" in text
+        assert f"Sockets=uavcrew-web.socket\n" in rendered[f"uavcrew-web-{slot}.service"]
+        assert f"Sockets=uavcrew-api.socket\n" in rendered[f"uavcrew-api-{slot}.service"]
+        # gunicorn's control socket lives in a directory of the slot's own: stopping one slot
+        # removes its directory, never the other's
+        assert f"RuntimeDirectory=uavcrew-web-{slot}\n" in rendered[f"uavcrew-web-{slot}.service"]
+    assert "Service=uavcrew-web-blue.service\n" in rendered["uavcrew-web.socket"]
+    beat = rendered["uavcrew-beat.service"]
+    assert "WorkingDirectory=/opt/ayna/uavcrew/releases/current\n" in beat and "ExecCondition" not in beat
+
+
+def test_sudoers_and_the_activation_name_both_slots(demo):
+    cfg, project = demo
+    assert unitfiles.slot_units(project) == {
+        "blue": ["uavcrew-web-blue.service", "uavcrew-api-blue.service", "uavcrew-celery-blue.service"],
+        "green": ["uavcrew-web-green.service", "uavcrew-api-green.service", "uavcrew-celery-green.service"]}
+    assert unitfiles.single_units(project) == ["uavcrew-beat.service"]
+    assert len(unitfiles.unit_names(project)) == 7
+
+
+def test_status_shows_each_service_once_with_the_slot_that_runs():
+    states = {"p-web-blue.service": "inactive", "p-web-green.service": "active", "p-api-blue.service": "failed",
+              "p-api-green.service": "inactive", "p-celery-blue.service": "active",
+              "p-celery-green.service": "active", "p-beat.service": "inactive"}
+    assert units_cell("p", states) == "web:active/green api:failed celery:active/blue+green beat:inactive"
+    assert units_cell("my-app", {"my-app-web-blue.service": "inactive", "my-app-web-green.service": "inactive"}) \
+        == "web:inactive"
