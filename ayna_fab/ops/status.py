@@ -16,6 +16,7 @@ from ayna_fab.ops import proxy
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
+
 def lock_text(lock: dict | None) -> str | None:
     """Who holds the lock, and what the host knows of it: a step running, its laptop gone."""
     if not lock:

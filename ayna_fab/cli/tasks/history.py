@@ -17,6 +17,7 @@ from ayna_fab.ops import history as hist
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
+
 def _read(cfg: Config, host: Host, projects: list[Project], limit: int) -> tuple[list[dict], str | None]:
     """The host's rows of every project, or the error that kept them from us."""
     rows: list[dict] = []
