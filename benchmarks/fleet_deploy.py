@@ -1,7 +1,7 @@
 """A fleet deploy to 1, 8, 16 and 32 sandbox hosts: what the tool costs, apart from the hosts' own work.
 
     .venv/bin/python benchmarks/fleet_deploy.py [--runs 3] [--sizes 1,8,16,32] [--rtt-ms 50]
-                                                [--profiles light,demo] [--json FILE]
+                                                [--profiles light,demo] [--parallel 8,32] [--json FILE]
 
 Each run deploys a one-file change to the first N hosts with `fab -H h1,...,hN deploy` (Python
 start-up and connections included), sizes interleaved (ascending, then descending). On a 2-core
@@ -17,8 +17,12 @@ each deploy is split into:
   cores the hosts share, this is the laptop's cost that wall time cannot show;
 - per added host: how much the overhead grows with each host beyond the first, (overhead(N) -
   overhead(1)) / (N - 1);
-- turns per host: what each host's SSH forwarder counted (about one round trip each), the
-  median over the fleet's hosts; and the round trips ayna-fab itself reports, when it does.
+- turns per host: what the hosts' SSH forwarders counted (about one round trip each), the
+  fleet's total over N; and the round trips ayna-fab itself reports for the last host listed.
+
+`--parallel 8,32` runs each size at the first value (`fab deploy --parallel 8`), then the sizes
+above it again at each further value, so the rows show whether more hosts at once pay on this
+machine. The machine's load average is read before and after, and printed with the table.
 
 Profiles: `light` is a project of the demo's API alone with one uvicorn worker (no Django, no
 migrations), so hosts do little; `demo` is the whole demo (web, api, Celery worker and beat),
@@ -30,11 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,14 +87,17 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,8,16,32")
     ap.add_argument("--rtt-ms", type=float, default=50.0)
     ap.add_argument("--profiles", default="light,demo")
+    ap.add_argument("--parallel", default="8", help="hosts worked on at once, one value or several")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    parallels = [int(x) for x in args.parallel.split(",")]
     profiles = args.profiles.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="ayna-fleet-"))
     settings = sandbox_settings(tmp, "aynafleet", 2450)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "rtt_ms": args.rtt_ms, "runs": args.runs, "command": " ".join(sys.argv), "profiles": {}}
+              "rtt_ms": args.rtt_ms, "runs": args.runs, "command": " ".join(sys.argv), "profiles": {},
+              "load_before": load(), "parallel": parallels}
     try:
         sandbox = Sandbox(settings, manager.up(settings, max(sizes), lambda m: None, shared_db=True))
         repo = DemoRepo(tmp / "uavcrew")
@@ -96,10 +105,10 @@ def main() -> None:
         env_file.write_text(DEMO_ENV.read_text().replace("@localhost:5432/uavcrew", "@/uavcrew?host=/srv/ayna-db"))
         inv = tmp / "hosts.toml"
         inventory(inv, sandbox, repo.path, env_file)
-        env = {**__import__("os").environ, "AYNA_FAB_HOSTS": str(inv)}
+        env = {**os.environ, "AYNA_FAB_HOSTS": str(inv)}
         names = [hs.name for hs in sandbox.hosts]
-        for name in names:
-            run([FAB, "-H", name, "setup"], env)
+        with ThreadPoolExecutor(max_workers=4) as pool:   # one setup per host, a few at once
+            list(pool.map(lambda name: run([FAB, "-H", name, "setup"], env), names))
         for i in range(len(names)):  # the light profile's one worker
             sandbox.check(i, "sed -i 's/--workers 2/--workers 1/' /etc/systemd/system/uavlight-api.service "
                              "&& systemctl daemon-reload")
@@ -108,24 +117,31 @@ def main() -> None:
             project = PROFILES[profile]
             only(sandbox, project)
             run([FAB, "-H", ",".join(names), "deploy", "--project", project], env)  # a live release, a warm cache
-            rows: dict[int, list[dict]] = {n: [] for n in sizes}
+            cases = [(p, n) for p in parallels for n in sizes if p == parallels[0] or n > parallels[0]]
+            rows: dict[tuple[int, int], list[dict]] = {case: [] for case in cases}
             for r in range(args.runs):
-                for n in (sizes if r % 2 == 0 else sizes[::-1]):
-                    repo.edit_one_file(f"{profile} {n} {r}")
-                    res = run([FAB, "-H", ",".join(names[:n]), "deploy", "--project", project], env,
-                              hosts=sandbox.hosts[:n])
+                for p, n in (cases if r % 2 == 0 else cases[::-1]):
+                    repo.edit_one_file(f"{profile} {n} {p} {r}")
+                    res = run([FAB, "-H", ",".join(names[:n]), "deploy", "--project", project,
+                               "--parallel", str(p)], env, hosts=sandbox.hosts[:n])
                     per_host = steps(res.output)
                     slowest = max(host_calls(res.output).values(), default=0.0)
                     trips = ROUND_TRIPS_RE.findall(res.output)
-                    rows[n].append({"wall": round(res.seconds, 3), "cpu": round(res.cpu, 3),
-                                    "slowest_host": round(slowest, 3),
-                                    "overhead": round(res.seconds - slowest, 3),
-                                    "turns_per_host": res.traffic["turns"] / n,
-                                    "connections": res.traffic["connections"],
-                                    "bytes_up": res.traffic["bytes_up"],
-                                    "round_trips": int(trips[-1]) if trips else None, "steps": per_host})
+                    rows[(p, n)].append({"wall": round(res.seconds, 3), "cpu": round(res.cpu, 3),
+                                         "slowest_host": round(slowest, 3),
+                                         "overhead": round(res.seconds - slowest, 3),
+                                         "turns_per_host": res.traffic["turns"] / n,
+                                         "connections": res.traffic["connections"],
+                                         "bytes_up": res.traffic["bytes_up"],
+                                         "round_trips": int(trips[-1]) if trips else None, "steps": per_host,
+                                         "output": res.output})
+                    print(f"{profile}: parallel {p}, {n} host(s): {res.seconds:.1f} s", file=sys.stderr, flush=True)
+                    report["profiles"][profile] = {f"{p}/{n}": xs for (p, n), xs in rows.items()}
+                    if args.json:   # kept as it grows: a run that stops later still leaves its figures
+                        args.json.write_text(json.dumps(report, indent=1))
                 print(f"{profile}: run {r + 1}/{args.runs} done", file=sys.stderr, flush=True)
-            report["profiles"][profile] = {str(n): xs for n, xs in rows.items()}
+            report["profiles"][profile] = {f"{p}/{n}": xs for (p, n), xs in rows.items()}
+        report["load_after"] = load()
         print(table(report, sizes))
         if args.json:
             args.json.write_text(json.dumps(report, indent=1))
@@ -135,26 +151,33 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 min), as `uptime` shows it."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def table(report: dict, sizes: list[int]) -> str:
     lines = [f"fleet deploy of a one-file change, rtt {report['rtt_ms']:g} ms, median of {report['runs']} run(s)",
-             f"{'profile':<8} {'hosts':>5} {'wall s':>7} {'x 1 host':>8} {'slowest host s':>14} {'overhead s':>10} "
+             f"{'profile':<8} {'par':>3} {'hosts':>5} {'wall s':>7} {'x 1 host':>8} {'slowest host s':>14} {'overhead s':>10} "
              f"{'+ms/host':>8} {'CPU s':>6} {'CPU ms/host':>11} {'turns/host':>10} {'round trips':>11}"]
+    first = report["parallel"][0]
     for profile, rows in report["profiles"].items():
-        one = median([x["wall"] for x in rows[str(sizes[0])]])
-        first_overhead = median([x["overhead"] for x in rows[str(sizes[0])]])
-        for n in sizes:
-            xs = rows[str(n)]
+        one = median([x["wall"] for x in rows[f"{first}/{sizes[0]}"]])
+        first_overhead = median([x["overhead"] for x in rows[f"{first}/{sizes[0]}"]])
+        for key, xs in rows.items():
+            p, n = (int(x) for x in key.split("/"))
             wall = median([x["wall"] for x in xs])
             overhead = median([x["overhead"] for x in xs])
             cpu = median([x.get("cpu", 0.0) for x in xs])
             growth = f"{(overhead - first_overhead) / (n - sizes[0]) * 1000:.0f}" if n > sizes[0] else "-"
             trips = [x["round_trips"] for x in xs if x["round_trips"] is not None]
-            lines.append(f"{profile:<8} {n:>5} {wall:>7.2f} {wall / one:>8.2f} "
+            lines.append(f"{profile:<8} {p:>3} {n:>5} {wall:>7.2f} {wall / one:>8.2f} "
                          f"{median([x['slowest_host'] for x in xs]):>14.2f} {overhead:>10.2f} "
                          f"{growth:>8} {cpu:>6.2f} {cpu / n * 1000:>11.0f} "
                          f"{median([x['turns_per_host'] for x in xs]):>10.0f} "
                          f"{(f'{median(trips):.0f}' if trips else '-'):>11}")
-    lines.append(f"{report['machine']}; {report['date']}")
+    lines.append(f"{report['machine']}; {report['date']}; load average before "
+                 f"{report['load_before']}, after {report.get('load_after', '?')}")
     return "\n".join(lines)
 
 

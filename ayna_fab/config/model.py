@@ -39,6 +39,7 @@ SEARCHED = (DEFAULT_FILE, "deploy/hosts.toml")   # in this order, when AYNA_FAB_
 DEFAULT_HEALTH: Mapping[str, str] = MappingProxyType(dict(defaults_of("health")))
 HTTP_SERVICES = tuple(DEFAULT_HEALTH)   # the ones with a port and a health endpoint
 DEFAULTS_KEYS = allowed("defaults")
+DEFAULT_PARALLEL: int = defaults_of("defaults")["parallel"]   # hosts worked on at once, unless set
 
 
 @model("defaults")

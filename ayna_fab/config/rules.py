@@ -301,6 +301,13 @@ def connect_timeout(timeout: int | float, at: At) -> float:
     return float(timeout)
 
 
+@rule("1 or more")
+def parallel(hosts: int, at: At) -> int:
+    if hosts < 1:
+        raise Invalid(f"must be 1 or more hosts at once, got {hosts}", f"write {at.name} = {at.default}")
+    return hosts
+
+
 def one_of(choices: tuple[str, ...], what: str, fix: str, suggest: bool = True) -> Rule:
     """A value from a short list; `suggest` adds "did you mean" to the fix."""
     def check(value: str, at: At) -> str:

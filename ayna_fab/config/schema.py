@@ -186,6 +186,8 @@ KEYS: tuple[Key, ...] = (
     Key("keep_releases", D, INTEGER, 5, "good releases kept on each host", "5", r.keep_releases),
     Key("connect_timeout", DH, SECONDS, 10.0, "seconds to wait for an SSH connection (a far host may need more)", "10",
         r.connect_timeout),
+    Key("parallel", D, INTEGER, 8, "hosts worked on at once (connections, a fleet's steps, status and history "
+        "queries; see docs/fleet-scale.md); --parallel overrides it", "8", r.parallel),
     Key("default_target", D, STRING, None, "the host or group used when no -H is given", '"production"',
         r.name("default_target")),
     # --- projects

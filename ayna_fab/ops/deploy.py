@@ -121,6 +121,7 @@ class Deploy(runner.Operation):
         self.config, self.project, self.source, self.revision = config, project, source, revision
         self.options = options
         self.targets = targets
+        self.parallel = config.defaults.parallel
         self.lock_blob = source.blob(revision, "uv.lock")
         # the Python the project needs and its uv.lock, read once before any connection (planchecks.py)
         texts = source.texts(revision, (*pyversion.FILES, "uv.lock"))

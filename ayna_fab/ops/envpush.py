@@ -45,6 +45,7 @@ class EnvPush(runner.Operation):
     def __init__(self, config: Config, project: Project, new_text: NewText, targets: list[HostRun], *,
                  event: str = "env push", verify_timeout: float = 30.0, health_timeout: float = 60.0) -> None:
         self.config, self.project, self.new_text, self.targets = config, project, new_text, targets
+        self.parallel = config.defaults.parallel
         self.event, self.verify_timeout, self.health_timeout = event, verify_timeout, health_timeout
         self.phases = PHASES
         self.old: dict[str, str | None] = {}      # host -> the text it had (kept in memory only)

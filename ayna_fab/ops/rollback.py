@@ -48,6 +48,7 @@ class Rollback(runner.Operation):
 
     def __init__(self, config: Config, project: Project, options: Options, targets: list[HostRun]) -> None:
         self.config, self.project, self.options, self.targets = config, project, options, targets
+        self.parallel = config.defaults.parallel
         self.phases = PHASES
         self.hook_problems: list[str] = []
 

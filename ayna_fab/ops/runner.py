@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ayna_fab.remote import hostcall
 from ayna_fab.ops import lockrecord as lock
-from ayna_fab.config.model import Config, Host, Project
+from ayna_fab.config.model import DEFAULT_PARALLEL, Config, Host, Project
 from ayna_fab.hostprog.backups import human_size
 from ayna_fab.errors import AynaFabError, NeedsAttention, OperationFailed, UsageError
 from ayna_fab.config.layout import Layout
@@ -29,7 +29,6 @@ from ayna_fab.ops.releasestates import Release
 from ayna_fab.remote.transport import Command, Remote
 
 Say = Callable[[str], None]
-MAX_PARALLEL = 8
 EACH, ONCE, BATCHES, FLEET = "each", "once", "batches", "fleet"
 
 
@@ -235,6 +234,7 @@ class Operation:
     name = "operation"
     phases: list[Phase] = []
     targets: list[HostRun]
+    parallel: int = DEFAULT_PARALLEL   # hosts an EACH phase works on at once; operations take their config's
 
     def once_targets(self) -> list[HostRun]:
         """Where a ONCE phase runs: one chosen host, or a few (a fleet whose hosts have databases of their own)."""
@@ -355,7 +355,7 @@ def groups(op: Operation, phase: Phase) -> Iterator[tuple[str, list[HostRun]]]:
 
 
 def each(phase: Phase, op: Operation, targets: list[HostRun]) -> dict[str, BaseException]:
-    """phase.run on each target (in parallel when several); failures by host. A Ctrl-C waits for
+    """phase.run on each target (at most op.parallel at once); failures by host. A Ctrl-C waits for
     the steps in flight, then counts as a failure of every host."""
     if phase.scope == FLEET:
         try:
@@ -369,7 +369,7 @@ def each(phase: Phase, op: Operation, targets: list[HostRun]) -> dict[str, BaseE
         except (AynaFabError, KeyboardInterrupt, Exception) as exc:
             return {targets[0].name: exc}
         return {}
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(targets)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(op.parallel, len(targets)))) as pool:
         futures = {pool.submit(phase.run, op, t): t.name for t in targets}
         try:
             wait(futures)

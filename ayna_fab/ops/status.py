@@ -16,8 +16,6 @@ from ayna_fab.ops import proxy
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
-MAX_PARALLEL = 16
-
 
 def lock_text(lock: dict | None) -> str | None:
     """Who holds the lock, and what the host knows of it: a step running, its laptop gone."""
@@ -78,7 +76,7 @@ def query(config: Config, host: Host, projects: list[Project]) -> list[dict]:
 
 
 def collect(config: Config, jobs: list[tuple[Host, list[Project]]]) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(jobs)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(config.defaults.parallel, len(jobs)))) as pool:
         results = list(pool.map(lambda job: query(config, *job), jobs))
     rows = [r for rs in results for r in rs]
     flag_drift(rows)

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import shlex
+import threading
 import zlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -74,8 +75,18 @@ S=json.loads(zlib.decompress(Z))
 CACHE_DIR = "~/.cache/ayna-fab"
 
 
-@lru_cache(maxsize=1)
+_PROGRAM_LOCK = threading.Lock()
+
+
 def _program() -> tuple[bytes, str]:
+    """The compressed program and its hash, made once: a fleet's first hosts all ask at the same
+    moment, and lru_cache alone would let each of them compress it (13 ms each)."""
+    with _PROGRAM_LOCK:
+        return _compressed()
+
+
+@lru_cache(maxsize=1)
+def _compressed() -> tuple[bytes, str]:
     sources = {p.stem: p.read_text() for p in sorted(PACKAGE.glob("*.py"))}
     data = zlib.compress(json.dumps(sources).encode(), 9)
     return data, hashlib.sha256(data).hexdigest()

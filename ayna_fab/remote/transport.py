@@ -346,8 +346,8 @@ def _indent(text: str) -> str:
 
 
 def open_all(endpoints: list[ssh.Endpoint], *, dry_run: bool = False,
-             echo: Callable[[str], None] | None = None, max_parallel: int = 8) -> dict[str, Remote]:
-    """One connection per host, opened in parallel. If any host is unreachable, none is used:
+             echo: Callable[[str], None] | None = None, max_parallel: int) -> dict[str, Remote]:
+    """One connection per host, at most max_parallel opening at once. If any host is unreachable, none is used:
     an operation over several hosts starts only when every host answers."""
     from concurrent.futures import ThreadPoolExecutor
 

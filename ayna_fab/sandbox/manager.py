@@ -82,6 +82,7 @@ def is_mounted(path: Path) -> bool:
 
 
 SHARED_DB_DIR = "/srv/ayna-db"
+MAX_HOSTS = 32   # the fleet benchmark's largest fleet; each host is a container, its forwarder and an SSH port
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -93,8 +94,8 @@ def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False,
     the first host's server, so a group shares one database (DATABASE_URL ...?host=/srv/ayna-db).
     rebuild: build the root filesystem afresh even if the cached one passes its check.
     """
-    if not 1 <= count <= 16:
-        raise UsageError(f"--count must be between 1 and 16, not {count}", step="sandbox up")
+    if not 1 <= count <= MAX_HOSTS:
+        raise UsageError(f"--count must be between 1 and {MAX_HOSTS}, not {count}", step="sandbox up")
     preflight.check()
     rootfs.ensure(settings, say, rebuild=rebuild)
     wheelhouse.ensure(settings, say)
@@ -103,6 +104,8 @@ def up(settings: SandboxSettings, count: int, say: Say, shared_db: bool = False,
     keys.ensure_keypair(settings.key_path, "ayna-fab-sandbox")
     state = State.load(settings.state_file)
 
+    preflight.check_inotify(sum(1 for i in range(1, count + 1) if not (
+        (hs := state.hosts.get(settings.host_name(i))) and _running(hs))))
     started: list[HostState] = []
     for i in range(1, count + 1):
         name = settings.host_name(i)

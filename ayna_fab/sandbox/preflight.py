@@ -44,3 +44,35 @@ def check(platform: str = sys.platform, euid: int | None = None, which=shutil.wh
     if not has_overlay:
         raise UsageError("the kernel does not offer overlayfs, which gives each host its own writes",
                          step="sandbox preflight", hint="modprobe overlay")
+
+
+# inotify instances a booted host takes (systemd, journald, logind, dbus, sshd, ...): 7 measured
+# on an idle host, about 8 once its services run; the kernel's default limit, 128 per user, so
+# holds about fifteen hosts beside whatever else root runs.
+INOTIFY_PER_HOST = 10
+INOTIFY_LIMIT = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def inotify_in_use(proc: Path = Path("/proc")) -> int:
+    """inotify instances open on this machine now (all of them root's when the sandbox runs)."""
+    count = 0
+    for fd in proc.glob("[0-9]*/fd/*"):
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:   # a process or descriptor gone meanwhile
+            continue
+    return count
+
+
+def check_inotify(new_hosts: int, limit: int | None = None, in_use: int | None = None) -> None:
+    """Room for the hosts about to boot: past the limit their systemd fails units (console-getty
+    first) and the boot is reported degraded."""
+    if new_hosts < 1:
+        return
+    limit = int(INOTIFY_LIMIT.read_text()) if limit is None else limit
+    in_use = inotify_in_use() if in_use is None else in_use
+    need = in_use + new_hosts * INOTIFY_PER_HOST
+    if need > limit:
+        raise UsageError(f"{new_hosts} more host(s) need about {new_hosts * INOTIFY_PER_HOST} inotify instances; "
+                         f"{in_use} of the limit of {limit} are in use", step="sandbox preflight",
+                         hint=f"sysctl -w fs.inotify.max_user_instances={max(1024, need)}")

@@ -30,7 +30,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "given_target", lambda c: "h1")     # -H h1
     monkeypatch.setattr(release.targets, "endpoint", lambda cfg, host: host.name)
 
-    def open_all(endpoints, *, dry_run=False, echo=None):
+    def open_all(endpoints, *, dry_run=False, echo=None, max_parallel):
         FakeRemote.laptop_dead = False
         return {h: FakeRemote(h, w.layout(h).root, w.states[h], dry_run=dry_run, echo=echo) for h in endpoints}
 

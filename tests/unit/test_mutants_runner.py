@@ -607,10 +607,11 @@ def test_a_lone_host_runs_on_the_main_thread_where_ctrl_c_lands():
     assert threads == [threading.main_thread()]
 
 
-def test_up_to_eight_hosts_run_at_once_and_no_more():
-    """Each host's step waits until eight run together (or every host has begun): with fewer
-    workers it waits out its bound and the peak says so; with more, the peak is nine."""
-    ts = [target(f"h{i}") for i in range(9)]
+def peak_of(op, hosts: int) -> int:
+    """How many of `hosts` steps ran at once under runner.each: each step waits until op.parallel
+    run together (or every host has begun), so fewer workers show as a lower peak and more as a
+    higher one."""
+    ts = [target(f"h{i}") for i in range(hosts)]
     cond = threading.Condition()
     counts = {"running": 0, "begun": 0, "peak": 0}
 
@@ -620,11 +621,25 @@ def test_up_to_eight_hosts_run_at_once_and_no_more():
             counts["begun"] += 1
             counts["peak"] = max(counts["peak"], counts["running"])
             cond.notify_all()
-            cond.wait_for(lambda: counts["running"] >= 8 or counts["begun"] == 9, timeout=30)
+            cond.wait_for(lambda: counts["running"] >= op.parallel or counts["begun"] == hosts, timeout=30)
             counts["running"] -= 1
 
-    assert runner.each(runner.Phase("x", step), None, ts) == {}
-    assert counts == {"running": 0, "begun": 9, "peak": runner.MAX_PARALLEL} and runner.MAX_PARALLEL == 8
+    assert runner.each(runner.Phase("x", step), op, ts) == {}
+    assert counts["running"] == 0 and counts["begun"] == hosts
+    return counts["peak"]
+
+
+def test_up_to_eight_hosts_run_at_once_and_no_more():
+    """The default: hosts.toml's `parallel` unset."""
+    assert Op([], []).parallel == 8
+    assert peak_of(Op([], []), 9) == 8
+
+
+@pytest.mark.parametrize("parallel", [1, 3, 12])
+def test_an_operation_runs_as_many_hosts_at_once_as_its_parallel_setting(parallel):
+    op = Op([], [])
+    op.parallel = parallel
+    assert peak_of(op, 13) == parallel
 
 
 def main_thread_waits_for_futures() -> bool:
@@ -654,7 +669,7 @@ def test_ctrl_c_while_hosts_run_waits_for_their_steps_then_fails_every_host():
 
     previous = signal.signal(signal.SIGINT, ctrl_c)
     try:
-        failures = runner.each(runner.Phase("x", step), None, ts)
+        failures = runner.each(runner.Phase("x", step), Op(ts, []), ts)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert sorted(ended) == ["h1", "h2"]
@@ -663,7 +678,7 @@ def test_ctrl_c_while_hosts_run_waits_for_their_steps_then_fails_every_host():
 
 def test_parallel_failures_are_the_failed_hosts_only():
     ts = [target("h1"), target("h2"), target("h3")]
-    failures = runner.each(runner.Phase("x", lambda op, t: fails(t) if t.name == "h2" else None), None, ts)
+    failures = runner.each(runner.Phase("x", lambda op, t: fails(t) if t.name == "h2" else None), Op(ts, []), ts)
     assert list(failures) == ["h2"] and str(failures["h2"]) == "h2 broke"
 
 

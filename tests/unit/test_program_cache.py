@@ -116,3 +116,39 @@ def test_a_host_that_cannot_keep_the_program_gets_it_whole_after_two_misses(lay,
 
 def _result(p: subprocess.CompletedProcess) -> Result:
     return Result(p.returncode, p.stdout, p.stderr)
+
+
+def test_hosts_asking_for_the_program_at_once_compress_it_once(monkeypatch):
+    """A fleet's first wave asks from several threads at the same moment."""
+    import threading
+    import zlib
+
+    hostcall._compressed.cache_clear()
+    cond = threading.Condition()
+    state = {"begun": 0, "compressed": 0}
+    real = zlib.compress
+
+    def compress(data, level=-1):
+        with cond:   # hold the first compression until every thread has asked
+            state["compressed"] += 1
+            cond.wait_for(lambda: state["begun"] == 6, timeout=10)
+        return real(data, level)
+
+    def ask():
+        with cond:
+            state["begun"] += 1
+            cond.notify_all()
+        return hostcall._program()
+
+    monkeypatch.setattr(hostcall.zlib, "compress", compress)
+    try:
+        threads, results = [], []
+        for _ in range(6):
+            th = threading.Thread(target=lambda: results.append(ask()))
+            threads.append(th)
+            th.start()
+        for th in threads:
+            th.join()
+        assert state["compressed"] == 1 and len(set(results)) == 1
+    finally:
+        hostcall._compressed.cache_clear()

@@ -271,3 +271,27 @@ def test_sandbox_link_asks_the_hosts_forwarder_for_silence(monkeypatch):
     with pytest.raises(Exit) as exit_:
         task.link(Context(), name="sandbox1", silent="maybe")
     assert exit_.value.code == 2 and len(asked) == 2
+
+
+def test_a_sandbox_too_big_for_the_inotify_limit_is_refused_with_the_sysctl_that_fixes_it():
+    import pytest
+
+    from ayna_fab.errors import UsageError
+    from ayna_fab.sandbox import preflight
+
+    preflight.check_inotify(10, limit=128, in_use=20)   # 120 of 128
+    preflight.check_inotify(0, limit=128, in_use=500)   # nothing new boots
+    with pytest.raises(UsageError, match="32 more host.* 16 of the limit of 128") as e:
+        preflight.check_inotify(32, limit=128, in_use=16)
+    assert e.value.hint == "sysctl -w fs.inotify.max_user_instances=1024"
+
+
+def test_inotify_instances_in_use_are_counted_from_proc(tmp_path):
+    from ayna_fab.sandbox import preflight
+
+    (tmp_path / "1/fd").mkdir(parents=True)
+    (tmp_path / "1/fd/3").symlink_to("anon_inode:inotify")
+    (tmp_path / "1/fd/4").symlink_to("/dev/null")
+    (tmp_path / "22/fd").mkdir(parents=True)
+    (tmp_path / "22/fd/5").symlink_to("anon_inode:inotify")
+    assert preflight.inotify_in_use(tmp_path) == 2

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fabric import Connection
 
-from ayna_fab.config import model as config, targets
+from ayna_fab.config import model as config, rules, targets
 from ayna_fab.config.model import Config, Host, Project
+from ayna_fab.errors import UsageError
+
+PARALLEL_HELP = "hosts worked on at once (default: hosts.toml's parallel, else 8)"
 
 
 def given_target(c) -> str | None:
@@ -15,6 +20,19 @@ def given_target(c) -> str | None:
 
 def load() -> Config:
     return config.load()
+
+
+def with_parallel(cfg: Config, parallel: str | int | None) -> Config:
+    """cfg with --parallel (when given) in place of hosts.toml's `parallel`: the one place the
+    setting is decided; connections, the runner and the queries take cfg.defaults.parallel."""
+    if parallel is None:
+        return cfg
+    try:
+        hosts = rules.parallel(int(str(parallel)), rules.At("--parallel", "--parallel", config.DEFAULT_PARALLEL))
+    except (ValueError, rules.Invalid):
+        raise UsageError(f"--parallel {parallel!r}: give a whole number of hosts, 1 or more", step="options",
+                         hint=f"--parallel {config.DEFAULT_PARALLEL}") from None
+    return replace(cfg, defaults=replace(cfg.defaults, parallel=hosts))
 
 
 def hosts(c, cfg: Config, *, all_when_none: bool = False) -> list[Host]:

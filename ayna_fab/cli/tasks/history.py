@@ -17,8 +17,6 @@ from ayna_fab.ops import history as hist
 from ayna_fab.remote import hostcall
 from ayna_fab.remote.transport import Remote
 
-MAX_PARALLEL = 16
-
 
 def _read(cfg: Config, host: Host, projects: list[Project], limit: int) -> tuple[list[dict], str | None]:
     """The host's rows of every project, or the error that kept them from us."""
@@ -38,13 +36,13 @@ def _read(cfg: Config, host: Host, projects: list[Project], limit: int) -> tuple
 
 
 @task(help={"project": "only this project", "json": "print JSON for scripts",
-            "limit": "the newest N entries (default 20)"})
-def history(c, project=None, json=False, limit=20):
+            "limit": "the newest N entries (default 20)", "parallel": common.PARALLEL_HELP})
+def history(c, project=None, json=False, limit=20, parallel=None):
     """Deploys and rollbacks, newest first: when, host, stage, release, revision, who, outcome, duration.
 
     Example: ayna-fab -H prod history --limit 10
     """
-    cfg = common.load()
+    cfg = common.with_parallel(common.load(), parallel)
     limit = int(limit)
     if limit < 1:
         raise UsageError(f"--limit {limit}: give a number of entries, 1 or more", step="history")
@@ -55,7 +53,7 @@ def history(c, project=None, json=False, limit=20):
     if not jobs:
         raise UsageError(f"no host of the target carries {project!r}", step="history",
                          hint="fab status lists the hosts and their projects")
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(jobs)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(cfg.defaults.parallel, len(jobs)))) as pool:
         answers = list(pool.map(lambda job: _read(cfg, job[0], job[1], limit), jobs))
     rows = hist.merged([rows for rows, _ in answers], limit)
     errors = [(host.name, error) for (host, _), (_, error) in zip(jobs, answers) if error]

@@ -30,7 +30,8 @@ def _by_project(c, cfg, project) -> dict[str, list]:
 
 def _run(op_for, cfg, hosts, proj, dry_run: bool, operation: str, message: str = ""):
     """Connect to every host, build one HostRun each, run the operation, close the connections."""
-    remotes = open_all([targets.endpoint(cfg, h) for h in hosts], dry_run=dry_run, echo=output.say)
+    remotes = open_all([targets.endpoint(cfg, h) for h in hosts], dry_run=dry_run, echo=output.say,
+                       max_parallel=cfg.defaults.parallel)
     try:
         shown = progress.for_operation(terminal=output.is_terminal() and not dry_run)
         owner = lock.owner(operation, message)
@@ -75,19 +76,20 @@ def _json_report(on: bool, operation: str, outcomes: list, dry_run: bool) -> Ite
             "message": "a note stored with the lock and the release",
             "batch": "fleets: flip all at once (all), N hosts at a time, or a percentage (25%)",
             "on_failure": "fleets: rollback (every flipped host goes back) or stop (flipped hosts stay)",
-            "json": JSON_HELP})
-def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None, json=False):
+            "parallel": common.PARALLEL_HELP, "json": JSON_HELP})
+def deploy(c, ref="HEAD", project=None, dry_run=False, message="", batch=None, on_failure=None, parallel=None,
+           json=False):
     """Deploy REF: upload, install, check, migrate, flip, restart every unit, verify, health; roll back on failure.
 
     Example: ayna-fab -H prod deploy --ref v1.4.0
     """
     outcomes: list[hooks.Outcome] = []
     with _json_report(json, "deploy", outcomes, dry_run):
-        _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes)
+        _deploy(c, ref, project, dry_run, message, batch, on_failure, parallel, outcomes)
 
 
-def _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes):
-    cfg = common.load()
+def _deploy(c, ref, project, dry_run, message, batch, on_failure, parallel, outcomes):
+    cfg = common.with_parallel(common.load(), parallel)
     work = []
     for name, hosts in _by_project(c, cfg, project).items():  # every ref and option checked before connecting
         proj = cfg.projects[name]
@@ -121,19 +123,20 @@ def _deploy(c, ref, project, dry_run, message, batch, on_failure, outcomes):
 
 @task(help={"to": "the release to go back to, e.g. v3 (default: the previous good one)",
             "project": "needed when a host carries several projects",
-            "dry_run": "print what would run; change nothing", "json": JSON_HELP})
-def rollback(c, to=None, project=None, dry_run=False, json=False):
+            "dry_run": "print what would run; change nothing", "parallel": common.PARALLEL_HELP,
+            "json": JSON_HELP})
+def rollback(c, to=None, project=None, dry_run=False, parallel=None, json=False):
     """Go back to the previous good release (or --to vN): code and venv, units restarted, health-checked.
 
     Example: ayna-fab -H prod rollback --to v3
     """
     outcomes: list[hooks.Outcome] = []
     with _json_report(json, "rollback", outcomes, dry_run):
-        _rollback(c, to, project, dry_run, outcomes)
+        _rollback(c, to, project, dry_run, parallel, outcomes)
 
 
-def _rollback(c, to, project, dry_run, outcomes):
-    cfg = common.load()
+def _rollback(c, to, project, dry_run, parallel, outcomes):
+    cfg = common.with_parallel(common.load(), parallel)
     opts = rollback_pipeline.Options(to=releases.parse_name(to) if to else None, dry_run=dry_run)
     for name, hosts in _by_project(c, cfg, project).items():
         proj = cfg.projects[name]
@@ -148,13 +151,13 @@ def _rollback(c, to, project, dry_run, outcomes):
         hooks.report(outcome, output.warn)
 
 
-@task(help={"json": "print JSON for scripts", "project": "only this project"})
-def status(c, json=False, project=None):
+@task(help={"json": "print JSON for scripts", "project": "only this project", "parallel": common.PARALLEL_HELP})
+def status(c, json=False, project=None, parallel=None):
     """One row per host and project: release, revision, who/when, units, health, lock, releases, disk.
 
     Example: ayna-fab -H prod status --json
     """
-    cfg = common.load()
+    cfg = common.with_parallel(common.load(), parallel)
     jobs = []
     for host in common.hosts(c, cfg, all_when_none=True):
         projs = common.projects_on(cfg, host, project) if (project is None or host.carries(project)) else []
