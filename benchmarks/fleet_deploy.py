@@ -110,7 +110,8 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=4) as pool:   # one setup per host, a few at once
             list(pool.map(lambda name: run([FAB, "-H", name, "setup"], env), names))
         for i in range(len(names)):  # the light profile's one worker
-            sandbox.check(i, "sed -i 's/--workers 2/--workers 1/' /etc/systemd/system/uavlight-api.service "
+            sandbox.check(i, "sed -i 's/--workers 2/--workers 1/' /etc/systemd/system/uavlight-api-blue.service "
+                             "/etc/systemd/system/uavlight-api-green.service "
                              "&& systemctl daemon-reload")
         set_rtt(sandbox.hosts, args.rtt_ms)
         for profile in profiles:
