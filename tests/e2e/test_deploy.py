@@ -235,7 +235,7 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     r = deploy(inv)
     assert r.returncode == 0, r.stdout + r.stderr
     # Only the change travelled (the web and API banners); every other file was copied from v1 on the host.
-    assert "2 files sent, 50 copied from v1" in r.stdout
+    assert "2 files sent, 53 copied from v1" in r.stdout
     # ... and the host program did not: v1's deploy left it in the deploy user's cache on the host,
     # and every call since sent the 1 kB form that runs it (the whole program is some 52 kB a call).
     sent = forwarder.request(sandbox.hosts[0].control, "stats")["bytes_up"]
