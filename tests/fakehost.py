@@ -31,7 +31,7 @@ from ayna_fab.remote.transport import Command, LineSink, Remote, Result
 
 @dataclass
 class Fault:
-    call: str                     # host call name (plan, stage, prepare, activate, finish, ...), or "upload"
+    call: str                     # host call name (plan, stage, ...), or "upload" (the stage call's stdin)
     nth: int = 1                  # the nth such call on this host
     kind: str = "link-before"     # link-before | link-after | interrupt | interrupt-raised | fail-step | die-before | die-after
     step: str | None = None       # fail-step: which prepare step fails
@@ -78,7 +78,7 @@ class FakeRemote(Remote):
         self.counts: dict[str, int] = {}
         self.log: list[str] = []
         self.on_line = None                     # where run() hands the answer's lines as they come
-        self.stdin: str | None = None   # the stdin of the command being answered
+        self.stdin: str | bytes | None = None   # the stdin of the command being answered
 
     def _fault(self, name: str) -> Fault | None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -95,6 +95,9 @@ class FakeRemote(Remote):
             return Result(0, "", "")
         assert cmd.call is not None, f"not a host call: {cmd.script[:80]}"
         name = type(cmd.call).__name__.lower()
+        if name == "stage" and stdin and self._fault("upload"):   # the link drops while the upload travels
+            self.round_trips += 1
+            raise OperationFailed("cannot upload: injected", host=self.name, step=cmd.step)
         fault = self._fault(name)
         self.round_trips += 1
         if FakeRemote.laptop_dead or (fault and fault.kind == "die-before"):
@@ -135,7 +138,8 @@ class FakeRemote(Remote):
         out = _Relayed(self.on_line)
         with _ONE_AT_A_TIME, contextlib.redirect_stdout(out), self.fakes():
             saved_stdin = sys.stdin   # the call's stdin (a secret travels there), one host at a time
-            sys.stdin = io.TextIOWrapper(io.BytesIO((self.stdin or "").encode()))
+            data = self.stdin if isinstance(self.stdin, bytes) else (self.stdin or "").encode()
+            sys.stdin = io.TextIOWrapper(io.BytesIO(data))
             try:
                 code = main.run([name, json.dumps(asdict(call))])
             finally:

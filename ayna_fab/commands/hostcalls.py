@@ -7,6 +7,8 @@ checks that each call type is built here exactly once.
 
 from __future__ import annotations
 
+import hashlib
+
 from ayna_fab.config.layout import Layout
 from ayna_fab.config.model import Hook, Project
 from ayna_fab.hostprog import backups as rules
@@ -32,18 +34,22 @@ def plan(layout: Layout, project: Project, lock: dict | None) -> Command:
                             "lock + plan", changes=False, held=lock is not None)
 
 
-def stage(layout: Layout, token: str, number: int, base: int | None, archive: str | None,
-          deleted_file: str | None, meta: dict) -> Command:
-    """Make releases/vN from the uploaded archive and base; deleted_file: the uploaded list of names
-    (NUL-separated, see deleted_list) not to copy from base."""
+def stage(layout: Layout, token: str, number: int, base: int | None, archive: bytes | None,
+          deleted: list[str], meta: dict) -> tuple[Command, bytes]:
+    """Make releases/vN from base and the upload, which travels on the call's own stdin (returned
+    with the command): the archive of changed files, then the names not to copy from base
+    (deleted_list). One channel, where a file sent first over SFTP took a session of its own."""
+    names = deleted_list(deleted)
+    data = (archive or b"") + names
     links = {".env": layout.env_file, "media": f"{layout.shared}/media"}
     return hostcall.command(calls.Stage(root=layout.root, token=token, number=number, base=base,
-                                        archive=archive, deleted_file=deleted_file, meta=meta, links=links),
-                            "upload")
+                                        archive=len(archive or b""), deleted=len(names),
+                                        sha256=hashlib.sha256(data).hexdigest(), meta=meta, links=links),
+                            "upload"), data
 
 
 def deleted_list(names: list[str]) -> bytes:
-    """The stage call's deleted_file: names as the host's file system spells them, NUL-separated."""
+    """The upload's deleted names as the host's file system spells them, NUL-separated."""
     return b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
 
 

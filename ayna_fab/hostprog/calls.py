@@ -27,14 +27,16 @@ class Plan:
 
 @dataclass(frozen=True)
 class Stage:
-    """Make releases/vN: unpack the upload, copy the rest from base (except the names listed in
-    deleted_file, an uploaded file of NUL-separated names), link shared files."""
+    """Make releases/vN: unpack the upload, copy the rest from base (except the deleted names),
+    link shared files. The upload comes on stdin: `archive` bytes of tar.gz, then `deleted` bytes
+    of NUL-separated names; sha256 is the hash of the whole of it."""
     root: str
     token: str
     number: int
     base: int | None
-    archive: str | None
-    deleted_file: str | None
+    archive: int
+    deleted: int
+    sha256: str
     meta: dict
     links: dict
 

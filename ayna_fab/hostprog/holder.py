@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 
-from . import calls, journal, lock, store, switchover, wire
+from . import calls, journal, lock, store, wire
 
 SETTLE_POLL = 0.5
 
@@ -85,6 +85,9 @@ def abandon(root, token, why="the connection to the laptop closed"):
     j = journal.of(root, token)
     outcome = {"abandoned": True, "operation": held.get("operation"), "outcome": None}
     if j is not None:
+        # imported only here: every plan that takes the lock imports this module, and the
+        # activation's (health checks, urllib) would double the plan call's start-up
+        from . import switchover
         switchover.resume(root, token)   # done already, or finished now (the way back if it had died)
         j = journal.of(root, token) or {}
         if j.get("outcome") == "live" and lock.holds(root, token):

@@ -9,7 +9,7 @@ import sys
 
 from . import calls, dbwhere, dumps, lock, ports, store, units
 from .holder import abandon
-from .prepare import PYTHON
+from .interpreter import PYTHON
 from .wire import Refused
 
 

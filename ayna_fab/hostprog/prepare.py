@@ -9,6 +9,7 @@ import threading
 import time
 
 from . import calls, dumps, envfile, hookrunner, lock, preflipcheck, source, store, uvreport, wire
+from .interpreter import PYTHON
 
 STEP_RE = re.compile(r"@@step (\S+) ([0-9.]+) (ok|failed)")
 START_RE = re.compile(r"^@@start (\S+)$")
@@ -33,9 +34,6 @@ def _app_output(text):
     return "\n".join(line for line in text.splitlines() if not line.startswith("@@"))
 
 
-# The one interpreter a release's venv is made from: a plan checks its version against what the
-# project declares (ops/planchecks.py), so uv must never pick another.
-PYTHON = "/usr/bin/python3"
 LOCK_FILES = ("uv.lock", "pyproject.toml")   # all that decides what the venv holds (uv export --frozen)
 REQUIREMENTS = ".ayna-requirements.txt"
 

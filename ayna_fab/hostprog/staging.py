@@ -1,9 +1,12 @@
 """The stage call: a new release from the uploaded changes and copies of the live release's other files."""
 
 import fcntl
+import hashlib
+import io
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import time
 
@@ -55,12 +58,24 @@ def _own(name, links):
     return top in links or top == ".venv" or top.startswith(".ayna-")
 
 
+def _upload(a: calls.Stage):
+    """The call's stdin, read before anything else: exactly the bytes the call names, with the
+    hash it names, or a refusal before anything is made (a link that dropped mid-upload)."""
+    want = a.archive + a.deleted
+    data = sys.stdin.buffer.read(want + 1) if want else b""
+    if len(data) != want or hashlib.sha256(data).hexdigest() != a.sha256:
+        raise Refused("upload-damaged", f"the upload did not arrive whole: {len(data)} bytes of {want}, "
+                                        "or not the bytes sent")
+    return data[:a.archive], data[a.archive:]
+
+
 def stage(a: calls.Stage):
     """releases/vN: the uploaded files, copies of the base release's unchanged ones, shared links.
 
     Copies, never hard links: a file written in place in one release (an editor, the app,
     compilemessages) must not change the same file of another, the one a rollback goes back to
     (docs/ARCHITECTURE.md, "Releases are copies")."""
+    archive, deleted_names = _upload(a)
     lock.require(a.root, a.token)
     started = time.monotonic()
     try:
@@ -71,8 +86,8 @@ def stage(a: calls.Stage):
     os.mkdir(new, 0o755)
     store.write_json(os.path.join(new, store.META), dict(a.meta, state="building"))
     names = []
-    if a.archive:
-        with tarfile.open(a.archive, "r:gz") as tar:
+    if archive:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
             members = tar.getmembers()
             bad = [m.name for m in members if not _safe_member(m) or _own(m.name, a.links)]
             if bad:
@@ -81,12 +96,8 @@ def stage(a: calls.Stage):
                 m.mode = release_mode(m.mode | (stat.S_IFDIR if m.isdir() else 0))
             tar.extractall(new, members=members)
             names = [m.name for m in members if not m.isdir()]
-        os.unlink(a.archive)
-    deleted = set()
-    if a.deleted_file:  # NUL-separated names, uploaded: any number of them (never an argument)
-        with open(a.deleted_file, "rb") as f:
-            deleted = {os.fsdecode(n) for n in f.read().split(b"\0") if n}
-        os.unlink(a.deleted_file)
+    # NUL-separated names: any number of them (never an argument)
+    deleted = {os.fsdecode(n) for n in deleted_names.split(b"\0") if n}
     skip = set(names) | deleted
     copied = 0
     manifest = list(names)

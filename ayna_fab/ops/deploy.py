@@ -202,21 +202,14 @@ class Deploy(runner.Operation):
             outputs = sorted(self.built.files)
             data = self.source.archive(self.revision)
         data = build.with_files(data, self.built, outputs)
-        archive = f"{t.layout.releases}/.upload-v{t.number}.tar.gz" if data else None
-        if data:
-            t.remote.put_bytes(data, archive, step="upload")
-        # The deleted names travel as a file: thousands of them would not fit in one argument.
-        deleted_file = f"{t.layout.releases}/.upload-v{t.number}.deleted" if deleted else None
-        if deleted:
-            t.remote.put_bytes(cmd.deleted_list(deleted), deleted_file, step="upload")
         meta = {"release": f"v{t.number}", "number": t.number, "revision": self.revision, "ref": self.options.ref,
                 "deployed_by": lock.who(), "deployed_at": lock.now(), "lock_blob": self.lock_blob,
                 "project": self.project.name, "env": t.project.env, **({"build": self.built.digests} if self.built.files else {})}
+        # The archive and the deleted names travel on the stage call's stdin: no session of their own.
+        command, upload = cmd.stage(t.layout, t.token, t.number, base.number if base else None, data, deleted, meta)
         t.move(RunState.STAGED)
-        res = t.call(cmd.stage(t.layout, t.token, t.number, base.number if base else None, archive, deleted_file,
-                               meta),
-                     show_steps=False) or {"unpacked": len(changed) + len(outputs) if changed is not None else "all",
-                                           "copied": "the rest"}
+        res = t.call(command, show_steps=False, stdin=upload or None) \
+            or {"unpacked": len(changed) + len(outputs) if changed is not None else "all", "copied": "the rest"}
         t.show("upload", time.monotonic() - started,
                note=f"{len(data or b'')} bytes; {res.get('unpacked')} files sent, {res.get('copied')} copied"
                     + (f" from {base.name}" if base else ""))

@@ -81,7 +81,7 @@ class Remote:
         self.close()
 
     def run(self, cmd: Command, *, check: bool = True, timeout: float | None = 600,
-            stdin: str | None = None, on_line: Callable[[str], None] | None = None) -> Result:
+            stdin: str | bytes | None = None, on_line: Callable[[str], None] | None = None) -> Result:
         """Run cmd (or, in a dry run, print it if it changes anything). on_line is handed each
         line of its stdout as it arrives (a host call's steps as they end); the Result has them all."""
         if self.dry_run and cmd.changes:
@@ -123,16 +123,21 @@ class Remote:
                                   step=cmd.step, hint=cmd.hint)
         return result
 
-    def _run_with_input(self, script: str, text: str, timeout: float | None, sink: LineSink) -> Result:
-        """Run script with text on its stdin, written at once on the channel: invoke's in_stream
-        sends one byte every few milliseconds (a 1 kB secret took 8 s)."""
+    def _run_with_input(self, script: str, text: str | bytes, timeout: float | None, sink: LineSink) -> Result:
+        """Run script with text (or bytes, as they are) on its stdin, written at once on the
+        channel: invoke's in_stream sends one byte every few milliseconds (a 1 kB secret took 8 s)."""
         self.conn.open()
         chan = self.conn.client.get_transport().open_session()
         try:
             chan.settimeout(timeout)
             chan.exec_command(script)
-            chan.sendall(text.encode())
-            chan.shutdown_write()
+            try:
+                chan.sendall(text if isinstance(text, bytes) else text.encode())
+                chan.shutdown_write()
+            except OSError:
+                if not chan.exit_status_ready():
+                    raise
+                # the program ended before reading it all (a cached program missing, a refusal): its answer follows
             out, err = bytearray(), bytearray()
             while True:
                 if chan.recv_ready():
@@ -215,7 +220,8 @@ class Remote:
         return Result(r.exited, r.stdout, r.stderr, time.monotonic() - started)
 
     def put_bytes(self, data: bytes, path: str, *, step: str) -> None:
-        """Upload binary data over SFTP (never through a command's stdin, which corrupts bytes)."""
+        """Upload binary data over SFTP (never through invoke's stdin forwarding, which corrupts
+        bytes; run's stdin writes them on the channel as they are)."""
         if self.dry_run:
             self.echo(f"[{self.name}] {step}: upload {len(data)} bytes to {path}")
             return

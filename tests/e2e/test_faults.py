@@ -72,7 +72,7 @@ class Cell:
         new_journal = j.get("started") != self.before_journal and j.get("number") == n
         return {
             "plan": exists(f"{root}/.deploy-lock/owner.json"),
-            "upload": exists(f"{root}/releases/.upload-v{n}.tar.gz") or exists(f"{root}/releases/v{n}"),
+            "upload": exists(f"{root}/releases/v{n}"),   # the upload travels with the stage call
             "install": exists(f"{root}/releases/v{n}/.venv"),
             "check/migrate": bool(backups(self.sandbox) - self.before_backups),   # the pre-migrate dump
             "activate": new_journal,

@@ -37,15 +37,18 @@ def plan(lay, lock=True):
 
 
 def stage(lay, number, base, files, deleted=(), token="t1"):
-    archive = f"{lay.releases}/.upload-v{number}.tar.gz"
-    with open(archive, "wb") as f:
-        f.write(tgz(files))
-    deleted_file = None
-    if deleted:
-        deleted_file = f"{lay.releases}/.upload-v{number}.deleted"
-        with open(deleted_file, "wb") as f:
-            f.write(cmd.deleted_list(list(deleted)))
-    return call(cmd.stage(lay, token, number, base, archive, deleted_file, {"release": f"v{number}"}))
+    return call(cmd.stage(lay, token, number, base, tgz(files), list(deleted), {"release": f"v{number}"}))
+
+
+def test_an_upload_that_did_not_arrive_whole_is_refused_before_anything_is_made(lay):
+    """The upload travels on the stage call's stdin: cut short, altered or longer, it is refused
+    before the release number is taken, and the next stage of the same number goes ahead."""
+    plan(lay)
+    command, data = cmd.stage(lay, "t1", 1, None, tgz({"a.py": "a"}), ["gone.py"], {"release": "v1"})
+    for sent in (b"", data[:-1], data[:-1] + b"x", data + b"x"):
+        assert call((command, sent))["error"] == "upload-damaged"
+        assert not os.path.exists(lay.release(1))
+    assert call((command, data))["unpacked"] == 1 and os.path.exists(f"{lay.release(1)}/a.py")
 
 
 def test_the_bootstrap_fits_in_one_argument():
@@ -202,9 +205,7 @@ def test_release_files_are_not_group_writable_whatever_the_archive_says(lay):
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     plan(lay)
-    with open(f"{lay.releases}/.upload-v1.tar.gz", "wb") as f:
-        f.write(buf.getvalue())
-    call(cmd.stage(lay, "t1", 1, None, f"{lay.releases}/.upload-v1.tar.gz", None, {"release": "v1"}))
+    call(cmd.stage(lay, "t1", 1, None, buf.getvalue(), [], {"release": "v1"}))
     v1 = lay.release(1)
     os.chmod(f"{v1}/pkg/a.py", 0o666)          # a release staged before: its copies are fixed too
     stage(lay, 2, 1, {"b.py": "b"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from types import SimpleNamespace
@@ -138,3 +139,16 @@ def test_every_ssh_connection_keeps_itself_alive(monkeypatch):
     monkeypatch.setattr(ssh, "connection", lambda ep, gateway=None: conn)
     assert ssh.connect(ssh.Endpoint("h1", "127.0.0.1")) is conn
     assert keepalive == [ssh.KEEPALIVE] and 0 < ssh.KEEPALIVE < wire.SILENT_AFTER
+
+
+def test_a_connection_sends_each_packet_at_once():
+    """Nagle's algorithm would hold each small SSH packet for the host's delayed acknowledgement."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sock = socket.create_connection(listener.getsockname())
+    try:
+        ssh.no_delay(sock)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        ssh.no_delay(None)   # a bastion's channel is no socket: left alone
+    finally:
+        sock.close()
+        listener.close()

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ayna_fab.hostprog import calls, holder, lock, store, wire
+from ayna_fab.hostprog import calls, holder, lock, store, switchover, wire
 
 AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -283,7 +283,7 @@ class Activation:
                 lock.release(at, token)
 
         monkeypatch.setattr(holder.journal, "of", of)
-        monkeypatch.setattr(holder.switchover, "resume", resume)
+        monkeypatch.setattr(switchover, "resume", resume)
 
 
 def pending(states_):

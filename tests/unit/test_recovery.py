@@ -238,20 +238,21 @@ def test_a_deploy_whose_lock_was_taken_away_stops_and_says_so(world):
     root = world.layout("h1").root
 
     # another operation removes our lock while we upload: the next call must refuse to go on
-    orig = FakeRemote.put_bytes
+    orig = FakeRemote.run
 
-    def steal(self, data, path, *, step):
-        orig(self, data, path, step=step)
-        os.rename(f"{root}/.deploy-lock", f"{root}/.stolen")
-        os.mkdir(f"{root}/.deploy-lock")
-        Path(f"{root}/.deploy-lock/owner.json").write_text(json.dumps({"token": "other", "by": "ana"}))
+    def steal(self, cmd, **kw):   # taken while the upload travels, before the host stages it
+        if type(cmd.call).__name__ == "Stage":
+            os.rename(f"{root}/.deploy-lock", f"{root}/.stolen")
+            os.mkdir(f"{root}/.deploy-lock")
+            Path(f"{root}/.deploy-lock/owner.json").write_text(json.dumps({"token": "other", "by": "ana"}))
+        return orig(self, cmd, **kw)
 
-    FakeRemote.put_bytes = steal
+    FakeRemote.run = steal
     try:
         with pytest.raises(NeedsAttention) as err:
             world.deploy(faults={})
     finally:
-        FakeRemote.put_bytes = orig
+        FakeRemote.run = orig
     assert "no longer holds the deploy lock" in err.value.message and "ana@" in err.value.message
     assert world.current() == 1 and not os.path.exists(world.layout("h1").release(2))
     assert json.loads(Path(f"{root}/.deploy-lock/owner.json").read_text())["token"] == "other"
