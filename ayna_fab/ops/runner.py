@@ -187,7 +187,7 @@ class HostRun:
             raise KeyboardInterrupt(self.remote.interrupted)
 
     def call(self, command: Command, *, timeout: float | None = 600, show_steps: bool = True,
-             stdin: str | None = None) -> dict | None:
+             stdin: str | bytes | None = None) -> dict | None:
         """Run one host call; its answer (None for a change in a dry run). The host's step lines
         are shown; a refusal comes back as {"error": ...}, except a lost lock, which stops here.
         A Ctrl-C seen during an earlier call stops the operation before this one is sent."""
