@@ -263,19 +263,19 @@ def record_outcome(a: calls.Activate, outcome, back, reason=None):
 RUNNING = ("active", "activating", "reloading", "deactivating")
 
 
-def choose_slot(slots, running, links, number, current, restoring):
-    """(slot, verb) for vN: a slot already running vN with every unit up is kept ("keep") when
+def choose_slot(slots, states, links, number, current, restoring):
+    """(slot, verb) for vN: a slot already running vN with every unit active is kept ("keep") when
     putting a release back, or when vN is not the live release (a fleet putting a host back);
-    else an idle slot is started ("start"); with none idle (an activation cut short), the slot
-    that does not run the live release is restarted. Never the live slot itself: the other
-    one serves until the new one answers."""
+    else an idle slot is started ("start"); with none idle (an activation cut short, a slot
+    still stopping), the slot that does not run the live release is restarted. Never the live
+    slot itself: the other one serves until the new one answers. states: {unit: ActiveState}."""
     if not slots:
         return None, None
     for slot, names in slots.items():
-        if (links.get(slot) == number and names and all(running.get(u) for u in names)
+        if (links.get(slot) == number and names and all(states.get(u) == "active" for u in names)
                 and (restoring or current != number)):
             return slot, "keep"
-    idle = [slot for slot, names in slots.items() if not any(running.get(u) for u in names)]
+    idle = [slot for slot, names in slots.items() if not any(states.get(u) in RUNNING for u in names)]
     if idle:
         return idle[0], "start"
     others = [slot for slot in slots if links.get(slot) != current]
@@ -306,7 +306,8 @@ def bring_up(a: calls.Activate, number, restoring=False):
     before = units.states(everything)
     running = {u: before[u]["state"] in RUNNING for u in everything}
     restarts_before = {unit: f["restarts"] for unit, f in before.items()}
-    slot, verb = choose_slot(slots, running, {s: store.pointed(a.root, s) for s in slots}, number,
+    slot, verb = choose_slot(slots, {u: before[u]["state"] for u in everything},
+                             {s: store.pointed(a.root, s) for s in slots}, number,
                              store.current_number(a.root), restoring)
     new = list(slots.get(slot, []))
     old = [u for s, names in slots.items() if s != slot for u in names if running[u]]
@@ -324,7 +325,7 @@ def bring_up(a: calls.Activate, number, restoring=False):
     errors = []
     procs = []
     for unit in new:   # the new slot, beside the live one
-        if verb == "keep" and running[unit]:
+        if verb == "keep":
             continue
         procs.append((unit, "restart" if verb == "restart" or running[unit] else "start",
                       units.control_async("restart" if verb == "restart" or running[unit] else "start", unit)))

@@ -22,8 +22,8 @@ HTTP = ["p-web-blue.service", "p-web-green.service"]
 
 # --- which slot -----------------------------------------------------------------------------------------
 
-def running(*names):
-    return {u: u in names for s in SLOTS.values() for u in s}
+def running(*names, state="active"):
+    return {u: state if u in names else "inactive" for s in SLOTS.values() for u in s}
 
 
 def test_a_new_release_goes_to_the_idle_slot_never_the_live_one():
@@ -39,6 +39,10 @@ def test_the_way_back_keeps_the_slot_that_still_runs_the_old_release():
     # the old slot partly down (its worker died): started again, not kept
     part = running("p-web-blue.service", *SLOTS["green"])
     assert switchover.choose_slot(SLOTS, part, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "restart")
+    # the old slot still stopping (its activation's worker was killed during the handover): restarted
+    stopping = {**running(*SLOTS["green"]), **running(*SLOTS["blue"], state="deactivating")}
+    stopping.update({u: "active" for u in SLOTS["green"]})
+    assert switchover.choose_slot(SLOTS, stopping, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "restart")
 
 
 def test_a_fleet_putting_a_host_back_keeps_the_running_old_slot_but_an_env_push_gets_a_fresh_one():
