@@ -17,6 +17,7 @@ next plan) finishes the way back: `resume`. docs/ARCHITECTURE.md.
 import fcntl
 import os
 import signal
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -264,15 +265,16 @@ RUNNING = ("active", "activating", "reloading", "deactivating")
 
 
 def choose_slot(slots, states, links, number, current, restoring):
-    """(slot, verb) for vN: a slot already running vN with every unit active is kept ("keep") when
-    putting a release back, or when vN is not the live release (a fleet putting a host back);
-    else an idle slot is started ("start"); with none idle (an activation cut short, a slot
-    still stopping), the slot that does not run the live release is restarted. Never the live
-    slot itself: the other one serves until the new one answers. states: {unit: ActiveState}."""
+    """(slot, verb) for vN: a slot whose link names vN and that still runs is kept ("keep": only
+    its units that are not active are started again) when putting a release back, or when vN is
+    not the live release (a fleet putting a host back); else an idle slot is started ("start");
+    with none idle (an activation cut short), the slot that does not run the live release is
+    restarted. Never the live slot itself: the other one serves until the new one answers.
+    states: {unit: ActiveState}."""
     if not slots:
         return None, None
     for slot, names in slots.items():
-        if (links.get(slot) == number and names and all(states.get(u) == "active" for u in names)
+        if (links.get(slot) == number and any(states.get(u) in RUNNING for u in names)
                 and (restoring or current != number)):
             return slot, "keep"
     idle = [slot for slot, names in slots.items() if not any(states.get(u) in RUNNING for u in names)]
@@ -280,6 +282,23 @@ def choose_slot(slots, states, links, number, current, restoring):
         return idle[0], "start"
     others = [slot for slot in slots if links.get(slot) != current]
     return (others or list(slots))[-1], "restart"
+
+
+def hand_over_workers(new, old, stopping, deadline):
+    """Stop the old slot's worker(s) once the new slot's have been active SETTLE s without a crash
+    (never before: the old one works the queue until then; an uptime systemd does not tell is
+    taken as settled, as verify takes it); the stops go to stopping. Nothing is
+    stopped if a new one does not settle by the deadline: the activation fails, the old one stays."""
+    if not old:
+        return
+    while time.monotonic() < deadline:
+        facts = units.states(new)
+        if all(f["state"] == "active" and (f["up"] is None or f["up"] >= SETTLE) for f in facts.values()):
+            stopping.extend((u, "stop", units.control_async("stop", u)) for u in old)
+            return
+        if any(f["state"] not in RUNNING for f in facts.values()):
+            return
+        time.sleep(0.1)
 
 
 def every_unit(a: calls.Activate):
@@ -325,10 +344,10 @@ def bring_up(a: calls.Activate, number, restoring=False):
     errors = []
     procs = []
     for unit in new:   # the new slot, beside the live one
-        if verb == "keep":
+        if verb == "keep" and before[unit]["state"] == "active":
             continue
-        procs.append((unit, "restart" if verb == "restart" or running[unit] else "start",
-                      units.control_async("restart" if verb == "restart" or running[unit] else "start", unit)))
+        action = "restart" if verb in ("restart", "keep") or running[unit] else "start"
+        procs.append((unit, action, units.control_async(action, unit)))
     for unit, action in a.actions:  # all at once: a slow warm shutdown must not hold up the rest
         if before[unit]["state"] != "active":
             action = "restart"  # not running (first deploy, or it died): start it
@@ -340,8 +359,15 @@ def bring_up(a: calls.Activate, number, restoring=False):
             if p.returncode != 0:
                 errors.append(f"{action} {unit}: {output.strip()}")
 
-    # Health needs only the HTTP units: poll it while the rest start.
+    # Health needs only the HTTP units: poll it while the rest start. The old worker is stopped
+    # as soon as the new one has settled (its warm shutdown runs beside health, not after it).
     http = set(a.http_units)
+    stopping = []
+    old_workers = [u for u in old if u not in http]
+    early = threading.Thread(target=hand_over_workers, daemon=True, args=(
+        [u for u in new if u not in http], old_workers, stopping,
+        time.monotonic() + a.health_timeout if old_workers else 0))
+    early.start()
     settle([p for p in procs if p[0] in http])
     if not restoring:
         journal.update(a.root, phase="health")
@@ -356,18 +382,22 @@ def bring_up(a: calls.Activate, number, restoring=False):
     res["health"] = hreport
     res["healthy"] = healthy
 
-    # The other slot stops once the new one answers; until then it serves (and is the way back).
-    stopping = [(u, "stop", units.control_async("stop", u)) for u in old] if healthy and not errors else []
+    # The other slot's HTTP units stop once the new ones answer; until then they serve (and are the
+    # way back).
+    early.join()
+    if healthy and not errors:
+        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u in http]
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()
     checked = new + [u for u, _ in a.actions]
     ok, report = verify(checked, rel, time.monotonic() + a.verify_timeout, restarts_before,
                         settle_units=[u for u in checked if u not in http])
-    settle(stopping)   # a worker's warm shutdown ran beside verify; it is over before the outcome
+    settle(stopping)   # a worker's warm shutdown ran beside health and verify; it is over before the outcome
     if stopping:
-        after = units.states(old)
-        for unit in old:
+        stopped = [u for u, _, _ in stopping]
+        after = units.states(stopped)
+        for unit in stopped:
             if after[unit]["state"] in RUNNING:
                 errors.append(f"{unit} still runs after its stop ({after[unit]['state']})")
     done("verify", time.monotonic() - t, ok and not errors)

@@ -5,6 +5,7 @@ the calls made), and the units and status that go with two slots."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -36,13 +37,12 @@ def test_a_new_release_goes_to_the_idle_slot_never_the_live_one():
 def test_the_way_back_keeps_the_slot_that_still_runs_the_old_release():
     both = running(*SLOTS["blue"], *SLOTS["green"])
     assert switchover.choose_slot(SLOTS, both, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "keep")
-    # the old slot partly down (its worker died): started again, not kept
+    # the old slot partly down (its worker stopped once the new one settled): kept, the rest started
     part = running("p-web-blue.service", *SLOTS["green"])
-    assert switchover.choose_slot(SLOTS, part, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "restart")
-    # the old slot still stopping (its activation's worker was killed during the handover): restarted
-    stopping = {**running(*SLOTS["green"]), **running(*SLOTS["blue"], state="deactivating")}
-    stopping.update({u: "active" for u in SLOTS["green"]})
-    assert switchover.choose_slot(SLOTS, stopping, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "restart")
+    assert switchover.choose_slot(SLOTS, part, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "keep")
+    # the old slot all stopped: started again in the idle slot it is
+    gone = running(*SLOTS["green"])
+    assert switchover.choose_slot(SLOTS, gone, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "start")
 
 
 def test_a_fleet_putting_a_host_back_keeps_the_running_old_slot_but_an_env_push_gets_a_fresh_one():
@@ -52,6 +52,20 @@ def test_a_fleet_putting_a_host_back_keeps_the_running_old_slot_but_an_env_push_
     # an env push re-activates the live v2: new processes in the idle slot, never the live ones kept
     live = running(*SLOTS["blue"])
     assert switchover.choose_slot(SLOTS, live, {"blue": 2, "green": 1}, 2, 2, False) == ("green", "start")
+
+
+def test_a_slot_still_stopping_is_kept_and_its_units_started_again(host):
+    root, sd = host   # blue runs v2; an activation of v3 was cut short while blue was stopping
+    store.point(root, "green", 3)
+    store.flip(root, 3)
+    sd.state.update({u: "active" for u in SLOTS["green"]})
+    sd.state.update({u: "deactivating" for u in SLOTS["blue"]})
+    assert switchover.choose_slot(SLOTS, sd.state, {"blue": 2, "green": 3}, 2, 3, True) == ("blue", "keep")
+    res = switchover.bring_up(activate(root), 2, restoring=True)
+    assert res["ok"] and store.current_number(root) == 2
+    # a unit not active (stopping) is started again, never taken as running
+    assert sorted(c for c in sd.calls if c[0] == "restart" and c[1] in SLOTS["blue"]) == [
+        ("restart", "p-celery-blue.service"), ("restart", "p-web-blue.service")]
 
 
 def test_with_both_slots_running_the_one_not_serving_current_is_restarted():
@@ -127,9 +141,10 @@ def test_the_new_slot_starts_and_answers_before_the_live_one_stops(host):
     assert sorted(starts) == [("restart", "p-beat.service"), ("start", "p-celery-green.service"),
                               ("start", "p-web-green.service")]
     health = sd.calls.index(("health", "v3"))
-    stops = [i for i, c in enumerate(sd.calls) if c[0] == "stop"]
-    assert [sd.calls[i][1] for i in stops] == SLOTS["blue"]
-    assert all(sd.calls.index(s) < health for s in starts) and all(i > health for i in stops)
+    assert all(sd.calls.index(s) < health for s in starts)
+    # the old web once the new one answered; the old worker once the new one had settled
+    assert sd.calls.index(("stop", "p-web-blue.service")) > health
+    assert sd.calls.index(("stop", "p-celery-blue.service")) > sd.calls.index(("start", "p-celery-green.service"))
     # verify judges the new slot and beat, never the slot being stopped
     assert ("verify", ("p-web-green.service", "p-celery-green.service", "p-beat.service")) in sd.calls
     assert [u for u, s in sd.state.items() if s == "active"] == [*SLOTS["green"], "p-beat.service"]
@@ -139,15 +154,35 @@ def test_an_unhealthy_new_slot_leaves_the_live_one_running_for_the_way_back(host
     root, sd = host
     sd.healthy = False
     res = switchover.bring_up(activate(root), 3)
-    assert not res["ok"] and not [c for c in sd.calls if c[0] == "stop"]
-    assert all(sd.state[u] == "active" for u in SLOTS["blue"])
+    # the old web never stopped (the new worker had settled, so the old one was)
+    assert not res["ok"] and [c[1] for c in sd.calls if c[0] == "stop"] == ["p-celery-blue.service"]
+    assert sd.state["p-web-blue.service"] == "active"
     sd.calls.clear()
     sd.healthy = True
     back = switchover.bring_up(activate(root), 2, restoring=True)
     assert back["ok"] and store.current_number(root) == 2
-    # the old slot is kept as it runs (no start, no restart of it); the failed one is stopped
-    assert not [c for c in sd.calls if c[0] in ("start", "restart") and c[1] in SLOTS["blue"]]
+    # the old slot is kept: its web as it runs, its worker started again; the failed slot is stopped
+    assert [c for c in sd.calls if c[0] in ("start", "restart") and c[1] in SLOTS["blue"]] == [
+        ("restart", "p-celery-blue.service")]
     assert sorted(c[1] for c in sd.calls if c[0] == "stop") == sorted(SLOTS["green"])
+
+
+def test_the_old_worker_stops_only_once_the_new_one_has_settled(monkeypatch):
+    seen = {"up": 0.2, "state": "active"}
+    calls_ = []
+    monkeypatch.setattr(units, "states", lambda names: {u: {"state": seen["state"], "restarts": 0, "cgroup": "",
+                                                            "up": seen["up"]} for u in names})
+    monkeypatch.setattr(units, "control_async", lambda verb, unit: calls_.append((verb, unit)) or unit)
+    monkeypatch.setattr(switchover.time, "sleep", lambda s: seen.update(up=seen["up"] + s))
+    stopping = []
+    switchover.hand_over_workers(["new.service"], ["old.service"], stopping, float("inf"))
+    assert calls_ == [("stop", "old.service")] and seen["up"] >= switchover.SETTLE
+    # a new worker that crashes (failed, or gone) leaves the old one working
+    calls_.clear()
+    for state in ("failed", "inactive"):
+        seen.update(up=0.2, state=state)
+        switchover.hand_over_workers(["new.service"], ["old.service"], [], time.monotonic() + 5)
+    assert calls_ == []
 
 
 def test_a_slot_that_does_not_stop_fails_the_activation(host, monkeypatch):
