@@ -287,8 +287,9 @@ def choose_slot(slots, states, links, number, current, restoring):
 def hand_over_workers(new, old, stopping, deadline):
     """Stop the old slot's worker(s) once the new slot's have been active SETTLE s without a crash
     (never before: the old one works the queue until then; an uptime systemd does not tell is
-    taken as settled, as verify takes it); the stops go to stopping. Nothing is
-    stopped if a new one does not settle by the deadline: the activation fails, the old one stays."""
+    taken as settled, as verify takes it); the stops go to stopping. A new one may still be
+    inactive for a moment (its start job not run yet); one that failed, or did not settle by the
+    deadline, stops nothing here (the activation stops the rest once health answers)."""
     if not old:
         return
     while time.monotonic() < deadline:
@@ -296,7 +297,7 @@ def hand_over_workers(new, old, stopping, deadline):
         if all(f["state"] == "active" and (f["up"] is None or f["up"] >= SETTLE) for f in facts.values()):
             stopping.extend((u, "stop", units.control_async("stop", u)) for u in old)
             return
-        if any(f["state"] not in RUNNING for f in facts.values()):
+        if any(f["state"] == "failed" for f in facts.values()):
             return
         time.sleep(0.1)
 
@@ -385,8 +386,9 @@ def bring_up(a: calls.Activate, number, restoring=False):
     # The other slot's HTTP units stop once the new ones answer; until then they serve (and are the
     # way back).
     early.join()
-    if healthy and not errors:
-        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u in http]
+    if healthy and not errors:   # and any old worker the early handover left running
+        handled = {u for u, _, _ in stopping}
+        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u not in handled]
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()

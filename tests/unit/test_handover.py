@@ -177,12 +177,27 @@ def test_the_old_worker_stops_only_once_the_new_one_has_settled(monkeypatch):
     stopping = []
     switchover.hand_over_workers(["new.service"], ["old.service"], stopping, float("inf"))
     assert calls_ == [("stop", "old.service")] and seen["up"] >= switchover.SETTLE
-    # a new worker that crashes (failed, or gone) leaves the old one working
+    # a new worker whose start job has not run yet (inactive) is waited for, not taken as failed
     calls_.clear()
-    for state in ("failed", "inactive"):
-        seen.update(up=0.2, state=state)
-        switchover.hand_over_workers(["new.service"], ["old.service"], [], time.monotonic() + 5)
+    answers = iter(["inactive", "inactive", "activating", "active", "active"])
+    monkeypatch.setattr(units, "states", lambda names: {u: {"state": next(answers, "active"), "restarts": 0,
+                                                            "cgroup": "", "up": 5.0} for u in names})
+    switchover.hand_over_workers(["new.service"], ["old.service"], [], float("inf"))
+    assert calls_ == [("stop", "old.service")]
+    # a new worker that failed leaves the old one working
+    calls_.clear()
+    monkeypatch.setattr(units, "states", lambda names: {u: {"state": "failed", "restarts": 0, "cgroup": "",
+                                                            "up": None} for u in names})
+    switchover.hand_over_workers(["new.service"], ["old.service"], [], float("inf"))
     assert calls_ == []
+
+
+def test_an_old_worker_the_early_handover_left_running_is_stopped_once_health_answers(host, monkeypatch):
+    root, sd = host
+    monkeypatch.setattr(switchover, "hand_over_workers", lambda *args: None)   # it stopped nothing
+    res = switchover.bring_up(activate(root), 3)
+    assert res["ok"] and sd.calls.index(("stop", "p-celery-blue.service")) > sd.calls.index(("health", "v3"))
+    assert [u for u, s in sd.state.items() if s == "active"] == [*SLOTS["green"], "p-beat.service"]
 
 
 def test_a_slot_that_does_not_stop_fails_the_activation(host, monkeypatch):
