@@ -284,15 +284,16 @@ def choose_slot(slots, states, links, number, current, restoring):
     return (others or list(slots))[-1], "restart"
 
 
-def hand_over_workers(new, old, stopping, deadline):
+def hand_over_workers(new, old, stopping, deadline, enough=None):
     """Stop the old slot's worker(s) once the new slot's have been active SETTLE s without a crash
     (never before: the old one works the queue until then; an uptime systemd does not tell is
     taken as settled, as verify takes it); the stops go to stopping. A new one may still be
     inactive for a moment (its start job not run yet); one that failed, or did not settle by the
-    deadline, stops nothing here (the activation stops the rest once health answers)."""
+    deadline or by the time health answered (`enough`), stops nothing here: the activation stops
+    the rest once verify has passed."""
     if not old:
         return
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (enough and enough.is_set()):
         facts = units.states(new)
         if all(f["state"] == "active" and (f["up"] is None or f["up"] >= SETTLE) for f in facts.values()):
             stopping.extend((u, "stop", units.control_async("stop", u)) for u in old)
@@ -365,9 +366,10 @@ def bring_up(a: calls.Activate, number, restoring=False):
     http = set(a.http_units)
     stopping = []
     old_workers = [u for u in old if u not in http]
+    enough = threading.Event()
     early = threading.Thread(target=hand_over_workers, daemon=True, args=(
         [u for u in new if u not in http], old_workers, stopping,
-        time.monotonic() + a.health_timeout if old_workers else 0))
+        time.monotonic() + a.health_timeout if old_workers else 0, enough))
     early.start()
     settle([p for p in procs if p[0] in http])
     if not restoring:
@@ -384,17 +386,20 @@ def bring_up(a: calls.Activate, number, restoring=False):
     res["healthy"] = healthy
 
     # The other slot's HTTP units stop once the new ones answer; until then they serve (and are the
-    # way back).
+    # way back). An old worker the early handover left running stops once verify has passed.
+    enough.set()
     early.join()
-    if healthy and not errors:   # and any old worker the early handover left running
-        handled = {u for u, _, _ in stopping}
-        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u not in handled]
+    if healthy and not errors:
+        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u in http]
     if not restoring:
         journal.update(a.root, phase="verify")
     t = time.monotonic()
     checked = new + [u for u, _ in a.actions]
     ok, report = verify(checked, rel, time.monotonic() + a.verify_timeout, restarts_before,
                         settle_units=[u for u in checked if u not in http])
+    if ok and healthy and not errors:
+        handled = {u for u, _, _ in stopping}
+        stopping += [(u, "stop", units.control_async("stop", u)) for u in old if u not in handled]
     settle(stopping)   # a worker's warm shutdown ran beside health and verify; it is over before the outcome
     if stopping:
         stopped = [u for u, _, _ in stopping]

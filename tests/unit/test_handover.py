@@ -192,12 +192,22 @@ def test_the_old_worker_stops_only_once_the_new_one_has_settled(monkeypatch):
     assert calls_ == []
 
 
-def test_an_old_worker_the_early_handover_left_running_is_stopped_once_health_answers(host, monkeypatch):
+def test_an_old_worker_the_early_handover_left_running_is_stopped_once_verify_passed(host, monkeypatch):
     root, sd = host
     monkeypatch.setattr(switchover, "hand_over_workers", lambda *args: None)   # it stopped nothing
     res = switchover.bring_up(activate(root), 3)
-    assert res["ok"] and sd.calls.index(("stop", "p-celery-blue.service")) > sd.calls.index(("health", "v3"))
+    verified = next(i for i, c in enumerate(sd.calls) if c[0] == "verify")
+    assert res["ok"] and sd.calls.index(("stop", "p-celery-blue.service")) > verified
     assert [u for u, s in sd.state.items() if s == "active"] == [*SLOTS["green"], "p-beat.service"]
+
+
+def test_a_new_worker_that_fails_verify_leaves_the_old_one_working(host, monkeypatch):
+    root, sd = host   # the new worker crashes under systemd: it never settles, verify sees the crash
+    monkeypatch.setattr(switchover, "hand_over_workers", lambda *args: None)
+    monkeypatch.setattr(switchover, "verify", lambda *args, **kw: (False, {}))
+    res = switchover.bring_up(activate(root), 3)
+    assert not res["ok"] and ("stop", "p-celery-blue.service") not in sd.calls
+    assert sd.state["p-celery-blue.service"] == "active" and ("stop", "p-web-blue.service") in sd.calls
 
 
 def test_a_slot_that_does_not_stop_fails_the_activation(host, monkeypatch):
