@@ -136,6 +136,11 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes), as the figures' context."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def machine() -> str:
     """The machine the figures come from, in one line."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import machine, median, sandbox_settings, set_rtt  # noqa: E402
+from benchlib import load, machine, median, sandbox_settings, set_rtt  # noqa: E402
 
 from ayna_fab.remote.transport import Command, Remote, open_all  # noqa: E402
 from ayna_fab.sandbox import manager  # noqa: E402
@@ -43,9 +42,6 @@ def timed(fn):
     out = fn()
     return out, time.monotonic() - wall, time.process_time() - cpu
 
-
-def load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

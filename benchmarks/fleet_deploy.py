@@ -45,7 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (DEMO_ENV, FAB, DemoRepo, host_calls, machine, median, run, sandbox_settings,  # noqa: E402
+from benchlib import (DEMO_ENV, FAB, DemoRepo, host_calls, load, machine, median, run, sandbox_settings,  # noqa: E402
                       set_rtt, steps)
 
 from ayna_fab.sandbox import manager  # noqa: E402
@@ -150,11 +150,6 @@ def main() -> None:
     finally:
         manager.down(settings, lambda m: None)
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def load() -> str:
-    """The machine's load average (1, 5, 15 min), as `uptime` shows it."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def table(report: dict, sizes: list[int]) -> str:
