@@ -19,8 +19,10 @@ from ayna_fab.remote.transport import Command
 
 
 def health_checks(project: Project) -> list[dict]:
-    """The project's HTTP services' health URLs, as the host polls them (127.0.0.1)."""
-    return [{"name": s, "url": f"http://127.0.0.1:{project.port(s)}{project.health[s]}"}
+    """The project's HTTP services' health URLs, as the host polls them (127.0.0.1), and each slot's
+    own socket, where an activation asks the new slot alone (probes: {slot: path})."""
+    return [{"name": s, "url": f"http://127.0.0.1:{project.port(s)}{project.health[s]}",
+             "probes": units.probe_paths(project, s)}
             for s in ("web", "api") if s in project.services and s in project.health]
 
 

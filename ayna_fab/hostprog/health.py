@@ -1,8 +1,11 @@
 """Health endpoints, polled from the host itself (services bind 127.0.0.1)."""
 
+import http.client
 import json
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 # Health checks go straight to 127.0.0.1, never through a proxy from the host's environment.
@@ -13,8 +16,23 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 HEADERS = {"X-Forwarded-Proto": "https"}
 
 
-def probe(url):
-    """(status or None, body) of one GET."""
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: a slot's own socket (provision/unitfiles.py, PROBE_DIR)."""
+
+    def __init__(self, path, host, timeout):
+        super().__init__(host, timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def probe(url, unix=None):
+    """(status or None, body) of one GET; unix: ask through that socket, as url's host would be asked."""
+    if unix:
+        return probe_unix(url, unix)
     try:
         with _OPENER.open(urllib.request.Request(url, headers=HEADERS), timeout=5) as resp:
             return resp.status, resp.read(4096).decode(errors="replace")
@@ -22,6 +40,20 @@ def probe(url):
         return e.code, e.read(4096).decode(errors="replace")
     except (OSError, ValueError) as e:
         return None, str(e)
+
+
+def probe_unix(url, path):
+    parts = urllib.parse.urlsplit(url)
+    conn = UnixConnection(path, parts.netloc, timeout=5)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                     headers={"Host": parts.netloc, **HEADERS})
+        resp = conn.getresponse()
+        return resp.status, resp.read(4096).decode(errors="replace")
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        return None, str(e)
+    finally:
+        conn.close()
 
 
 def release_of(body):
@@ -70,11 +102,12 @@ def poll(checks, expect, deadline, fail_fast=False):
     while pending:
         still = []
         for c in pending:
-            status, body = probe(c["url"])
+            status, body = probe(c["url"], c.get("unix"))
             served = release_of(body)
             ok = (status is not None and 200 <= status < 300
                   and (expect is None or served is None or served == expect))
-            report[c["name"]] = {"status": status, "release": served, "ok": ok, "body": body[:300]}
+            report[c["name"]] = {"status": status, "release": served, "ok": ok, "body": body[:300],
+                                 "asked": c.get("unix") or c["url"]}
             if not ok and fail_fast and status is not None and status >= 500:
                 return False, report
             if not ok and fail_fast and client_errors.settled(c["name"], status, time.monotonic()):

@@ -17,6 +17,7 @@ next plan) finishes the way back: `resume`. docs/ARCHITECTURE.md.
 import fcntl
 import os
 import signal
+import stat
 import threading
 import time
 import traceback
@@ -303,6 +304,28 @@ def hand_over_workers(new, old, stopping, deadline, enough=None):
         time.sleep(0.1)
 
 
+SHARED_TIMEOUT = 10.0   # seconds for the shared socket to answer as the slot's own did
+
+
+def slot_checks(checks, slot, started):
+    """The health checks as the new slot is asked: on its own socket (probes) when this activation
+    started its unit, so systemd passed it that socket, and the socket is there; else on the shared
+    URL (a host set up before slot sockets; a kept slot's unit that was not started again)."""
+    out = []
+    for c in checks:
+        path = (c.get("probes") or {}).get(slot)
+        mine = any(u.endswith(f"-{c['name']}-{slot}.service") for u in started)
+        out.append({**c, "unix": path} if path and mine and is_socket(path) else c)
+    return out
+
+
+def is_socket(path):
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def every_unit(a: calls.Activate):
     """Both slots' units, then the others (beat)."""
     return [u for names in (a.slots or {}).values() for u in names] + [u for u, _ in a.actions]
@@ -372,10 +395,12 @@ def bring_up(a: calls.Activate, number, restoring=False):
         time.monotonic() + a.health_timeout if old_workers else 0, enough))
     early.start()
     settle([p for p in procs if p[0] in http])
+    # Asked once the starts have returned: a slot's first start is what brings up its socket.
+    checks = slot_checks(a.health, slot, [u for u, _, _ in procs])
     if not restoring:
         journal.update(a.root, phase="health")
     t_health = time.monotonic()
-    healthy, hreport = health.poll(a.health, f"v{number}", time.monotonic() + a.health_timeout,
+    healthy, hreport = health.poll(checks, f"v{number}", time.monotonic() + a.health_timeout,
                                    fail_fast=not errors)
     health_seconds = time.monotonic() - t_health
     settle([p for p in procs if p[0] not in http])
@@ -407,6 +432,12 @@ def bring_up(a: calls.Activate, number, restoring=False):
         for unit in stopped:
             if after[unit]["state"] in RUNNING:
                 errors.append(f"{unit} still runs after its stop ({after[unit]['state']})")
+    if ok and healthy and not errors and checks != a.health:
+        # Health asked the new slot on its own socket; now that it serves alone, the shared one
+        # must answer it too.
+        _, shared = health.poll(a.health, f"v{number}", time.monotonic() + SHARED_TIMEOUT, fail_fast=True)
+        errors += [f"{name} on its shared socket: status {h['status']}, release {h['release']}: {h['body'][:160]}"
+                   for name, h in shared.items() if not h["ok"]]
     done("verify", time.monotonic() - t, ok and not errors)
     res["verify"] = report
     res["verified"] = ok and not errors

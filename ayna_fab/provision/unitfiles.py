@@ -73,9 +73,34 @@ def socket_names(project: Project) -> list[str]:
     return [socket_name(project, s) for s in project.services if s in SOCKET_SERVICES]
 
 
+# Each HTTP slot also has a socket of its own, a Unix socket only the deploy user reaches: health
+# asks the new slot itself there while the live slot still takes the shared socket's connections
+# (on the shared socket, the processes that have slept longest win nearly every accept, so a poll
+# there hears the old slot for seconds after the new one is ready).
+PROBE_DIR = "/run/ayna-fab-probe"
+
+
+def probe_socket_name(project: Project, service: str, slot: str) -> str:
+    """The slot's own socket unit: named as its service, so systemd passes it to that slot alone."""
+    return f"{project.name}-{service}-{slot}.socket"
+
+
+def probe_path(project: Project, service: str, slot: str) -> str:
+    return f"{PROBE_DIR}/{project.name}-{service}-{slot}.sock"
+
+
+def probe_socket_names(project: Project) -> list[str]:
+    return [probe_socket_name(project, s, slot) for s in project.services if s in SOCKET_SERVICES for slot in SLOTS]
+
+
+def probe_paths(project: Project, service: str) -> dict[str, str]:
+    """{slot: its socket's path} for one HTTP service."""
+    return {slot: probe_path(project, service, slot) for slot in SLOTS}
+
+
 def all_names(project: Project) -> list[str]:
-    """Every unit file setup installs: the services and the sockets of web and api."""
-    return unit_names(project) + socket_names(project)
+    """Every unit file setup installs: the services, the sockets of web and api, and each HTTP slot's own."""
+    return unit_names(project) + socket_names(project) + probe_socket_names(project)
 
 
 def template(service: str, kind: str = "service") -> str:
@@ -102,6 +127,7 @@ def render(config: Config, host: Host | None, project: Project, service: str, ki
         "celery_app": project.celery_app,
         "slot": slot,
         "first_slot": SLOTS[0],
+        "probe_dir": PROBE_DIR,
     }
     # Slotted units run from their slot's link; beat runs from `current`.
     release = f"{values['root']}/releases/{slot if service in SLOT_SERVICES else 'current'}"
@@ -137,7 +163,16 @@ def render_all(config: Config, host: Host | None, project: Project) -> dict[str,
              for s in project.services for slot in (SLOTS if s in SLOT_SERVICES else (None,))}
     units.update({socket_name(project, s): render(config, host, project, s, "socket")
                   for s in project.services if s in SOCKET_SERVICES})
+    units.update({probe_socket_name(project, s, slot): render_probe(config, host, project, s, slot)
+                  for s in project.services if s in SOCKET_SERVICES for slot in SLOTS})
     return units
+
+
+def render_probe(config: Config, host: Host | None, project: Project, service: str, slot: str) -> str:
+    """A slot's own socket (PROBE_DIR): the deploy user's alone, for the activation's health poll."""
+    return template("probe", "socket").format(
+        project=project.name, service=service, slot=slot, title=project.name.replace("-", " ").replace("_", " ").title(),
+        user=host.user if host else config.defaults.user, path=probe_path(project, service, slot))
 
 
 PREFLIGHT_OFFSETS = {"web": 5, "api": 6}   # reserved ports of the registry range (+5..+9)

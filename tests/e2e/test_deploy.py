@@ -113,10 +113,13 @@ def current(sandbox) -> str:
     return sandbox.check(0, f"readlink {ROOT}/releases/current").strip()
 
 
-def health(sandbox, service: str) -> dict:
+def health(sandbox, service: str, slot: str | None = None) -> dict:
+    """What the service's health answers on its port, or (slot) on that slot's own socket, asked as
+    the deploy user."""
     port = {"web": 8130, "api": 8131}[service]
     path = {"web": "/health/", "api": "/health"}[service]
-    code, out, _ = sandbox.run(0, f"curl -s -m 5 http://127.0.0.1:{port}{path}")
+    own = f"--unix-socket /run/ayna-fab-probe/uavcrew-{service}-{slot}.sock " if slot else ""
+    code, out, _ = sandbox.run(0, f"curl -s -m 5 {own}http://127.0.0.1:{port}{path}", user="adonis" if slot else "root")
     return json.loads(out) if out.strip().startswith("{") else {"raw": out, "exit": code}
 
 
@@ -235,7 +238,7 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     r = deploy(inv)
     assert r.returncode == 0, r.stdout + r.stderr
     # Only the change travelled (the web and API banners); every other file was copied from v1 on the host.
-    assert "2 files sent, 53 copied from v1" in r.stdout
+    assert "2 files sent, 57 copied from v1" in r.stdout
     # ... and the host program did not: v1's deploy left it in the deploy user's cache on the host,
     # and every call since sent the 1 kB form that runs it (the whole program is some 52 kB a call).
     sent = forwarder.request(sandbox.hosts[0].control, "stats")["bytes_up"]
@@ -252,6 +255,14 @@ def test_redeploy_with_a_code_change_serves_the_new_release(sandbox, inv, repo):
     assert "Second edition" in sandbox.check(0, "curl -s http://127.0.0.1:8130/")
     wait_for_heartbeat(sandbox, "v2", since)
     assert (state_of(sandbox, "v2"), state_of(sandbox, "v1")) == ("active", "previous")
+    # Health asked the new slot on its own socket, never the shared port the old slot still served;
+    # that socket is the deploy user's, and the live slot answers there.
+    slot = sandbox.unit(0, "uavcrew", "web").rsplit("-", 1)[1].split(".")[0]
+    journal = json.loads(sandbox.check(0, f"cat {ROOT}/activation.json"))
+    assert {name: h["asked"] for name, h in journal["result"]["health"].items()} == {
+        s: f"/run/ayna-fab-probe/uavcrew-{s}-{slot}.sock" for s in ("web", "api")}
+    for service in ("web", "api"):
+        assert health(sandbox, service, slot=slot)["release"] == "v2"
 
 
 def test_deploy_that_changes_a_dependency_gets_a_new_venv_and_a_restart(sandbox, inv, repo):

@@ -54,8 +54,11 @@ def test_every_unit_is_restarted_so_no_process_keeps_an_old_releases_venv(projec
 
 
 def test_health_is_polled_on_the_registry_ports_from_the_host(project):
-    assert health_checks(project) == [{"name": "web", "url": "http://127.0.0.1:8130/health/"},
-                                      {"name": "api", "url": "http://127.0.0.1:8131/health"}]
+    probes = {s: {slot: f"/run/ayna-fab-probe/uavcrew-{s}-{slot}.sock" for slot in ("blue", "green")}
+              for s in ("web", "api")}
+    assert health_checks(project) == [
+        {"name": "web", "url": "http://127.0.0.1:8130/health/", "probes": probes["web"]},
+        {"name": "api", "url": "http://127.0.0.1:8131/health", "probes": probes["api"]}]
 
 
 def test_lock_staleness_is_judged_from_what_the_host_says():

@@ -4,7 +4,11 @@ the calls made), and the units and status that go with two slots."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +91,9 @@ class Systemd:
         self.state["p-beat.service"] = "active"
         self.calls = []
         self.healthy = True
+        self.answers = []    # health answers, one per poll, before `healthy` takes over
+        self.polls = []      # the checks of every poll
+        self.started = {}    # {unit: what its start job does besides, once the systemctl call returns}
         self.root = root
 
         class Proc:
@@ -95,8 +102,10 @@ class Systemd:
             def __init__(p, verb, unit):
                 self.calls.append((verb, unit))
                 self.state[unit] = "inactive" if verb == "stop" else "active"
+                p.unit = unit
 
-            def communicate(p):
+            def communicate(p):   # the systemctl call returns: what its start job brought up is there
+                self.started.pop(p.unit, lambda: None)()
                 return ("", None)
 
         monkeypatch.setattr(units, "control_async", lambda verb, unit: Proc(verb, unit))
@@ -107,6 +116,9 @@ class Systemd:
 
     def poll(self, checks, expect, deadline, fail_fast=False):
         self.calls.append(("health", expect))
+        self.polls.append(checks)
+        if self.answers:
+            return self.answers.pop(0)
         return self.healthy, {}
 
     def verify(self, names, rel, deadline, restarts_before=None, settle_units=()):
@@ -226,6 +238,66 @@ def test_a_slot_that_does_not_stop_fails_the_activation(host, monkeypatch):
     assert not res["ok"] and "p-web-blue.service still runs after its stop (deactivating)" in res["unit_errors"]
 
 
+# --- health asks the new slot on its own socket ---------------------------------------------------------
+
+@pytest.fixture
+def probes():
+    """Slot sockets that are there (bound Unix sockets) in a short directory (Unix paths are short)."""
+    d = tempfile.mkdtemp(dir="/tmp", prefix="probe")
+    held = []
+    paths = {slot: f"{d}/p-web-{slot}.sock" for slot in ("blue", "green")}
+    for path in paths.values():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        held.append(sock)
+    yield paths
+    for sock in held:
+        sock.close()
+    shutil.rmtree(d)
+
+
+def with_probes(a, paths):
+    return dataclasses.replace(a, health=[{**c, "probes": paths} for c in a.health])
+
+
+def test_health_asks_the_new_slot_on_its_own_socket_then_the_shared_one_once_the_old_stopped(host, probes):
+    root, sd = host
+    res = switchover.bring_up(with_probes(activate(root), probes), 3)
+    assert res["ok"], res
+    own, shared = sd.polls
+    assert [c.get("unix") for c in own] == [probes["green"]] and [c.get("unix") for c in shared] == [None]
+    health = [i for i, c in enumerate(sd.calls) if c == ("health", "v3")]
+    assert health[0] < sd.calls.index(("stop", "p-web-blue.service")) < health[1]
+
+
+def test_a_shared_socket_that_does_not_answer_the_new_release_fails_the_activation(host, probes):
+    root, sd = host
+    sd.answers = [(True, {}), (False, {"web": {"ok": False, "status": 200, "release": "v2", "body": "{}"}})]
+    res = switchover.bring_up(with_probes(activate(root), probes), 3)
+    assert not res["ok"] and any("web on its shared socket" in e and "release v2" in e for e in res["unit_errors"])
+
+
+def test_a_slot_socket_its_first_start_brings_up_is_used(host, probes):
+    """The first start of a slot is what starts its socket (Wants=): it is looked for once the start
+    has returned, not when it was asked for."""
+    root, sd = host
+    os.rename(probes["green"], probes["green"] + ".later")
+    sd.started["p-web-green.service"] = lambda: os.rename(probes["green"] + ".later", probes["green"])
+    assert switchover.bring_up(with_probes(activate(root), probes), 3)["ok"]
+    assert sd.polls[0][0]["unix"] == probes["green"]
+
+
+def test_without_the_slot_socket_or_a_start_health_asks_the_shared_url(host, probes):
+    root, sd = host
+    missing = {slot: path + ".gone" for slot, path in probes.items()}
+    assert switchover.bring_up(with_probes(activate(root), missing), 3)["ok"]
+    assert [[c.get("unix") for c in checks] for checks in sd.polls] == [[None]]   # one poll, the shared URL
+    checks = with_probes(activate(root), probes).health
+    assert switchover.slot_checks(checks, "green", ["p-web-green.service"])[0]["unix"] == probes["green"]
+    # a kept slot whose web was not started again never got its socket from systemd at this start
+    assert "unix" not in switchover.slot_checks(checks, "green", ["p-celery-green.service"])[0]
+
+
 # --- the units of two slots -----------------------------------------------------------------------------
 
 @pytest.fixture
@@ -244,8 +316,13 @@ def test_each_slot_runs_its_links_release_starts_only_as_the_live_one_and_shares
             assert (f'test "$$(readlink -f /opt/ayna/uavcrew/releases/{slot})" = '
                     '"$$(readlink -f /opt/ayna/uavcrew/releases/current)"') in text
             assert "StartLimitIntervalSec=0" in text
-        assert f"Sockets=uavcrew-web.socket\n" in rendered[f"uavcrew-web-{slot}.service"]
-        assert f"Sockets=uavcrew-api.socket\n" in rendered[f"uavcrew-api-{slot}.service"]
+        for service in ("web", "api"):   # the shared socket, and the slot's own (its health)
+            text = rendered[f"uavcrew-{service}-{slot}.service"]
+            assert f"Sockets=uavcrew-{service}.socket uavcrew-{service}-{slot}.socket\n" in text
+            assert f"Wants=uavcrew-{service}-{slot}.socket\nAfter=uavcrew-{service}-{slot}.socket\n" in text
+            own = rendered[f"uavcrew-{service}-{slot}.socket"]
+            assert f"ListenStream=/run/ayna-fab-probe/uavcrew-{service}-{slot}.sock\n" in own
+            assert "SocketUser=adonis\nSocketGroup=adonis\nSocketMode=0600\n" in own
         # gunicorn's control socket lives in a directory of the slot's own: stopping one slot
         # removes its directory, never the other's
         assert f"RuntimeDirectory=uavcrew-web-{slot}\n" in rendered[f"uavcrew-web-{slot}.service"]

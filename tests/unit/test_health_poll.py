@@ -5,6 +5,9 @@ what counts as healthy (a 2xx that reports the expected release, or none), what 
 from __future__ import annotations
 
 import http.server
+import os
+import socketserver
+import tempfile
 import threading
 import time
 
@@ -60,7 +63,8 @@ def endpoint():
 def test_a_2xx_reporting_the_expected_release_passes_and_is_reported(endpoint):
     e = endpoint((200, b'{"release": "v3"}'))
     assert health.poll(e.checks(), "v3", time.monotonic() + FAR) == (
-        True, {"web": {"status": 200, "release": "v3", "ok": True, "body": '{"release": "v3"}'}})
+        True, {"web": {"status": 200, "release": "v3", "ok": True, "body": '{"release": "v3"}',
+                       "asked": e.url}})
 
 
 def test_a_2xx_reporting_another_release_fails_at_the_deadline(endpoint):
@@ -130,3 +134,41 @@ def test_a_probe_never_waits_without_a_bound(monkeypatch):
     monkeypatch.setattr(health._OPENER, "open", open_)
     health.probe("http://127.0.0.1:1/health")
     assert seen["timeout"] is not None and 0 < seen["timeout"] <= 5
+
+
+def test_a_slot_is_asked_on_its_own_unix_socket_as_its_url_would_be_asked(tmp_path):
+    """The activation's probe of a new slot: HTTP over the slot's Unix socket, with the URL's path,
+    query and Host (Django's ALLOWED_HOSTS sees what it sees on the port), never the URL's port."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers["Host"], self.headers["X-Forwarded-Proto"]))
+            body = b'{"release": "v3"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path = tempfile.mktemp(dir="/tmp", prefix="slot", suffix=".sock")
+    server = UnixServer(path, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # the URL names a port nothing listens on: only the socket can answer
+        checks = [{"name": "web", "url": f"http://127.0.0.1:{reserved_port()}/health/?deep=1", "unix": path}]
+        ok, report = health.poll(checks, "v3", time.monotonic() + FAR)
+        assert ok and report["web"]["release"] == "v3" and report["web"]["asked"] == path
+        port = checks[0]["url"].split(":")[2].split("/")[0]
+        assert seen == [("/health/?deep=1", f"127.0.0.1:{port}", "https")]
+    finally:
+        server.shutdown()
+        server.server_close()
+        os.unlink(path)
+    status, body = health.probe("http://127.0.0.1:1/health/", path)   # gone: no answer, and why
+    assert status is None and body
