@@ -3,8 +3,8 @@
 The activate call starts a worker of its own session, detached from the SSH
 connection, and then only follows it. The worker points the idle slot at the
 release, flips `current`, starts that slot beside the live one and restarts beat,
-polls health until the new release answers, stops the other slot, verifies every
-process, and when that fails puts the release it replaced back (the old slot, still
+polls health until the new release answers (on the new slot's own socket), stops the
+other slot, verifies every process, and when that fails puts the release it replaced back (the old slot, still
 running until the new one answered, is kept: no cold start) or, with none, stops
 the units; then it records the outcome:
 states, the log line, the lock's release. Its progress goes to the journal
@@ -333,9 +333,10 @@ def every_unit(a: calls.Activate):
 
 def bring_up(a: calls.Activate, number, restoring=False):
     """Point the idle slot at number, flip, start that slot and restart the other units (beat), all
-    at once; poll health until number answers while the live slot still serves; then stop the
-    other slot (a warm shutdown for Celery, awaited while verify runs) and verify. Steps go to
-    the journal (a way back shows as one `restore` step)."""
+    at once; poll health on the new slot's own socket until number answers while the live slot
+    still serves; then stop the other slot (a warm shutdown for Celery, awaited while verify
+    runs), verify, and ask the shared socket once the new slot serves it alone. Steps go to the
+    journal (a way back shows as one `restore` step)."""
     rel = store.release_dir(a.root, number)
     res = {"number": number, "steps": {}}
     started = time.monotonic()
