@@ -42,18 +42,32 @@ def probe(url, unix=None):
         return None, str(e)
 
 
-def probe_unix(url, path):
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10   # as urllib follows them: a health URL that redirects is judged where it lands
+
+
+def probe_unix(url, path, hops=MAX_REDIRECTS):
+    """probe(url) asked through the Unix socket at path, following redirects as urllib does for the
+    URL itself: on the same host through the same socket, elsewhere as the URL would be."""
     parts = urllib.parse.urlsplit(url)
     conn = UnixConnection(path, parts.netloc, timeout=5)
     try:
         conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
-                     headers={"Host": parts.netloc, **HEADERS})
+                     headers={"Host": parts.netloc, "User-Agent": dict(_OPENER.addheaders).get("User-agent", ""), **HEADERS})
         resp = conn.getresponse()
-        return resp.status, resp.read(4096).decode(errors="replace")
+        status, location = resp.status, resp.getheader("Location")
+        body = resp.read(4096).decode(errors="replace")
     except (OSError, http.client.HTTPException, ValueError) as e:
         return None, str(e)
     finally:
         conn.close()
+    if status in REDIRECTS and location and hops:
+        target = urllib.parse.urljoin(url, location)
+        there = urllib.parse.urlsplit(target)
+        if (there.scheme, there.netloc) == (parts.scheme, parts.netloc):
+            return probe_unix(target, path, hops - 1)
+        return probe(target)
+    return status, body
 
 
 def release_of(body):

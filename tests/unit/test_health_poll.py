@@ -172,3 +172,37 @@ def test_a_slot_is_asked_on_its_own_unix_socket_as_its_url_would_be_asked(tmp_pa
         os.unlink(path)
     status, body = health.probe("http://127.0.0.1:1/health/", path)   # gone: no answer, and why
     assert status is None and body
+
+
+def test_a_redirect_on_the_slot_socket_is_followed_there_as_urllib_follows_it_on_the_port():
+    """A health URL that redirects (a site whose / answers 301 to /catalog/) is judged where it
+    lands, on the slot's socket as on the port: the same verdict either way."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/":
+                self.send_response(301)
+                self.send_header("Location", "/catalog/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b"catalog" if self.path == "/catalog/" else b"elsewhere"
+            self.send_response(200 if self.path == "/catalog/" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path = tempfile.mktemp(dir="/tmp", prefix="slot", suffix=".sock")
+    server = UnixServer(path, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert health.probe(f"http://127.0.0.1:{reserved_port()}/", path) == (200, "catalog")
+    finally:
+        server.shutdown()
+        server.server_close()
+        os.unlink(path)
