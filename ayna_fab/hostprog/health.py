@@ -42,6 +42,7 @@ def probe(url, unix=None):
         return None, str(e)
 
 
+USER_AGENT = dict(_OPENER.addheaders).get("User-agent", "")   # what the port is asked with
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10   # as urllib follows them: a health URL that redirects is judged where it lands
 
@@ -53,7 +54,7 @@ def probe_unix(url, path, hops=MAX_REDIRECTS):
     conn = UnixConnection(path, parts.netloc, timeout=5)
     try:
         conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
-                     headers={"Host": parts.netloc, "User-Agent": dict(_OPENER.addheaders).get("User-agent", ""), **HEADERS})
+                     headers={"Host": parts.netloc, "User-Agent": USER_AGENT, **HEADERS})
         resp = conn.getresponse()
         status, location = resp.status, resp.getheader("Location")
         body = resp.read(4096).decode(errors="replace")

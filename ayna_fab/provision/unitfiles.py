@@ -171,7 +171,8 @@ def render_all(config: Config, host: Host | None, project: Project) -> dict[str,
 def render_probe(config: Config, host: Host | None, project: Project, service: str, slot: str) -> str:
     """A slot's own socket (PROBE_DIR): the deploy user's alone, for the activation's health poll."""
     return template("probe", "socket").format(
-        project=project.name, service=service, slot=slot, title=project.name.replace("-", " ").replace("_", " ").title(),
+        project=project.name, service=service, slot=slot,
+        title=project.name.replace("-", " ").replace("_", " ").title(),
         user=host.user if host else config.defaults.user, path=probe_path(project, service, slot))
 
 
