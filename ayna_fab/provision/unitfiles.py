@@ -75,8 +75,8 @@ def socket_names(project: Project) -> list[str]:
 
 # Each HTTP slot also has a socket of its own, a Unix socket only the deploy user reaches: health
 # asks the new slot itself there while the live slot still takes the shared socket's connections
-# (on the shared socket, the processes that have slept longest win nearly every accept, so a poll
-# there hears the old slot for seconds after the new one is ready).
+# (on the shared socket the old slot's idle processes took nearly every probe, and a poll there
+# heard the old release for seconds after the new one was ready: docs/performance.md).
 PROBE_DIR = "/run/ayna-fab-probe"
 
 
