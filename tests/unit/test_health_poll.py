@@ -136,73 +136,64 @@ def test_a_probe_never_waits_without_a_bound(monkeypatch):
     assert seen["timeout"] is not None and 0 < seen["timeout"] <= 5
 
 
-def test_a_slot_is_asked_on_its_own_unix_socket_as_its_url_would_be_asked(tmp_path):
-    """The activation's probe of a new slot: HTTP over the slot's Unix socket, with the URL's path,
-    query and Host (Django's ALLOWED_HOSTS sees what it sees on the port), never the URL's port."""
-    seen = []
+@pytest.fixture
+def slot_socket():
+    """A slot's own socket: an HTTP server on a Unix socket whose answer(path) gives (status,
+    headers, body); make(answer) returns its path and the requests it saw (path, Host, proto)."""
+    made = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append((self.path, self.headers["Host"], self.headers["X-Forwarded-Proto"]))
-            body = b'{"release": "v3"}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def make(answer):
+        seen = []
 
-        def log_message(self, *a):
-            pass
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.path, self.headers["Host"], self.headers["X-Forwarded-Proto"]))
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
 
-    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-        daemon_threads = True
+            def log_message(self, *a):
+                pass
 
-    path = tempfile.mktemp(dir="/tmp", prefix="slot", suffix=".sock")
-    server = UnixServer(path, Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        # the URL names a port nothing listens on: only the socket can answer
-        checks = [{"name": "web", "url": f"http://127.0.0.1:{reserved_port()}/health/?deep=1", "unix": path}]
-        ok, report = health.poll(checks, "v3", time.monotonic() + FAR)
-        assert ok and report["web"]["release"] == "v3" and report["web"]["asked"] == path
-        port = checks[0]["url"].split(":")[2].split("/")[0]
-        assert seen == [("/health/?deep=1", f"127.0.0.1:{port}", "https")]
-    finally:
+        class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        path = tempfile.mktemp(dir="/tmp", prefix="slot", suffix=".sock")
+        server = UnixServer(path, Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        made.append((server, path))
+        return path, seen
+
+    yield make
+    for server, path in made:
         server.shutdown()
         server.server_close()
-        os.unlink(path)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def test_a_slot_is_asked_on_its_own_unix_socket_as_its_url_would_be_asked(slot_socket):
+    """The activation's probe of a new slot: HTTP over the slot's Unix socket, with the URL's path,
+    query and Host (Django's ALLOWED_HOSTS sees what it sees on the port), never the URL's port."""
+    path, seen = slot_socket(lambda _: (200, {}, b'{"release": "v3"}'))
+    # the URL names a port nothing listens on: only the socket can answer
+    port = reserved_port()
+    checks = [{"name": "web", "url": f"http://127.0.0.1:{port}/health/?deep=1", "unix": path}]
+    ok, report = health.poll(checks, "v3", time.monotonic() + FAR)
+    assert ok and report["web"]["release"] == "v3" and report["web"]["asked"] == path
+    assert seen == [("/health/?deep=1", f"127.0.0.1:{port}", "https")]
+    os.unlink(path)
     status, body = health.probe("http://127.0.0.1:1/health/", path)   # gone: no answer, and why
     assert status is None and body
 
 
-def test_a_redirect_on_the_slot_socket_is_followed_there_as_urllib_follows_it_on_the_port():
+def test_a_redirect_on_the_slot_socket_is_followed_there_as_urllib_follows_it_on_the_port(slot_socket):
     """A health URL that redirects (a site whose / answers 301 to /catalog/) is judged where it
     lands, on the slot's socket as on the port: the same verdict either way."""
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/":
-                self.send_response(301)
-                self.send_header("Location", "/catalog/")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body = b"catalog" if self.path == "/catalog/" else b"elsewhere"
-            self.send_response(200 if self.path == "/catalog/" else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-        daemon_threads = True
-
-    path = tempfile.mktemp(dir="/tmp", prefix="slot", suffix=".sock")
-    server = UnixServer(path, Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        assert health.probe(f"http://127.0.0.1:{reserved_port()}/", path) == (200, "catalog")
-    finally:
-        server.shutdown()
-        server.server_close()
-        os.unlink(path)
+    pages = {"/": (301, {"Location": "/catalog/"}, b""), "/catalog/": (200, {}, b"catalog")}
+    path, seen = slot_socket(lambda page: pages.get(page, (404, {}, b"elsewhere")))
+    assert health.probe(f"http://127.0.0.1:{reserved_port()}/", path) == (200, "catalog")
+    assert [page for page, _, _ in seen] == ["/", "/catalog/"]
